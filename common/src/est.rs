@@ -1,0 +1,1 @@
+//! EST message encodings (RFC 7030, RFC 8951).

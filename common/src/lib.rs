@@ -1,0 +1,20 @@
+//! BRSKI protocol core (RFC 8995 and its family), shared by the pledge, registrar and MASA.
+//!
+//! Organised by concept: [`voucher`] (data model and codecs), [`envelope`] (CMS, JWS and COSE
+//! signing), [`keys`] (the [`keys::Signer`] trait), [`pki`] (certificates and chains), [`est`]
+//! (RFC 7030 encodings), [`telemetry`] and [`audit`]. Protocol logic takes bytes and returns
+//! bytes or typed errors; sockets live in the daemons.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod envelope;
+pub mod est;
+pub mod input;
+pub mod keys;
+pub mod oid;
+pub mod pki;
+pub mod telemetry;
+pub mod voucher;
+
+#[doc(hidden)]
+pub mod test_vectors;

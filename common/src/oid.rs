@@ -1,0 +1,28 @@
+//! Object identifiers used by BRSKI that are not in `const_oid::db`.
+
+use const_oid::ObjectIdentifier as Oid;
+
+/// id-kp-cmcRA: the registrar's EKU, checked by the MASA (RFC 6402 §2.10, RFC 8995 §5.5.4).
+pub const ID_KP_CMC_RA: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.28");
+/// id-kp-serverAuth (RFC 5280 §4.2.1.12).
+pub const ID_KP_SERVER_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.1");
+/// id-kp-clientAuth (RFC 5280 §4.2.1.12).
+pub const ID_KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
+/// id-pe-masa-url: the MASA URL extension of an IDevID (RFC 8995 §2.3.2).
+pub const ID_PE_MASA_URL: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.1.32");
+/// id-ct-animaJSONVoucher: eContentType of CMS vouchers (RFC 8366bis §7.1).
+pub const ID_CT_ANIMA_JSON_VOUCHER: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.1.40");
+/// id-data: the eContentType every published example uses instead (RFC 5652 §4).
+pub const ID_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+/// id-signedData (RFC 5652 §5.1).
+pub const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+/// id-on-hardwareModuleName: otherName of the 802.1AR SAN (RFC 4108 §5).
+pub const ID_ON_HARDWARE_MODULE_NAME: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.8.4");
+/// TCG hwType for a TPM 2.0 (TCG EK Credential Profile; SPEC 8.2).
+pub const TCG_TPM2_HW_TYPE: Oid = Oid::new_unwrap("2.23.133.1.2");
+/// challengePassword (RFC 2985 §5.4.1), used in CsrAttrs to ask for tls-unique PoP (RFC 7030 §3.5).
+pub const CHALLENGE_PASSWORD: Oid = Oid::new_unwrap("1.2.840.113549.1.9.7");
+/// extensionRequest (RFC 2985 §5.4.2).
+pub const EXTENSION_REQUEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.14");
+/// id-aa-attestation (draft-ietf-lamps-csr-attestation §4.3).
+pub const ID_AA_ATTESTATION: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.59");
