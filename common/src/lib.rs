@@ -7,9 +7,12 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod envelope;
 pub mod est;
 pub mod input;
+pub mod inspect;
 pub mod keys;
 pub mod oid;
 pub mod pki;

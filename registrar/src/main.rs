@@ -1,1 +1,37 @@
-fn main() {}
+//! `registrar`: Registrar: the domain's BRSKI and EST registration authority (RFC 8995 §5.1-§5.9).
+#![forbid(unsafe_code)]
+
+use brski_common::cli::InspectArgs;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "registrar",
+    version,
+    about = "Registrar: the domain's BRSKI and EST registration authority (RFC 8995 §5.1-§5.9)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
+    Inspect(InspectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => args.run().map(|out| println!("{out}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("registrar: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
