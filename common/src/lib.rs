@@ -17,6 +17,7 @@ pub mod keys;
 pub mod oid;
 pub mod pki;
 pub mod telemetry;
+pub mod tls;
 pub mod voucher;
 
 #[doc(hidden)]

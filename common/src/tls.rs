@@ -1,0 +1,304 @@
+//! rustls configurations for the BRSKI-EST channel (RFC 8995 §5.1, §5.6.2):
+//!
+//! - the pledge's *provisional* client, which accepts any registrar certificate (handshake
+//!   signatures are still verified) so that the chain can be checked against the voucher's pin
+//!   later;
+//! - the *pinned* client, which trusts only the voucher's pinned domain certificate;
+//! - the registrar's server, which requires a client certificate chaining to a configured
+//!   manufacturer (IDevID) or domain (LDevID) anchor.
+//!
+//! Certificates are validated with [`crate::pki::chain`], the same code that validates envelope
+//! signers; the TLS client key is any [`Signer`] through [`TlsSigningKey`].
+
+use crate::keys::Signer;
+use crate::keys::tls::TlsSigningKey;
+use crate::pki::chain::{TimeCheck, TrustPolicy, validate_chain};
+use der::Decode;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::sync::Arc;
+use x509_cert::Certificate;
+
+/// Errors building a TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("certificate chain is empty")]
+    EmptyChain,
+}
+
+/// The process-wide crypto provider: aws-lc-rs.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn algorithms() -> WebPkiSupportedAlgorithms {
+    rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
+}
+
+fn to_certs(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+) -> Result<(Certificate, Vec<Certificate>), rustls::Error> {
+    let bad = |_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding);
+    let leaf = Certificate::from_der(end_entity.as_ref()).map_err(bad)?;
+    let pool = intermediates
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).map_err(bad))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((leaf, pool))
+}
+
+fn chain_error(e: crate::pki::chain::ChainError) -> rustls::Error {
+    use crate::pki::chain::ChainError as C;
+    rustls::Error::InvalidCertificate(match e {
+        C::Expired { .. } => rustls::CertificateError::Expired,
+        C::NotYetValid { .. } => rustls::CertificateError::NotValidYet,
+        C::Untrusted { .. } => rustls::CertificateError::UnknownIssuer,
+        C::MissingEku { .. } => rustls::CertificateError::InvalidPurpose,
+        other => rustls::CertificateError::Other(rustls::OtherError(Arc::new(other))),
+    })
+}
+
+/// A `CertifiedKey` from a chain (end entity first) and a [`Signer`].
+pub fn certified_key(
+    chain: &[Vec<u8>],
+    key: Arc<dyn Signer>,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    if chain.is_empty() {
+        return Err(TlsError::EmptyChain);
+    }
+    let certs = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    Ok(Arc::new(CertifiedKey::new(
+        certs,
+        Arc::new(TlsSigningKey(key)),
+    )))
+}
+
+#[derive(Debug)]
+struct FixedClientCert(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedClientCert {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct FixedServerCert(Arc<CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for FixedServerCert {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// Accepts any server certificate: the provisional state of 8995 §5.1. The handshake signature
+/// is verified, and the caller must keep the presented chain and validate it against the
+/// voucher's pin (8995 §5.6.2) before trusting anything received.
+#[derive(Debug)]
+pub struct ProvisionalVerifier;
+
+impl ServerCertVerifier for ProvisionalVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // Still reject what is not a certificate at all.
+        Certificate::from_der(end_entity.as_ref()).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &algorithms())
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &algorithms())
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+/// Trusts a server whose chain validates to the given anchors (the voucher's pinned domain
+/// certificate after imprint, 8995 §5.6.2). The server name is not checked: the pledge does not
+/// know the registrar's name (SNI is omitted, cBRSKI §6.3).
+#[derive(Debug)]
+pub struct AnchoredServerVerifier {
+    policy: TrustPolicy,
+}
+
+impl AnchoredServerVerifier {
+    pub fn new(policy: TrustPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+impl ServerCertVerifier for AnchoredServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let (leaf, pool) = to_certs(end_entity, intermediates)?;
+        validate_chain(&leaf, &pool, &self.policy).map_err(chain_error)?;
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &algorithms())
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &algorithms())
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+/// Requires a client certificate that validates under one of several policies: manufacturer
+/// anchors for IDevIDs (expiry optionally ignored, 8995 §2.6.2) and the domain CA for LDevIDs.
+#[derive(Debug)]
+pub struct ClientCertPolicyVerifier {
+    policies: Vec<TrustPolicy>,
+}
+
+impl ClientCertPolicyVerifier {
+    pub fn new(policies: Vec<TrustPolicy>) -> Self {
+        Self { policies }
+    }
+}
+
+impl ClientCertVerifier for ClientCertPolicyVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let (leaf, pool) = to_certs(end_entity, intermediates)?;
+        let mut first_err = None;
+        for policy in &self.policies {
+            match validate_chain(&leaf, &pool, policy) {
+                Ok(_) => return Ok(ClientCertVerified::assertion()),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err
+            .map(chain_error)
+            .unwrap_or(rustls::Error::NoCertificatesPresented))
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &algorithms())
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &algorithms())
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+/// A TLS client configuration authenticating with `client` (IDevID or LDevID chain and key),
+/// verifying the server with `verifier`; SNI is omitted (cBRSKI §6.3, updating 8995).
+pub fn client_config(
+    client: Option<Arc<CertifiedKey>>,
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match client {
+        Some(k) => builder.with_client_cert_resolver(Arc::new(FixedClientCert(k))),
+        None => builder.with_no_client_auth(),
+    };
+    config.enable_sni = false;
+    Ok(config)
+}
+
+/// The pledge's provisional client (8995 §5.1).
+pub fn provisional_client_config(
+    client: Arc<CertifiedKey>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    client_config(Some(client), Arc::new(ProvisionalVerifier))
+}
+
+/// A client that trusts only `anchors` (the pinned domain certificate, or the domain CA after
+/// enrollment), authenticating with `client`.
+pub fn anchored_client_config(
+    client: Option<Arc<CertifiedKey>>,
+    anchors: Vec<Certificate>,
+    time: TimeCheck,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let policy = TrustPolicy::new(anchors).with_time(time);
+    client_config(client, Arc::new(AnchoredServerVerifier::new(policy)))
+}
+
+/// A server presenting `server` and, when `client_policies` is given, requiring a client
+/// certificate valid under one of them.
+pub fn server_config(
+    server: Arc<CertifiedKey>,
+    client_policies: Option<Vec<TrustPolicy>>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_policies {
+        Some(p) => builder.with_client_cert_verifier(Arc::new(ClientCertPolicyVerifier::new(p))),
+        None => builder.with_no_client_auth(),
+    };
+    Ok(builder.with_cert_resolver(Arc::new(FixedServerCert(server))))
+}

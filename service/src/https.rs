@@ -1,0 +1,116 @@
+//! An HTTPS listener over tokio-rustls and hyper (HTTP/1.1 with persistent connections, as
+//! 8995 §5 asks for BRSKI-EST). Each request carries a [`ConnInfo`] extension with the peer
+//! address and the TLS peer's certificate chain, so handlers can authenticate the pledge by
+//! its IDevID or LDevID. Every request is logged, unknown paths included.
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// What the TLS layer established about the peer of one connection.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The peer's certificate chain, end entity first (DER); empty without client auth.
+    pub peer_certs: Arc<Vec<Vec<u8>>>,
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Serve `app` over TLS on `listener` until `shutdown` completes, then stop accepting and let
+/// in-flight requests finish (bounded by a drain timeout).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, outcome = "tls-rejected", "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, outcome = "tls-timeout", "TLS handshake timed out");
+                    return;
+                }
+            };
+            let peer_certs: Vec<Vec<u8>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
+                .unwrap_or_default();
+            let info = ConnInfo {
+                peer,
+                peer_certs: Arc::new(peer_certs),
+            };
+            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+                let info = info.clone();
+                let app = app.clone();
+                async move {
+                    let method = req.method().clone();
+                    let path = req.uri().path().to_string();
+                    req.extensions_mut().insert(info.clone());
+                    let start = Instant::now();
+                    let resp = app.oneshot(req).await;
+                    if let Ok(r) = &resp {
+                        tracing::info!(
+                            peer = %info.peer,
+                            %method,
+                            path,
+                            status = r.status().as_u16(),
+                            ms = start.elapsed().as_millis() as u64,
+                            "request"
+                        );
+                    }
+                    resp
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timeout: closing remaining connections"),
+    }
+}

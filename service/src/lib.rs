@@ -1,0 +1,29 @@
+//! Runtime shell shared by the BRSKI daemons: logging to the journal or stderr, systemd
+//! notification, signal handling, an HTTPS listener that hands each request the TLS peer's
+//! certificate chain, SQLite storage, and file helpers for keys and certificates.
+#![forbid(unsafe_code)]
+
+pub mod files;
+pub mod https;
+pub mod logging;
+pub mod notify;
+pub mod store;
+
+/// A future that completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+                _ = i.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+            }
+        }
+        _ => {
+            // Without signal handlers, run until killed.
+            std::future::pending::<()>().await;
+        }
+    }
+}
