@@ -147,10 +147,7 @@ fn spki_der(
     key: &[u8],
 ) -> Result<Vec<u8>, KeyError> {
     use der::Encode;
-    let parameters = match curve {
-        Some(c) => Some(der::Any::from(&c)),
-        None => None,
-    };
+    let parameters = curve.as_ref().map(der::Any::from);
     let spki = spki::SubjectPublicKeyInfoOwned {
         algorithm: spki::AlgorithmIdentifierOwned {
             oid: alg,

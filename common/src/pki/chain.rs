@@ -78,6 +78,9 @@ pub enum ChainError {
 
 /// Maximum number of certificates in a path, anchor included.
 const MAX_DEPTH: usize = 8;
+/// Maximum number of certificate signature checks while building one path: bounds the work an
+/// attacker can cause with many cross-signed certificates under one name.
+const MAX_SIGNATURE_CHECKS: usize = 64;
 
 /// Validate `leaf` up to one of `policy.anchors`, using `pool` for intermediates.
 ///
@@ -91,7 +94,8 @@ pub fn validate_chain(
     check_leaf(leaf, policy)?;
     let mut path = vec![leaf.clone()];
     let mut best_err = None;
-    if extend(&mut path, pool, policy, &mut best_err) {
+    let mut budget = MAX_SIGNATURE_CHECKS;
+    if extend(&mut path, pool, policy, &mut best_err, &mut budget) {
         for cert in &path {
             check_time(cert, policy.time)?;
         }
@@ -124,6 +128,7 @@ fn extend(
     pool: &[Certificate],
     policy: &TrustPolicy,
     best_err: &mut Option<ChainError>,
+    budget: &mut usize,
 ) -> bool {
     let Some(current) = path.last().cloned() else {
         return false;
@@ -149,6 +154,10 @@ fn extend(
         if path.iter().any(|p| same_key(p, candidate)) {
             continue;
         }
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
         if !signed_by(&current, candidate) {
             continue;
         }
@@ -159,7 +168,7 @@ fn extend(
             }
         }
         path.push(candidate.clone());
-        if is_anchor || extend(path, pool, policy, best_err) {
+        if is_anchor || extend(path, pool, policy, best_err, budget) {
             return true;
         }
         path.pop();
