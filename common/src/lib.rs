@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod brski;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod envelope;

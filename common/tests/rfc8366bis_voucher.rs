@@ -4,11 +4,12 @@
 
 use base64::Engine;
 use brski_common::input::{B64, B64URL, pem_blocks};
+use brski_common::pki::ext::idevid_issuer;
 use brski_common::test_vectors::{bytes, cert, read};
 use brski_common::voucher::{
     Assertion, CborExtensionKey, DateTime, EncodeError, ExtensionData, ExtensionId, Leaf, Nonce,
     VOUCHER_LEAF_SIDS, VOUCHER_MODULE_SID, VOUCHER_REQUEST_LEAF_SIDS, VOUCHER_REQUEST_MODULE_SID,
-    VOUCHER_REQUEST_SID, VOUCHER_SID, Voucher, VoucherRequest, idevid_issuer_of,
+    VOUCHER_REQUEST_SID, VOUCHER_SID, Voucher, VoucherRequest,
 };
 use ciborium::Value;
 use der::{Decode, Encode};
@@ -482,7 +483,7 @@ fn jws_voucher_8_2_rvr_payload_decodes() {
     assert_eq!(vr.created_on, date("2024-11-29T09:34:16.580Z"));
     // idevid-issuer is the 26-byte AKI extension value of the PVR signer's IDevID.
     let idevid = cert("jws-voucher/8.1-pvr.signer-key-and-chain.pem");
-    let issuer = idevid_issuer_of(&idevid).expect("IDevID has an AKI");
+    let issuer = idevid_issuer(&idevid);
     assert_eq!(
         issuer,
         B64.decode("BBgwFoAUlU7Vft0KvopLzyjGaNB2fcQyB/U=")
@@ -567,8 +568,8 @@ fn cbrski_c_4_rvr_payload_decodes_and_reencodes() {
         hex::decode("041830168014CB8D98CA74C51B58DDE7ACEF869A9443A8D666A6").expect("hex");
     assert_eq!(vr.idevid_issuer, Some(expected_issuer.clone()));
     assert_eq!(
-        idevid_issuer_of(&cert("cbrski/C-pledge.crt.pem")),
-        Some(expected_issuer)
+        idevid_issuer(&cert("cbrski/C-pledge.crt.pem")),
+        expected_issuer
     );
     assert_eq!(
         vr.nonce,

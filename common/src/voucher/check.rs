@@ -2,9 +2,7 @@
 //! RFC 8366bis §6.1, §8.4; SPEC §1.12 items 2–5), and the choice of the pin (RFC 8366bis §8,
 //! §9; SPEC §2.7). Sans I/O: the caller supplies its clock, if it trusts one.
 
-use der::Encode;
 use time::OffsetDateTime;
-use x509_cert::Certificate;
 
 use super::excerpt;
 use super::model::{Assertion, Nonce, Voucher, VoucherRequest};
@@ -99,7 +97,7 @@ pub struct PledgeExpectations {
     /// The nonce of the request this voucher answers; `None` when none was sent.
     pub nonce: Option<Nonce>,
     /// The `idevid-issuer` value of the pledge's IDevID (RFC 8366bis §6.1; see
-    /// [`idevid_issuer_of`]). A voucher carrying `idevid-issuer` must equal it; with `None`,
+    /// [`crate::pki::ext::idevid_issuer`]). A voucher carrying `idevid-issuer` must equal it; with `None`,
     /// such a voucher is rejected.
     pub idevid_issuer: Option<Vec<u8>>,
     /// Acceptable assertions (RFC 8366 YANG); `None` accepts any, including none.
@@ -223,18 +221,4 @@ pub fn validate_voucher(
     voucher
         .pin(expected.requested_pin)
         .ok_or(VoucherCheckError::NoPin)
-}
-
-/// The `idevid-issuer` value for an IDevID (RFC 8366bis §6.1): the whole
-/// AuthorityKeyIdentifier extension value, as the DER OCTET STRING (`04 18 30 16 80 14 …` for a
-/// 20-byte key identifier). `None` when the certificate has no AKI (the RFC 8995 example
-/// IDevIDs); what to use then is a deployment choice (SPEC §2.6).
-pub fn idevid_issuer_of(idevid: &Certificate) -> Option<Vec<u8>> {
-    idevid
-        .tbs_certificate()
-        .extensions()
-        .into_iter()
-        .flatten()
-        .find(|ext| ext.extn_id == const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER)
-        .and_then(|ext| ext.extn_value.to_der().ok())
 }

@@ -16,9 +16,7 @@ mod json;
 mod leaf;
 mod model;
 
-pub use check::{
-    Pin, PinForm, PledgeExpectations, VoucherCheckError, idevid_issuer_of, validate_voucher,
-};
+pub use check::{Pin, PinForm, PledgeExpectations, VoucherCheckError, validate_voucher};
 pub use leaf::{
     Leaf, VOUCHER_LEAF_SIDS, VOUCHER_MODULE_SID, VOUCHER_REQUEST_LEAF_SIDS,
     VOUCHER_REQUEST_MODULE_SID, VOUCHER_REQUEST_SID, VOUCHER_SID,

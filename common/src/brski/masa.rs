@@ -1,0 +1,243 @@
+//! The MASA's side of RFC 8995 §5.5 and §5.6: checking the registrar voucher-request and its
+//! prior-signed pledge request, and building the voucher.
+
+use crate::envelope::{self, EnvelopeError, Format};
+use crate::oid::ID_KP_CMC_RA;
+use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy, same_key, validate_chain};
+use crate::pki::ext::{idevid_issuer, serial_number};
+use crate::voucher::{Assertion, DecodeError, Nonce, Voucher, VoucherRequest};
+use der::{Decode, Encode};
+use x509_cert::Certificate;
+
+/// Why a registrar voucher-request was refused, with the status of 8995 §5.6.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrarRequestError {
+    #[error("malformed voucher-request: {0}")]
+    Malformed(EnvelopeError),
+    #[error("voucher-request payload: {0}")]
+    Payload(#[from] DecodeError),
+    #[error("voucher-request signature: {0}")]
+    Signature(EnvelopeError),
+    #[error("registrar certificate lacks id-kp-cmcRA")]
+    NotRegistrationAuthority,
+    #[error("registrar certificate: {0}")]
+    RegistrarCertificate(ChainError),
+    #[error("prior-signed-voucher-request is required")]
+    NoPriorRequest,
+    #[error("prior-signed-voucher-request is not signed by an IDevID of this manufacturer: {0}")]
+    UnknownDevice(EnvelopeError),
+    #[error("prior-signed-voucher-request: {0}")]
+    PriorPayload(DecodeError),
+    #[error("serial-number {request:?} differs from the pledge IDevID's {idevid:?}")]
+    SerialMismatch { idevid: String, request: String },
+    #[error("nonce differs from the pledge's")]
+    NonceMismatch,
+    #[error("idevid-issuer differs from the pledge IDevID's")]
+    IdevidIssuerMismatch,
+    #[error("the pledge's proximity-registrar-cert is not in the registrar's chain")]
+    ProximityMismatch,
+}
+
+impl RegistrarRequestError {
+    /// The HTTP status for this refusal (8995 §5.6: 403 for a request not signed correctly or
+    /// inconsistent, 404 for a device the MASA does not know).
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Malformed(_) | Self::Payload(_) | Self::PriorPayload(_) => 400,
+            Self::UnknownDevice(_) => 404,
+            Self::Signature(_)
+            | Self::NotRegistrationAuthority
+            | Self::RegistrarCertificate(_)
+            | Self::NoPriorRequest
+            | Self::SerialMismatch { .. }
+            | Self::NonceMismatch
+            | Self::IdevidIssuerMismatch
+            | Self::ProximityMismatch => 403,
+        }
+    }
+}
+
+/// A registrar voucher-request that passed the MASA's checks.
+#[derive(Clone, Debug)]
+pub struct CheckedRegistrarRequest {
+    pub format: Format,
+    pub request: VoucherRequest,
+    /// The registrar's chain as carried in the request: registrar certificate first.
+    pub registrar_chain: Vec<Certificate>,
+    /// The pledge's IDevID from the prior-signed request, when one was carried.
+    pub idevid: Option<Certificate>,
+    pub serial_number: String,
+    pub nonce: Option<Nonce>,
+    /// Whether the pledge's signed request proved proximity to this registrar (8995 §5.5.5).
+    pub proximity: bool,
+}
+
+impl CheckedRegistrarRequest {
+    /// The certificate to pin (8995 §5.5.2, cBRSKI §8.2): the registrar's issuing CA (the
+    /// most specific CA) when the request carries one, else the registrar certificate itself.
+    pub fn domain_cert(&self) -> Option<&Certificate> {
+        self.registrar_chain
+            .get(1)
+            .or_else(|| self.registrar_chain.first())
+    }
+}
+
+/// Check a registrar voucher-request (8995 §5.5.1–§5.5.6): signature by a certificate carried in
+/// the request (an unknown domain CA is a temporary trust anchor, §5.5.2), id-kp-cmcRA on the
+/// signer (§5.5.4), then the prior-signed pledge request: signed by an IDevID of this
+/// manufacturer whose serial is the request's (§5.5.5), same nonce (§5.5.6), matching
+/// `idevid-issuer`, and `proximity-registrar-cert` whose key is in the registrar's chain.
+pub fn check_registrar_voucher_request(
+    format: Format,
+    body: &[u8],
+    manufacturer: &TrustPolicy,
+    time: TimeCheck,
+    require_prior_request: bool,
+) -> Result<CheckedRegistrarRequest, RegistrarRequestError> {
+    let parsed = envelope::parse(format, body).map_err(RegistrarRequestError::Malformed)?;
+    // Temporary trust anchors: the self-signed certificates carried, else the last one.
+    let mut anchors: Vec<Certificate> = parsed
+        .certificates
+        .iter()
+        .filter(|c| c.tbs_certificate().issuer() == c.tbs_certificate().subject())
+        .cloned()
+        .collect();
+    if anchors.is_empty() {
+        anchors.extend(parsed.certificates.last().cloned());
+    }
+    let policy = TrustPolicy::new(anchors).with_time(time);
+    let verified = envelope::verify(format, body, &policy, &[]).map_err(|e| match e {
+        EnvelopeError::Malformed { .. } => RegistrarRequestError::Malformed(e),
+        other => RegistrarRequestError::Signature(other),
+    })?;
+    let signer = verified
+        .signer()
+        .ok_or(RegistrarRequestError::Signature(
+            EnvelopeError::SignerNotFound,
+        ))?
+        .clone();
+    if !crate::pki::ext::has_eku(&signer, ID_KP_CMC_RA) {
+        return Err(RegistrarRequestError::NotRegistrationAuthority);
+    }
+    let registrar_chain = verified.chain.clone();
+    let request = VoucherRequest::from_payload(format, &verified.payload)?;
+
+    let mut checked = CheckedRegistrarRequest {
+        format,
+        serial_number: request.serial_number.clone(),
+        nonce: request.nonce.clone(),
+        request,
+        registrar_chain,
+        idevid: None,
+        proximity: false,
+    };
+    let Some(prior) = checked.request.prior_signed_voucher_request.clone() else {
+        if require_prior_request {
+            return Err(RegistrarRequestError::NoPriorRequest);
+        }
+        return Ok(checked);
+    };
+    let prior_format = Format::detect(&prior).unwrap_or(format);
+    // A COSE pledge request carries no certificates: its IDevID rides in the registrar
+    // request's x5bag (cBRSKI §9.2.1).
+    let pledge = envelope::verify(prior_format, &prior, manufacturer, &parsed.certificates)
+        .map_err(RegistrarRequestError::UnknownDevice)?;
+    let idevid = pledge
+        .signer()
+        .ok_or(RegistrarRequestError::UnknownDevice(
+            EnvelopeError::SignerNotFound,
+        ))?
+        .clone();
+    let pvr = VoucherRequest::from_payload(prior_format, &pledge.payload)
+        .map_err(RegistrarRequestError::PriorPayload)?;
+    let idevid_serial = serial_number(&idevid).unwrap_or_default();
+    if idevid_serial != checked.serial_number {
+        return Err(RegistrarRequestError::SerialMismatch {
+            idevid: idevid_serial,
+            request: checked.serial_number,
+        });
+    }
+    if pvr.nonce != checked.nonce {
+        return Err(RegistrarRequestError::NonceMismatch);
+    }
+    if let Some(issuer) = &checked.request.idevid_issuer {
+        if *issuer != idevid_issuer(&idevid) {
+            return Err(RegistrarRequestError::IdevidIssuerMismatch);
+        }
+    }
+    checked.proximity = proximity_in_chain(&pvr, &checked.registrar_chain)?;
+    checked.idevid = Some(idevid);
+    Ok(checked)
+}
+
+/// 8995 §5.5.5: the key of the pledge's `proximity-registrar-cert` (or `-pubk`, `-pubk-sha256`)
+/// must be a key of the registrar's chain. `Ok(false)` when the pledge asked for no proximity.
+fn proximity_in_chain(
+    pvr: &VoucherRequest,
+    chain: &[Certificate],
+) -> Result<bool, RegistrarRequestError> {
+    let spkis: Vec<Vec<u8>> = chain
+        .iter()
+        .filter_map(|c| c.tbs_certificate().subject_public_key_info().to_der().ok())
+        .collect();
+    if let Some(der) = &pvr.proximity_registrar_cert {
+        let cert =
+            Certificate::from_der(der).map_err(|_| RegistrarRequestError::ProximityMismatch)?;
+        return if chain.iter().any(|c| same_key(c, &cert)) {
+            Ok(true)
+        } else {
+            Err(RegistrarRequestError::ProximityMismatch)
+        };
+    }
+    if let Some(pubk) = &pvr.proximity_registrar_pubk {
+        return if spkis.iter().any(|s| s == pubk) {
+            Ok(true)
+        } else {
+            Err(RegistrarRequestError::ProximityMismatch)
+        };
+    }
+    if let Some(hash) = &pvr.proximity_registrar_pubk_sha256 {
+        let found = spkis.iter().any(|s| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s).as_ref() == hash.as_slice()
+        });
+        return if found {
+            Ok(true)
+        } else {
+            Err(RegistrarRequestError::ProximityMismatch)
+        };
+    }
+    Ok(false)
+}
+
+/// Build the voucher for a checked request (8995 §5.6): serial, nonce, assertion and
+/// `pinned-domain-cert`; `expires-on` for nonceless vouchers. `idevid-issuer` is omitted
+/// because serial numbers are unique within one MASA (8366bis §6.1).
+pub fn build_voucher(
+    checked: &CheckedRegistrarRequest,
+    assertion: Assertion,
+    pinned_domain_cert: &Certificate,
+    now: time::OffsetDateTime,
+    expires_on: Option<time::OffsetDateTime>,
+) -> Result<Voucher, der::Error> {
+    let mut v = Voucher::new(checked.serial_number.clone());
+    v.assertion = Some(assertion);
+    v.created_on = Some(super::date_time(now));
+    v.nonce = checked.nonce.clone();
+    v.expires_on = expires_on.map(super::date_time);
+    v.pinned_domain_cert = Some(pinned_domain_cert.to_der()?);
+    v.domain_cert_revocation_checks = Some(false);
+    Ok(v)
+}
+
+/// Validate a certificate chain carried by a registrar against a configured domain anchor
+/// (for the claimed-ownership policy: the request must come from the claimed domain).
+pub fn chain_reaches(chain: &[Certificate], anchor: &Certificate, time: TimeCheck) -> bool {
+    chain.first().is_some_and(|leaf| {
+        validate_chain(
+            leaf,
+            &chain[1..],
+            &TrustPolicy::new(vec![anchor.clone()]).with_time(time),
+        )
+        .is_ok()
+    })
+}

@@ -1,0 +1,556 @@
+//! The whole RFC 8995 voucher exchange without sockets: pledge → registrar → MASA → registrar →
+//! pledge, and every refusal on the way, with the status each role answers.
+
+use super::{masa, pledge, registrar};
+use crate::envelope::{EnvelopeError, Format};
+use crate::keys::{SignatureAlgorithm, Signer, SoftwareKey};
+use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy};
+use crate::pki::{self, issue, name_from_parts, profile, self_signed};
+use crate::voucher::{Assertion, Nonce, PledgeExpectations, VoucherCheckError};
+use der::Encode;
+use x509_cert::Certificate;
+
+struct Party {
+    key: SoftwareKey,
+    cert: Certificate,
+}
+
+impl Party {
+    fn der(&self) -> Vec<u8> {
+        self.cert.to_der().expect("der")
+    }
+}
+
+fn key() -> SoftwareKey {
+    SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key")
+}
+
+fn ca(cn: &str, vendor: bool) -> Party {
+    let key = key();
+    let name = name_from_parts(Some(cn), Some("Example"), None).expect("name");
+    let params = if vendor {
+        profile::vendor_ca(name)
+    } else {
+        profile::domain_ca(name)
+    }
+    .expect("params");
+    let cert = self_signed(&params, &key).expect("ca");
+    Party { key, cert }
+}
+
+fn issued(params: pki::CertificateParams, issuer: &Party) -> Party {
+    let key = key();
+    let cert = issue(
+        &params,
+        key.public_key_spki(),
+        Some(&issuer.cert),
+        &issuer.key,
+    )
+    .expect("issue");
+    Party { key, cert }
+}
+
+struct World {
+    vendor: Party,
+    masa_signer: Party,
+    idevid: Party,
+    domain_ca: Party,
+    registrar: Party,
+}
+
+fn world(serial: &str) -> World {
+    let vendor = ca("Vendor CA", true);
+    let masa_signer = issued(
+        profile::masa_voucher_signer(name_from_parts(Some("MASA"), None, None).expect("n"))
+            .expect("p"),
+        &vendor,
+    );
+    let idevid = issued(
+        profile::idevid(serial, Some("masa.example:9443"), None).expect("p"),
+        &vendor,
+    );
+    let domain_ca = ca("Domain CA", false);
+    let registrar = issued(
+        profile::registrar(
+            name_from_parts(Some("registrar"), None, None).expect("n"),
+            &["registrar.example"],
+            &[],
+        )
+        .expect("p"),
+        &domain_ca,
+    );
+    World {
+        vendor,
+        masa_signer,
+        idevid,
+        domain_ca,
+        registrar,
+    }
+}
+
+fn vendor_policy(w: &World) -> TrustPolicy {
+    TrustPolicy::new(vec![w.vendor.cert.clone()])
+}
+
+fn registrar_chain(w: &World) -> Vec<Certificate> {
+    vec![w.registrar.cert.clone(), w.domain_ca.cert.clone()]
+}
+
+fn expectations(serial: &str, nonce: &Nonce) -> PledgeExpectations {
+    PledgeExpectations {
+        serial_number: serial.into(),
+        nonce: Some(nonce.clone()),
+        idevid_issuer: None,
+        accepted_assertions: None,
+        accept_nonceless: false,
+        trusted_time: None,
+        requested_pin: None,
+    }
+}
+
+fn pvr(w: &World, format: Format, serial: &str) -> pledge::PledgeVoucherRequest {
+    pledge::build_pledge_voucher_request(
+        format,
+        serial,
+        &w.registrar.der(),
+        &w.idevid.key,
+        std::slice::from_ref(&w.idevid.cert),
+        Some(time::OffsetDateTime::now_utc()),
+    )
+    .expect("pvr")
+}
+
+/// One full exchange in `format`; returns the voucher bytes the pledge receives.
+fn exchange(w: &World, format: Format) -> (pledge::PledgeVoucherRequest, Vec<u8>) {
+    let serial = "SN-0001";
+    let pvr = pvr(w, format, serial);
+    let checked = registrar::check_pledge_voucher_request(
+        format,
+        &pvr.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &vendor_policy(w),
+    )
+    .expect("registrar accepts the PVR");
+    let rvr = registrar::sign_registrar_voucher_request(
+        &checked,
+        time::OffsetDateTime::now_utc(),
+        &w.registrar.key,
+        &registrar_chain(w),
+    )
+    .expect("rvr");
+    let masa_checked = masa::check_registrar_voucher_request(
+        format,
+        &rvr,
+        &vendor_policy(w),
+        TimeCheck::Now,
+        true,
+    )
+    .expect("MASA accepts the RVR");
+    assert!(masa_checked.proximity, "proximity proven");
+    assert_eq!(masa_checked.serial_number, serial);
+    let pinned = masa_checked.domain_cert().expect("pin").clone();
+    assert_eq!(pinned, w.domain_ca.cert, "the most specific CA is pinned");
+    let voucher = masa::build_voucher(
+        &masa_checked,
+        Assertion::Proximity,
+        &pinned,
+        time::OffsetDateTime::now_utc(),
+        None,
+    )
+    .expect("voucher");
+    let signed = crate::envelope::sign(
+        format,
+        &voucher.to_payload(format).expect("payload"),
+        &w.masa_signer.key,
+        &[w.masa_signer.cert.clone(), w.vendor.cert.clone()],
+    )
+    .expect("sign voucher");
+    registrar::check_voucher_for_relay(
+        format,
+        &signed,
+        &checked,
+        &vendor_policy(w),
+        &registrar_chain(w),
+    )
+    .expect("registrar relays");
+    (pvr, signed)
+}
+
+#[test]
+fn rfc8995_5_full_exchange_in_each_format() {
+    let w = world("SN-0001");
+    for format in [Format::Cms, Format::Jws, Format::Cose] {
+        let (pvr, voucher) = exchange(&w, format);
+        let accepted = pledge::accept_voucher(
+            format,
+            &voucher,
+            &vendor_policy(&w),
+            &expectations("SN-0001", &pvr.nonce),
+        )
+        .expect("pledge accepts the voucher");
+        pledge::validate_registrar(
+            &accepted.pin,
+            &[w.registrar.der(), w.domain_ca.der()],
+            TimeCheck::Now,
+        )
+        .expect("registrar chains to the pin");
+    }
+}
+
+#[test]
+fn rfc8995_5_6_1_pledge_rejects_voucher_for_another_nonce() {
+    let w = world("SN-0001");
+    let (_, voucher) = exchange(&w, Format::Cms);
+    let other = Nonce::generate().expect("nonce");
+    let err = pledge::accept_voucher(
+        Format::Cms,
+        &voucher,
+        &vendor_policy(&w),
+        &expectations("SN-0001", &other),
+    )
+    .expect_err("nonce mismatch");
+    assert!(
+        matches!(
+            err,
+            pledge::PledgeError::Voucher(VoucherCheckError::NonceMismatch)
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn rfc8995_5_6_1_pledge_rejects_voucher_from_another_manufacturer() {
+    let w = world("SN-0001");
+    let (pvr, voucher) = exchange(&w, Format::Cms);
+    let other = ca("Other Vendor", true);
+    let err = pledge::accept_voucher(
+        Format::Cms,
+        &voucher,
+        &TrustPolicy::new(vec![other.cert]),
+        &expectations("SN-0001", &pvr.nonce),
+    )
+    .expect_err("untrusted MASA");
+    assert!(
+        matches!(
+            err,
+            pledge::PledgeError::Envelope(EnvelopeError::Untrusted(ChainError::Untrusted { .. }))
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn rfc8995_5_6_2_pledge_refuses_a_registrar_the_voucher_does_not_pin() {
+    let w = world("SN-0001");
+    let (pvr, voucher) = exchange(&w, Format::Cms);
+    let accepted = pledge::accept_voucher(
+        Format::Cms,
+        &voucher,
+        &vendor_policy(&w),
+        &expectations("SN-0001", &pvr.nonce),
+    )
+    .expect("accepted");
+    let rogue_ca = ca("Rogue Domain", false);
+    let rogue = issued(
+        profile::registrar(
+            name_from_parts(Some("rogue"), None, None).expect("n"),
+            &["rogue"],
+            &[],
+        )
+        .expect("p"),
+        &rogue_ca,
+    );
+    let err = pledge::validate_registrar(
+        &accepted.pin,
+        &[rogue.der(), rogue_ca.der()],
+        TimeCheck::Now,
+    )
+    .expect_err("not pinned");
+    assert!(
+        matches!(err, pledge::PledgeError::RegistrarNotPinned(_)),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn rfc8995_5_3_registrar_refuses_request_signed_by_another_key() {
+    let w = world("SN-0001");
+    // Signed by a different IDevID of the same manufacturer, sent over the first one's TLS.
+    let other = issued(
+        profile::idevid("SN-0001", None, None).expect("p"),
+        &w.vendor,
+    );
+    let pvr = pledge::build_pledge_voucher_request(
+        Format::Cms,
+        "SN-0001",
+        &w.registrar.der(),
+        &other.key,
+        std::slice::from_ref(&other.cert),
+        None,
+    )
+    .expect("pvr");
+    let err = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &pvr.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &vendor_policy(&w),
+    )
+    .expect_err("signer is not the TLS client");
+    assert!(
+        matches!(err, registrar::PledgeRequestError::SignerNotTlsClient(_)),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), 403);
+}
+
+#[test]
+fn rfc8995_5_3_registrar_refuses_serial_mismatch_and_foreign_proximity_cert() {
+    let w = world("SN-0001");
+    let wrong_serial = pvr(&w, Format::Cms, "SN-9999");
+    let err = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &wrong_serial.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &vendor_policy(&w),
+    )
+    .expect_err("serial mismatch");
+    assert!(
+        matches!(err, registrar::PledgeRequestError::SerialMismatch { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), 403);
+
+    let good = pvr(&w, Format::Cms, "SN-0001");
+    let other_reg = ca("Another", false);
+    let err = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &good.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &other_reg.der(),
+        &vendor_policy(&w),
+    )
+    .expect_err("proximity cert is not ours");
+    assert!(
+        matches!(err, registrar::PledgeRequestError::ProximityMismatch),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), 401);
+}
+
+#[test]
+fn rfc8995_5_3_registrar_refuses_unknown_manufacturer_and_garbage() {
+    let w = world("SN-0001");
+    let good = pvr(&w, Format::Cms, "SN-0001");
+    let other = ca("Other Vendor", true);
+    let err = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &good.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &TrustPolicy::new(vec![other.cert]),
+    )
+    .expect_err("unknown manufacturer");
+    assert!(
+        matches!(err, registrar::PledgeRequestError::UnknownManufacturer(_)),
+        "{err:?}"
+    );
+    let err = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        b"\x30\x03\x02\x01",
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &vendor_policy(&w),
+    )
+    .expect_err("garbage");
+    assert_eq!(err.status(), 400, "{err:?}");
+}
+
+#[test]
+fn rfc8995_5_5_4_masa_refuses_registrar_without_cmc_ra() {
+    let w = world("SN-0001");
+    let good = pvr(&w, Format::Cms, "SN-0001");
+    let checked = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &good.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &vendor_policy(&w),
+    )
+    .expect("ok");
+    // A TLS-only certificate from the same domain CA: no id-kp-cmcRA.
+    let not_ra = issued(
+        profile::tls_server(&["x.example"], &[]).expect("p"),
+        &w.domain_ca,
+    );
+    let rvr = registrar::sign_registrar_voucher_request(
+        &checked,
+        time::OffsetDateTime::now_utc(),
+        &not_ra.key,
+        &[not_ra.cert.clone(), w.domain_ca.cert.clone()],
+    )
+    .expect("rvr");
+    let err = masa::check_registrar_voucher_request(
+        Format::Cms,
+        &rvr,
+        &vendor_policy(&w),
+        TimeCheck::Now,
+        true,
+    )
+    .expect_err("no cmcRA");
+    assert!(
+        matches!(err, masa::RegistrarRequestError::NotRegistrationAuthority),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), 403);
+}
+
+#[test]
+fn rfc8995_5_5_masa_refuses_unknown_device_and_missing_prior_request() {
+    let w = world("SN-0001");
+    let good = pvr(&w, Format::Cms, "SN-0001");
+    let checked = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &good.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &vendor_policy(&w),
+    )
+    .expect("ok");
+    let rvr = registrar::sign_registrar_voucher_request(
+        &checked,
+        time::OffsetDateTime::now_utc(),
+        &w.registrar.key,
+        &registrar_chain(&w),
+    )
+    .expect("rvr");
+    let other = ca("Other Vendor", true);
+    let err = masa::check_registrar_voucher_request(
+        Format::Cms,
+        &rvr,
+        &TrustPolicy::new(vec![other.cert]),
+        TimeCheck::Now,
+        true,
+    )
+    .expect_err("another manufacturer's device");
+    assert_eq!(err.status(), 404, "{err:?}");
+
+    let mut bare =
+        registrar::build_registrar_voucher_request(&checked, time::OffsetDateTime::now_utc());
+    bare.prior_signed_voucher_request = None;
+    let signed = crate::envelope::sign(
+        Format::Cms,
+        &bare.to_payload(Format::Cms).expect("payload"),
+        &w.registrar.key,
+        &registrar_chain(&w),
+    )
+    .expect("sign");
+    let err = masa::check_registrar_voucher_request(
+        Format::Cms,
+        &signed,
+        &vendor_policy(&w),
+        TimeCheck::Now,
+        true,
+    )
+    .expect_err("no prior request");
+    assert!(
+        matches!(err, masa::RegistrarRequestError::NoPriorRequest),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn rfc8995_5_5_6_masa_refuses_nonce_and_serial_that_differ_from_the_pledge() {
+    let w = world("SN-0001");
+    let good = pvr(&w, Format::Cms, "SN-0001");
+    let checked = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &good.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &vendor_policy(&w),
+    )
+    .expect("ok");
+    for (tamper, want_nonce) in [(true, true), (false, false)] {
+        let mut r =
+            registrar::build_registrar_voucher_request(&checked, time::OffsetDateTime::now_utc());
+        if tamper {
+            r.nonce = Some(Nonce::generate().expect("nonce"));
+        } else {
+            r.serial_number = "SN-OTHER".into();
+        }
+        let signed = crate::envelope::sign(
+            Format::Cms,
+            &r.to_payload(Format::Cms).expect("payload"),
+            &w.registrar.key,
+            &registrar_chain(&w),
+        )
+        .expect("sign");
+        let err = masa::check_registrar_voucher_request(
+            Format::Cms,
+            &signed,
+            &vendor_policy(&w),
+            TimeCheck::Now,
+            true,
+        )
+        .expect_err("inconsistent");
+        if want_nonce {
+            assert!(
+                matches!(err, masa::RegistrarRequestError::NonceMismatch),
+                "{err:?}"
+            );
+        } else {
+            assert!(
+                matches!(err, masa::RegistrarRequestError::SerialMismatch { .. }),
+                "{err:?}"
+            );
+        }
+        assert_eq!(err.status(), 403);
+    }
+}
+
+#[test]
+fn rfc8995_5_5_5_masa_refuses_a_registrar_the_pledge_did_not_see() {
+    let w = world("SN-0001");
+    let good = pvr(&w, Format::Cms, "SN-0001");
+    let checked = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &good.bytes,
+        std::slice::from_ref(&w.idevid.cert),
+        &w.registrar.der(),
+        &vendor_policy(&w),
+    )
+    .expect("ok");
+    // Another domain's registrar relays the (captured) pledge request.
+    let other_ca = ca("Other Domain", false);
+    let other = issued(
+        profile::registrar(
+            name_from_parts(Some("other"), None, None).expect("n"),
+            &["o"],
+            &[],
+        )
+        .expect("p"),
+        &other_ca,
+    );
+    let rvr = registrar::sign_registrar_voucher_request(
+        &checked,
+        time::OffsetDateTime::now_utc(),
+        &other.key,
+        &[other.cert.clone(), other_ca.cert.clone()],
+    )
+    .expect("rvr");
+    let err = masa::check_registrar_voucher_request(
+        Format::Cms,
+        &rvr,
+        &vendor_policy(&w),
+        TimeCheck::Now,
+        true,
+    )
+    .expect_err("proximity");
+    assert!(
+        matches!(err, masa::RegistrarRequestError::ProximityMismatch),
+        "{err:?}"
+    );
+}
