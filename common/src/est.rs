@@ -1,1 +1,0 @@
-//! EST message encodings (RFC 7030, RFC 8951).
