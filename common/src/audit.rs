@@ -14,15 +14,12 @@
 //! strings (`"version":"1"`, `"truncated":"0"`), missing counters (= 0), a missing `nonce`
 //! (= nonceless), unknown keys (ignored; a version above 1 may add information).
 
-use crate::input::{B64, decode_base64_lenient};
-use base64::Engine;
+use crate::input::decode_base64_lenient;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use x509_cert::Certificate;
-use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 /// The audit-log version this crate writes (RFC 8995 §5.8.1).
 pub const VERSION: u64 = 1;
@@ -49,9 +46,6 @@ pub enum AuditError {
     /// An event's `date` is not an RFC 3339 date-time.
     #[error("audit log date {0:?} is not an RFC 3339 date-time")]
     BadDate(String),
-    /// The pinned-domain-cert's SubjectKeyIdentifier extension does not decode.
-    #[error("the certificate's SubjectKeyIdentifier is malformed: {0}")]
-    BadSubjectKeyIdentifier(String),
     /// Serialization failed.
     #[error("audit log encoding failed: {0}")]
     Encode(String),
@@ -284,31 +278,6 @@ impl AuditLog {
             truncation,
         }
     }
-}
-
-/// RFC 8995 §5.8.2: the domainID of a pinned-domain-cert: its SubjectKeyIdentifier when present,
-/// else the SHA-256 of its DER SubjectPublicKeyInfo (the RFC 7469 §2.4 SPKI fingerprint).
-pub fn domain_id(pinned_domain_cert: &Certificate) -> Result<Vec<u8>, AuditError> {
-    let tbs = pinned_domain_cert.tbs_certificate();
-    match tbs.get_extension::<SubjectKeyIdentifier>() {
-        Ok(Some((_, ski))) => Ok(ski.0.as_bytes().to_vec()),
-        Ok(None) => {
-            use der::Encode;
-            let spki = tbs
-                .subject_public_key_info()
-                .to_der()
-                .map_err(|e| AuditError::Encode(e.to_string()))?;
-            Ok(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki)
-                .as_ref()
-                .to_vec())
-        }
-        Err(e) => Err(AuditError::BadSubjectKeyIdentifier(e.to_string())),
-    }
-}
-
-/// RFC 8995 §5.8.1: the domainID as written in the log (standard base64).
-pub fn domain_id_base64(pinned_domain_cert: &Certificate) -> Result<String, AuditError> {
-    Ok(B64.encode(domain_id(pinned_domain_cert)?))
 }
 
 fn decode_event(value: &Value) -> Result<AuditEvent, AuditError> {

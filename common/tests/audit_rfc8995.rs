@@ -1,8 +1,7 @@
 //! RFC 8995 §5.8.1 audit log and §5.8.2 domainID.
 
-use brski_common::audit::{
-    Assertion, AuditError, AuditEvent, AuditLog, Truncation, VERSION, domain_id, domain_id_base64,
-};
+use brski_common::audit::{Assertion, AuditError, AuditEvent, AuditLog, Truncation, VERSION};
+use brski_common::pki::ext::{domain_id, domain_id_base64};
 use brski_common::test_vectors::{bytes, cert};
 
 const DOMAIN: &str = "BduJhdHPpfhQLyponf48JzXSGZ8=";
