@@ -3,6 +3,7 @@
 //! certificate chain, SQLite storage, and file helpers for keys and certificates.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod files;
 pub mod https;
 pub mod logging;

@@ -1,0 +1,108 @@
+//! Configuration files shared between daemons: `pledge.toml`, written by `masa mint` (the
+//! factory) and read by `pledge`. Relative paths are relative to the file's directory.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Errors reading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// Read and parse a TOML file.
+pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Resolve `p` against the directory of the configuration file `config`.
+pub fn resolve(config: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+/// Where the pledge's IDevID private key lives.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TpmKey {
+    /// TCTI: `swtpm:host=127.0.0.1,port=2321`, `device:/dev/tpmrm0`, `tabrmd:...`.
+    pub tcti: String,
+    /// Persistent handle of the IDevID key (e.g. 0x81020000).
+    pub idevid_handle: u32,
+}
+
+/// `pledge.toml`: what the factory gives a pledge.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PledgeConfig {
+    /// The device serial number (the IDevID subject's serialNumber).
+    pub serial_number: String,
+    /// IDevID certificate (PEM; the chain up to, not including, the manufacturer CA may follow).
+    pub idevid_cert: PathBuf,
+    /// IDevID private key file (PEM). Absent when the key is in a TPM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idevid_key: Option<PathBuf>,
+    /// The IDevID key in a TPM instead of a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<TpmKey>,
+    /// The manufacturer's trust anchor for vouchers (8995 §9.1.3).
+    pub manufacturer_anchor: PathBuf,
+    /// Where enrollment results are written (default: the configuration file's directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// The registrar's URL (`https://host:port`); without it the pledge discovers one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<String>,
+    /// Voucher format to request: `cms` (default), `jws` or `cose`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voucher_format: Option<String>,
+    /// Whether the pledge's clock is trusted for certificate and voucher validity (8995 §2.6.1).
+    #[serde(default = "default_true")]
+    pub trust_clock: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl PledgeConfig {
+    /// Load `pledge.toml` and resolve its paths against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut c: Self = load(path)?;
+        c.idevid_cert = resolve(path, &c.idevid_cert);
+        c.idevid_key = c.idevid_key.map(|k| resolve(path, &k));
+        c.manufacturer_anchor = resolve(path, &c.manufacturer_anchor);
+        c.state_dir = Some(resolve(
+            path,
+            c.state_dir.as_deref().unwrap_or(Path::new(".")),
+        ));
+        if c.idevid_key.is_none() && c.tpm.is_none() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                reason: "either idevid-key or [tpm] is required".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// The state directory (after [`Self::load`], always set).
+    pub fn state_dir(&self) -> &Path {
+        self.state_dir.as_deref().unwrap_or(Path::new("."))
+    }
+}
