@@ -150,7 +150,8 @@ fn try_signed_envelope(item: &[u8], opts: &InspectOptions) -> Result<Option<Valu
             "algorithm": parsed.algorithm,
             "certificates": parsed.certificates.iter().map(cert_summary).collect::<Vec<_>>(),
         },
-        "content": content.and_then(|c| c.get("content").cloned()).unwrap_or_else(|| json!(hex::encode(&parsed.payload))),
+        "content": content.as_ref().and_then(|c| c.get("content").cloned()).unwrap_or_else(|| json!(hex::encode(&parsed.payload))),
+        "details": content.as_ref().and_then(|c| c.get("details").cloned()),
         "signature": signature,
     })))
 }
@@ -179,40 +180,190 @@ pub fn cert_summary(cert: &Certificate) -> Value {
 /// The decoders for each kind of artifact, tried in turn.
 mod decoders {
     use super::cert_summary;
+    use crate::envelope::Format;
+    use crate::telemetry::StatusTelemetry;
+    use crate::voucher::{Voucher, VoucherRequest};
+    use crate::{audit, est, pki};
     use der::Decode;
     use serde_json::{Value, json};
     use x509_cert::Certificate;
-    use x509_cert::request::CertReq;
 
-    /// The signed payload of an envelope: a voucher or voucher-request in JSON or CBOR.
+    fn to_value(json_bytes: &[u8]) -> Option<Value> {
+        serde_json::from_slice(json_bytes).ok()
+    }
+
+    /// A voucher or voucher-request payload, JSON (CMS, JWS) or CBOR (COSE), rendered in the
+    /// RFC 7951 JSON form.
     pub fn decode_payload(payload: &[u8]) -> Option<Value> {
-        if let Ok(v) = serde_json::from_slice::<Value>(payload) {
-            return decode_json(&v);
+        let format = if payload.first() == Some(&b'{') {
+            Format::Cms
+        } else {
+            Format::Cose
+        };
+        if let Ok(v) = Voucher::from_payload(format, payload) {
+            let content = v
+                .to_json()
+                .ok()
+                .and_then(|j| to_value(&j))
+                .unwrap_or(Value::Null);
+            let mut out = json!({"artifact": "voucher", "content": content});
+            if let Some(cert) = v
+                .pinned_domain_cert
+                .as_deref()
+                .and_then(|d| Certificate::from_der(d).ok())
+            {
+                out["details"] = json!({"pinned-domain-cert": certificate(&cert)});
+            }
+            return Some(out);
+        }
+        if let Ok(r) = VoucherRequest::from_payload(format, payload) {
+            let content = r
+                .to_json()
+                .ok()
+                .and_then(|j| to_value(&j))
+                .unwrap_or(Value::Null);
+            let mut out = json!({"artifact": "voucher-request", "content": content});
+            if let Some(prior) = &r.prior_signed_voucher_request {
+                out["details"] = json!({"prior-signed-voucher-request": describe_prior(prior)});
+            }
+            if let Some(cert) = r
+                .proximity_registrar_cert
+                .as_deref()
+                .and_then(|d| Certificate::from_der(d).ok())
+            {
+                out["details"]["proximity-registrar-cert"] = certificate(&cert);
+            }
+            return Some(out);
         }
         None
     }
 
-    /// A JSON artifact: voucher, voucher-request, telemetry or audit log.
-    pub fn decode_json(value: &Value) -> Option<Value> {
-        let obj = value.as_object()?;
-        if obj.contains_key("ietf-voucher:voucher") {
-            return Some(json!({"artifact": "voucher", "content": value}));
+    /// The prior-signed pledge request inside a registrar request: decoded, not verified.
+    fn describe_prior(prior: &[u8]) -> Value {
+        let Some(format) = Format::detect(prior) else {
+            return json!("unrecognised");
+        };
+        match crate::envelope::parse(format, prior) {
+            Ok(p) => json!({
+                "format": format.media_type(),
+                "certificates": p.certificates.iter().map(cert_summary).collect::<Vec<_>>(),
+                "content": decode_payload(&p.payload).and_then(|v| v.get("content").cloned()),
+            }),
+            Err(e) => json!(format!("undecodable: {e}")),
         }
-        if obj.contains_key("ietf-voucher-request:voucher") {
-            return Some(json!({"artifact": "voucher-request", "content": value}));
+    }
+
+    /// A JSON artifact: voucher, voucher-request (unsigned), telemetry or audit log.
+    pub fn decode_json(value: &Value) -> Option<Value> {
+        let text = serde_json::to_vec(value).ok()?;
+        if let Some(v) = decode_payload(&text) {
+            return Some(v);
+        }
+        let obj = value.as_object()?;
+        if obj.contains_key("events") {
+            let log = audit::AuditLog::from_json(&text).ok()?;
+            let strict = log.to_json().ok().and_then(|j| to_value(&j))?;
+            return Some(json!({"artifact": "audit-log", "content": strict}));
+        }
+        if obj.contains_key("status") {
+            let t = StatusTelemetry::from_json(&text).ok()?;
+            return Some(json!({"artifact": "status-telemetry", "content": telemetry_json(&t)}));
         }
         None
+    }
+
+    fn telemetry_json(t: &StatusTelemetry) -> Value {
+        let mut v = t.to_json().ok().and_then(|j| to_value(&j)).unwrap_or_else(
+            || json!({"version": t.version, "status": t.status, "reason": t.reason}),
+        );
+        if !t.unknown.is_empty() {
+            if let Value::Object(m) = &mut v {
+                m.insert("ignored-unknown-keys".into(), json!(t.unknown));
+            }
+        }
+        v
+    }
+
+    /// A certificate with the BRSKI fields of interest.
+    fn certificate(cert: &Certificate) -> Value {
+        let mut v = cert_summary(cert);
+        if let Value::Object(m) = &mut v {
+            if let Some(serial) = pki::ext::serial_number(cert) {
+                m.insert("serial-number".into(), json!(serial));
+            }
+            if let Ok(Some(url)) = pki::ext::masa_url(cert) {
+                m.insert("masa-url".into(), json!(url));
+            }
+            if let Ok(Some(hw)) = pki::ext::hardware_module_name(cert) {
+                m.insert(
+                    "hardware-module-name".into(),
+                    json!({"hw-type": hw.hw_type.to_string(), "hw-serial-num": hex::encode(hw.hw_serial_num.as_bytes())}),
+                );
+            }
+            let ekus: Vec<String> = [
+                (crate::oid::ID_KP_CMC_RA, "id-kp-cmcRA"),
+                (crate::oid::ID_KP_SERVER_AUTH, "id-kp-serverAuth"),
+                (crate::oid::ID_KP_CLIENT_AUTH, "id-kp-clientAuth"),
+            ]
+            .iter()
+            .filter(|(oid, _)| pki::ext::has_eku(cert, *oid))
+            .map(|(_, n)| (*n).to_string())
+            .collect();
+            if !ekus.is_empty() {
+                m.insert("extended-key-usage".into(), json!(ekus));
+            }
+            if let Ok(id) = pki::ext::domain_id_base64(cert) {
+                m.insert("domain-id".into(), json!(id));
+            }
+        }
+        v
     }
 
     /// A binary (DER or CBOR) artifact that is not a signed envelope.
     pub fn decode_binary(item: &[u8]) -> Option<Value> {
         if let Ok(cert) = Certificate::from_der(item) {
-            return Some(json!({"artifact": "certificate", "content": cert_summary(&cert)}));
+            return Some(json!({"artifact": "certificate", "content": certificate(&cert)}));
         }
-        if let Ok(req) = CertReq::from_der(item) {
+        if let Ok(req) = pki::csr::parse_csr(item) {
+            let verdict = match pki::csr::verify_csr(item) {
+                Ok(_) => "self-signature verified".to_string(),
+                Err(e) => format!("self-signature does not verify: {e}"),
+            };
+            let extensions: Vec<String> = pki::csr::requested_extensions(&req)
+                .map(|exts| exts.iter().map(|e| e.extn_id.to_string()).collect())
+                .unwrap_or_default();
             return Some(json!({"artifact": "csr", "content": {
                 "subject": req.info.subject.to_string(),
+                "requested-extensions": extensions,
+                "challenge-password": pki::csr::challenge_password(&req).ok().flatten().is_some(),
+                "signature": verdict,
             }}));
+        }
+        if let Ok(certs) = est::decode_certs_only(item) {
+            return Some(json!({"artifact": "est-certs-only", "content": {
+                "certificates": certs.iter().map(certificate).collect::<Vec<_>>(),
+            }}));
+        }
+        if let Ok(attrs) = est::CsrAttrs::from_der(item) {
+            let items: Vec<String> = attrs.oids().map(|o| o.to_string()).collect();
+            return Some(json!({"artifact": "est-csrattrs", "content": {
+                "items": items,
+                "challenge-password": attrs.requests_challenge_password(),
+            }}));
+        }
+        if let Some(v) = decode_payload(item) {
+            return Some(v);
+        }
+        if let Ok(t) = StatusTelemetry::from_cbor(item) {
+            return Some(json!({"artifact": "status-telemetry", "content": telemetry_json(&t)}));
+        }
+        if let Ok(parts) = est::decode_multipart_core(item) {
+            return Some(
+                json!({"artifact": "multipart-core", "content": parts.iter().map(|p| json!({
+                "content-format": p.content_format.0,
+                "length": p.representation.as_ref().map(|r| r.len()),
+            })).collect::<Vec<_>>()}),
+            );
         }
         None
     }
