@@ -80,7 +80,7 @@ pub fn negotiate(accept: Option<&str>, request: Format) -> Option<Format> {
         }
     }
     // Stable sort: among equal q-values the first listed wins.
-    offers.sort_by(|a, b| b.0.cmp(&a.0));
+    offers.sort_by_key(|o| std::cmp::Reverse(o.0));
     offers.first().map(|(_, f)| *f)
 }
 
