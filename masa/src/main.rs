@@ -6,7 +6,7 @@ mod config;
 mod db;
 mod error;
 mod factory;
-mod http;
+mod media;
 mod server;
 
 use brski_common::cli::InspectArgs;

@@ -11,7 +11,7 @@
 use crate::config::{MasaConfig, Ownership};
 use crate::db::{self, Device, DomainRecord, IssuedVoucher};
 use crate::error::{MasaError, Refusal};
-use crate::http::{BodyEncoding, decode_body, negotiate};
+use crate::media::{BodyEncoding, decode_body, negotiate};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -56,7 +56,6 @@ pub struct App {
 
 /// A registrar voucher-request that passed every check that does not depend on ownership.
 struct Accepted {
-    format: Format,
     encoding: BodyEncoding,
     checked: CheckedRegistrarRequest,
     device: Device,
@@ -332,8 +331,15 @@ impl App {
             ))
         })?;
         tracing::Span::current().record("domain_id", domain_id.as_str());
+        tracing::info!(
+            outcome = "verified",
+            request_format = format_name(format),
+            encoding = encoding.as_str(),
+            proximity = checked.proximity,
+            nonceless,
+            "registrar voucher-request verified"
+        );
         Ok(Accepted {
-            format,
             encoding,
             checked,
             device,
@@ -450,7 +456,6 @@ impl App {
             assertion = assertion.as_str(),
             format = format_name(answer),
             encoding = a.encoding.as_str(),
-            request_format = format_name(a.format),
             nonceless = a.nonceless,
             "voucher issued"
         );

@@ -195,6 +195,30 @@ async fn rfc8995_5_8_1_audit_log_after_a_voucher() {
     let printed = AuditLog::from_json(&out.stdout).expect("printed JSON");
     assert_eq!(printed.events, log.events);
 
+    // A second voucher for the same domain: registrars get the abridged log (the latest nonced
+    // event, truncated 1), the operator the full one.
+    let second = pledge.requests(&domain, Format::Cms, &masa.vendor_ca);
+    let (status, _, body) = masa.request_voucher(&second.rvr).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    let (status, _, body) = masa.request_audit_log(&req.rvr).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    let abridged = AuditLog::from_json(&body).expect("log");
+    assert_eq!(abridged.events.len(), 1);
+    let second_nonce = second.pvr.nonce.json_string().into_owned();
+    assert_eq!(
+        abridged.events[0].nonce.as_deref(),
+        Some(second_nonce.as_str())
+    );
+    assert_eq!(abridged.events[0].truncated, Some(1));
+    assert_eq!(abridged.truncation.nonced_duplicates, 1);
+    let out = masa.cli(&["audit-log", "--serial", "SN-AUDIT"]);
+    assert_eq!(
+        AuditLog::from_json(&out.stdout).expect("log").events.len(),
+        2
+    );
+    let out = masa.cli(&["audit-log", "--serial", "SN-AUDIT", "--abridged"]);
+    assert_eq!(AuditLog::from_json(&out.stdout).expect("log"), abridged);
+
     // A domain that never received a voucher for the device gets 404 (never-owner).
     let stranger = Domain::new("Stranger");
     let other = pledge.requests(&stranger, Format::Cms, &masa.vendor_ca);
@@ -228,6 +252,18 @@ async fn rfc8995_5_6_serial_never_minted_is_404() {
     let (status, _, body) = masa.request_voucher(&req.rvr).await;
     assert_eq!(status, 404, "{}", text(&body));
     assert!(text(&body).contains("unknown"), "{}", text(&body));
+
+    // A second IDevID for a minted serial (same vendor CA, not the one minted) is not the device.
+    masa.mint("SN-TWIN");
+    let twin = masa.unminted("SN-TWIN");
+    let req = twin.requests(&domain, Format::Cms, &masa.vendor_ca);
+    let (status, _, body) = masa.request_voucher(&req.rvr).await;
+    assert_eq!(status, 404, "{}", text(&body));
+    assert!(
+        text(&body).contains("not the one this MASA minted"),
+        "{}",
+        text(&body)
+    );
 }
 
 #[tokio::test]
@@ -288,6 +324,10 @@ async fn rfc8995_5_6_unknown_content_type_is_415_and_unsupported_accept_is_406()
     let out = masa.cli(&["audit-log", "--serial", "SN-MEDIA"]);
     let log = AuditLog::from_json(&out.stdout).expect("log");
     assert_eq!(log.events.len(), 1);
+
+    // Oversized bodies are refused before any parsing.
+    let (status, _, _) = masa.request_voucher(&vec![0x30; 300 * 1024]).await;
+    assert_eq!(status, 413);
 
     // Paths other than the two endpoints are 404.
     let (status, _, _) = masa
@@ -528,4 +568,183 @@ async fn rfc8995_5_6_jws_request_in_base64_is_answered_in_base64() {
     let json = B64.decode(&body).expect("base64 answer");
     let accepted = accept(&masa, Format::Jws, &json, "SN-JWS64", Some(req.pvr.nonce));
     assert_eq!(accepted.voucher.pinned_domain_cert, Some(domain.ca.der()));
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn init_and_mint_write_what_the_contract_names() {
+    use brski_common::pki::ext::{masa_url, serial_number};
+    use brski_service::config::PledgeConfig;
+    use brski_service::files::read_certs;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("m");
+    let d = dir.to_str().expect("utf-8");
+    let out = support::masa(&["init", "--dir", d, "--listen", "127.0.0.1:9555"]);
+    assert!(out.status.success(), "{out:?}");
+    for f in [
+        "vendor-ca.crt.pem",
+        "masa-signer.crt.pem",
+        "masa-tls.crt.pem",
+        "masa.toml",
+        "masa.db",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    for key in [
+        "vendor-ca.key.pem",
+        "masa-signer.key.pem",
+        "masa-tls.key.pem",
+    ] {
+        assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
+    }
+    let toml = std::fs::read_to_string(dir.join("masa.toml")).expect("masa.toml");
+    for key in [
+        "listen",
+        "masa-url",
+        "ownership",
+        "nonceless-voucher-lifetime",
+        "database",
+    ] {
+        assert!(toml.contains(&format!("# {key}")), "{key} is documented");
+    }
+    assert!(toml.contains("ownership = \"log-only\""), "{toml}");
+
+    // The TLS certificate names localhost and the loopback addresses (checked by openssl).
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(dir.join("masa-tls.crt.pem"))
+        .output()
+        .expect("openssl must be installed");
+    let san = text(&out.stdout);
+    for name in [
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        "IP Address:0:0:0:0:0:0:0:1",
+    ] {
+        assert!(san.contains(name), "{san}");
+    }
+    // The voucher signer and TLS certificates chain to the vendor CA.
+    let out = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(dir.join("vendor-ca.crt.pem"))
+        .arg(dir.join("masa-signer.crt.pem"))
+        .arg(dir.join("masa-tls.crt.pem"))
+        .output()
+        .expect("openssl must be installed");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A second init into the same directory is refused.
+    let out = support::masa(&["init", "--dir", d]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("already exists"), "{out:?}");
+
+    let config = dir.join("masa.toml");
+    let c = config.to_str().expect("utf-8");
+    let pledge_dir = tmp.path().join("p");
+    let p = pledge_dir.to_str().expect("utf-8");
+    let out = support::masa(&[
+        "mint",
+        "--config",
+        c,
+        "--serial",
+        "SN-CLI",
+        "--out",
+        p,
+        "--registrar",
+        "https://r.example:8443",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let cfg = PledgeConfig::load(&pledge_dir.join("pledge.toml")).expect("pledge.toml");
+    assert_eq!(cfg.serial_number, "SN-CLI");
+    assert_eq!(cfg.registrar.as_deref(), Some("https://r.example:8443"));
+    assert_eq!(cfg.idevid_cert, pledge_dir.join("idevid.crt.pem"));
+    assert_eq!(
+        cfg.manufacturer_anchor,
+        pledge_dir.join("manufacturer-ca.crt.pem")
+    );
+    assert_eq!(mode(&pledge_dir.join("idevid.key.pem")), 0o600);
+    let idevid = read_certs(&cfg.idevid_cert).expect("idevid").remove(0);
+    assert_eq!(serial_number(&idevid).as_deref(), Some("SN-CLI"));
+    assert_eq!(
+        masa_url(&idevid).expect("extension").as_deref(),
+        Some("localhost:9555"),
+        "HOST:PORT from --name and --listen"
+    );
+    assert_eq!(
+        std::fs::read(&cfg.manufacturer_anchor).expect("anchor"),
+        std::fs::read(dir.join("vendor-ca.crt.pem")).expect("vendor CA")
+    );
+    let out = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&cfg.manufacturer_anchor)
+        .arg(&cfg.idevid_cert)
+        .output()
+        .expect("openssl must be installed");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A serial is minted once.
+    let again = tmp.path().join("p2");
+    let out = support::masa(&[
+        "mint",
+        "--config",
+        c,
+        "--serial",
+        "SN-CLI",
+        "--out",
+        again.to_str().expect("utf-8"),
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("already minted"), "{out:?}");
+    assert!(!again.join("idevid.key.pem").exists());
+
+    // --masa-url overrides, --name as an IP address, --ownership.
+    let dir2 = tmp.path().join("m2");
+    let out = support::masa(&[
+        "init",
+        "--dir",
+        dir2.to_str().expect("utf-8"),
+        "--name",
+        "10.0.0.7",
+        "--masa-url",
+        "masa.example.com",
+        "--ownership",
+        "claimed",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let toml = std::fs::read_to_string(dir2.join("masa.toml")).expect("masa.toml");
+    assert!(toml.contains("masa-url = \"masa.example.com\""), "{toml}");
+    assert!(toml.contains("ownership = \"claimed\""), "{toml}");
+    assert!(toml.contains("listen = \"127.0.0.1:9443\""), "{toml}");
+
+    // Bad input: a one-line reason and a failure status, never a panic.
+    for args in [
+        vec!["init", "--dir", d, "--ownership", "anyone"],
+        vec![
+            "mint",
+            "--config",
+            "/nonexistent/masa.toml",
+            "--serial",
+            "X",
+            "--out",
+            p,
+        ],
+        vec!["mint", "--config", c, "--serial", "", "--out", p],
+        vec!["serve", "--config", "/nonexistent/masa.toml"],
+    ] {
+        let out = support::masa(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(!text(&out.stderr).contains("panicked"), "{args:?}: {out:?}");
+        assert!(!text(&out.stderr).trim().is_empty(), "{args:?}");
+    }
 }
