@@ -2,7 +2,7 @@
 //! `claim` (a sales record for the claimed policy), `release` (end a first-owner ownership) and
 //! `audit-log` (the RFC 8995 §5.8.1 log of one device).
 
-use crate::config::MasaConfig;
+use crate::config::{MasaConfig, Ownership};
 use crate::db;
 use crate::error::MasaError;
 use brski_common::audit::AuditLog;
@@ -25,8 +25,13 @@ async fn known(pool: &sqlx::SqlitePool, serial: &str) -> Result<(), MasaError> {
 }
 
 /// `masa claim`: record that `serial` was sold to the domain whose CA is the first certificate
-/// in `domain_ca` (replacing an earlier claim). Returns the domainID (RFC 8995 §5.8.2).
-pub async fn claim(config: &Path, serial: &str, domain_ca: &Path) -> Result<String, MasaError> {
+/// in `domain_ca` (replacing an earlier claim). Returns the domainID (RFC 8995 §5.8.2) and the
+/// configured policy (claims only take effect under [`Ownership::Claimed`]).
+pub async fn claim(
+    config: &Path,
+    serial: &str,
+    domain_ca: &Path,
+) -> Result<(String, Ownership), MasaError> {
     let ca = read_certs(domain_ca)?
         .into_iter()
         .next()
@@ -35,11 +40,11 @@ pub async fn claim(config: &Path, serial: &str, domain_ca: &Path) -> Result<Stri
         domain_id: domain_id_base64(&ca)?,
         cert: ca.to_der()?,
     };
-    let (_, pool) = open(config).await?;
+    let (cfg, pool) = open(config).await?;
     let result = async {
         known(&pool, serial).await?;
         db::set_claim(&pool, serial, &record).await?;
-        Ok(record.domain_id.clone())
+        Ok((record.domain_id.clone(), cfg.ownership))
     }
     .await;
     pool.close().await;

@@ -152,8 +152,14 @@ async fn run(command: Command) -> Result<(), MasaError> {
             println!("minted {} into {}", a.serial, path.display());
         }
         Command::Claim(a) => {
-            let domain_id = admin::claim(&a.config, &a.serial, &a.domain_ca).await?;
+            let (domain_id, ownership) = admin::claim(&a.config, &a.serial, &a.domain_ca).await?;
             println!("claimed {} for domainID {domain_id}", a.serial);
+            if ownership != Ownership::Claimed {
+                eprintln!(
+                    "masa: note: ownership is {:?}; claims take effect with ownership = \"claimed\"",
+                    ownership.as_str()
+                );
+            }
         }
         Command::Release(a) => {
             if admin::release(&a.config, &a.serial).await? {

@@ -356,7 +356,12 @@ impl App {
         body: &[u8],
     ) -> Result<(Format, BodyEncoding, Vec<u8>), Refusal> {
         let request = request_format(headers)?;
-        let accept = header(headers, ACCEPT);
+        // Several Accept fields are one comma-separated list (RFC 9110 §5.3).
+        let accept = headers
+            .get_all(ACCEPT)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .reduce(|a, b| format!("{a}, {b}"));
         let answer = negotiate(accept.as_deref(), request)
             .ok_or_else(|| Refusal::NotAcceptable(accept.clone().unwrap_or_default()))?;
         let a = self.accept(headers, body).await?;

@@ -325,6 +325,26 @@ async fn rfc8995_5_6_unknown_content_type_is_415_and_unsupported_accept_is_406()
     let log = AuditLog::from_json(&out.stdout).expect("log");
     assert_eq!(log.events.len(), 1);
 
+    // Two Accept fields form one list: the JWS offer in the second one is taken.
+    let accepted_jws = masa
+        .client()
+        .post(masa.url(paths::REQUEST_VOUCHER))
+        .header("content-type", CMS)
+        .header("accept", "image/png")
+        .header("accept", JWS)
+        .body(pledge.requests(&domain, Format::Cms, &masa.vendor_ca).rvr)
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(accepted_jws.status().as_u16(), 200);
+    assert_eq!(
+        accepted_jws
+            .headers()
+            .get("content-type")
+            .map(|v| v.as_bytes()),
+        Some(JWS.as_bytes())
+    );
+
     // Oversized bodies are refused before any parsing.
     let (status, _, _) = masa.request_voucher(&vec![0x30; 300 * 1024]).await;
     assert_eq!(status, 413);
