@@ -1,8 +1,20 @@
 //! `masa`: MASA: the manufacturer's voucher signing service (RFC 8995 §5.5) and factory tooling.
 #![forbid(unsafe_code)]
 
+mod admin;
+mod config;
+mod db;
+mod error;
+mod factory;
+mod media;
+mod server;
+
 use brski_common::cli::InspectArgs;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use config::Ownership;
+use error::MasaError;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -18,19 +30,169 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a MASA: vendor CA, voucher signer, TLS certificate, masa.toml and the database.
+    Init(InitArgs),
+    /// Serve requestvoucher and requestauditlog over HTTPS until SIGTERM.
+    Serve(ConfigArg),
+    /// Factory: issue an IDevID for a serial and write a pledge directory with pledge.toml.
+    Mint(MintArgs),
+    /// Record that a device was sold to the domain of a CA (for `ownership = "claimed"`).
+    Claim(ClaimArgs),
+    /// Forget the first owner of a device (for `ownership = "first-owner"`).
+    Release(SerialArgs),
+    /// Print the audit log of a device as RFC 8995 §5.8.1 JSON.
+    AuditLog(AuditLogArgs),
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
     Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Directory to create the MASA in.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Host name (or IP address) of the MASA, for its TLS certificate and the MASA URL.
+    #[arg(long, default_value = "localhost")]
+    name: String,
+    /// HTTPS listen address.
+    #[arg(long, default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// MASA URL put into IDevIDs (default: HOST:PORT from --name and the --listen port).
+    #[arg(long)]
+    masa_url: Option<String>,
+    /// Ownership policy.
+    #[arg(long, value_enum, default_value_t = Ownership::LogOnly)]
+    ownership: Ownership,
+}
+
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// The MASA's masa.toml.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct MintArgs {
+    /// The MASA's masa.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// The device serial number (IDevID subject serialNumber).
+    #[arg(long)]
+    serial: String,
+    /// Pledge directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Registrar URL to put into pledge.toml.
+    #[arg(long)]
+    registrar: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ClaimArgs {
+    /// The MASA's masa.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// The device serial number.
+    #[arg(long)]
+    serial: String,
+    /// The owner domain's CA certificate (PEM).
+    #[arg(long)]
+    domain_ca: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SerialArgs {
+    /// The MASA's masa.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// The device serial number.
+    #[arg(long)]
+    serial: String,
+}
+
+#[derive(Debug, Args)]
+struct AuditLogArgs {
+    /// The MASA's masa.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// The device serial number.
+    #[arg(long)]
+    serial: String,
+    /// Abridge as for registrars (RFC 8995 §5.8.1): latest nonced and nonceless entry per domain.
+    #[arg(long)]
+    abridged: bool,
+}
+
+async fn run(command: Command) -> Result<(), MasaError> {
+    match command {
+        Command::Init(a) => {
+            let path = factory::init(&factory::InitOptions {
+                dir: a.dir,
+                name: a.name,
+                listen: a.listen,
+                masa_url: a.masa_url,
+                ownership: a.ownership,
+            })
+            .await?;
+            println!("created {}", path.display());
+        }
+        Command::Serve(a) => {
+            brski_service::logging::init("masa");
+            server::serve(&a.config).await?;
+        }
+        Command::Mint(a) => {
+            let path = factory::mint(&factory::MintOptions {
+                config: a.config,
+                serial: a.serial.clone(),
+                out: a.out,
+                registrar: a.registrar,
+            })
+            .await?;
+            println!("minted {} into {}", a.serial, path.display());
+        }
+        Command::Claim(a) => {
+            let (domain_id, ownership) = admin::claim(&a.config, &a.serial, &a.domain_ca).await?;
+            println!("claimed {} for domainID {domain_id}", a.serial);
+            if ownership != Ownership::Claimed {
+                eprintln!(
+                    "masa: note: ownership is {:?}; claims take effect with ownership = \"claimed\"",
+                    ownership.as_str()
+                );
+            }
+        }
+        Command::Release(a) => {
+            if admin::release(&a.config, &a.serial).await? {
+                println!("released {}", a.serial);
+            } else {
+                println!("{} had no owner", a.serial);
+            }
+        }
+        Command::AuditLog(a) => {
+            println!(
+                "{}",
+                admin::audit_log(&a.config, &a.serial, a.abridged).await?
+            );
+        }
+        Command::Inspect(_) => {}
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),
+        command => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))
+            .and_then(|rt| rt.block_on(run(command)).map_err(|e| e.to_string())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("masa: {reason}");
+            eprintln!("masa: {}", reason.replace('\n', " "));
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,311 @@
+//! `masa.toml`: where the MASA listens, the MASA URL it puts into IDevIDs, its ownership policy
+//! (RFC 8995 §5.5.4, §7.4), the nonceless voucher lifetime (§5.6), and its files. Relative paths
+//! are relative to the configuration file's directory.
+
+use brski_service::config::{ConfigError, load, resolve};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default HTTPS listen address (DESIGN: MASA 9443).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9443";
+/// Default nonceless voucher lifetime in seconds: 20 minutes (RFC 8995 §5.6).
+pub const DEFAULT_NONCELESS_LIFETIME: u64 = 1200;
+
+/// File names `masa init` writes, and the defaults of the path keys.
+pub mod names {
+    pub const CONFIG: &str = "masa.toml";
+    pub const DATABASE: &str = "masa.db";
+    pub const VENDOR_CA_CERT: &str = "vendor-ca.crt.pem";
+    pub const VENDOR_CA_KEY: &str = "vendor-ca.key.pem";
+    pub const SIGNER_CERT: &str = "masa-signer.crt.pem";
+    pub const SIGNER_KEY: &str = "masa-signer.key.pem";
+    pub const TLS_CERT: &str = "masa-tls.crt.pem";
+    pub const TLS_KEY: &str = "masa-tls.key.pem";
+}
+
+/// Which registrars get vouchers for a device (RFC 8995 §5.5.4, §7.4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ownership {
+    /// Any registrar whose request verifies; the voucher asserts `logged` (or `proximity`).
+    #[default]
+    LogOnly,
+    /// Trust on first use: the first domain to get a voucher owns the device until released.
+    FirstOwner,
+    /// Only devices claimed for a domain CA (`masa claim`), only for that domain; `verified`.
+    Claimed,
+}
+
+impl Ownership {
+    /// The spelling used in `masa.toml` and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LogOnly => "log-only",
+            Self::FirstOwner => "first-owner",
+            Self::Claimed => "claimed",
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9443))
+}
+fn default_lifetime() -> u64 {
+    DEFAULT_NONCELESS_LIFETIME
+}
+fn default_database() -> PathBuf {
+    names::DATABASE.into()
+}
+fn default_vendor_ca_cert() -> PathBuf {
+    names::VENDOR_CA_CERT.into()
+}
+fn default_vendor_ca_key() -> PathBuf {
+    names::VENDOR_CA_KEY.into()
+}
+fn default_signer_cert() -> PathBuf {
+    names::SIGNER_CERT.into()
+}
+fn default_signer_key() -> PathBuf {
+    names::SIGNER_KEY.into()
+}
+fn default_tls_cert() -> PathBuf {
+    names::TLS_CERT.into()
+}
+fn default_tls_key() -> PathBuf {
+    names::TLS_KEY.into()
+}
+
+/// The contents of `masa.toml`. Every key but `masa-url` has a default.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MasaConfig {
+    /// HTTPS listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The id-pe-masa-url value put into IDevIDs (RFC 8995 §2.3.2).
+    pub masa_url: String,
+    /// Ownership policy.
+    #[serde(default)]
+    pub ownership: Ownership,
+    /// Lifetime of nonceless vouchers in seconds (RFC 8995 §5.6).
+    #[serde(default = "default_lifetime")]
+    pub nonceless_voucher_lifetime: u64,
+    /// SQLite database file.
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    /// Manufacturer CA certificate (the pledges' trust anchor).
+    #[serde(default = "default_vendor_ca_cert")]
+    pub vendor_ca_cert: PathBuf,
+    /// Manufacturer CA private key (signs IDevIDs in `masa mint`).
+    #[serde(default = "default_vendor_ca_key")]
+    pub vendor_ca_key: PathBuf,
+    /// Voucher-signing certificate (issued by the vendor CA).
+    #[serde(default = "default_signer_cert")]
+    pub signer_cert: PathBuf,
+    /// Voucher-signing private key.
+    #[serde(default = "default_signer_key")]
+    pub signer_key: PathBuf,
+    /// HTTPS server certificate.
+    #[serde(default = "default_tls_cert")]
+    pub tls_cert: PathBuf,
+    /// HTTPS server private key.
+    #[serde(default = "default_tls_key")]
+    pub tls_key: PathBuf,
+}
+
+impl MasaConfig {
+    /// A configuration with the default file names.
+    pub fn new(listen: SocketAddr, masa_url: String, ownership: Ownership) -> Self {
+        Self {
+            listen,
+            masa_url,
+            ownership,
+            nonceless_voucher_lifetime: DEFAULT_NONCELESS_LIFETIME,
+            database: default_database(),
+            vendor_ca_cert: default_vendor_ca_cert(),
+            vendor_ca_key: default_vendor_ca_key(),
+            signer_cert: default_signer_cert(),
+            signer_key: default_signer_key(),
+            tls_cert: default_tls_cert(),
+            tls_key: default_tls_key(),
+        }
+    }
+
+    /// Load `path` and resolve every file path against its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut c: Self = load(path)?;
+        if c.nonceless_voucher_lifetime == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                reason: "nonceless-voucher-lifetime must be at least 1 second".into(),
+            });
+        }
+        if let Err(e) = brski_common::pki::masa_base_uri(&c.masa_url) {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!("masa-url: {e}"),
+            });
+        }
+        for p in [
+            &mut c.database,
+            &mut c.vendor_ca_cert,
+            &mut c.vendor_ca_key,
+            &mut c.signer_cert,
+            &mut c.signer_key,
+            &mut c.tls_cert,
+            &mut c.tls_key,
+        ] {
+            *p = resolve(path, p);
+        }
+        Ok(c)
+    }
+
+    /// The lifetime of nonceless vouchers.
+    pub fn nonceless_lifetime(&self) -> time::Duration {
+        time::Duration::seconds(i64::try_from(self.nonceless_voucher_lifetime).unwrap_or(i64::MAX))
+    }
+
+    /// `masa.toml` text: every key preceded by a comment saying what it does.
+    pub fn render(&self) -> String {
+        let s = |v: &str| toml::Value::String(v.to_string()).to_string();
+        let p = |v: &Path| s(&v.to_string_lossy());
+        format!(
+            "\
+# masa.toml: the BRSKI MASA (RFC 8995 §5.5, §5.6). Relative paths are relative to the
+# directory of this file.
+
+# listen: address:port of the HTTPS server (POST /.well-known/brski/requestvoucher and
+#   /.well-known/brski/requestauditlog).
+listen = {listen}
+
+# masa-url: the id-pe-masa-url value `masa mint` puts into IDevIDs (RFC 8995 §2.3.2). Normally
+#   an authority \"host:port\"; registrars then POST to https://<masa-url>/.well-known/brski/...
+masa-url = {masa_url}
+
+# ownership: which registrars get vouchers (RFC 8995 §5.5.4, §7.4).
+#   \"log-only\"    (default) any registrar whose voucher-request verifies; the voucher asserts
+#                 \"logged\", or \"proximity\" when the pledge's signed request proves it.
+#   \"first-owner\" trust on first use: the first domain that gets a voucher owns the device;
+#                 registrars of other domains are refused (403) until `masa release --serial S`.
+#   \"claimed\"     only devices with a sales record (`masa claim --serial S --domain-ca FILE`),
+#                 only for registrars whose chain validates to that domain CA (others: 403,
+#                 unclaimed devices: 404); the voucher asserts \"verified\". Nonceless
+#                 voucher-requests (no pledge request, no nonce) are accepted only here.
+ownership = {ownership}
+
+# nonceless-voucher-lifetime: seconds a nonceless voucher stays valid (its expires-on; never
+#   past the registrar certificate's notAfter). RFC 8995 §5.6 recommends about 20 minutes.
+nonceless-voucher-lifetime = {lifetime}
+
+# database: SQLite file holding minted devices, owners, claims, issued vouchers and the audit
+#   log (RFC 8995 §5.8). `masa claim`, `release` and `audit-log` use it while the server runs.
+database = {database}
+
+# vendor-ca-cert, vendor-ca-key: the manufacturer CA. It issues IDevIDs (`masa mint`), the voucher
+#   signer and the TLS certificate; pledges trust it for vouchers.
+vendor-ca-cert = {vendor_ca_cert}
+vendor-ca-key = {vendor_ca_key}
+
+# signer-cert, signer-key: the voucher-signing certificate and key (RFC 8366bis §7.1).
+signer-cert = {signer_cert}
+signer-key = {signer_key}
+
+# tls-cert, tls-key: the HTTPS server certificate (subjectAltName = the MASA's name) and key.
+tls-cert = {tls_cert}
+tls-key = {tls_key}
+",
+            listen = s(&self.listen.to_string()),
+            masa_url = s(&self.masa_url),
+            ownership = s(self.ownership.as_str()),
+            lifetime = self.nonceless_voucher_lifetime,
+            database = p(&self.database),
+            vendor_ca_cert = p(&self.vendor_ca_cert),
+            vendor_ca_key = p(&self.vendor_ca_key),
+            signer_cert = p(&self.signer_cert),
+            signer_key = p(&self.signer_key),
+            tls_cert = p(&self.tls_cert),
+            tls_key = p(&self.tls_key),
+        )
+    }
+}
+
+/// The MASA URL for IDevIDs from the server name and listen port (RFC 8995 §2.3.2: an
+/// authority `host:port`; IPv6 literals in brackets).
+pub fn default_masa_url(host: &str, listen: SocketAddr) -> String {
+    let port = listen.port();
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+        _ => format!("{host}:{port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_config_loads_back_with_paths_resolved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(names::CONFIG);
+        let mut cfg = MasaConfig::new(
+            "127.0.0.1:9555".parse().expect("addr"),
+            "masa.example:9555".into(),
+            Ownership::FirstOwner,
+        );
+        cfg.nonceless_voucher_lifetime = 77;
+        std::fs::write(&path, cfg.render()).expect("write");
+        let loaded = MasaConfig::load(&path).expect("load");
+        assert_eq!(loaded.listen, cfg.listen);
+        assert_eq!(loaded.masa_url, "masa.example:9555");
+        assert_eq!(loaded.ownership, Ownership::FirstOwner);
+        assert_eq!(loaded.nonceless_voucher_lifetime, 77);
+        assert_eq!(loaded.database, dir.path().join("masa.db"));
+        assert_eq!(loaded.signer_key, dir.path().join("masa-signer.key.pem"));
+        assert_eq!(loaded.nonceless_lifetime(), time::Duration::seconds(77));
+    }
+
+    #[test]
+    fn minimal_config_takes_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "masa-url = \"localhost:9443\"\n").expect("write");
+        let loaded = MasaConfig::load(&path).expect("load");
+        assert_eq!(loaded.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(loaded.ownership, Ownership::LogOnly);
+        assert_eq!(loaded.nonceless_voucher_lifetime, 1200);
+        assert_eq!(loaded.tls_cert, dir.path().join("masa-tls.crt.pem"));
+    }
+
+    #[test]
+    fn invalid_configs_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.toml");
+        for (text, needle) in [
+            ("masa-url = \"x:1\"\nownership = \"anyone\"\n", "ownership"),
+            (
+                "masa-url = \"x:1\"\nnonceless-voucher-lifetime = 0\n",
+                "lifetime",
+            ),
+            ("masa-url = \"x:1\"\nsurprise = 1\n", "surprise"),
+            ("masa-url = \"has space\"\n", "masa-url"),
+            ("listen = \"nowhere\"\nmasa-url = \"x:1\"\n", "listen"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = MasaConfig::load(&path).expect_err(text);
+            assert!(
+                matches!(err, ConfigError::Invalid { .. }),
+                "{text}: {err:?}"
+            );
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn masa_url_is_host_and_listen_port() {
+        let listen: SocketAddr = "0.0.0.0:9443".parse().expect("addr");
+        assert_eq!(default_masa_url("localhost", listen), "localhost:9443");
+        assert_eq!(default_masa_url("10.0.0.1", listen), "10.0.0.1:9443");
+        assert_eq!(default_masa_url("::1", listen), "[::1]:9443");
+    }
+}

@@ -1,0 +1,286 @@
+//! The manufacturer's side: `masa init` (vendor CA, voucher signer, TLS certificate, config,
+//! database) and `masa mint` (an IEEE 802.1AR IDevID with serialNumber and MASA URL extension,
+//! RFC 8995 §2.3, plus the pledge's trust anchor and `pledge.toml`).
+
+use crate::config::{MasaConfig, Ownership, default_masa_url, names};
+use crate::db;
+use crate::error::MasaError;
+use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
+use brski_common::pki::ext::idevid_issuer;
+use brski_common::pki::{issue, name_from_parts, profile, self_signed};
+use brski_service::config::PledgeConfig;
+use brski_service::files::{certs_to_pem, read_certs, read_key, write_atomic};
+use der::Encode;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use x509_cert::Certificate;
+
+/// Mode of private key files.
+const KEY_MODE: u32 = 0o600;
+/// Mode of certificates and configuration.
+const PUBLIC_MODE: u32 = 0o644;
+
+/// Files `masa mint` writes into the pledge directory.
+pub mod pledge_names {
+    pub const IDEVID_CERT: &str = "idevid.crt.pem";
+    pub const IDEVID_KEY: &str = "idevid.key.pem";
+    pub const MANUFACTURER_CA: &str = "manufacturer-ca.crt.pem";
+    pub const CONFIG: &str = "pledge.toml";
+}
+
+/// What `masa init` is asked for.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub dir: PathBuf,
+    pub name: String,
+    pub listen: SocketAddr,
+    pub masa_url: Option<String>,
+    pub ownership: Ownership,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MasaError + '_ {
+    move |source| MasaError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn new_key() -> Result<SoftwareKey, MasaError> {
+    Ok(SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256)?)
+}
+
+fn write_cert(path: &Path, cert: &Certificate) -> Result<(), MasaError> {
+    write_atomic(
+        path,
+        certs_to_pem(std::slice::from_ref(cert)).as_bytes(),
+        PUBLIC_MODE,
+    )?;
+    Ok(())
+}
+
+fn write_key(path: &Path, key: &SoftwareKey) -> Result<(), MasaError> {
+    write_atomic(path, key.to_pkcs8_pem().as_bytes(), KEY_MODE)?;
+    Ok(())
+}
+
+/// The TLS server names for HOST: dNSName HOST (when it is not an IP address), the address
+/// itself when it is one, and the loopback addresses when HOST is `localhost` or an address.
+pub fn tls_names(host: &str) -> (Vec<String>, Vec<IpAddr>) {
+    let loopback = [
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ];
+    match host.parse::<IpAddr>() {
+        Ok(ip) => {
+            let mut ips = vec![ip];
+            ips.extend(loopback.into_iter().filter(|l| *l != ip));
+            (Vec::new(), ips)
+        }
+        Err(_) if host.eq_ignore_ascii_case("localhost") => {
+            (vec![host.to_string()], loopback.to_vec())
+        }
+        Err(_) => (vec![host.to_string()], Vec::new()),
+    }
+}
+
+/// `masa init`: create the vendor CA, the voucher signer and the TLS certificate (all P-256,
+/// issued by the vendor CA), the database and `masa.toml` (written last, so its presence means
+/// a complete directory). Refuses to overwrite an existing MASA.
+pub async fn init(opts: &InitOptions) -> Result<PathBuf, MasaError> {
+    if opts.name.is_empty() || !opts.name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(MasaError::Invalid(format!(
+            "--name {:?} is not a host name",
+            opts.name
+        )));
+    }
+    let masa_url = opts
+        .masa_url
+        .clone()
+        .unwrap_or_else(|| default_masa_url(&opts.name, opts.listen));
+    brski_common::pki::masa_base_uri(&masa_url)?;
+    let dir = &opts.dir;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    for existing in [names::CONFIG, names::VENDOR_CA_KEY, names::DATABASE] {
+        let p = dir.join(existing);
+        if p.exists() {
+            return Err(MasaError::Exists(p));
+        }
+    }
+
+    let vendor_key = new_key()?;
+    let vendor_name = name_from_parts(Some(&format!("{} Vendor CA", opts.name)), None, None)?;
+    let vendor_ca = self_signed(&profile::vendor_ca(vendor_name)?, &vendor_key)?;
+
+    let signer_key = new_key()?;
+    let signer_name = name_from_parts(
+        Some(&format!("{} MASA voucher signer", opts.name)),
+        None,
+        None,
+    )?;
+    let signer = issue(
+        &profile::masa_voucher_signer(signer_name)?,
+        signer_key.public_key_spki(),
+        Some(&vendor_ca),
+        &vendor_key,
+    )?;
+
+    let tls_key = new_key()?;
+    let (dns, ips) = tls_names(&opts.name);
+    let dns_refs: Vec<&str> = dns.iter().map(String::as_str).collect();
+    let tls_cert = issue(
+        &profile::tls_server(&dns_refs, &ips)?,
+        tls_key.public_key_spki(),
+        Some(&vendor_ca),
+        &vendor_key,
+    )?;
+
+    write_key(&dir.join(names::VENDOR_CA_KEY), &vendor_key)?;
+    write_cert(&dir.join(names::VENDOR_CA_CERT), &vendor_ca)?;
+    write_key(&dir.join(names::SIGNER_KEY), &signer_key)?;
+    write_cert(&dir.join(names::SIGNER_CERT), &signer)?;
+    write_key(&dir.join(names::TLS_KEY), &tls_key)?;
+    write_cert(&dir.join(names::TLS_CERT), &tls_cert)?;
+
+    let pool = db::open(&dir.join(names::DATABASE)).await?;
+    pool.close().await;
+
+    let config = MasaConfig::new(opts.listen, masa_url, opts.ownership);
+    let path = dir.join(names::CONFIG);
+    write_atomic(&path, config.render().as_bytes(), PUBLIC_MODE)?;
+    Ok(path)
+}
+
+/// What `masa mint` is asked for.
+#[derive(Clone, Debug)]
+pub struct MintOptions {
+    pub config: PathBuf,
+    pub serial: String,
+    pub out: PathBuf,
+    pub registrar: Option<String>,
+}
+
+/// RFC 8995 §2.3.1: the serial goes into the subject serialNumber (X520SerialNumber, at most 64
+/// characters); refuse what a pledge could not present or a log line could not show.
+pub fn check_serial(serial: &str) -> Result<(), MasaError> {
+    let ok = !serial.is_empty()
+        && serial.chars().count() <= 64
+        && serial.chars().all(|c| !c.is_control() && c != '/');
+    if ok {
+        Ok(())
+    } else {
+        Err(MasaError::Invalid(format!(
+            "serial {serial:?} must be 1 to 64 printable characters without '/'"
+        )))
+    }
+}
+
+/// `masa mint`: issue an IDevID for `serial` (P-256 key, serialNumber, MASA URL extension,
+/// notAfter 99991231235959Z), write it with its key (0600), the manufacturer CA and
+/// `pledge.toml` into the pledge directory, and record the device. A serial is minted once.
+pub async fn mint(opts: &MintOptions) -> Result<PathBuf, MasaError> {
+    check_serial(&opts.serial)?;
+    let cfg = MasaConfig::load(&opts.config)?;
+    let vendor_ca = read_certs(&cfg.vendor_ca_cert)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| MasaError::Invalid("vendor CA file holds no certificate".into()))?;
+    let vendor_key = read_key(&cfg.vendor_ca_key)?;
+    let pool = db::open(&cfg.database).await?;
+    let result = mint_with(&pool, &cfg, &vendor_ca, &vendor_key, opts).await;
+    pool.close().await;
+    result
+}
+
+async fn mint_with(
+    pool: &sqlx::SqlitePool,
+    cfg: &MasaConfig,
+    vendor_ca: &Certificate,
+    vendor_key: &SoftwareKey,
+    opts: &MintOptions,
+) -> Result<PathBuf, MasaError> {
+    if db::device(pool, &opts.serial).await?.is_some() {
+        return Err(MasaError::AlreadyMinted(opts.serial.clone()));
+    }
+    let out = &opts.out;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    for existing in [pledge_names::IDEVID_KEY, pledge_names::CONFIG] {
+        let p = out.join(existing);
+        if p.exists() {
+            return Err(MasaError::Exists(p));
+        }
+    }
+    let key = new_key()?;
+    let idevid = issue(
+        &profile::idevid(&opts.serial, Some(&cfg.masa_url), None)?,
+        key.public_key_spki(),
+        Some(vendor_ca),
+        vendor_key,
+    )?;
+    let device = db::Device {
+        serial: opts.serial.clone(),
+        idevid_issuer: idevid_issuer(&idevid),
+        idevid_cert: idevid.to_der()?,
+    };
+    // The device row commits only after the files are written; the write lock held meanwhile
+    // makes a concurrent mint of the same serial wait and then fail.
+    let mut tx = db::begin_write(pool).await?;
+    if !db::insert_device(&mut tx, &device).await? {
+        return Err(MasaError::AlreadyMinted(opts.serial.clone()));
+    }
+
+    let pledge = PledgeConfig {
+        serial_number: opts.serial.clone(),
+        idevid_cert: pledge_names::IDEVID_CERT.into(),
+        idevid_key: Some(pledge_names::IDEVID_KEY.into()),
+        tpm: None,
+        manufacturer_anchor: pledge_names::MANUFACTURER_CA.into(),
+        state_dir: None,
+        registrar: opts.registrar.clone(),
+        voucher_format: None,
+        trust_clock: true,
+    };
+    let pledge_toml = toml::to_string(&pledge)
+        .map_err(|e| MasaError::Invalid(format!("cannot write pledge.toml: {e}")))?;
+    write_key(&out.join(pledge_names::IDEVID_KEY), &key)?;
+    write_cert(&out.join(pledge_names::IDEVID_CERT), &idevid)?;
+    write_cert(&out.join(pledge_names::MANUFACTURER_CA), vendor_ca)?;
+    let path = out.join(pledge_names::CONFIG);
+    write_atomic(&path, pledge_toml.as_bytes(), PUBLIC_MODE)?;
+    tx.commit().await?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_names_cover_the_loopback_for_local_hosts() {
+        let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(
+            tls_names("localhost"),
+            (vec!["localhost".to_string()], vec![v4, v6])
+        );
+        assert_eq!(tls_names("127.0.0.1"), (vec![], vec![v4, v6]));
+        let ten: IpAddr = "10.1.2.3".parse().expect("ip");
+        assert_eq!(tls_names("10.1.2.3"), (vec![], vec![ten, v4, v6]));
+        assert_eq!(
+            tls_names("masa.example.com"),
+            (vec!["masa.example.com".to_string()], vec![])
+        );
+    }
+
+    #[test]
+    fn rfc8995_2_3_1_serials_are_checked() {
+        for good in ["SN-0001", "0123456789", &"x".repeat(64), "Ünïcode"] {
+            check_serial(good).expect(good);
+        }
+        for bad in ["", &"x".repeat(65), "a\nb", "a/b", "tab\t"] {
+            assert!(
+                matches!(check_serial(bad), Err(MasaError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

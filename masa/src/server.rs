@@ -1,0 +1,504 @@
+//! `masa serve`: the BRSKI-MASA HTTPS endpoints (RFC 8995 §5.4–§5.8).
+//!
+//! - `POST /.well-known/brski/requestvoucher`: check the registrar voucher-request (§5.5), apply
+//!   the ownership policy, sign the voucher in the format Accept asks for (§5.6), store it with
+//!   its audit entry in one committed transaction, then answer.
+//! - `POST /.well-known/brski/requestauditlog`: the same checks, then the device's audit log
+//!   (§5.8.1), abridged.
+//!
+//! Every other path is 404. Refusals carry the §5.6 status and a one-line text/plain reason.
+
+use crate::config::{MasaConfig, Ownership};
+use crate::db::{self, Device, DomainRecord, IssuedVoucher};
+use crate::error::{MasaError, Refusal};
+use crate::media::{BodyEncoding, decode_body, negotiate};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use brski_common::audit::AuditLog;
+use brski_common::brski::masa::{
+    CheckedRegistrarRequest, RegistrarRequestError, build_voucher, chain_reaches,
+    check_registrar_voucher_request,
+};
+use brski_common::brski::paths;
+use brski_common::envelope::{self, EnvelopeError, Format};
+use brski_common::keys::{Signer, SoftwareKey};
+use brski_common::pki::chain::{ChainError, TimeCheck, TrustPolicy, subject_string};
+use brski_common::pki::ext::domain_id_base64;
+use brski_common::voucher::Assertion;
+use brski_service::https::ConnInfo;
+use brski_service::{files, https, notify};
+use der::{Decode, Encode};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use sqlx::SqlitePool;
+use std::path::Path;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tracing::{Instrument, field};
+use x509_cert::Certificate;
+
+/// Largest request body accepted (a registrar voucher-request with its chains is a few KiB).
+const MAX_BODY: usize = 256 * 1024;
+
+/// What the handlers share.
+pub struct App {
+    pool: SqlitePool,
+    vendor_policy: TrustPolicy,
+    signer: SoftwareKey,
+    /// The voucher signer's certificate and the vendor CA, carried in every voucher.
+    signer_chain: Vec<Certificate>,
+    ownership: Ownership,
+    nonceless_lifetime: time::Duration,
+}
+
+/// A registrar voucher-request that passed every check that does not depend on ownership.
+struct Accepted {
+    encoding: BodyEncoding,
+    checked: CheckedRegistrarRequest,
+    device: Device,
+    /// The certificate to pin: the registrar's issuing CA when carried (RFC 8995 §5.5.2).
+    pin: Certificate,
+    /// base64 domainID of the pin (RFC 8995 §5.8.2).
+    domain_id: String,
+    /// No nonce, or no prior-signed pledge request (RFC 8995 §7.3).
+    nonceless: bool,
+}
+
+fn first_cert(path: &Path) -> Result<Certificate, MasaError> {
+    files::read_certs(path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| MasaError::Invalid(format!("{}: no certificate", path.display())))
+}
+
+fn check_key_matches(cert: &Certificate, key: &SoftwareKey, what: &str) -> Result<(), MasaError> {
+    let spki = cert.tbs_certificate().subject_public_key_info().to_der()?;
+    if spki != key.public_key_spki() {
+        return Err(MasaError::Invalid(format!(
+            "the {what} key is not the key of the {what} certificate"
+        )));
+    }
+    Ok(())
+}
+
+/// `masa serve`: run until SIGTERM/SIGINT, then drain in-flight requests and close the database.
+pub async fn serve(config: &Path) -> Result<(), MasaError> {
+    let cfg = MasaConfig::load(config)?;
+    let vendor_ca = first_cert(&cfg.vendor_ca_cert)?;
+    let signer_cert = first_cert(&cfg.signer_cert)?;
+    let signer = files::read_key(&cfg.signer_key)?;
+    check_key_matches(&signer_cert, &signer, "voucher signer")?;
+    let tls_chain = files::read_certs(&cfg.tls_cert)?;
+    let tls_key = files::read_key(&cfg.tls_key)?;
+    if let Some(leaf) = tls_chain.first() {
+        check_key_matches(leaf, &tls_key, "TLS")?;
+    }
+    let tls_der = tls_chain
+        .iter()
+        .map(|c| c.to_der())
+        .collect::<Result<Vec<_>, _>>()?;
+    let tls = brski_common::tls::server_config(
+        brski_common::tls::certified_key(&tls_der, Arc::new(tls_key))?,
+        None,
+    )?;
+    let pool = db::open(&cfg.database).await?;
+    let app = Arc::new(App {
+        pool: pool.clone(),
+        vendor_policy: TrustPolicy::new(vec![vendor_ca.clone()]),
+        signer,
+        signer_chain: vec![signer_cert, vendor_ca],
+        ownership: cfg.ownership,
+        nonceless_lifetime: cfg.nonceless_lifetime(),
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| MasaError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(cfg.listen);
+    tracing::info!(%addr, ownership = cfg.ownership.as_str(), masa_url = %cfg.masa_url, "listening");
+    notify::ready(&format!("listening on {addr}"));
+    notify::spawn_watchdog();
+    let shutdown = async {
+        brski_service::shutdown_signal().await;
+        notify::stopping();
+    };
+    https::serve(listener, Arc::new(tls), router(app), shutdown).await;
+    pool.close().await;
+    tracing::info!("database closed; stopped");
+    Ok(())
+}
+
+/// The routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(paths::REQUEST_VOUCHER, post(request_voucher))
+        .route(paths::REQUEST_AUDIT_LOG, post(request_audit_log))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "not found".into())
+}
+
+fn text(status: StatusCode, reason: String) -> Response {
+    (
+        status,
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}
+
+fn refuse(refusal: &Refusal) -> Response {
+    let status =
+        StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match refusal {
+        Refusal::Internal(detail) => {
+            tracing::error!(
+                outcome = refusal.outcome(),
+                status = status.as_u16(),
+                detail,
+                "failed"
+            );
+        }
+        _ => tracing::info!(
+            outcome = refusal.outcome(),
+            status = status.as_u16(),
+            reason = %refusal.reason(),
+            "refused"
+        ),
+    }
+    text(status, refusal.reason())
+}
+
+fn header(headers: &HeaderMap, name: http::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+fn request_span(req: &Request, endpoint: &'static str) -> tracing::Span {
+    let peer = req
+        .extensions()
+        .get::<ConnInfo>()
+        .map(|c| c.peer.to_string())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "brski",
+        endpoint,
+        peer,
+        serial = field::Empty,
+        domain_id = field::Empty
+    )
+}
+
+/// The request body, or a 413/400 response.
+async fn body_bytes(req: Request) -> Result<(HeaderMap, Vec<u8>), Response> {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => Ok((parts.headers, b.to_vec())),
+        Err(e) => {
+            tracing::info!(outcome = "body-unreadable", error = %e, "refused");
+            Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body unreadable or larger than {MAX_BODY} bytes"),
+            ))
+        }
+    }
+}
+
+fn request_format(headers: &HeaderMap) -> Result<Format, Refusal> {
+    let content_type = header(headers, CONTENT_TYPE).unwrap_or_default();
+    Format::from_media_type(&content_type).ok_or(Refusal::UnsupportedMediaType(content_type))
+}
+
+async fn request_voucher(State(app): State<Arc<App>>, req: Request) -> Response {
+    let span = request_span(&req, "requestvoucher");
+    async move {
+        let (headers, body) = match body_bytes(req).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        match app.voucher(&headers, &body).await {
+            Ok((format, encoding, bytes)) => {
+                let mut resp = (
+                    StatusCode::OK,
+                    [(CONTENT_TYPE, HeaderValue::from_static(format.media_type()))],
+                    Body::from(bytes),
+                )
+                    .into_response();
+                if encoding == BodyEncoding::Base64 {
+                    resp.headers_mut().insert(
+                        http::HeaderName::from_static("content-transfer-encoding"),
+                        HeaderValue::from_static("base64"),
+                    );
+                }
+                resp
+            }
+            Err(refusal) => refuse(&refusal),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn request_audit_log(State(app): State<Arc<App>>, req: Request) -> Response {
+    let span = request_span(&req, "requestauditlog");
+    async move {
+        let (headers, body) = match body_bytes(req).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        match app.audit_log(&headers, &body).await {
+            Ok(json) => (
+                StatusCode::OK,
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                json,
+            )
+                .into_response(),
+            Err(refusal) => refuse(&refusal),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn internal(what: &str) -> impl FnOnce(String) -> Refusal + '_ {
+    move |e| Refusal::Internal(format!("{what}: {e}"))
+}
+
+impl App {
+    /// The checks both endpoints make (RFC 8995 §5.5): the request verifies, its device was
+    /// minted here with the IDevID it presents, and a nonceless request is only taken under the
+    /// claimed policy (§5.5.4, §7.4).
+    async fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Accepted, Refusal> {
+        let format = request_format(headers)?;
+        let (raw, encoding) = decode_body(format, body);
+        let checked = check_registrar_voucher_request(
+            format,
+            &raw,
+            &self.vendor_policy,
+            TimeCheck::Now,
+            false,
+        )?;
+        let serial = checked.serial_number.clone();
+        tracing::Span::current().record("serial", serial.as_str());
+        let device = db::device(&self.pool, &serial)
+            .await?
+            .ok_or_else(|| Refusal::UnknownDevice(serial.clone()))?;
+        if checked
+            .request
+            .idevid_issuer
+            .as_ref()
+            .is_some_and(|i| *i != device.idevid_issuer)
+        {
+            return Err(Refusal::ForeignIdevid(serial));
+        }
+        if let Some(idevid) = &checked.idevid {
+            let der = idevid
+                .to_der()
+                .map_err(|e| internal("IDevID encoding")(e.to_string()))?;
+            if der != device.idevid_cert {
+                return Err(Refusal::ForeignIdevid(serial));
+            }
+        }
+        let nonceless = checked.nonce.is_none() || checked.idevid.is_none();
+        if nonceless && self.ownership != Ownership::Claimed {
+            return Err(if checked.idevid.is_none() {
+                Refusal::Request(RegistrarRequestError::NoPriorRequest)
+            } else {
+                Refusal::NoncelessNotAllowed
+            });
+        }
+        let pin = checked.domain_cert().cloned().ok_or(Refusal::Request(
+            RegistrarRequestError::Signature(EnvelopeError::SignerNotFound),
+        ))?;
+        let domain_id = domain_id_base64(&pin).map_err(|e| {
+            Refusal::Request(RegistrarRequestError::RegistrarCertificate(
+                ChainError::Malformed {
+                    subject: subject_string(&pin),
+                    reason: e.to_string(),
+                },
+            ))
+        })?;
+        tracing::Span::current().record("domain_id", domain_id.as_str());
+        tracing::info!(
+            outcome = "verified",
+            request_format = format_name(format),
+            encoding = encoding.as_str(),
+            proximity = checked.proximity,
+            nonceless,
+            "registrar voucher-request verified"
+        );
+        Ok(Accepted {
+            encoding,
+            checked,
+            device,
+            pin,
+            domain_id,
+            nonceless,
+        })
+    }
+
+    /// requestvoucher: the signed voucher in the negotiated format and the request's encoding.
+    async fn voucher(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(Format, BodyEncoding, Vec<u8>), Refusal> {
+        let request = request_format(headers)?;
+        // Several Accept fields are one comma-separated list (RFC 9110 §5.3).
+        let accept = headers
+            .get_all(ACCEPT)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .reduce(|a, b| format!("{a}, {b}"));
+        let answer = negotiate(accept.as_deref(), request)
+            .ok_or_else(|| Refusal::NotAcceptable(accept.clone().unwrap_or_default()))?;
+        let a = self.accept(headers, body).await?;
+        let serial = a.checked.serial_number.as_str();
+
+        let mut tx = db::begin_write(&self.pool).await?;
+        let proven = if a.checked.proximity {
+            Assertion::Proximity
+        } else {
+            Assertion::Logged
+        };
+        let chain = &a.checked.registrar_chain;
+        let assertion = match self.ownership {
+            Ownership::LogOnly => proven,
+            Ownership::FirstOwner => {
+                match db::owner(&mut tx, serial).await? {
+                    Some(owner) => {
+                        let cert = Certificate::from_der(&owner.cert)
+                            .map_err(|e| internal("stored owner")(e.to_string()))?;
+                        if !chain_reaches(chain, &cert, TimeCheck::Now) {
+                            return Err(Refusal::OwnedByAnotherDomain(serial.to_string()));
+                        }
+                    }
+                    None => {
+                        let cert = a
+                            .pin
+                            .to_der()
+                            .map_err(|e| internal("pin encoding")(e.to_string()))?;
+                        let record = DomainRecord {
+                            domain_id: a.domain_id.clone(),
+                            cert,
+                        };
+                        db::set_owner(&mut tx, serial, &record).await?;
+                        tracing::info!(outcome = "owner-recorded", "first owner of the device");
+                    }
+                }
+                proven
+            }
+            Ownership::Claimed => {
+                let claim = db::claim(&mut tx, serial)
+                    .await?
+                    .ok_or_else(|| Refusal::NotClaimed(serial.to_string()))?;
+                let ca = Certificate::from_der(&claim.cert)
+                    .map_err(|e| internal("stored claim")(e.to_string()))?;
+                if !chain_reaches(chain, &ca, TimeCheck::Now) {
+                    return Err(Refusal::ClaimedByAnotherDomain(serial.to_string()));
+                }
+                Assertion::Verified
+            }
+        };
+
+        let now = OffsetDateTime::now_utc();
+        let expires_on = a.nonceless.then(|| {
+            let limit = now + self.nonceless_lifetime;
+            chain
+                .first()
+                .and_then(not_after)
+                .map_or(limit, |registrar_end| limit.min(registrar_end))
+        });
+        let voucher = build_voucher(&a.checked, assertion, &a.pin, now, expires_on)
+            .map_err(|e| internal("voucher")(e.to_string()))?;
+        let payload = voucher
+            .to_payload(answer)
+            .map_err(|e| internal("voucher encoding")(e.to_string()))?;
+        let signed = envelope::sign(answer, &payload, &self.signer, &self.signer_chain)
+            .map_err(|e| internal("voucher signing")(e.to_string()))?;
+        let created_on = voucher
+            .created_on
+            .as_ref()
+            .map(|d| d.as_str().to_string())
+            .unwrap_or_default();
+        let expires_text = voucher.expires_on.as_ref().map(|d| d.as_str().to_string());
+        let nonce = a
+            .checked
+            .nonce
+            .as_ref()
+            .map(|n| n.json_string().into_owned());
+        db::record_voucher(
+            &mut tx,
+            &IssuedVoucher {
+                serial,
+                idevid_issuer: &a.device.idevid_issuer,
+                created_on: &created_on,
+                expires_on: expires_text.as_deref(),
+                format: format_name(answer),
+                domain_id: &a.domain_id,
+                nonce: nonce.as_deref(),
+                assertion: assertion.as_str(),
+                voucher: &signed,
+            },
+        )
+        .await?;
+        // RFC 8995 §5.6: the audit log entry is durable before the voucher leaves.
+        tx.commit().await?;
+        tracing::info!(
+            outcome = "voucher",
+            assertion = assertion.as_str(),
+            format = format_name(answer),
+            encoding = a.encoding.as_str(),
+            nonceless = a.nonceless,
+            "voucher issued"
+        );
+        Ok((answer, a.encoding, a.encoding.encode(signed)))
+    }
+
+    /// requestauditlog (RFC 8995 §5.8.1): the abridged log, for a domain that has received a
+    /// voucher for the device; 404 for others (never-owner).
+    async fn audit_log(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Refusal> {
+        let a = self.accept(headers, body).await?;
+        let serial = a.checked.serial_number.as_str();
+        let events = db::audit_events(&self.pool, serial).await?;
+        if !events.iter().any(|e| e.domain_id == a.domain_id) {
+            return Err(Refusal::NeverOwner(serial.to_string()));
+        }
+        let json = AuditLog::new(events)
+            .abridge()
+            .to_json()
+            .map_err(|e| internal("audit log")(e.to_string()))?;
+        tracing::info!(outcome = "audit-log", "audit log sent");
+        Ok(json)
+    }
+}
+
+/// notAfter of `cert`; `None` when it does not fit an `OffsetDateTime`.
+fn not_after(cert: &Certificate) -> Option<OffsetDateTime> {
+    let d = cert
+        .tbs_certificate()
+        .validity()
+        .not_after
+        .to_unix_duration();
+    OffsetDateTime::from_unix_timestamp(i64::try_from(d.as_secs()).ok()?).ok()
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Cms => "cms",
+        Format::Jws => "jws",
+        Format::Cose => "cose",
+    }
+}
