@@ -6,3 +6,4 @@ bash scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets
+bash scripts/verify-units.sh debug
