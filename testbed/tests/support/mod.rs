@@ -1,0 +1,88 @@
+//! Helpers shared by the cross-daemon tests.
+#![allow(dead_code)]
+
+use brski_common::input::pem_block;
+use der::Decode;
+use std::path::Path;
+use std::process::{Command, Output};
+use testbed::loopback::{Binaries, Suite, SuiteOptions, run};
+use x509_cert::Certificate;
+
+/// A suite in a fresh temporary directory (kept alive by the returned guard).
+pub fn suite(opts: &SuiteOptions) -> (tempfile::TempDir, Suite) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bin = Binaries::locate().expect("binaries built by cargo test --workspace");
+    let suite = Suite::create(bin, tmp.path(), opts).expect("masa init / registrar init");
+    (tmp, suite)
+}
+
+/// A started suite.
+pub fn started(opts: &SuiteOptions) -> (tempfile::TempDir, Suite) {
+    let (tmp, mut s) = suite(opts);
+    s.start_masa().expect("masa serve");
+    s.start_registrar().expect("registrar serve");
+    (tmp, s)
+}
+
+pub fn cert(path: &Path) -> Certificate {
+    let pem = std::fs::read_to_string(path).expect("read cert");
+    Certificate::from_der(&pem_block(&pem, &["CERTIFICATE"]).expect("pem")).expect("cert")
+}
+
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("run command")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `registrar pledges list --json`.
+pub fn pledges(s: &Suite) -> serde_json::Value {
+    let out = run(Command::new(&s.bin.registrar).args(["pledges", "list", "--json", "--config"]).arg(s.registrar_config()))
+        .expect("pledges list");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The row of `serial` in `pledges list --json`.
+pub fn pledge_row(s: &Suite, serial: &str) -> Option<serde_json::Value> {
+    pledges(s)
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["serial"] == serial).cloned())
+}
+
+/// curl to the registrar with the pledge's IDevID as client certificate; returns (status, body).
+pub fn curl(s: &Suite, pledge_dir: &Path, method: &str, path: &str, content_type: Option<&str>, body: Option<&Path>) -> (u16, Vec<u8>) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-k", "-o", "-", "-w", "\n%{http_code}", "-X", method])
+        .arg("--cert").arg(pledge_dir.join("idevid.crt.pem"))
+        .arg("--key").arg(pledge_dir.join("idevid.key.pem"));
+    if let Some(ct) = content_type {
+        cmd.arg("-H").arg(format!("Content-Type: {ct}"));
+    }
+    if let Some(b) = body {
+        cmd.arg("--data-binary").arg(format!("@{}", b.display()));
+    }
+    cmd.arg(format!("{}{path}", s.registrar_url()));
+    let out = output(&mut cmd);
+    assert!(out.status.success(), "curl failed: {}", stderr(&out));
+    let text = out.stdout;
+    let split = text.iter().rposition(|&b| b == b'\n').expect("status line");
+    let status: u16 = String::from_utf8_lossy(&text[split + 1..]).trim().parse().expect("status");
+    (status, text[..split].to_vec())
+}
+
+/// Run a future on a fresh runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+/// `PRAGMA integrity_check` of an SQLite database file.
+pub fn db_ok(path: &Path) -> bool {
+    block_on(async {
+        let pool = brski_service::store::open(path.to_str().expect("utf-8"), "SELECT 1;").await.expect("open db");
+        let ok = brski_service::store::integrity_ok(&pool).await.expect("integrity_check");
+        pool.close().await;
+        ok
+    })
+}
