@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS pledges (
 CREATE TABLE IF NOT EXISTS vouchers (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     serial         TEXT NOT NULL REFERENCES pledges(serial),
+    idevid_sha256  TEXT NOT NULL,
     nonce          TEXT,
     request_format TEXT NOT NULL,
     content_type   TEXT NOT NULL,
@@ -173,17 +174,21 @@ pub struct StoredVoucher {
     pub voucher: Vec<u8>,
 }
 
-/// The voucher relayed earlier to `serial` for `nonce` (an idempotent retry, RFC 8995 §5.6).
+/// The voucher relayed earlier to the IDevID `idevid_sha256` of `serial` for `nonce` (an
+/// idempotent retry, RFC 8995 §5.6).
 pub async fn voucher_for_nonce(
     db: &SqlitePool,
     serial: &str,
+    idevid_sha256: &str,
     nonce: &str,
 ) -> Result<Option<StoredVoucher>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT id, content_type, voucher FROM vouchers WHERE serial = ? AND nonce = ?
+        "SELECT id, content_type, voucher FROM vouchers
+         WHERE serial = ? AND idevid_sha256 = ? AND nonce = ?
          ORDER BY id DESC LIMIT 1",
     )
     .bind(serial)
+    .bind(idevid_sha256)
     .bind(nonce)
     .fetch_optional(db)
     .await?;
@@ -200,6 +205,8 @@ pub async fn voucher_for_nonce(
 /// What is stored about one relayed voucher.
 pub struct NewVoucher<'a> {
     pub serial: &'a str,
+    /// SHA-256 (hex) of the IDevID the voucher was obtained for.
+    pub idevid_sha256: &'a str,
     pub nonce: Option<&'a str>,
     pub request_format: &'a str,
     pub content_type: &'a str,
@@ -217,11 +224,12 @@ pub async fn store_voucher(
     let mut tx = db.begin().await?;
     let t = now();
     let id = sqlx::query(
-        "INSERT INTO vouchers (serial, nonce, request_format, content_type, assertion, masa_url,
-                               voucher, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format, content_type,
+                               assertion, masa_url, voucher, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(v.serial)
+    .bind(v.idevid_sha256)
     .bind(v.nonce)
     .bind(v.request_format)
     .bind(v.content_type)
@@ -240,15 +248,6 @@ pub async fn store_voucher(
         .await?;
     tx.commit().await?;
     Ok(id)
-}
-
-/// The id of the latest voucher relayed to `serial`.
-pub async fn latest_voucher_id(db: &SqlitePool, serial: &str) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query("SELECT MAX(id) AS id FROM vouchers WHERE serial = ?")
-        .bind(serial)
-        .fetch_one(db)
-        .await?;
-    row.try_get("id")
 }
 
 /// Which certificate authenticated a telemetry report (RFC 8995 §5.9.4 asks to log it).
@@ -335,12 +334,28 @@ pub async fn store_telemetry(db: &SqlitePool, t: &NewTelemetry<'_>) -> Result<()
     tx.commit().await
 }
 
-/// Whether `serial` may enroll (RFC 8995 §5.9.3 after §5.6, §5.7): it has a relayed voucher
-/// and the latest voucher_status about that voucher is not a failure.
-pub async fn may_enroll(db: &SqlitePool, serial: &str) -> Result<EnrollGate, sqlx::Error> {
-    let Some(voucher_id) = latest_voucher_id(db, serial).await? else {
+/// Whether the IDevID `idevid_sha256` of `serial` may enroll (RFC 8995 §5.9.3 after §5.6,
+/// §5.7): the latest voucher relayed for `serial` was obtained by this very IDevID, and the
+/// latest voucher_status about that voucher is not a failure.
+pub async fn may_enroll(
+    db: &SqlitePool,
+    serial: &str,
+    idevid_sha256: &str,
+) -> Result<EnrollGate, sqlx::Error> {
+    let latest = sqlx::query(
+        "SELECT id, idevid_sha256 FROM vouchers WHERE serial = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(serial)
+    .fetch_optional(db)
+    .await?;
+    let Some(latest) = latest else {
         return Ok(EnrollGate::NoVoucher);
     };
+    let voucher_id: i64 = latest.try_get("id")?;
+    let holder: String = latest.try_get("idevid_sha256")?;
+    if holder != idevid_sha256 {
+        return Ok(EnrollGate::OtherIdevid);
+    }
     let row = sqlx::query(
         "SELECT status FROM telemetry WHERE serial = ? AND kind = 'voucher_status'
          AND voucher_id = ? ORDER BY id DESC LIMIT 1",
@@ -364,7 +379,11 @@ pub async fn may_enroll(db: &SqlitePool, serial: &str) -> Result<EnrollGate, sql
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnrollGate {
     Open,
+    /// No voucher was relayed for the serial.
     NoVoucher,
+    /// The latest voucher for the serial went to another IDevID with the same serial.
+    OtherIdevid,
+    /// The pledge reported that the voucher failed (RFC 8995 §5.7).
     VoucherFailed,
 }
 

@@ -46,6 +46,11 @@ pub fn csrattrs_body() -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// SHA-256 of a DER certificate, lower-case hex.
+pub fn fingerprint(der: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref())
+}
+
 /// A certificate's serial number as upper-case hex (the `certificates` table key).
 pub fn cert_serial_hex(cert: &Certificate) -> String {
     hex::encode_upper(cert.tbs_certificate().serial_number().as_bytes())
@@ -257,7 +262,13 @@ async fn enroll(
         }
         _ => {}
     }
-    match db::may_enroll(&s.db, &serial)
+    // The IDevID exactly as presented in TLS, as when the voucher was obtained.
+    let idevid_der = conn
+        .peer_certs
+        .first()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    match db::may_enroll(&s.db, &serial, &fingerprint(idevid_der))
         .await
         .map_err(|e| Reject::internal("reading the voucher state", e))?
     {
@@ -266,6 +277,12 @@ async fn enroll(
             return Err(Reject::new(
                 403,
                 format!("pledge {serial} has no voucher from this registrar"),
+            ));
+        }
+        EnrollGate::OtherIdevid => {
+            return Err(Reject::new(
+                403,
+                format!("the latest voucher for {serial} was obtained by another IDevID"),
             ));
         }
         EnrollGate::VoucherFailed => {

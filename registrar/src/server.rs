@@ -222,7 +222,7 @@ impl Registrar {
         }
         match validate_chain(leaf, pool, &self.ldevid_policy) {
             Ok(_) => Ok(Client::Ldevid {
-                cert: leaf.clone(),
+                cert: Box::new(leaf.clone()),
                 der: conn.peer_certs.first().cloned().unwrap_or_default(),
             }),
             Err(e) => Err(Reject::new(
@@ -251,7 +251,7 @@ pub enum Client {
     /// An IDevID of a configured manufacturer; `chain` as presented, end entity first.
     Idevid { chain: Vec<Certificate> },
     /// A certificate issued by the domain CA (to be looked up in the database).
-    Ldevid { cert: Certificate, der: Vec<u8> },
+    Ldevid { cert: Box<Certificate>, der: Vec<u8> },
 }
 
 /// 503 while shutting down (RFC 8995 §5.6 lets the pledge retry).

@@ -137,6 +137,12 @@ async fn handle(
     )
     .map_err(|e| Reject::new(e.status(), e))?;
     let serial = checked.serial_number.clone();
+    let idevid_sha256 = crate::est::fingerprint(
+        conn.peer_certs
+            .first()
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+    );
 
     // Pledge policy (RFC 8995 §5.3): denied → 404; pending → 202 until allowed.
     let if_new = match s.config.accept {
@@ -167,7 +173,7 @@ async fn handle(
         .as_ref()
         .map(|n| n.json_string().into_owned());
     if let Some(n) = &nonce {
-        let stored = db::voucher_for_nonce(&s.db, &serial, n)
+        let stored = db::voucher_for_nonce(&s.db, &serial, &idevid_sha256, n)
             .await
             .map_err(|e| Reject::internal("reading stored vouchers", e))?;
         if let Some(v) = stored {
@@ -217,6 +223,7 @@ async fn handle(
         &s.db,
         &NewVoucher {
             serial: &serial,
+            idevid_sha256: &idevid_sha256,
             nonce: nonce.as_deref(),
             request_format: format.media_type(),
             content_type: &answer.content_type,
