@@ -78,7 +78,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("registrar: {reason}");
+            // One line, whatever the error's own formatting (TOML errors span several).
+            eprintln!("registrar: {}", masa_client::one_line(&reason, 2000));
             ExitCode::FAILURE
         }
     }

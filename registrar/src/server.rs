@@ -251,7 +251,10 @@ pub enum Client {
     /// An IDevID of a configured manufacturer; `chain` as presented, end entity first.
     Idevid { chain: Vec<Certificate> },
     /// A certificate issued by the domain CA (to be looked up in the database).
-    Ldevid { cert: Box<Certificate>, der: Vec<u8> },
+    Ldevid {
+        cert: Box<Certificate>,
+        der: Vec<u8>,
+    },
 }
 
 /// 503 while shutting down (RFC 8995 §5.6 lets the pledge retry).

@@ -1001,3 +1001,98 @@ async fn sigterm_drains_in_flight_requests_and_leaves_a_consistent_database() {
     assert_eq!(entry["vouchers"], 1);
     assert_eq!(entry["voucher_assertion"], "proximity");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_failures_exit_non_zero_with_a_one_line_reason() {
+    let tmp = TempDir::new().expect("tempdir");
+    let vendor = Vendor::new("Vendor");
+    let ca_file = vendor.write_ca(tmp.path());
+    let dir = tmp.path().join("registrar");
+
+    async fn run(args: &[&std::ffi::OsStr]) -> std::process::Output {
+        tokio::process::Command::new(registrar_bin())
+            .args(args)
+            .output()
+            .await
+            .expect("run registrar")
+    }
+    fn assert_fails(out: &std::process::Output, needle: &str) {
+        assert!(!out.status.success(), "must fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("registrar: "), "{err}");
+        assert!(err.contains(needle), "{needle:?} in {err}");
+    }
+
+    // A vendor CA file that does not exist.
+    let out = run(&[
+        "init".as_ref(),
+        "--dir".as_ref(),
+        dir.as_os_str(),
+        "--domain".as_ref(),
+        "d.example".as_ref(),
+        "--vendor-ca".as_ref(),
+        tmp.path().join("missing.pem").as_os_str(),
+    ])
+    .await;
+    assert_fails(&out, "missing.pem");
+    assert!(!dir.join("registrar.toml").exists());
+
+    // init works once, then refuses to overwrite.
+    init_registrar(&dir, &ca_file, &["--accept", "pending"]).await;
+    let text = std::fs::read_to_string(dir.join("registrar.toml")).expect("config");
+    assert!(text.contains("accept = \"pending\""), "{text}");
+    let out = run(&[
+        "init".as_ref(),
+        "--dir".as_ref(),
+        dir.as_os_str(),
+        "--domain".as_ref(),
+        "d.example".as_ref(),
+        "--vendor-ca".as_ref(),
+        ca_file.as_os_str(),
+    ])
+    .await;
+    assert_fails(&out, "refusing to overwrite");
+
+    // An empty database lists no pledges.
+    assert_eq!(list_json(&dir).await, serde_json::json!([]));
+
+    // serve and pledges with a missing or broken configuration.
+    let missing = tmp.path().join("nowhere.toml");
+    let out = run(&["serve".as_ref(), "--config".as_ref(), missing.as_os_str()]).await;
+    assert_fails(&out, "nowhere.toml");
+    let out = run(&[
+        "pledges".as_ref(),
+        "list".as_ref(),
+        "--config".as_ref(),
+        missing.as_os_str(),
+    ])
+    .await;
+    assert_fails(&out, "nowhere.toml");
+    edit_config(&dir, |t| {
+        t.replace("retry-after = 5", "retry-after = \"soon\"")
+    });
+    let out = run(&[
+        "serve".as_ref(),
+        "--config".as_ref(),
+        dir.join("registrar.toml").as_os_str(),
+    ])
+    .await;
+    assert_fails(&out, "retry-after");
+
+    // A registrar key that does not belong to its certificate.
+    edit_config(&dir, |t| {
+        t.replace("retry-after = \"soon\"", "retry-after = 5")
+            .replace(
+                "registrar-key = \"registrar.key.pem\"",
+                "registrar-key = \"domain-ca.key.pem\"",
+            )
+    });
+    let out = run(&[
+        "serve".as_ref(),
+        "--config".as_ref(),
+        dir.join("registrar.toml").as_os_str(),
+    ])
+    .await;
+    assert_fails(&out, "is not the key of");
+}

@@ -362,13 +362,38 @@ pub struct RegistrarProc {
 }
 
 impl RegistrarProc {
+    /// Start `registrar serve`. Should the configured port have been taken meanwhile (ports
+    /// come from [`free_port`]), move to another one and try again.
     pub async fn start(dir: &Path, addr: SocketAddr) -> Self {
+        let mut addr = addr;
+        for _ in 0..3 {
+            match Self::try_start(dir, addr).await {
+                Ok(proc) => return proc,
+                Err(log) if log.contains("cannot listen") => {
+                    let next: SocketAddr =
+                        format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+                    edit_config(dir, |t| {
+                        t.replace(
+                            &format!("listen = \"{addr}\""),
+                            &format!("listen = \"{next}\""),
+                        )
+                    });
+                    addr = next;
+                }
+                Err(log) => panic!("registrar did not start: {log}"),
+            }
+        }
+        panic!("registrar found no free port");
+    }
+
+    async fn try_start(dir: &Path, addr: SocketAddr) -> Result<Self, String> {
         let log = std::fs::File::create(dir.join("registrar.log")).expect("log file");
         let child = tokio::process::Command::new(registrar_bin())
             .arg("serve")
             .arg("--config")
             .arg(dir.join("registrar.toml"))
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
@@ -380,15 +405,17 @@ impl RegistrarProc {
             addr,
         };
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return proc;
-            }
             if let Ok(Some(status)) = proc.child.try_wait() {
-                panic!("registrar exited with {status}: {}", proc.log());
+                return Err(format!("exited with {status}: {}", proc.log()));
+            }
+            // Logged once the listener is bound (a port taken by another process is caught by
+            // the exit above, not mistaken for this registrar).
+            if proc.log().contains("registrar serving") {
+                return Ok(proc);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("registrar did not start listening: {}", proc.log());
+        Err(format!("not listening after 10 s: {}", proc.log()))
     }
 
     pub fn log(&self) -> String {
