@@ -1096,3 +1096,40 @@ async fn cli_failures_exit_non_zero_with_a_one_line_reason() {
     .await;
     assert_fails(&out, "is not the key of");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_4_the_masa_tls_certificate_is_verified() {
+    // Without masa-ca the system roots apply, which do not know the vendor CA → 502.
+    let s = setup_with(MasaMode::Issue, &[], |t| {
+        t.replace("masa-ca = \"masa-ca.crt.pem\"", "")
+    })
+    .await;
+    let p = s.pledge("SN-ROOTS");
+    let cert = p.registrar_cert(&s.reg).await;
+    let a = p.request_voucher(&s.reg, &p.pvr(Format::Cms, &cert)).await;
+    assert_eq!(a.status, 502, "{}", a.text());
+    assert!(a.text().starts_with("MASA unreachable"), "{}", a.text());
+    assert!(a.text().contains("UnknownIssuer"), "{}", a.text());
+    assert_eq!(s.masa.calls(), 0);
+
+    // A MASA certificate from the right CA but for another name → 502 (RFC 6125 check).
+    let tmp = TempDir::new().expect("tempdir");
+    let mut vendor = Vendor::new("Vendor");
+    vendor.masa_tls = issued(
+        &profile::tls_server(&["masa.example"], &[]).expect("params"),
+        &vendor.ca,
+    );
+    let vendor = Arc::new(vendor);
+    let masa = start_masa(vendor.clone(), MasaMode::Issue).await;
+    let ca_file = vendor.write_ca(tmp.path());
+    let dir = tmp.path().join("registrar");
+    let addr = init_registrar(&dir, &ca_file, &[]).await;
+    let reg = RegistrarProc::start(&dir, addr).await;
+    let p = Pledge::new("SN-NAME", vendor.mint("SN-NAME", Some(&masa.url())));
+    let cert = p.registrar_cert(&reg).await;
+    let a = p.request_voucher(&reg, &p.pvr(Format::Cms, &cert)).await;
+    assert_eq!(a.status, 502, "{}", a.text());
+    assert!(a.text().starts_with("MASA unreachable"), "{}", a.text());
+    assert!(a.text().contains("not valid for name"), "{}", a.text());
+    assert_eq!(masa.calls(), 0);
+}
