@@ -1,8 +1,20 @@
 //! `registrar`: Registrar: the domain's BRSKI and EST registration authority (RFC 8995 §5.1-§5.9).
 #![forbid(unsafe_code)]
 
+mod config;
+mod db;
+mod est;
+mod init;
+mod masa_client;
+mod pledges;
+mod server;
+mod telemetry;
+mod voucher;
+mod wire;
+
 use brski_common::cli::InspectArgs;
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -18,19 +30,56 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create the domain CA, the registrar certificate, registrar.toml and the database.
+    Init(init::InitArgs),
+    /// Serve pledges over HTTPS (BRSKI-EST and EST) until SIGTERM.
+    Serve {
+        /// The registrar's configuration file.
+        #[arg(long, default_value = "registrar.toml")]
+        config: PathBuf,
+    },
+    /// List, allow or deny pledges.
+    Pledges(pledges::PledgesArgs),
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
     Inspect(InspectArgs),
 }
 
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Init(args) => {
+            let path = init::run(&args).await?;
+            eprintln!("registrar: wrote {}", path.display());
+            Ok(())
+        }
+        Command::Serve { config } => {
+            brski_service::logging::init("registrar");
+            let config = config::RegistrarConfig::load(&config).map_err(|e| e.to_string())?;
+            server::serve(config).await.map_err(|e| e.to_string())
+        }
+        Command::Pledges(args) => pledges::run(&args).await.map(|out| println!("{out}")),
+        Command::Inspect(args) => args.run().map(|out| println!("{out}")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Inspect(args) => args.run().map(|out| println!("{out}")),
+    // One process-wide rustls provider (aws-lc-rs) for every TLS configuration.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("registrar: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    match result {
+    match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("registrar: {reason}");
+            // One line, whatever the error's own formatting (TOML errors span several).
+            eprintln!("registrar: {}", masa_client::one_line(&reason, 2000));
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,386 @@
+//! `registrar.toml`: what `registrar init` writes and `registrar serve` reads. Relative paths
+//! are relative to the file's directory.
+
+use brski_service::config::{ConfigError, load, resolve};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// What happens to a pledge of a known manufacturer that is neither allowed nor denied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accept {
+    /// Request a voucher at once (RFC 8995 §7.3: "accept all devices").
+    #[default]
+    Auto,
+    /// Answer 202 + Retry-After until an administrator allows the serial (RFC 8995 §5.6).
+    Pending,
+}
+
+impl Accept {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Pending => "pending",
+        }
+    }
+}
+
+/// One manufacturer whose IDevIDs may connect (RFC 8995 §5.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Manufacturer {
+    /// The manufacturer CA certificate(s) (PEM): trust anchors for IDevIDs and vouchers.
+    pub ca: PathBuf,
+    /// MASA URL (`host:port` or a full URI) for IDevIDs without the MASA URL extension
+    /// (RFC 8995 §2.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masa_url: Option<String>,
+}
+
+/// `registrar.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RegistrarConfig {
+    /// HTTPS listener address (BRSKI-EST and EST, RFC 8995 §5.1).
+    pub listen: SocketAddr,
+    /// The owner's domain name.
+    pub domain: String,
+    /// Pledge acceptance policy.
+    #[serde(default)]
+    pub accept: Accept,
+    /// Retry-After (seconds) sent with 202 for pending pledges (RFC 8995 §5.6).
+    #[serde(default = "default_retry_after")]
+    pub retry_after: u32,
+    /// The registrar certificate (id-kp-cmcRA) and its key.
+    pub registrar_cert: PathBuf,
+    pub registrar_key: PathBuf,
+    /// The domain CA certificate and key (pinned by vouchers, issues LDevIDs).
+    pub domain_ca_cert: PathBuf,
+    pub domain_ca_key: PathBuf,
+    /// CA(s) that issued the MASAs' TLS certificates; absent = the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masa_ca: Option<PathBuf>,
+    /// SQLite database file.
+    pub database: PathBuf,
+    /// Timeout of one voucher request to a MASA, in seconds.
+    #[serde(default = "default_masa_timeout")]
+    pub masa_timeout: u32,
+    /// LDevID validity in days.
+    #[serde(default = "default_ldevid_days")]
+    pub ldevid_validity_days: u32,
+    /// LDevID subject (RFC 4514), `{serial}` replaced by the pledge's serial number; absent =
+    /// the CSR subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldevid_subject: Option<String>,
+    /// Whether a `/simpleenroll` CSR subject must equal the IDevID subject.
+    #[serde(default = "default_true")]
+    pub csr_subject_must_match_idevid: bool,
+    /// Accept IDevIDs past their notAfter (RFC 8995 §2.6.2).
+    #[serde(default = "default_true")]
+    pub allow_expired_idevid: bool,
+    /// The manufacturers whose IDevIDs may connect.
+    #[serde(default, rename = "manufacturer")]
+    pub manufacturers: Vec<Manufacturer>,
+}
+
+fn default_retry_after() -> u32 {
+    5
+}
+fn default_masa_timeout() -> u32 {
+    30
+}
+fn default_ldevid_days() -> u32 {
+    365
+}
+fn default_true() -> bool {
+    true
+}
+
+impl RegistrarConfig {
+    /// Load `registrar.toml`, check it and resolve its paths against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut c: Self = load(path)?;
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if c.manufacturers.is_empty() {
+            return Err(invalid("at least one [[manufacturer]] is required".into()));
+        }
+        if c.ldevid_validity_days == 0 {
+            return Err(invalid("ldevid-validity-days must be at least 1".into()));
+        }
+        if c.masa_timeout == 0 {
+            return Err(invalid("masa-timeout must be at least 1".into()));
+        }
+        if let Some(template) = &c.ldevid_subject {
+            subject_from_template(template, "serial")
+                .map_err(|e| invalid(format!("ldevid-subject: {e}")))?;
+        }
+        for m in &c.manufacturers {
+            if let Some(url) = &m.masa_url {
+                brski_common::pki::ext::masa_base_uri(url)
+                    .map_err(|e| invalid(format!("manufacturer masa-url: {e}")))?;
+            }
+        }
+        c.registrar_cert = resolve(path, &c.registrar_cert);
+        c.registrar_key = resolve(path, &c.registrar_key);
+        c.domain_ca_cert = resolve(path, &c.domain_ca_cert);
+        c.domain_ca_key = resolve(path, &c.domain_ca_key);
+        c.masa_ca = c.masa_ca.map(|p| resolve(path, &p));
+        c.database = resolve(path, &c.database);
+        for m in &mut c.manufacturers {
+            m.ca = resolve(path, &m.ca);
+        }
+        Ok(c)
+    }
+}
+
+/// Escape a value for an RFC 4514 string (§2.4).
+fn escape_rfc4514(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, ch) in value.chars().enumerate() {
+        let special = matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+            || (i == 0 && (ch == '#' || ch == ' '))
+            || (i == last && ch == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The LDevID subject for `serial` from an `ldevid-subject` template.
+pub fn subject_from_template(
+    template: &str,
+    serial: &str,
+) -> Result<x509_cert::name::Name, brski_common::pki::NameError> {
+    brski_common::pki::parse_name(&template.replace("{serial}", &escape_rfc4514(serial)))
+}
+
+/// Quote `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The commented `registrar.toml` that `registrar init` writes.
+pub fn render(c: &RegistrarConfig) -> String {
+    let path = |p: &Path| toml_string(&p.to_string_lossy());
+    let mut out = String::new();
+    out.push_str(
+        "# registrar.toml: BRSKI registrar (RFC 8995) configuration, written by `registrar init`.\n\
+         # Relative paths are relative to this file's directory.\n\n",
+    );
+    out.push_str(&format!(
+        "# Address of the HTTPS listener for pledges (BRSKI-EST, RFC 8995 §5.1) and EST (RFC 7030).\n\
+         listen = {}\n\n",
+        toml_string(&c.listen.to_string())
+    ));
+    out.push_str(&format!(
+        "# The owner's domain name (registrar certificate subject and subjectAltName).\n\
+         domain = {}\n\n",
+        toml_string(&c.domain)
+    ));
+    out.push_str(&format!(
+        "# Pledges of a known manufacturer that are neither allowed nor denied:\n\
+         #   \"auto\"    request a voucher from the MASA at once;\n\
+         #   \"pending\" answer 202 + Retry-After until `registrar pledges allow SERIAL`.\n\
+         # `registrar pledges deny SERIAL` refuses a pledge (404, RFC 8995 §5.3).\n\
+         accept = {}\n\n",
+        toml_string(c.accept.as_str())
+    ));
+    out.push_str(&format!(
+        "# Retry-After seconds sent with 202 to pending pledges (they wait at most 60 s, RFC 8995 §5.6).\n\
+         retry-after = {}\n\n",
+        c.retry_after
+    ));
+    out.push_str(&format!(
+        "# This registrar's certificate (id-kp-cmcRA, RFC 8995 §5.5.4) and key: the TLS server\n\
+         # identity for pledges and the signer of registrar voucher-requests.\n\
+         registrar-cert = {}\n\
+         registrar-key = {}\n\n",
+        path(&c.registrar_cert),
+        path(&c.registrar_key)
+    ));
+    out.push_str(&format!(
+        "# The domain CA: pinned by vouchers (RFC 8995 §5.6), issues LDevIDs (RFC 8995 §5.9.3).\n\
+         domain-ca-cert = {}\n\
+         domain-ca-key = {}\n\n",
+        path(&c.domain_ca_cert),
+        path(&c.domain_ca_key)
+    ));
+    match &c.masa_ca {
+        Some(p) => out.push_str(&format!(
+            "# CA certificate(s) that issued the MASAs' TLS certificates (RFC 8995 §5.4).\n\
+             # Remove this line to verify MASAs against the system roots instead.\n\
+             masa-ca = {}\n\n",
+            path(p)
+        )),
+        None => out.push_str(
+            "# CA certificate(s) that issued the MASAs' TLS certificates (RFC 8995 §5.4).\n\
+             # Absent: MASAs are verified against the system roots.\n\
+             # masa-ca = \"masa-ca.crt.pem\"\n\n",
+        ),
+    }
+    out.push_str(&format!(
+        "# SQLite database: pledges, vouchers, telemetry and issued LDevIDs.\n\
+         database = {}\n\n",
+        path(&c.database)
+    ));
+    out.push_str(&format!(
+        "# Timeout of one voucher request to a MASA, in seconds.\n\
+         masa-timeout = {}\n\n",
+        c.masa_timeout
+    ));
+    out.push_str(&format!(
+        "# Validity of issued LDevIDs, in days.\n\
+         ldevid-validity-days = {}\n\n",
+        c.ldevid_validity_days
+    ));
+    match &c.ldevid_subject {
+        Some(s) => out.push_str(&format!(
+            "# LDevID subject (RFC 4514 string); {{serial}} is replaced by the pledge's serial number.\n\
+             ldevid-subject = {}\n\n",
+            toml_string(s)
+        )),
+        None => out.push_str(
+            "# LDevID subject (RFC 4514 string); {serial} is replaced by the pledge's serial number.\n\
+             # Absent: the subject of the pledge's CSR.\n\
+             # ldevid-subject = \"CN={serial},O=example.com\"\n\n",
+        ),
+    }
+    out.push_str(&format!(
+        "# Whether the subject of a /simpleenroll CSR must equal the pledge's IDevID subject.\n\
+         csr-subject-must-match-idevid = {}\n\n",
+        c.csr_subject_must_match_idevid
+    ));
+    out.push_str(&format!(
+        "# Accept IDevIDs past their notAfter date (RFC 8995 §2.6.2).\n\
+         allow-expired-idevid = {}\n\n",
+        c.allow_expired_idevid
+    ));
+    out.push_str(
+        "# Manufacturers whose IDevIDs may connect, one [[manufacturer]] table each:\n\
+         #   ca       the manufacturer CA certificate(s), trust anchors for IDevIDs and vouchers;\n\
+         #   masa-url MASA for IDevIDs without the MASA URL extension (RFC 8995 §2.8), \"host:port\".\n",
+    );
+    for m in &c.manufacturers {
+        out.push_str(&format!("[[manufacturer]]\nca = {}\n", path(&m.ca)));
+        match &m.masa_url {
+            Some(u) => out.push_str(&format!("masa-url = {}\n", toml_string(u))),
+            None => out.push_str("# masa-url = \"masa.example.com:9443\"\n"),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RegistrarConfig {
+        RegistrarConfig {
+            listen: "127.0.0.1:8443".parse().expect("addr"),
+            domain: "example.com".into(),
+            accept: Accept::Pending,
+            retry_after: 7,
+            registrar_cert: "registrar.crt.pem".into(),
+            registrar_key: "registrar.key.pem".into(),
+            domain_ca_cert: "domain-ca.crt.pem".into(),
+            domain_ca_key: "domain-ca.key.pem".into(),
+            masa_ca: Some("masa-ca.crt.pem".into()),
+            database: "registrar.db".into(),
+            masa_timeout: 30,
+            ldevid_validity_days: 90,
+            ldevid_subject: Some("CN={serial},O=Example \"Inc\"".into()),
+            csr_subject_must_match_idevid: false,
+            allow_expired_idevid: true,
+            manufacturers: vec![
+                Manufacturer {
+                    ca: "manufacturers/0.crt.pem".into(),
+                    masa_url: Some("masa.example:9443".into()),
+                },
+                Manufacturer {
+                    ca: "manufacturers/1.crt.pem".into(),
+                    masa_url: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn rendered_file_parses_back_to_the_same_values() {
+        let c = sample();
+        let text = render(&c);
+        let back: RegistrarConfig = toml::from_str(&text).expect("parses");
+        assert_eq!(back, c);
+        // Every key is documented by a comment line above it.
+        for key in [
+            "listen =",
+            "accept =",
+            "retry-after =",
+            "masa-ca =",
+            "ldevid-validity-days =",
+            "allow-expired-idevid =",
+        ] {
+            let i = text.find(key).expect("key present");
+            assert!(
+                text[..i]
+                    .trim_end()
+                    .lines()
+                    .last()
+                    .is_some_and(|l| l.starts_with('#'))
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_keys_are_absent() {
+        let text = "listen = \"127.0.0.1:1\"\ndomain = \"d\"\nregistrar-cert = \"a\"\n\
+                    registrar-key = \"b\"\ndomain-ca-cert = \"c\"\ndomain-ca-key = \"d\"\n\
+                    database = \"e\"\n[[manufacturer]]\nca = \"m\"\n";
+        let c: RegistrarConfig = toml::from_str(text).expect("parses");
+        assert_eq!(c.accept, Accept::Auto);
+        assert_eq!(c.retry_after, 5);
+        assert_eq!(c.ldevid_validity_days, 365);
+        assert!(c.allow_expired_idevid);
+        assert!(c.csr_subject_must_match_idevid);
+        assert_eq!(c.masa_ca, None);
+        assert_eq!(c.ldevid_subject, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let mut text = render(&sample());
+        text.insert_str(0, "colour = \"blue\"\n");
+        assert!(toml::from_str::<RegistrarConfig>(&text).is_err());
+    }
+
+    #[test]
+    fn template_escapes_the_serial() {
+        use brski_common::pki::ext::name_serial_number;
+        let name = subject_from_template("serialNumber={serial},O=Example", "a,b+c=d")
+            .expect("valid template");
+        assert_eq!(name_serial_number(&name).as_deref(), Some("a,b+c=d"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn random_toml_never_panics(text in "\\PC{0,400}") {
+            let _ = toml::from_str::<RegistrarConfig>(&text);
+        }
+
+        #[test]
+        fn any_serial_round_trips_through_the_template(serial in "\\PC{1,40}") {
+            use brski_common::pki::ext::name_serial_number;
+            if let Ok(name) = subject_from_template("serialNumber={serial}", &serial) {
+                proptest::prop_assert_eq!(name_serial_number(&name), Some(serial));
+            }
+        }
+    }
+}

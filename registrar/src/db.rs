@@ -1,0 +1,627 @@
+//! The registrar's state in SQLite (through sqlx, runtime queries): pledges and their policy,
+//! vouchers relayed, status telemetry received (RFC 8995 §5.7, §5.9.4) and LDevIDs issued.
+//! Every protocol step writes in one transaction, so a crash leaves either the whole step or
+//! none of it.
+
+use brski_service::store::SqlitePool;
+use serde::Serialize;
+use sqlx::Row;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Idempotent schema (applied on every open).
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS pledges (
+    serial      TEXT PRIMARY KEY NOT NULL,
+    policy      TEXT NOT NULL CHECK (policy IN ('auto', 'allowed', 'denied', 'pending')),
+    first_seen  TEXT,
+    last_seen   TEXT,
+    last_peer   TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vouchers (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial         TEXT NOT NULL REFERENCES pledges(serial),
+    idevid_sha256  TEXT NOT NULL,
+    nonce          TEXT,
+    request_format TEXT NOT NULL,
+    content_type   TEXT NOT NULL,
+    assertion      TEXT,
+    masa_url       TEXT NOT NULL,
+    voucher        BLOB NOT NULL,
+    created_at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vouchers_serial_nonce ON vouchers(serial, nonce);
+CREATE TABLE IF NOT EXISTS telemetry (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial      TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('voucher_status', 'enrollstatus')),
+    status      INTEGER NOT NULL CHECK (status IN (0, 1)),
+    reason      TEXT,
+    body        BLOB NOT NULL,
+    client_cert TEXT NOT NULL CHECK (client_cert IN ('idevid', 'ldevid')),
+    voucher_id  INTEGER,
+    peer        TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS telemetry_serial_kind ON telemetry(serial, kind);
+CREATE TABLE IF NOT EXISTS certificates (
+    cert_serial   TEXT PRIMARY KEY NOT NULL,
+    pledge_serial TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    not_before    TEXT NOT NULL,
+    not_after     TEXT NOT NULL,
+    der           BLOB NOT NULL,
+    issued_at     TEXT NOT NULL,
+    renewed_from  TEXT,
+    superseded_by TEXT,
+    revoked       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS certificates_pledge ON certificates(pledge_serial);
+"#;
+
+/// RFC 3339 text of `t` (UTC).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+pub fn now() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+/// An administrator's (or the acceptance policy's) decision about a serial number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Accepted by `accept = "auto"`.
+    Auto,
+    /// `registrar pledges allow`.
+    Allowed,
+    /// `registrar pledges deny`.
+    Denied,
+    /// Waiting for `registrar pledges allow` (`accept = "pending"`).
+    Pending,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Pending => "pending",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Auto, Self::Allowed, Self::Denied, Self::Pending]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// The stored policy of `serial`, if the serial is known.
+pub async fn policy(db: &SqlitePool, serial: &str) -> Result<Option<Policy>, sqlx::Error> {
+    let row = sqlx::query("SELECT policy FROM pledges WHERE serial = ?")
+        .bind(serial)
+        .fetch_optional(db)
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<String, _>("policy"))
+        .transpose()?
+        .and_then(|p| Policy::parse(&p)))
+}
+
+/// Set the policy of `serial` (creating the row), e.g. from `registrar pledges allow`.
+pub async fn set_policy(db: &SqlitePool, serial: &str, policy: Policy) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO pledges (serial, policy, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(serial) DO UPDATE SET policy = ?2, updated_at = ?3",
+    )
+    .bind(serial)
+    .bind(policy.as_str())
+    .bind(now())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Record that `serial` was seen from `peer`; a new serial gets `policy_if_new`, and a known
+/// one whose policy is `Pending` or `Auto` moves to `policy_if_new` when that is `Pending`
+/// or `Auto` (so that switching `accept` takes effect). Returns the policy now stored.
+pub async fn record_seen(
+    db: &SqlitePool,
+    serial: &str,
+    peer: &str,
+    policy_if_new: Policy,
+) -> Result<Policy, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let t = now();
+    let current = sqlx::query("SELECT policy FROM pledges WHERE serial = ?")
+        .bind(serial)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get::<String, _>("policy"))
+        .transpose()?
+        .and_then(|p| Policy::parse(&p));
+    let policy = match current {
+        Some(Policy::Allowed) => Policy::Allowed,
+        Some(Policy::Denied) => Policy::Denied,
+        Some(Policy::Auto | Policy::Pending) | None => policy_if_new,
+    };
+    sqlx::query(
+        "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer, updated_at)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?3)
+         ON CONFLICT(serial) DO UPDATE SET policy = ?2,
+             first_seen = COALESCE(first_seen, ?3), last_seen = ?3, last_peer = ?4,
+             updated_at = ?3",
+    )
+    .bind(serial)
+    .bind(policy.as_str())
+    .bind(&t)
+    .bind(peer)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(policy)
+}
+
+/// A voucher relayed to a pledge.
+#[derive(Clone, Debug)]
+pub struct StoredVoucher {
+    pub id: i64,
+    pub content_type: String,
+    pub voucher: Vec<u8>,
+}
+
+/// The voucher relayed earlier to the IDevID `idevid_sha256` of `serial` for `nonce` (an
+/// idempotent retry, RFC 8995 §5.6).
+pub async fn voucher_for_nonce(
+    db: &SqlitePool,
+    serial: &str,
+    idevid_sha256: &str,
+    nonce: &str,
+) -> Result<Option<StoredVoucher>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, content_type, voucher FROM vouchers
+         WHERE serial = ? AND idevid_sha256 = ? AND nonce = ?
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(serial)
+    .bind(idevid_sha256)
+    .bind(nonce)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(StoredVoucher {
+            id: r.try_get("id")?,
+            content_type: r.try_get("content_type")?,
+            voucher: r.try_get("voucher")?,
+        })
+    })
+    .transpose()
+}
+
+/// What is stored about one relayed voucher.
+pub struct NewVoucher<'a> {
+    pub serial: &'a str,
+    /// SHA-256 (hex) of the IDevID the voucher was obtained for.
+    pub idevid_sha256: &'a str,
+    pub nonce: Option<&'a str>,
+    pub request_format: &'a str,
+    pub content_type: &'a str,
+    pub assertion: Option<&'a str>,
+    pub masa_url: &'a str,
+    pub voucher: &'a [u8],
+}
+
+/// Store a voucher about to be relayed (in one transaction with the pledge's `last_seen`).
+pub async fn store_voucher(
+    db: &SqlitePool,
+    v: &NewVoucher<'_>,
+    peer: &str,
+) -> Result<i64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let t = now();
+    let id = sqlx::query(
+        "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format, content_type,
+                               assertion, masa_url, voucher, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(v.serial)
+    .bind(v.idevid_sha256)
+    .bind(v.nonce)
+    .bind(v.request_format)
+    .bind(v.content_type)
+    .bind(v.assertion)
+    .bind(v.masa_url)
+    .bind(v.voucher)
+    .bind(&t)
+    .execute(&mut *tx)
+    .await?
+    .last_insert_rowid();
+    sqlx::query("UPDATE pledges SET last_seen = ?2, last_peer = ?3 WHERE serial = ?1")
+        .bind(v.serial)
+        .bind(&t)
+        .bind(peer)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Which certificate authenticated a telemetry report (RFC 8995 §5.9.4 asks to log it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientCert {
+    Idevid,
+    Ldevid,
+}
+
+impl ClientCert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idevid => "idevid",
+            Self::Ldevid => "ldevid",
+        }
+    }
+}
+
+/// The two telemetry resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TelemetryKind {
+    /// RFC 8995 §5.7.
+    VoucherStatus,
+    /// RFC 8995 §5.9.4.
+    EnrollStatus,
+}
+
+impl TelemetryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VoucherStatus => "voucher_status",
+            Self::EnrollStatus => "enrollstatus",
+        }
+    }
+}
+
+/// One telemetry report to store.
+pub struct NewTelemetry<'a> {
+    pub serial: &'a str,
+    pub kind: TelemetryKind,
+    pub status: bool,
+    pub reason: Option<&'a str>,
+    pub body: &'a [u8],
+    pub client_cert: ClientCert,
+    pub peer: &'a str,
+}
+
+/// Store a telemetry report, linked to the latest voucher of the serial, and update the
+/// pledge's `last_seen`.
+pub async fn store_telemetry(db: &SqlitePool, t: &NewTelemetry<'_>) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let received = now();
+    let voucher_id: Option<i64> =
+        sqlx::query("SELECT MAX(id) AS id FROM vouchers WHERE serial = ?")
+            .bind(t.serial)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+    sqlx::query(
+        "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert, voucher_id, peer,
+                                received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(t.serial)
+    .bind(t.kind.as_str())
+    .bind(i64::from(t.status))
+    .bind(t.reason)
+    .bind(t.body)
+    .bind(t.client_cert.as_str())
+    .bind(voucher_id)
+    .bind(t.peer)
+    .bind(&received)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE pledges SET first_seen = COALESCE(first_seen, ?2), last_seen = ?2, last_peer = ?3
+         WHERE serial = ?1",
+    )
+    .bind(t.serial)
+    .bind(&received)
+    .bind(t.peer)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Whether the IDevID `idevid_sha256` of `serial` may enroll (RFC 8995 §5.9.3 after §5.6,
+/// §5.7): the latest voucher relayed for `serial` was obtained by this very IDevID, and the
+/// latest voucher_status about that voucher is not a failure.
+pub async fn may_enroll(
+    db: &SqlitePool,
+    serial: &str,
+    idevid_sha256: &str,
+) -> Result<EnrollGate, sqlx::Error> {
+    let latest = sqlx::query(
+        "SELECT id, idevid_sha256 FROM vouchers WHERE serial = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(serial)
+    .fetch_optional(db)
+    .await?;
+    let Some(latest) = latest else {
+        return Ok(EnrollGate::NoVoucher);
+    };
+    let voucher_id: i64 = latest.try_get("id")?;
+    let holder: String = latest.try_get("idevid_sha256")?;
+    if holder != idevid_sha256 {
+        return Ok(EnrollGate::OtherIdevid);
+    }
+    let row = sqlx::query(
+        "SELECT status FROM telemetry WHERE serial = ? AND kind = 'voucher_status'
+         AND voucher_id = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(serial)
+    .bind(voucher_id)
+    .fetch_optional(db)
+    .await?;
+    let failed = row
+        .map(|r| r.try_get::<i64, _>("status"))
+        .transpose()?
+        .is_some_and(|s| s == 0);
+    Ok(if failed {
+        EnrollGate::VoucherFailed
+    } else {
+        EnrollGate::Open
+    })
+}
+
+/// Answer of [`may_enroll`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnrollGate {
+    Open,
+    /// No voucher was relayed for the serial.
+    NoVoucher,
+    /// The latest voucher for the serial went to another IDevID with the same serial.
+    OtherIdevid,
+    /// The pledge reported that the voucher failed (RFC 8995 §5.7).
+    VoucherFailed,
+}
+
+/// An LDevID to store.
+pub struct NewCertificate<'a> {
+    pub cert_serial: &'a str,
+    pub pledge_serial: &'a str,
+    pub subject: &'a str,
+    pub not_before: &'a str,
+    pub not_after: &'a str,
+    pub der: &'a [u8],
+    /// The LDevID this one renews (`/simplereenroll`).
+    pub renewed_from: Option<&'a str>,
+}
+
+/// Store an issued LDevID; every other current LDevID of the pledge is superseded by it.
+pub async fn store_certificate(db: &SqlitePool, c: &NewCertificate<'_>) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE certificates SET superseded_by = ?1
+         WHERE pledge_serial = ?2 AND superseded_by IS NULL",
+    )
+    .bind(c.cert_serial)
+    .bind(c.pledge_serial)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before, not_after, der,
+                                   issued_at, renewed_from)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(c.cert_serial)
+    .bind(c.pledge_serial)
+    .bind(c.subject)
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(c.der)
+    .bind(now())
+    .bind(c.renewed_from)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// What the database says about a certificate presented as an LDevID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LdevidStatus {
+    /// Issued here and neither superseded nor revoked.
+    Current {
+        pledge_serial: String,
+    },
+    /// Issued here but renewed since.
+    Superseded {
+        pledge_serial: String,
+    },
+    Revoked {
+        pledge_serial: String,
+    },
+    /// Not issued by this registrar.
+    Unknown,
+}
+
+/// Look up a certificate by its serial number and exact DER.
+pub async fn ldevid_status(
+    db: &SqlitePool,
+    cert_serial: &str,
+    der: &[u8],
+) -> Result<LdevidStatus, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT pledge_serial, superseded_by, revoked FROM certificates
+         WHERE cert_serial = ? AND der = ?",
+    )
+    .bind(cert_serial)
+    .bind(der)
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else {
+        return Ok(LdevidStatus::Unknown);
+    };
+    let pledge_serial: String = row.try_get("pledge_serial")?;
+    let superseded: Option<String> = row.try_get("superseded_by")?;
+    let revoked: i64 = row.try_get("revoked")?;
+    Ok(if revoked != 0 {
+        LdevidStatus::Revoked { pledge_serial }
+    } else if superseded.is_some() {
+        LdevidStatus::Superseded { pledge_serial }
+    } else {
+        LdevidStatus::Current { pledge_serial }
+    })
+}
+
+/// A status report as shown by `registrar pledges list`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct StatusReport {
+    pub status: bool,
+    pub reason: Option<String>,
+    pub client_cert: String,
+    pub received_at: String,
+}
+
+/// One row of `registrar pledges list`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PledgeSummary {
+    pub serial: String,
+    /// `allowed`, `denied`, `pending` or `enrolled`.
+    pub state: String,
+    pub policy: String,
+    pub voucher_assertion: Option<String>,
+    pub voucher_status: Option<StatusReport>,
+    pub enrollstatus: Option<StatusReport>,
+    pub ldevid_serial: Option<String>,
+    pub ldevid_not_after: Option<String>,
+    pub last_seen: Option<String>,
+    pub last_peer: Option<String>,
+    /// How many vouchers, telemetry reports and LDevIDs are stored for this serial.
+    pub vouchers: i64,
+    pub telemetry_reports: i64,
+    pub certificates: i64,
+}
+
+async fn latest_status(
+    db: &SqlitePool,
+    serial: &str,
+    kind: TelemetryKind,
+) -> Result<Option<StatusReport>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT status, reason, client_cert, received_at FROM telemetry
+         WHERE serial = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(serial)
+    .bind(kind.as_str())
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(StatusReport {
+            status: r.try_get::<i64, _>("status")? != 0,
+            reason: r.try_get("reason")?,
+            client_cert: r.try_get("client_cert")?,
+            received_at: r.try_get("received_at")?,
+        })
+    })
+    .transpose()
+}
+
+async fn count(db: &SqlitePool, sql: &'static str, serial: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query(sql)
+        .bind(serial)
+        .fetch_one(db)
+        .await?
+        .try_get("n")
+}
+
+/// Every serial the registrar knows (from any table), with its state.
+pub async fn list_pledges(db: &SqlitePool) -> Result<Vec<PledgeSummary>, sqlx::Error> {
+    let serials: Vec<String> = sqlx::query(
+        "SELECT serial FROM pledges UNION SELECT serial FROM telemetry
+         UNION SELECT pledge_serial FROM certificates ORDER BY 1",
+    )
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<String, _>(0))
+    .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(serials.len());
+    for serial in serials {
+        let pledge =
+            sqlx::query("SELECT policy, last_seen, last_peer FROM pledges WHERE serial = ?")
+                .bind(&serial)
+                .fetch_optional(db)
+                .await?;
+        let (policy, last_seen, last_peer) = match pledge {
+            Some(r) => (
+                r.try_get::<String, _>("policy")?,
+                r.try_get::<Option<String>, _>("last_seen")?,
+                r.try_get::<Option<String>, _>("last_peer")?,
+            ),
+            None => ("unknown".to_string(), None, None),
+        };
+        let voucher_assertion =
+            sqlx::query("SELECT assertion FROM vouchers WHERE serial = ? ORDER BY id DESC LIMIT 1")
+                .bind(&serial)
+                .fetch_optional(db)
+                .await?
+                .map(|r| r.try_get::<Option<String>, _>("assertion"))
+                .transpose()?
+                .flatten();
+        let ldevid = sqlx::query(
+            "SELECT cert_serial, not_after FROM certificates
+             WHERE pledge_serial = ? AND superseded_by IS NULL AND revoked = 0
+             ORDER BY issued_at DESC LIMIT 1",
+        )
+        .bind(&serial)
+        .fetch_optional(db)
+        .await?;
+        let (ldevid_serial, ldevid_not_after) = match ldevid {
+            Some(r) => (
+                Some(r.try_get::<String, _>("cert_serial")?),
+                Some(r.try_get::<String, _>("not_after")?),
+            ),
+            None => (None, None),
+        };
+        let state = match Policy::parse(&policy) {
+            Some(Policy::Denied) => "denied",
+            Some(Policy::Pending) => "pending",
+            _ if ldevid_serial.is_some() => "enrolled",
+            Some(Policy::Auto | Policy::Allowed) => "allowed",
+            None => "unknown",
+        };
+        out.push(PledgeSummary {
+            state: state.to_string(),
+            policy,
+            voucher_assertion,
+            voucher_status: latest_status(db, &serial, TelemetryKind::VoucherStatus).await?,
+            enrollstatus: latest_status(db, &serial, TelemetryKind::EnrollStatus).await?,
+            ldevid_serial,
+            ldevid_not_after,
+            last_seen,
+            last_peer,
+            vouchers: count(
+                db,
+                "SELECT COUNT(*) AS n FROM vouchers WHERE serial = ?",
+                &serial,
+            )
+            .await?,
+            telemetry_reports: count(
+                db,
+                "SELECT COUNT(*) AS n FROM telemetry WHERE serial = ?",
+                &serial,
+            )
+            .await?,
+            certificates: count(
+                db,
+                "SELECT COUNT(*) AS n FROM certificates WHERE pledge_serial = ?",
+                &serial,
+            )
+            .await?,
+            serial,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,335 @@
+//! `registrar serve`: the HTTPS server for pledges (BRSKI-EST, RFC 8995 §5) and EST clients
+//! (RFC 7030), requiring a client certificate: an IDevID of a configured manufacturer or an
+//! LDevID of the domain CA.
+
+use crate::config::RegistrarConfig;
+use crate::db;
+use crate::masa_client::MasaClient;
+use crate::wire::Reject;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use brski_common::brski::paths;
+use brski_common::keys::{Signer, SoftwareKey};
+use brski_common::oid::ID_KP_CLIENT_AUTH;
+use brski_common::pki::chain::{TimeCheck, TrustPolicy, signed_by, validate_chain};
+use brski_service::files::{read_certs, read_key};
+use brski_service::https::ConnInfo;
+use brski_service::store::SqlitePool;
+use der::{Decode, Encode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use x509_cert::Certificate;
+
+/// One configured manufacturer.
+#[derive(Debug)]
+pub struct ManufacturerAnchors {
+    pub anchors: Vec<Certificate>,
+    /// MASA URL for IDevIDs without the MASA URL extension (RFC 8995 §2.8).
+    pub masa_url: Option<String>,
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct Registrar {
+    pub config: RegistrarConfig,
+    pub db: SqlitePool,
+    pub masa: MasaClient,
+    /// DER of the registrar's TLS certificate: what `proximity-registrar-cert` must equal.
+    pub registrar_cert_der: Vec<u8>,
+    /// Registrar certificate, then the domain CA: carried in registrar voucher-requests
+    /// (RFC 8995 §5.5) and presented in TLS.
+    pub registrar_chain: Vec<Certificate>,
+    pub registrar_key: Arc<SoftwareKey>,
+    pub domain_ca: Certificate,
+    pub domain_ca_key: SoftwareKey,
+    pub manufacturers: Vec<ManufacturerAnchors>,
+    /// IDevIDs: the manufacturer anchors, expiry ignored when configured (RFC 8995 §2.6.2).
+    pub idevid_policy: TrustPolicy,
+    /// Vouchers from MASAs: the manufacturer anchors with time checks.
+    pub voucher_policy: TrustPolicy,
+    /// LDevIDs: the domain CA, with time checks and id-kp-clientAuth.
+    pub ldevid_policy: TrustPolicy,
+    /// The base64 `/csrattrs` answer.
+    pub csrattrs_body: String,
+    pub shutting_down: AtomicBool,
+}
+
+/// Why the registrar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    File(#[from] brski_service::files::FileError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database {path}: {source}")]
+    Database { path: String, source: sqlx::Error },
+    #[error("database {0} failed its integrity check")]
+    Integrity(String),
+    #[error("MASA client: {0}")]
+    MasaClient(#[from] crate::masa_client::ClientError),
+    #[error("TLS: {0}")]
+    Tls(#[from] brski_common::tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn first_cert(path: &std::path::Path) -> Result<Certificate, StartError> {
+    read_certs(path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StartError::Invalid(format!("{}: no certificate", path.display())))
+}
+
+fn key_matches(cert: &Certificate, key: &SoftwareKey) -> bool {
+    cert.tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .is_ok_and(|spki| spki == key.public_key_spki())
+}
+
+/// Open the database at `path` (creating it and the schema when needed).
+pub async fn open_db(path: &std::path::Path) -> Result<SqlitePool, StartError> {
+    let url = path.to_string_lossy().to_string();
+    brski_service::store::open(&url, db::SCHEMA)
+        .await
+        .map_err(|source| StartError::Database { path: url, source })
+}
+
+impl Registrar {
+    /// Load keys, certificates and anchors named by `config`, open the database and build the
+    /// MASA client.
+    pub async fn load(config: RegistrarConfig) -> Result<Self, StartError> {
+        let registrar_cert = first_cert(&config.registrar_cert)?;
+        let registrar_key = read_key(&config.registrar_key)?;
+        let domain_ca = first_cert(&config.domain_ca_cert)?;
+        let domain_ca_key = read_key(&config.domain_ca_key)?;
+        if !key_matches(&registrar_cert, &registrar_key) {
+            return Err(StartError::Invalid(format!(
+                "{} is not the key of {}",
+                config.registrar_key.display(),
+                config.registrar_cert.display()
+            )));
+        }
+        if !key_matches(&domain_ca, &domain_ca_key) {
+            return Err(StartError::Invalid(format!(
+                "{} is not the key of {}",
+                config.domain_ca_key.display(),
+                config.domain_ca_cert.display()
+            )));
+        }
+        if !signed_by(&registrar_cert, &domain_ca) {
+            return Err(StartError::Invalid(format!(
+                "{} is not issued by the domain CA {}",
+                config.registrar_cert.display(),
+                config.domain_ca_cert.display()
+            )));
+        }
+        let registrar_cert_der = registrar_cert
+            .to_der()
+            .map_err(|e| StartError::Invalid(format!("registrar certificate: {e}")))?;
+        let mut manufacturers = Vec::new();
+        for m in &config.manufacturers {
+            manufacturers.push(ManufacturerAnchors {
+                anchors: read_certs(&m.ca)?,
+                masa_url: m.masa_url.clone(),
+            });
+        }
+        let all_anchors: Vec<Certificate> = manufacturers
+            .iter()
+            .flat_map(|m| m.anchors.iter().cloned())
+            .collect();
+        let idevid_time = if config.allow_expired_idevid {
+            TimeCheck::Skip
+        } else {
+            TimeCheck::Now
+        };
+        let masa_ca = match &config.masa_ca {
+            Some(p) => read_certs(p)?,
+            None => Vec::new(),
+        };
+        let masa = MasaClient::new(
+            &masa_ca,
+            Duration::from_secs(u64::from(config.masa_timeout)),
+        )?;
+        let db = open_db(&config.database).await?;
+        let integrity = brski_service::store::integrity_ok(&db)
+            .await
+            .map_err(|source| StartError::Database {
+                path: config.database.display().to_string(),
+                source,
+            })?;
+        if !integrity {
+            return Err(StartError::Integrity(config.database.display().to_string()));
+        }
+        Ok(Self {
+            idevid_policy: TrustPolicy::new(all_anchors.clone()).with_time(idevid_time),
+            voucher_policy: TrustPolicy::new(all_anchors),
+            ldevid_policy: TrustPolicy::new(vec![domain_ca.clone()])
+                .with_required_eku(ID_KP_CLIENT_AUTH),
+            registrar_chain: vec![registrar_cert, domain_ca.clone()],
+            registrar_cert_der,
+            registrar_key: Arc::new(registrar_key),
+            domain_ca,
+            domain_ca_key,
+            manufacturers,
+            csrattrs_body: crate::est::csrattrs_body()
+                .map_err(|e| StartError::Invalid(format!("csrattrs: {e}")))?,
+            masa,
+            db,
+            config,
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    /// The TLS server configuration: the registrar chain, and client certificates that are
+    /// IDevIDs of a configured manufacturer or LDevIDs of the domain CA.
+    pub fn tls_config(&self) -> Result<rustls::ServerConfig, StartError> {
+        let chain = self
+            .registrar_chain
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StartError::Invalid(format!("registrar chain: {e}")))?;
+        let signer: Arc<dyn Signer> = self.registrar_key.clone();
+        let key = brski_common::tls::certified_key(&chain, signer)?;
+        Ok(brski_common::tls::server_config(
+            key,
+            Some(vec![self.idevid_policy.clone(), self.ldevid_policy.clone()]),
+        )?)
+    }
+
+    /// Which kind of certificate the TLS client presented.
+    pub fn classify(&self, conn: &ConnInfo) -> Result<Client, Reject> {
+        let chain = conn
+            .peer_certs
+            .iter()
+            .map(|d| Certificate::from_der(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Reject::new(400, format!("TLS client certificate: {e}")))?;
+        let Some(leaf) = chain.first() else {
+            return Err(Reject::new(401, "no TLS client certificate"));
+        };
+        let pool = chain.get(1..).unwrap_or_default();
+        if validate_chain(leaf, pool, &self.idevid_policy).is_ok() {
+            return Ok(Client::Idevid { chain });
+        }
+        match validate_chain(leaf, pool, &self.ldevid_policy) {
+            Ok(_) => Ok(Client::Ldevid {
+                cert: Box::new(leaf.clone()),
+                der: conn.peer_certs.first().cloned().unwrap_or_default(),
+            }),
+            Err(e) => Err(Reject::new(
+                403,
+                format!("TLS client certificate is neither an IDevID nor an LDevID: {e}"),
+            )),
+        }
+    }
+
+    /// The configured MASA URL of the manufacturer whose anchor is `anchor`.
+    pub fn manufacturer_masa_url(&self, anchor: &Certificate) -> Option<&str> {
+        self.manufacturers
+            .iter()
+            .find(|m| {
+                m.anchors
+                    .iter()
+                    .any(|a| brski_common::pki::chain::same_key(a, anchor))
+            })
+            .and_then(|m| m.masa_url.as_deref())
+    }
+}
+
+/// The authenticated TLS client.
+#[derive(Debug)]
+pub enum Client {
+    /// An IDevID of a configured manufacturer; `chain` as presented, end entity first.
+    Idevid { chain: Vec<Certificate> },
+    /// A certificate issued by the domain CA (to be looked up in the database).
+    Ldevid {
+        cert: Box<Certificate>,
+        der: Vec<u8>,
+    },
+}
+
+/// 503 while shutting down (RFC 8995 §5.6 lets the pledge retry).
+async fn refuse_when_stopping(
+    State(s): State<Arc<Registrar>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if s.shutting_down.load(Ordering::Acquire) {
+        return Reject::new(503, "registrar is shutting down").into_response();
+    }
+    next.run(req).await
+}
+
+async fn not_found(req: Request) -> Response {
+    tracing::info!(
+        path = req.uri().path(),
+        outcome = "unknown-path",
+        "not found"
+    );
+    Reject::new(404, format!("no resource {}", req.uri().path())).into_response()
+}
+
+/// The routes (RFC 8995 §5, §8.3; RFC 7030 §3.2.2).
+pub fn router(state: Arc<Registrar>) -> Router {
+    Router::new()
+        .route(
+            paths::REQUEST_VOUCHER,
+            post(crate::voucher::request_voucher),
+        )
+        .route(
+            paths::LEGACY_REQUEST_VOUCHER,
+            post(crate::voucher::request_voucher),
+        )
+        .route(
+            paths::VOUCHER_STATUS,
+            post(crate::telemetry::voucher_status),
+        )
+        .route(paths::ENROLL_STATUS, post(crate::telemetry::enroll_status))
+        .route(paths::CACERTS, get(crate::est::cacerts))
+        .route(paths::CSRATTRS, get(crate::est::csrattrs))
+        .route(paths::SIMPLE_ENROLL, post(crate::est::simple_enroll))
+        .route(paths::SIMPLE_REENROLL, post(crate::est::simple_reenroll))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_when_stopping,
+        ))
+        .with_state(state)
+}
+
+/// Run the server until SIGTERM/SIGINT, then drain in-flight requests and close the database.
+pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
+    let listen = config.listen;
+    let state = Arc::new(Registrar::load(config).await?);
+    let tls = Arc::new(state.tls_config()?);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let local = listener.local_addr().unwrap_or(listen);
+    tracing::info!(listen = %local, domain = %state.config.domain, accept = state.config.accept.as_str(), "registrar serving");
+    brski_service::notify::ready(&format!("serving on {local}"));
+    brski_service::notify::spawn_watchdog();
+    let app = router(state.clone());
+    let stopping = state.clone();
+    brski_service::https::serve(listener, tls, app, async move {
+        brski_service::shutdown_signal().await;
+        stopping.shutting_down.store(true, Ordering::Release);
+        brski_service::notify::stopping();
+    })
+    .await;
+    state.db.close().await;
+    tracing::info!("registrar stopped");
+    Ok(())
+}

@@ -1,0 +1,726 @@
+//! Test harness: a manufacturer (vendor CA, MASA signer, MASA TLS certificate, IDevIDs), an
+//! in-test MASA that really checks registrar voucher-requests and signs vouchers
+//! (`brski::masa`), the real `registrar` binary started on loopback in a temporary directory,
+//! and pledges as reqwest clients over the provisional TLS of RFC 8995 §5.1.
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+use brski_common::brski::{masa, paths, pledge};
+use brski_common::envelope::{self, Format};
+use brski_common::est;
+use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
+use brski_common::pki::chain::{TimeCheck, TrustPolicy};
+use brski_common::pki::{self, CertificateParams, issue, name_from_parts, profile, self_signed};
+use brski_common::tls;
+use brski_common::voucher::{Assertion, PledgeExpectations};
+use der::{Decode, Encode};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use x509_cert::Certificate;
+
+pub fn key() -> SoftwareKey {
+    SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key")
+}
+
+pub fn der(cert: &Certificate) -> Vec<u8> {
+    cert.to_der().expect("der")
+}
+
+pub fn pem(certs: &[Certificate]) -> String {
+    brski_service::files::certs_to_pem(certs)
+}
+
+/// A free loopback port (bound and released; the OS does not hand it out again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A key and its certificate.
+pub struct Party {
+    pub key: Arc<SoftwareKey>,
+    pub cert: Certificate,
+}
+
+impl Party {
+    pub fn der(&self) -> Vec<u8> {
+        der(&self.cert)
+    }
+}
+
+pub fn issued(params: &CertificateParams, issuer: &Party) -> Party {
+    let k = key();
+    let cert = issue(
+        params,
+        k.public_key_spki(),
+        Some(&issuer.cert),
+        &*issuer.key,
+    )
+    .expect("issue");
+    Party {
+        key: Arc::new(k),
+        cert,
+    }
+}
+
+/// A manufacturer: its CA, the MASA's voucher signer and TLS certificate.
+pub struct Vendor {
+    pub ca: Party,
+    pub masa_signer: Party,
+    pub masa_tls: Party,
+}
+
+impl Vendor {
+    pub fn new(name: &str) -> Self {
+        let k = key();
+        let params =
+            profile::vendor_ca(name_from_parts(Some(name), Some(name), None).expect("name"))
+                .expect("params");
+        let ca = Party {
+            cert: self_signed(&params, &k).expect("ca"),
+            key: Arc::new(k),
+        };
+        let masa_signer = issued(
+            &profile::masa_voucher_signer(
+                name_from_parts(Some("MASA voucher signer"), Some(name), None).expect("name"),
+            )
+            .expect("params"),
+            &ca,
+        );
+        let masa_tls = issued(
+            &profile::tls_server(
+                &["localhost"],
+                &["127.0.0.1".parse().expect("ip"), "::1".parse().expect("ip")],
+            )
+            .expect("params"),
+            &ca,
+        );
+        Self {
+            ca,
+            masa_signer,
+            masa_tls,
+        }
+    }
+
+    /// An IDevID for `serial` naming `masa_url` in its MASA URL extension.
+    pub fn mint(&self, serial: &str, masa_url: Option<&str>) -> Party {
+        issued(
+            &profile::idevid(serial, masa_url, None).expect("params"),
+            &self.ca,
+        )
+    }
+
+    /// The manufacturer anchor as pledges use it (time checks on).
+    pub fn policy(&self) -> TrustPolicy {
+        TrustPolicy::new(vec![self.ca.cert.clone()])
+    }
+
+    /// The anchor as the MASA uses it for IDevIDs: expiry ignored (RFC 8995 §2.6.2).
+    pub fn idevid_policy(&self) -> TrustPolicy {
+        self.policy().with_time(TimeCheck::Skip)
+    }
+
+    pub fn write_ca(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("vendor-ca.crt.pem");
+        std::fs::write(&path, pem(std::slice::from_ref(&self.ca.cert))).expect("write");
+        path
+    }
+}
+
+/// What the in-test MASA does with a voucher request.
+#[derive(Clone, Debug)]
+pub enum MasaMode {
+    /// Check the request (8995 §5.5) and issue a voucher (8995 §5.6).
+    Issue,
+    /// Answer this status with this text/plain reason.
+    Refuse(u16, &'static str),
+    /// Wait, then issue.
+    SlowIssue(Duration),
+    /// Issue a voucher signed by a key the pledge's manufacturer never certified.
+    IssueWithForeignKey,
+}
+
+pub struct MasaState {
+    vendor: Arc<Vendor>,
+    pub mode: Mutex<MasaMode>,
+    pub calls: AtomicUsize,
+    /// The last registrar voucher-request received and its Content-Type.
+    pub last_request: Mutex<Option<(String, Vec<u8>)>>,
+    /// The TCP peer of every request (to see connection reuse).
+    pub peers: Mutex<Vec<SocketAddr>>,
+}
+
+/// The in-test MASA.
+pub struct TestMasa {
+    pub addr: SocketAddr,
+    pub state: Arc<MasaState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestMasa {
+    /// The MASA URL for IDevIDs (authority form, RFC 8995 §2.3.2).
+    pub fn url(&self) -> String {
+        format!("127.0.0.1:{}", self.addr.port())
+    }
+    pub fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+    pub fn set_mode(&self, mode: MasaMode) {
+        *self.state.mode.lock().expect("lock") = mode;
+    }
+}
+
+impl Drop for TestMasa {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn text(status: u16, reason: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::from_u16(status).expect("status"),
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}
+
+/// The voucher format a MASA answers for an Accept header: the first voucher type named, else
+/// (no Accept, or only wildcards) the request's format.
+fn answer_format(accept: Option<&str>, request: Format) -> Format {
+    accept
+        .and_then(|a| a.split(',').find_map(|m| Format::from_media_type(m.trim())))
+        .unwrap_or(request)
+}
+
+async fn masa_request_voucher(
+    State(m): State<Arc<MasaState>>,
+    Extension(conn): Extension<brski_service::https::ConnInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    m.calls.fetch_add(1, Ordering::SeqCst);
+    m.peers.lock().expect("lock").push(conn.peer);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    *m.last_request.lock().expect("lock") = Some((content_type.clone(), body.to_vec()));
+    let mode = m.mode.lock().expect("lock").clone();
+    match mode {
+        MasaMode::Refuse(status, reason) => return text(status, reason),
+        MasaMode::SlowIssue(d) => tokio::time::sleep(d).await,
+        MasaMode::Issue | MasaMode::IssueWithForeignKey => {}
+    }
+    let Some(format) = Format::from_media_type(&content_type) else {
+        return text(415, "unsupported Content-Type");
+    };
+    let checked = match masa::check_registrar_voucher_request(
+        format,
+        &body,
+        &m.vendor.idevid_policy(),
+        TimeCheck::Now,
+        true,
+    ) {
+        Ok(c) => c,
+        Err(e) => return text(e.status(), e),
+    };
+    let Some(pin) = checked.domain_cert().cloned() else {
+        return text(403, "no certificate to pin");
+    };
+    let assertion = if checked.proximity {
+        Assertion::Proximity
+    } else {
+        Assertion::Logged
+    };
+    let voucher = masa::build_voucher(
+        &checked,
+        assertion,
+        &pin,
+        time::OffsetDateTime::now_utc(),
+        None,
+    )
+    .expect("voucher");
+    let out = answer_format(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+        format,
+    );
+    let payload = voucher.to_payload(out).expect("payload");
+    let signed = if matches!(mode, MasaMode::IssueWithForeignKey) {
+        let rogue = Vendor::new("Rogue");
+        envelope::sign(
+            out,
+            &payload,
+            &*rogue.masa_signer.key,
+            &[rogue.masa_signer.cert.clone(), rogue.ca.cert.clone()],
+        )
+    } else {
+        envelope::sign(
+            out,
+            &payload,
+            &*m.vendor.masa_signer.key,
+            &[m.vendor.masa_signer.cert.clone(), m.vendor.ca.cert.clone()],
+        )
+    }
+    .expect("sign");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, out.media_type())],
+        signed,
+    )
+        .into_response()
+}
+
+/// Start the in-test MASA over TLS (its certificate issued by the vendor CA for 127.0.0.1).
+pub async fn start_masa(vendor: Arc<Vendor>, mode: MasaMode) -> TestMasa {
+    let state = Arc::new(MasaState {
+        vendor: vendor.clone(),
+        mode: Mutex::new(mode),
+        calls: AtomicUsize::new(0),
+        last_request: Mutex::new(None),
+        peers: Mutex::new(Vec::new()),
+    });
+    let app = Router::new()
+        .route(paths::REQUEST_VOUCHER, post(masa_request_voucher))
+        .with_state(state.clone());
+    let signer: Arc<dyn Signer> = vendor.masa_tls.key.clone();
+    let key = tls::certified_key(&[vendor.masa_tls.der(), der(&vendor.ca.cert)], signer)
+        .expect("certified key");
+    let config = Arc::new(tls::server_config(key, None).expect("server config"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(brski_service::https::serve(listener, config, app, async {
+        let _ = stopped.await;
+    }));
+    TestMasa {
+        addr,
+        state,
+        stop: Some(stop),
+    }
+}
+
+pub fn registrar_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_registrar")
+}
+
+/// `registrar init` in `dir` with the vendor CA (and the vendor CA as MASA TLS anchor).
+pub async fn init_registrar(dir: &Path, vendor_ca: &Path, extra: &[&str]) -> SocketAddr {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let out = tokio::process::Command::new(registrar_bin())
+        .arg("init")
+        .arg("--dir")
+        .arg(dir)
+        .args(["--domain", "registrar.example"])
+        .arg("--vendor-ca")
+        .arg(vendor_ca)
+        .arg("--masa-ca")
+        .arg(vendor_ca)
+        .args(["--listen", &addr.to_string()])
+        .args(extra)
+        .output()
+        .await
+        .expect("run registrar init");
+    assert!(
+        out.status.success(),
+        "registrar init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    addr
+}
+
+/// Edit `registrar.toml` in `dir`.
+pub fn edit_config(dir: &Path, edit: impl FnOnce(String) -> String) {
+    let path = dir.join("registrar.toml");
+    let text = std::fs::read_to_string(&path).expect("read config");
+    std::fs::write(&path, edit(text)).expect("write config");
+}
+
+/// A running `registrar serve`.
+pub struct RegistrarProc {
+    pub child: tokio::process::Child,
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+}
+
+impl RegistrarProc {
+    /// Start `registrar serve`. Should the configured port have been taken meanwhile (ports
+    /// come from [`free_port`]), move to another one and try again.
+    pub async fn start(dir: &Path, addr: SocketAddr) -> Self {
+        let mut addr = addr;
+        for _ in 0..3 {
+            match Self::try_start(dir, addr).await {
+                Ok(proc) => return proc,
+                Err(log) if log.contains("cannot listen") => {
+                    let next: SocketAddr =
+                        format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+                    edit_config(dir, |t| {
+                        t.replace(
+                            &format!("listen = \"{addr}\""),
+                            &format!("listen = \"{next}\""),
+                        )
+                    });
+                    addr = next;
+                }
+                Err(log) => panic!("registrar did not start: {log}"),
+            }
+        }
+        panic!("registrar found no free port");
+    }
+
+    async fn try_start(dir: &Path, addr: SocketAddr) -> Result<Self, String> {
+        let log = std::fs::File::create(dir.join("registrar.log")).expect("log file");
+        let child = tokio::process::Command::new(registrar_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.join("registrar.toml"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn registrar serve");
+        let mut proc = Self {
+            child,
+            dir: dir.to_path_buf(),
+            addr,
+        };
+        for _ in 0..200 {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return Err(format!("exited with {status}: {}", proc.log()));
+            }
+            // Logged once the listener is bound (a port taken by another process is caught by
+            // the exit above, not mistaken for this registrar).
+            if proc.log().contains("registrar serving") {
+                return Ok(proc);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("not listening after 10 s: {}", proc.log()))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registrar.log")).unwrap_or_default()
+    }
+
+    pub fn base(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+
+    pub fn cert(&self) -> Certificate {
+        brski_service::files::read_certs(&self.dir.join("registrar.crt.pem")).expect("cert")[0]
+            .clone()
+    }
+
+    pub fn domain_ca(&self) -> Certificate {
+        brski_service::files::read_certs(&self.dir.join("domain-ca.crt.pem")).expect("ca")[0]
+            .clone()
+    }
+
+    pub fn domain_ca_party(&self) -> Party {
+        Party {
+            key: Arc::new(
+                brski_service::files::read_key(&self.dir.join("domain-ca.key.pem")).expect("key"),
+            ),
+            cert: self.domain_ca(),
+        }
+    }
+
+    /// `registrar pledges ARGS --config DIR/registrar.toml`.
+    pub async fn pledges(&self, args: &[&str]) -> std::process::Output {
+        pledges_cmd(&self.dir, args).await
+    }
+
+    /// `registrar pledges list --json`, as JSON.
+    pub async fn list(&self) -> serde_json::Value {
+        list_json(&self.dir).await
+    }
+
+    /// The `pledges list --json` entry of `serial`, if any.
+    pub async fn pledge(&self, serial: &str) -> Option<serde_json::Value> {
+        self.list()
+            .await
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|p| p["serial"] == serial)
+            .cloned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("pid")
+    }
+}
+
+pub async fn pledges_cmd(dir: &Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(registrar_bin())
+        .arg("pledges")
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("registrar.toml"))
+        .output()
+        .await
+        .expect("run registrar pledges")
+}
+
+pub async fn list_json(dir: &Path) -> serde_json::Value {
+    let out = pledges_cmd(dir, &["list", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "pledges list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("pledges list --json is JSON")
+}
+
+/// The provisional verifier of 8995 §5.1 that also keeps the registrar's chain, as a pledge
+/// must for §5.6.2.
+#[derive(Debug, Default)]
+pub struct Recording {
+    pub chain: Mutex<Vec<Vec<u8>>>,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut chain = vec![end_entity.as_ref().to_vec()];
+        chain.extend(intermediates.iter().map(|c| c.as_ref().to_vec()));
+        *self.chain.lock().expect("lock") = chain;
+        tls::ProvisionalVerifier.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp,
+            now,
+        )
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls::ProvisionalVerifier.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls::ProvisionalVerifier.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        tls::ProvisionalVerifier.supported_verify_schemes()
+    }
+}
+
+/// An HTTPS client authenticating with `chain`/`key`, provisionally accepting the server.
+pub fn client(chain: &[Vec<u8>], key: Arc<SoftwareKey>) -> (reqwest::Client, Arc<Recording>) {
+    let signer: Arc<dyn Signer> = key;
+    let ck = tls::certified_key(chain, signer).expect("certified key");
+    let recording = Arc::new(Recording::default());
+    let config = tls::client_config(Some(ck), recording.clone()).expect("client config");
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    (client, recording)
+}
+
+/// A pledge: its IDevID, an HTTPS client presenting it, and the registrar chain it saw.
+pub struct Pledge {
+    pub serial: String,
+    pub idevid: Party,
+    pub http: reqwest::Client,
+    pub seen: Arc<Recording>,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await?.to_vec();
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+impl Pledge {
+    pub fn new(serial: &str, idevid: Party) -> Self {
+        let (http, seen) = client(&[idevid.der()], idevid.key.clone());
+        Self {
+            serial: serial.to_string(),
+            idevid,
+            http,
+            seen,
+        }
+    }
+
+    /// Connect (a request to an unknown path) to learn the registrar's certificate, as the
+    /// TLS handshake shows it (8995 §5.1).
+    pub async fn registrar_cert(&self, reg: &RegistrarProc) -> Vec<u8> {
+        let a = send(self.http.get(reg.url("/.well-known/brski/")))
+            .await
+            .expect("connect to the registrar");
+        assert_eq!(a.status, 404, "unknown path: {}", a.text());
+        self.seen.chain.lock().expect("lock")[0].clone()
+    }
+
+    /// A signed PVR naming `registrar_cert_der` (8995 §5.2).
+    pub fn pvr(&self, format: Format, registrar_cert_der: &[u8]) -> pledge::PledgeVoucherRequest {
+        pledge::build_pledge_voucher_request(
+            format,
+            &self.serial,
+            registrar_cert_der,
+            &*self.idevid.key,
+            std::slice::from_ref(&self.idevid.cert),
+            Some(time::OffsetDateTime::now_utc()),
+        )
+        .expect("pvr")
+    }
+
+    pub async fn post(
+        &self,
+        reg: &RegistrarProc,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        send(
+            self.http
+                .post(reg.url(path))
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body),
+        )
+        .await
+        .expect("request")
+    }
+
+    pub async fn get(&self, reg: &RegistrarProc, path: &str) -> Answer {
+        send(self.http.get(reg.url(path))).await.expect("request")
+    }
+
+    pub async fn request_voucher(
+        &self,
+        reg: &RegistrarProc,
+        pvr: &pledge::PledgeVoucherRequest,
+    ) -> Answer {
+        self.post(
+            reg,
+            paths::REQUEST_VOUCHER,
+            pvr.format.media_type(),
+            pvr.bytes.clone(),
+        )
+        .await
+    }
+
+    /// Verify a voucher as the pledge does (8995 §5.6.1, §5.6.2).
+    pub fn accept(
+        &self,
+        vendor: &Vendor,
+        format: Format,
+        voucher: &[u8],
+        pvr: &pledge::PledgeVoucherRequest,
+    ) -> pledge::AcceptedVoucher {
+        let accepted = pledge::accept_voucher(
+            format,
+            voucher,
+            &vendor.policy(),
+            &PledgeExpectations::for_request(&pvr.request),
+        )
+        .expect("pledge accepts the voucher");
+        let chain = self.seen.chain.lock().expect("lock").clone();
+        pledge::validate_registrar(&accepted.pin, &chain, TimeCheck::Now)
+            .expect("registrar chains to the pinned domain certificate");
+        accepted
+    }
+
+    /// A full voucher exchange in CMS; panics unless the voucher is relayed and accepted.
+    pub async fn obtain_voucher(&self, reg: &RegistrarProc, vendor: &Vendor) {
+        let cert = self.registrar_cert(reg).await;
+        let pvr = self.pvr(Format::Cms, &cert);
+        let a = self.request_voucher(reg, &pvr).await;
+        assert_eq!(a.status, 200, "voucher: {}", a.text());
+        self.accept(vendor, Format::Cms, &a.body, &pvr);
+    }
+}
+
+/// A CSR for `key` with `subject`, as the base64 body of `/simpleenroll` (RFC 7030 §4.2.1).
+pub fn csr_body(subject: &x509_cert::name::Name, key: &dyn Signer) -> String {
+    let der = pki::build_csr(subject, key, &pki::CsrParams::default()).expect("csr");
+    est::encode_base64_body(&der)
+}
+
+/// The single certificate of a certs-only base64 body.
+pub fn single_cert(body: &[u8]) -> Certificate {
+    let certs = est::decode_certs_only_body(body).expect("certs-only body");
+    assert_eq!(certs.len(), 1, "one certificate");
+    certs[0].clone()
+}
+
+pub fn cert_serial_hex(cert: &Certificate) -> String {
+    hex_upper(cert.tbs_certificate().serial_number().as_bytes())
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Re-decode a DER certificate (for tampering tests).
+pub fn cert_from_der(d: &[u8]) -> Certificate {
+    Certificate::from_der(d).expect("cert")
+}
