@@ -59,7 +59,7 @@ pub enum Failure {
     #[error("{step}: still pending after {waited_secs} s, giving up")]
     PendingTooLong { step: Step, waited_secs: u64 },
     /// The voucher failed the checks of RFC 8995 §5.6.1.
-    #[error("voucher rejected: {0}")]
+    #[error("{0}")]
     Voucher(PledgeError),
     /// The registrar's TLS certificate does not validate against the voucher's pin (§5.6.2).
     #[error("registrar certificate is not pinned by the voucher ({0})")]
@@ -112,7 +112,7 @@ impl Failure {
     /// A short reason for telemetry (RFC 8995 §5.7: human readable, no attack-useful detail).
     pub fn telemetry_reason(&self) -> String {
         match self {
-            Self::Voucher(e) => format!("voucher rejected: {e}"),
+            Self::Voucher(e) => e.to_string(),
             Self::NotPinned(_) => "registrar certificate is not pinned by the voucher".into(),
             other => other.to_string(),
         }

@@ -363,9 +363,11 @@ mod tests {
         fn enrolled(&self) -> (SoftwareKey, Certificate) {
             let k = key();
             let c = self.ldevid(&k);
-            self.state.write_domain_ca(&[self.ca.clone()]).expect("ca");
             self.state
-                .commit_enrollment(&k, &[c.clone()], &state_file())
+                .write_domain_ca(std::slice::from_ref(&self.ca))
+                .expect("ca");
+            self.state
+                .commit_enrollment(&k, std::slice::from_ref(&c), &state_file())
                 .expect("commit");
             (k, c)
         }
@@ -437,7 +439,7 @@ mod tests {
         let other = fixture();
         other
             .state
-            .write_domain_ca(&[other.ca.clone()])
+            .write_domain_ca(std::slice::from_ref(&other.ca))
             .expect("write");
         std::fs::copy(other.state.path(DOMAIN_CA), f.state.path(DOMAIN_CA)).expect("copy");
         let err = f
@@ -453,7 +455,9 @@ mod tests {
         f.enrolled();
         let k2 = key();
         let c2 = f.ldevid(&k2);
-        f.state.commit_renewal(&k2, &[c2.clone()]).expect("renew");
+        f.state
+            .commit_renewal(&k2, std::slice::from_ref(&c2))
+            .expect("renew");
         assert!(!f.state.path(RENEW_CERT).exists());
         assert!(!f.state.path(RENEW_KEY).exists());
         let e = f.state.load_enrollment("SN-1", TimeCheck::Now).expect("ok");
@@ -473,7 +477,7 @@ mod tests {
         f.state
             .write(
                 RENEW_CERT,
-                certs_to_pem(&[c2.clone()]).as_bytes(),
+                certs_to_pem(std::slice::from_ref(&c2)).as_bytes(),
                 PUBLIC_MODE,
             )
             .expect("w");
