@@ -99,14 +99,15 @@ impl Session {
         self.server_chain.first().map(Vec::as_slice).unwrap_or(&[])
     }
 
-    async fn reconnect(&mut self) -> Result<(), Failure> {
+    async fn reconnect(&mut self, step: Step) -> Result<(), Failure> {
         let conn = Connection::connect(&self.target, self.tls.clone(), CONNECT_TIMEOUT)
             .await
             .map_err(unreachable)?;
         if conn.peer_certs().first() != self.server_chain.first() {
-            return Err(Failure::Unreachable(
-                "the registrar presented another certificate on a new connection".into(),
-            ));
+            return Err(Failure::Protocol {
+                step,
+                reason: "the registrar presented another certificate on a new connection".into(),
+            });
         }
         tracing::debug!(registrar = %self.target.authority, "reconnected");
         self.conn = conn;
@@ -116,7 +117,7 @@ impl Session {
     /// Send once (again on a new connection if the registrar had closed this one).
     pub async fn send(&mut self, x: &Exchange<'_>) -> Result<Response, Failure> {
         if self.conn.is_closed() {
-            self.reconnect().await?;
+            self.reconnect(x.step).await?;
         }
         let mut retried = false;
         loop {
@@ -139,7 +140,7 @@ impl Session {
                 Err(e) if e.is_closed_connection() && !retried => {
                     tracing::debug!(step = %x.step, error = %e, "connection closed; resending");
                     retried = true;
-                    self.reconnect().await?;
+                    self.reconnect(x.step).await?;
                 }
                 Err(e) => return Err(unreachable(e)),
             }

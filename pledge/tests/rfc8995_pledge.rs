@@ -5,8 +5,10 @@
 mod harness;
 
 use brski_common::brski::paths;
+use brski_common::envelope::{self, Format};
 use brski_common::keys::{Signer, SoftwareKey};
 use brski_common::pki::chain::{TimeCheck, TrustPolicy, validate_chain};
+use brski_common::voucher::{Assertion, VoucherRequest};
 use brski_service::files::read_certs;
 use const_oid::db::rfc5912;
 use der::Encode;
@@ -136,6 +138,26 @@ async fn rfc8995_5_bootstrap_enrolls_and_reports() {
         String::from_utf8_lossy(&v.stdout),
         String::from_utf8_lossy(&v.stderr)
     );
+    // The kept voucher verifies with the manufacturer's anchor, independently.
+    let cms = std::process::Command::new("openssl")
+        .args([
+            "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any", "-in",
+        ])
+        .arg(p.path("voucher.vcj"))
+        .arg("-CAfile")
+        .arg(p.path("manufacturer-ca.crt.pem"))
+        .output()
+        .expect("openssl runs");
+    assert!(
+        cms.status.success(),
+        "openssl cms -verify: {}",
+        String::from_utf8_lossy(&cms.stderr)
+    );
+    let payload: serde_json::Value = serde_json::from_slice(&cms.stdout).expect("voucher JSON");
+    assert_eq!(
+        payload["ietf-voucher:voucher"]["serial-number"], "SN-HAPPY",
+        "{payload}"
+    );
     // state.json is written last.
     let state_time = mtime(&p, "state.json");
     for f in [
@@ -174,6 +196,19 @@ async fn rfc8995_5_bootstrap_enrolls_and_reports() {
             "success enrollstatus on a new connection authenticated with the LDevID"
         );
         assert_eq!(log.issued, vec![ldevid]);
+        assert_eq!(
+            log.handshakes, 2,
+            "one persistent connection for the bootstrap (RFC 8995 §5), one with the LDevID"
+        );
+        let pvr = pvr_payload(&log.pvrs[0]);
+        assert!(pvr.created_on.is_some(), "created-on with a trusted clock");
+        assert_eq!(pvr.serial_number, "SN-HAPPY");
+        assert_eq!(pvr.assertion, Some(Assertion::Proximity));
+        assert_eq!(
+            pvr.proximity_registrar_cert,
+            Some(world.registrar.cert.to_der().expect("der")),
+            "proximity-registrar-cert is the registrar's TLS certificate"
+        );
     }
 
     // Idempotent: a second run finds the enrollment and sends nothing.
@@ -203,6 +238,34 @@ async fn rfc8995_5_bootstrap_with_jws_and_cose_vouchers() {
         assert_enrolled(&p, &world, file);
         assert!(!p.exists("voucher.vcj"), "{format}");
     }
+}
+
+/// The payload of a CMS voucher-request as received by the harness.
+fn pvr_payload(bytes: &[u8]) -> VoucherRequest {
+    let parsed = envelope::parse(Format::Cms, bytes).expect("CMS");
+    VoucherRequest::from_payload(Format::Cms, &parsed.payload).expect("voucher-request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_2_6_1_pledge_without_a_trusted_clock_enrolls() {
+    let world = world();
+    let registrar = Registrar::start(world.clone(), Behaviour::default()).await;
+    let p = pledge_dir(&world, "SN-NOCLOCK", "cms", Some(&registrar.url));
+    let text = p.config_text();
+    assert!(text.contains("trust-clock = true"), "{text}");
+    std::fs::write(
+        &p.config,
+        text.replace("trust-clock = true", "trust-clock = false"),
+    )
+    .expect("write");
+    let out = pledge(&["bootstrap", "--config", &p.config.to_string_lossy()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_enrolled(&p, &world, "voucher.vcj");
+    let pvr = pvr_payload(&registrar.log().pvrs[0]);
+    assert_eq!(
+        pvr.created_on, None,
+        "no created-on without a trusted clock"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,6 +359,64 @@ async fn rfc8995_5_6_pending_voucher_request_is_resent_identically() {
     assert!(
         log.pvrs.iter().all(|b| *b == log.pvrs[0]),
         "the identical voucher-request bytes are resent (same nonce, no re-signing)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_request_is_resent_on_a_new_connection_to_the_same_registrar() {
+    let world = world();
+    let registrar = Registrar::start(
+        world.clone(),
+        Behaviour {
+            pending: 1,
+            close_on_pending: true,
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let p = pledge_dir(&world, "SN-RECONNECT", "cms", Some(&registrar.url));
+    let out = pledge(&["bootstrap", "--config", &p.config.to_string_lossy()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_enrolled(&p, &world, "voucher.vcj");
+    let log = registrar.log();
+    assert_eq!(
+        log.handshakes, 3,
+        "first connection, reconnection after `Connection: close`, LDevID connection"
+    );
+    assert_eq!(log.pvrs.len(), 2);
+    assert_eq!(
+        log.pvrs[0], log.pvrs[1],
+        "identical bytes on the new connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_new_connection_must_present_the_same_registrar_certificate() {
+    let world = world();
+    let registrar = Registrar::start(
+        world.clone(),
+        Behaviour {
+            pending: 1,
+            close_on_pending: true,
+            switch_cert_on_reconnect: true,
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let p = pledge_dir(&world, "SN-SWITCH", "cms", Some(&registrar.url));
+    let out = pledge(&["bootstrap", "--config", &p.config.to_string_lossy()]).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        "pledge: requestvoucher: the registrar presented another certificate on a new connection"
+    );
+    assert_not_enrolled(&p);
+    let log = registrar.log();
+    assert_eq!(log.handshakes, 2);
+    assert_eq!(
+        log.pvrs.len(),
+        1,
+        "nothing sent to the other certificate's holder"
     );
 }
 
@@ -555,6 +676,16 @@ async fn run_once_retries_until_the_registrar_is_up() {
     assert!(all.contains("READY=1"), "{all}");
     assert!(all.contains("STATUS=bootstrapping"), "{all}");
     assert!(all.contains("STOPPING=1"), "{all}");
+
+    // Enrolled: `run --once` finds the enrollment and contacts nobody.
+    let again = pledge(&["run", "--config", &p.config.to_string_lossy(), "--once"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        stdout(&again).starts_with("already enrolled: serial SN-RUN"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(registrar.count(paths::REQUEST_VOUCHER), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -169,6 +169,10 @@ pub struct Behaviour {
     /// LDevID lifetime (default one year).
     pub ldevid_lifetime: Option<Duration>,
     pub csrattrs: CsrAttrsReply,
+    /// 202 answers carry `Connection: close`, so the pledge must reconnect to resend.
+    pub close_on_pending: bool,
+    /// Connections after the first present the other domain's registrar certificate.
+    pub switch_cert_on_reconnect: bool,
 }
 
 /// What the harness saw.
@@ -184,6 +188,8 @@ pub struct Log {
     pub enroll_started: usize,
     pub issued: Vec<Certificate>,
     pub vouchered: HashSet<String>,
+    /// TLS handshakes (full ones: the harness does not resume sessions).
+    pub handshakes: usize,
 }
 
 pub struct Shared {
@@ -306,9 +312,14 @@ async fn request_voucher(
         log.pvrs.len()
     };
     if received <= b.pending {
+        let connection = if b.close_on_pending {
+            "close"
+        } else {
+            "keep-alive"
+        };
         return (
             StatusCode::ACCEPTED,
-            [(header::RETRY_AFTER, "1")],
+            [(header::RETRY_AFTER, "1"), (header::CONNECTION, connection)],
             "pending approval\n",
         )
             .into_response();
@@ -526,6 +537,44 @@ async fn simple_reenroll(
     enroll_csr(&s, &b, &body, ldevid.tbs_certificate().subject())
 }
 
+/// The registrar's certificate, or the other domain's registrar certificate for connections
+/// after the first when `switch_cert_on_reconnect` is set.
+#[derive(Debug)]
+struct CertResolver {
+    shared: Arc<Shared>,
+    ours: Arc<rustls::sign::CertifiedKey>,
+    other: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl rustls::server::ResolvesServerCert for CertResolver {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let earlier = {
+            let mut log = self.shared.log.lock().expect("lock");
+            log.handshakes += 1;
+            log.handshakes - 1
+        };
+        if earlier > 0 && self.shared.behaviour().switch_cert_on_reconnect {
+            Some(self.other.clone())
+        } else {
+            Some(self.ours.clone())
+        }
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+fn certified(party: &Party, ca: &Party) -> Arc<rustls::sign::CertifiedKey> {
+    let key: Arc<dyn Signer> = party.key.clone();
+    tls::certified_key(&[party.der(), ca.der()], key).expect("certified key")
+}
+
 /// A running harness registrar.
 pub struct Registrar {
     pub url: String,
@@ -552,18 +601,25 @@ impl Registrar {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let chain = vec![world.registrar.der(), world.domain_ca.der()];
-        let key: Arc<dyn Signer> = world.registrar.key.clone();
-        let server = tls::server_config(
-            tls::certified_key(&chain, key).expect("certified key"),
-            Some(vec![world.vendor_policy(), world.domain_policy()]),
-        )
-        .expect("server config");
-        let shared = Arc::new(Shared {
-            world,
-            behaviour: Mutex::new(behaviour),
-            log: Mutex::new(Log::default()),
-        });
+        let policies = vec![world.vendor_policy(), world.domain_policy()];
+        let resolver = CertResolver {
+            ours: certified(&world.registrar, &world.domain_ca),
+            other: certified(&world.other_registrar, &world.other_domain_ca),
+            shared: Arc::new(Shared {
+                world,
+                behaviour: Mutex::new(behaviour),
+                log: Mutex::new(Log::default()),
+            }),
+        };
+        let shared = resolver.shared.clone();
+        let mut server = rustls::ServerConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_client_cert_verifier(Arc::new(tls::ClientCertPolicyVerifier::new(policies)))
+            .with_cert_resolver(Arc::new(resolver));
+        // Full handshakes only, so that every connection shows its certificate.
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
         let app = Router::new()
             .route(paths::REQUEST_VOUCHER, post(request_voucher))
             .route(paths::VOUCHER_STATUS, post(voucher_status))
