@@ -365,6 +365,17 @@ async fn est(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn voucher_body_decoding_never_panics(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for format in [Format::Cms, Format::Jws, Format::Cose] {
+                let _ = voucher_bytes(format, body.clone());
+            }
+        }
+    }
 
     #[test]
     fn voucher_bodies_in_base64_are_decoded_raw_ones_kept() {

@@ -189,6 +189,14 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
+        fn reason_text_is_one_bounded_line(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let r = Response { status: 500, headers: http::HeaderMap::new(), body };
+            let reason = r.reason();
+            prop_assert!(reason.chars().count() <= 200);
+            prop_assert!(!reason.chars().any(char::is_control));
+        }
+
+        #[test]
         fn registrar_url_parser_never_panics(s in ".{0,80}") {
             let _ = Target::parse(&s);
             if let Ok(t) = Target::parse(&format!("https://{s}")) {
