@@ -9,7 +9,7 @@ use crate::state::{Enrollment, StateDir, StateFile};
 use crate::timing::VOUCHER_RETRY_CAP;
 use brski_common::brski::paths;
 use brski_common::brski::pledge::{
-    accept_voucher, build_pledge_voucher_request, validate_registrar,
+    PledgeError, accept_voucher, build_pledge_voucher_request, validate_registrar,
 };
 use brski_common::envelope::Format;
 use brski_common::est::media_type;
@@ -209,7 +209,10 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
     };
     // RFC 8995 §5.6.2: the registrar's certificate must validate against the pin.
     if let Err(e) = validate_registrar(&accepted.pin, session.server_chain(), time) {
-        let failure = Failure::NotPinned(e.to_string());
+        let failure = Failure::NotPinned(match e {
+            PledgeError::RegistrarNotPinned(detail) => detail,
+            other => other.to_string(),
+        });
         tracing::warn!(step = "pin", outcome = "rejected", error = %failure, "registrar not pinned");
         voucher_status(
             &mut session,
