@@ -6,6 +6,7 @@
 pub mod config;
 pub mod files;
 pub mod https;
+pub mod https_client;
 pub mod logging;
 pub mod notify;
 pub mod store;

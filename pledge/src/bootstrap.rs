@@ -1,0 +1,395 @@
+//! One bootstrap (RFC 8995 §5): provisional TLS, voucher request, voucher and pin checks,
+//! voucher status, EST enrollment, enrollment status.
+
+use crate::enroll;
+use crate::error::{Failure, Step};
+use crate::identity::Identity;
+use crate::session::{Exchange, Session};
+use crate::state::{Enrollment, StateDir, StateFile};
+use crate::timing::VOUCHER_RETRY_CAP;
+use brski_common::brski::paths;
+use brski_common::brski::pledge::{
+    PledgeError, accept_voucher, build_pledge_voucher_request, validate_registrar,
+};
+use brski_common::envelope::Format;
+use brski_common::est::media_type;
+use brski_common::input::decode_base64_lenient;
+use brski_common::keys::Signer;
+use brski_common::oid::ID_KP_CMC_RA;
+use brski_common::pki::chain::{TimeCheck, TrustPolicy};
+use brski_common::pki::ext::idevid_issuer;
+use brski_common::telemetry::StatusTelemetry;
+use brski_common::tls;
+use brski_common::voucher::PledgeExpectations;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+use x509_cert::Certificate;
+
+/// Options of a bootstrap.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// How long to keep resending a request answered with 202 (RFC 8995 §5.6: up to 4 days).
+    pub max_wait: Duration,
+}
+
+/// What a successful bootstrap produced, for the one-line report.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub serial: String,
+    pub assertion: String,
+    pub subject: String,
+    pub issuer: String,
+    pub not_after: String,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "enrolled: serial {}, voucher assertion {}, LDevID subject \"{}\" issued by \"{}\", valid until {}",
+            self.serial, self.assertion, self.subject, self.issuer, self.not_after
+        )
+    }
+}
+
+/// The LDevID's subject, issuer and end of validity, for messages.
+pub fn describe(cert: &Certificate) -> (String, String, String) {
+    let tbs = cert.tbs_certificate();
+    let not_after = time::OffsetDateTime::from(tbs.validity().not_after.to_system_time())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "?".into());
+    (
+        tbs.subject().to_string(),
+        tbs.issuer().to_string(),
+        not_after,
+    )
+}
+
+/// The result of `pledge bootstrap`.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A valid enrollment was already there; nothing was sent.
+    AlreadyEnrolled(Box<Enrollment>),
+    Enrolled(Summary),
+}
+
+/// `pledge bootstrap`: enroll unless a valid enrollment is already on disk.
+pub async fn bootstrap(id: &Identity, options: &Options) -> Result<Outcome, Failure> {
+    let state = StateDir::new(id.state_dir());
+    state.ensure()?;
+    state.recover()?;
+    match state.load_enrollment(&id.serial, id.time_check()) {
+        Ok(e) => return Ok(Outcome::AlreadyEnrolled(Box::new(e))),
+        Err(reason) => tracing::info!(serial = %id.serial, %reason, "not enrolled"),
+    }
+    attempt(id, &state, options).await.map(Outcome::Enrolled)
+}
+
+/// A TLS client configuration trusting only `anchors` for a server carrying id-kp-cmcRA (an
+/// EST server found dynamically, RFC 8995 §5.6.2, RFC 7030 §3.6.1), authenticating with
+/// `chain` and `key`.
+pub fn anchored_config(
+    chain: &[Vec<u8>],
+    key: Arc<dyn Signer>,
+    anchors: Vec<Certificate>,
+    time: TimeCheck,
+) -> Result<Arc<rustls::ClientConfig>, Failure> {
+    let client = tls::certified_key(chain, key).map_err(|e| Failure::Internal(e.to_string()))?;
+    let policy = TrustPolicy::new(anchors)
+        .with_time(time)
+        .with_required_eku(ID_KP_CMC_RA);
+    tls::client_config(
+        Some(client),
+        Arc::new(tls::AnchoredServerVerifier::new(policy)),
+    )
+    .map(Arc::new)
+    .map_err(|e| Failure::Internal(e.to_string()))
+}
+
+/// POST telemetry (RFC 8995 §5.7, §5.9.4). The answer is logged and otherwise ignored.
+async fn report(session: &mut Session, step: Step, path: &str, telemetry: &StatusTelemetry) {
+    let body = match telemetry.to_json() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(%step, error = %e, "cannot encode telemetry");
+            return;
+        }
+    };
+    let x = Exchange::post(step, path, media_type::JSON, &body);
+    match session.send(&x).await {
+        Ok(r) => {
+            tracing::info!(%step, status = r.status, reported = telemetry.status, "status reported")
+        }
+        Err(e) => tracing::warn!(%step, error = %e, "status report not delivered"),
+    }
+}
+
+/// One bootstrap attempt, whatever is on disk: a fresh nonce, and every file rewritten.
+pub async fn attempt(
+    id: &Identity,
+    state: &StateDir,
+    options: &Options,
+) -> Result<Summary, Failure> {
+    let span = tracing::info_span!("bootstrap", serial = %id.serial, registrar = %id.registrar_url);
+    run(id, state, options).instrument(span).await
+}
+
+async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summary, Failure> {
+    state.forget()?;
+    let time = id.time_check();
+    let idevid = id
+        .idevid()
+        .ok_or_else(|| Failure::Config("no IDevID certificate".into()))?;
+
+    // RFC 8995 §5.1: TLS with the IDevID; the registrar's certificate accepted provisionally.
+    let client = tls::certified_key(&id.idevid_chain_der, id.idevid_key.clone())
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let provisional =
+        tls::provisional_client_config(client).map_err(|e| Failure::Internal(e.to_string()))?;
+    let mut session = Session::open(&id.registrar, Arc::new(provisional)).await?;
+    tracing::info!(
+        step = "connect",
+        outcome = "provisional",
+        "connected; registrar certificate kept for the pin check"
+    );
+
+    // RFC 8995 §5.2: the pledge voucher-request, resent identically after 202 (§5.6).
+    let pvr = build_pledge_voucher_request(
+        id.format,
+        &id.serial,
+        session.server_cert(),
+        id.idevid_key.as_ref(),
+        &id.idevid_chain,
+        id.trusted_now(),
+    )
+    .map_err(|e| Failure::Internal(format!("voucher-request: {e}")))?;
+    let media = id.format.media_type();
+    let request = Exchange::post(
+        Step::RequestVoucher,
+        paths::REQUEST_VOUCHER,
+        media,
+        &pvr.bytes,
+    )
+    .accepting(media);
+    let response = session
+        .send_until_done(&request, Some(VOUCHER_RETRY_CAP), options.max_wait)
+        .await?;
+    if response.status != 200 {
+        return Err(Failure::Refused {
+            step: Step::RequestVoucher,
+            status: response.status,
+            reason: response.reason(),
+        });
+    }
+
+    // RFC 8995 §5.6.1: the voucher, verified with the manufacturer's anchor.
+    let format = response
+        .header("content-type")
+        .and_then(Format::from_media_type)
+        .unwrap_or(id.format);
+    let voucher = voucher_bytes(format, response.body);
+    let mut expected = PledgeExpectations::for_request(&pvr.request)
+        .with_idevid_issuer(Some(idevid_issuer(idevid)));
+    expected.trusted_time = id.trusted_now();
+    let manufacturer = TrustPolicy::new(id.manufacturer.clone()).with_time(time);
+    let accepted = match accept_voucher(format, &voucher, &manufacturer, &expected) {
+        Ok(a) => a,
+        Err(e) => {
+            let failure = Failure::Voucher(e);
+            tracing::warn!(step = "voucher", outcome = "rejected", error = %failure, "voucher rejected");
+            voucher_status(
+                &mut session,
+                StatusTelemetry::failure(failure.telemetry_reason()),
+            )
+            .await;
+            return Err(failure);
+        }
+    };
+    // RFC 8995 §5.6.2: the registrar's certificate must validate against the pin.
+    if let Err(e) = validate_registrar(&accepted.pin, session.server_chain(), time) {
+        let failure = Failure::NotPinned(match e {
+            PledgeError::RegistrarNotPinned(detail) => detail,
+            other => other.to_string(),
+        });
+        tracing::warn!(step = "pin", outcome = "rejected", error = %failure, "registrar not pinned");
+        voucher_status(
+            &mut session,
+            StatusTelemetry::failure(failure.telemetry_reason()),
+        )
+        .await;
+        return Err(failure);
+    }
+    let assertion = accepted
+        .voucher
+        .assertion
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(|| "none".into());
+    tracing::info!(step = "voucher", outcome = "accepted", %assertion, "voucher accepted; registrar pinned");
+    voucher_status(&mut session, StatusTelemetry::success()).await;
+    state.write_voucher(format, &voucher)?;
+
+    // RFC 8995 §5.9: EST on the now trusted connection; failures are reported (§5.9.4).
+    let (key, chain, cacerts) = match est(id, state, &mut session, idevid, options).await {
+        Ok(x) => x,
+        Err(failure) => {
+            if !matches!(failure, Failure::Unreachable(_)) {
+                let t = StatusTelemetry::failure(failure.telemetry_reason());
+                report(&mut session, Step::EnrollStatus, paths::ENROLL_STATUS, &t).await;
+            }
+            return Err(failure);
+        }
+    };
+    drop(session);
+    let chain_der = chain_der(&chain)?;
+
+    state.commit_enrollment(
+        &key,
+        &chain,
+        &StateFile {
+            enrolled: true,
+            registrar: id.registrar_url.clone(),
+            serial: id.serial.clone(),
+        },
+    )?;
+    let (subject, issuer, not_after) = chain.first().map(describe).unwrap_or_default();
+    tracing::info!(step = "enroll", outcome = "enrolled", %subject, %issuer, "LDevID stored");
+
+    // RFC 8995 §5.9.4: success is reported on a new connection authenticated with the LDevID.
+    enroll_status_success(id, Arc::new(key), &chain_der, cacerts, time).await;
+    Ok(Summary {
+        serial: id.serial.clone(),
+        assertion,
+        subject,
+        issuer,
+        not_after,
+    })
+}
+
+/// A voucher body: raw as RFC 8995 §5.6 says, or base64 from registrars that encode it anyway.
+fn voucher_bytes(format: Format, body: Vec<u8>) -> Vec<u8> {
+    let looks_binary = match format {
+        Format::Cms => body.first() == Some(&0x30),
+        Format::Jws => body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+        Format::Cose => true,
+    };
+    if looks_binary {
+        body
+    } else {
+        decode_base64_lenient(&body).unwrap_or(body)
+    }
+}
+
+async fn voucher_status(session: &mut Session, telemetry: StatusTelemetry) {
+    report(
+        session,
+        Step::VoucherStatus,
+        paths::VOUCHER_STATUS,
+        &telemetry,
+    )
+    .await;
+}
+
+fn chain_der(chain: &[Certificate]) -> Result<Vec<Vec<u8>>, Failure> {
+    use der::Encode;
+    chain
+        .iter()
+        .map(|c| c.to_der())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Internal(e.to_string()))
+}
+
+async fn enroll_status_success(
+    id: &Identity,
+    key: Arc<dyn Signer>,
+    chain: &[Vec<u8>],
+    cacerts: Vec<Certificate>,
+    time: TimeCheck,
+) {
+    let config = match anchored_config(chain, key, cacerts, time) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(step = "enrollstatus", error = %e, "cannot report enrollment");
+            return;
+        }
+    };
+    match Session::open(&id.registrar, config).await {
+        Ok(mut s) => {
+            report(
+                &mut s,
+                Step::EnrollStatus,
+                paths::ENROLL_STATUS,
+                &StatusTelemetry::success(),
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::warn!(step = "enrollstatus", error = %e, "cannot connect with the LDevID to report enrollment")
+        }
+    }
+}
+
+/// RFC 8995 §5.9.1–§5.9.3: `/cacerts`, `/csrattrs`, a new key, `/simpleenroll`.
+async fn est(
+    id: &Identity,
+    state: &StateDir,
+    session: &mut Session,
+    idevid: &Certificate,
+    options: &Options,
+) -> Result<
+    (
+        brski_common::keys::SoftwareKey,
+        Vec<Certificate>,
+        Vec<Certificate>,
+    ),
+    Failure,
+> {
+    let time = id.time_check();
+    let cacerts = enroll::cacerts(session, time).await?;
+    state.write_domain_ca(&cacerts)?;
+    let attrs = enroll::csrattrs(session).await?;
+    let alg = enroll::key_algorithm(attrs.as_ref());
+    let key = enroll::generate_key(alg)?;
+    let csr = enroll::csr(idevid.tbs_certificate().subject(), &key, Vec::new())?;
+    tracing::info!(step = "simpleenroll", algorithm = ?alg, "requesting the LDevID");
+    let certs = enroll::enroll(
+        session,
+        Step::SimpleEnroll,
+        paths::SIMPLE_ENROLL,
+        &csr,
+        options.max_wait,
+    )
+    .await?;
+    let chain = enroll::check_issued(Step::SimpleEnroll, certs, &key, &cacerts, time)?;
+    Ok((key, chain, cacerts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn voucher_body_decoding_never_panics(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            for format in [Format::Cms, Format::Jws, Format::Cose] {
+                let _ = voucher_bytes(format, body.clone());
+            }
+        }
+    }
+
+    #[test]
+    fn voucher_bodies_in_base64_are_decoded_raw_ones_kept() {
+        let der = vec![0x30, 0x03, 0x02, 0x01, 0x05];
+        assert_eq!(voucher_bytes(Format::Cms, der.clone()), der);
+        assert_eq!(voucher_bytes(Format::Cms, b"MAMCAQU=".to_vec()), der);
+        let jws = br#" {"payload":"x"}"#.to_vec();
+        assert_eq!(voucher_bytes(Format::Jws, jws.clone()), jws);
+        let cose = vec![0xd2, 0x84];
+        assert_eq!(voucher_bytes(Format::Cose, cose.clone()), cose);
+        // Not base64 either: left as it is, for the verifier to reject.
+        assert_eq!(voucher_bytes(Format::Cms, b"!!".to_vec()), b"!!".to_vec());
+    }
+}

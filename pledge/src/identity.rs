@@ -1,0 +1,169 @@
+//! What the factory gave the pledge (`pledge.toml`, RFC 8995 §2.3, §9.1.3): its IDevID and
+//! key, its serial number, the manufacturer's trust anchor, and where the registrar is.
+
+use crate::error::Failure;
+use brski_common::envelope::Format;
+use brski_common::keys::{Signer, SoftwareKey};
+use brski_common::pki::TimeCheck;
+use brski_common::pki::ext::serial_number;
+use brski_service::config::PledgeConfig;
+use brski_service::files::{read_certs, read_key};
+use brski_service::https_client::Target;
+use der::Encode;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use x509_cert::Certificate;
+
+/// The pledge's identity and configuration, checked for consistency.
+#[derive(Debug)]
+pub struct Identity {
+    pub config: PledgeConfig,
+    /// The serial number, equal to the IDevID subject's serialNumber (RFC 8995 §2.3.1).
+    pub serial: String,
+    /// The IDevID first, then any intermediates from the certificate file.
+    pub idevid_chain: Vec<Certificate>,
+    pub idevid_chain_der: Vec<Vec<u8>>,
+    pub idevid_key: Arc<SoftwareKey>,
+    /// The manufacturer's trust anchors for vouchers (RFC 8995 §5.6.1).
+    pub manufacturer: Vec<Certificate>,
+    /// The voucher format to request (default CMS, RFC 8995 §5.2).
+    pub format: Format,
+    /// The registrar's URL as given.
+    pub registrar_url: String,
+    pub registrar: Target,
+}
+
+fn config_error(path: &Path, e: impl std::fmt::Display) -> Failure {
+    Failure::Config(format!("{}: {e}", path.display()))
+}
+
+/// The voucher format named in `pledge.toml` (`cms`, `jws` or `cose`; default `cms`).
+pub fn parse_format(name: Option<&str>) -> Result<Format, String> {
+    match name.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("cms") => Ok(Format::Cms),
+        Some("jws") => Ok(Format::Jws),
+        Some("cose") => Ok(Format::Cose),
+        Some(other) => Err(format!(
+            "voucher-format {other:?} is not one of cms, jws, cose"
+        )),
+    }
+}
+
+impl Identity {
+    /// Load `pledge.toml` and the files it names; `registrar` overrides its registrar URL.
+    pub fn load(config_path: &Path, registrar: Option<&str>) -> Result<Self, Failure> {
+        let config = PledgeConfig::load(config_path).map_err(|e| Failure::Config(e.to_string()))?;
+        if config.tpm.is_some() {
+            return Err(Failure::Config(format!(
+                "{}: the IDevID key is in a TPM, but TPM support is not built into this pledge",
+                config_path.display()
+            )));
+        }
+        let key_path: PathBuf = config
+            .idevid_key
+            .clone()
+            .ok_or_else(|| config_error(config_path, "idevid-key is required"))?;
+        let idevid_chain =
+            read_certs(&config.idevid_cert).map_err(|e| Failure::Config(e.to_string()))?;
+        let idevid = idevid_chain
+            .first()
+            .ok_or_else(|| config_error(&config.idevid_cert, "no certificate"))?;
+        let idevid_key = read_key(&key_path).map_err(|e| Failure::Config(e.to_string()))?;
+        let idevid_spki = idevid
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| config_error(&config.idevid_cert, e))?;
+        if idevid_spki != idevid_key.public_key_spki() {
+            return Err(config_error(
+                &key_path,
+                "the key does not belong to the IDevID certificate",
+            ));
+        }
+        let serial = serial_number(idevid).ok_or_else(|| {
+            config_error(
+                &config.idevid_cert,
+                "the IDevID subject has no serialNumber",
+            )
+        })?;
+        if serial != config.serial_number {
+            return Err(config_error(
+                config_path,
+                format!(
+                    "serial-number {:?} differs from the IDevID's serialNumber {serial:?}",
+                    config.serial_number
+                ),
+            ));
+        }
+        let idevid_chain_der = idevid_chain
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| config_error(&config.idevid_cert, e))?;
+        let manufacturer =
+            read_certs(&config.manufacturer_anchor).map_err(|e| Failure::Config(e.to_string()))?;
+        let format = parse_format(config.voucher_format.as_deref())
+            .map_err(|e| config_error(config_path, e))?;
+        let registrar_url = registrar
+            .map(str::to_string)
+            .or_else(|| config.registrar.clone())
+            .ok_or_else(|| {
+                config_error(
+                    config_path,
+                    "no registrar URL: set `registrar` or pass --registrar (discovery is not built)",
+                )
+            })?;
+        let registrar =
+            Target::parse(&registrar_url).map_err(|e| Failure::Config(e.to_string()))?;
+        Ok(Self {
+            config,
+            serial,
+            idevid_chain,
+            idevid_chain_der,
+            idevid_key: Arc::new(idevid_key),
+            manufacturer,
+            format,
+            registrar_url,
+            registrar,
+        })
+    }
+
+    /// The state directory (RFC 8995 does not name one; `pledge.toml` may).
+    pub fn state_dir(&self) -> &Path {
+        self.config.state_dir()
+    }
+
+    /// How certificate validity is checked: against the clock when it is trusted, else not at
+    /// all (RFC 8995 §2.6.1).
+    pub fn time_check(&self) -> TimeCheck {
+        if self.config.trust_clock {
+            TimeCheck::Now
+        } else {
+            TimeCheck::Skip
+        }
+    }
+
+    /// Now, when the pledge trusts its clock.
+    pub fn trusted_now(&self) -> Option<time::OffsetDateTime> {
+        self.config.trust_clock.then(time::OffsetDateTime::now_utc)
+    }
+
+    /// The IDevID certificate.
+    pub fn idevid(&self) -> Option<&Certificate> {
+        self.idevid_chain.first()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voucher_format_names() {
+        assert_eq!(parse_format(None), Ok(Format::Cms));
+        assert_eq!(parse_format(Some("CMS")), Ok(Format::Cms));
+        assert_eq!(parse_format(Some("jws")), Ok(Format::Jws));
+        assert_eq!(parse_format(Some("cose")), Ok(Format::Cose));
+        assert!(parse_format(Some("cbor")).is_err());
+    }
+}

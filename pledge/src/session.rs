@@ -1,0 +1,207 @@
+//! The pledge's HTTPS session with the registrar: one persistent connection for the whole
+//! bootstrap (RFC 8995 §5). When the registrar closes an idle connection, a new one is opened
+//! and must present the very certificate recorded on the first one, since that certificate is
+//! what the voucher request named and what the voucher's pin was checked against (RFC 8995 §5:
+//! without persistent connections both ends MUST re-check the certificates).
+
+use crate::error::{Failure, Step};
+use crate::timing::pending_wait;
+use brski_service::https_client::{ClientError, Connection, Response, Target};
+use http::Method;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a TCP connect or a TLS handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one request may take; the registrar may be waiting on the MASA (RFC 8995 §5.5).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn unreachable(e: ClientError) -> Failure {
+    Failure::Unreachable(e.to_string())
+}
+
+/// A request to send, possibly several times (after 202 or a closed connection).
+#[derive(Clone, Debug)]
+pub struct Exchange<'a> {
+    pub step: Step,
+    pub method: Method,
+    pub path: &'a str,
+    pub content_type: Option<&'a str>,
+    pub accept: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl<'a> Exchange<'a> {
+    pub fn get(step: Step, path: &'a str, accept: Option<&'a str>) -> Self {
+        Self {
+            step,
+            method: Method::GET,
+            path,
+            content_type: None,
+            accept,
+            body: &[],
+        }
+    }
+
+    pub fn post(step: Step, path: &'a str, content_type: &'a str, body: &'a [u8]) -> Self {
+        Self {
+            step,
+            method: Method::POST,
+            path,
+            content_type: Some(content_type),
+            accept: None,
+            body,
+        }
+    }
+
+    pub fn accepting(mut self, accept: &'a str) -> Self {
+        self.accept = Some(accept);
+        self
+    }
+}
+
+/// An HTTPS session with one registrar.
+pub struct Session {
+    target: Target,
+    tls: Arc<rustls::ClientConfig>,
+    conn: Connection,
+    /// The registrar's chain from the first handshake, end entity first (DER).
+    server_chain: Vec<Vec<u8>>,
+}
+
+impl Session {
+    /// Connect and record the registrar's certificate chain.
+    pub async fn open(target: &Target, tls: Arc<rustls::ClientConfig>) -> Result<Self, Failure> {
+        let conn = Connection::connect(target, tls.clone(), CONNECT_TIMEOUT)
+            .await
+            .map_err(unreachable)?;
+        let server_chain = conn.peer_certs().to_vec();
+        if server_chain.is_empty() {
+            return Err(Failure::Unreachable(
+                "the registrar presented no certificate".into(),
+            ));
+        }
+        Ok(Self {
+            target: target.clone(),
+            tls,
+            conn,
+            server_chain,
+        })
+    }
+
+    /// The registrar's certificate chain as presented, end entity first.
+    pub fn server_chain(&self) -> &[Vec<u8>] {
+        &self.server_chain
+    }
+
+    /// The registrar's end-entity certificate (DER).
+    pub fn server_cert(&self) -> &[u8] {
+        self.server_chain.first().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    async fn reconnect(&mut self, step: Step) -> Result<(), Failure> {
+        let conn = Connection::connect(&self.target, self.tls.clone(), CONNECT_TIMEOUT)
+            .await
+            .map_err(unreachable)?;
+        if conn.peer_certs().first() != self.server_chain.first() {
+            return Err(Failure::Protocol {
+                step,
+                reason: "the registrar presented another certificate on a new connection".into(),
+            });
+        }
+        tracing::debug!(registrar = %self.target.authority, "reconnected");
+        self.conn = conn;
+        Ok(())
+    }
+
+    /// Send once (again on a new connection if the registrar had closed this one).
+    pub async fn send(&mut self, x: &Exchange<'_>) -> Result<Response, Failure> {
+        if self.conn.is_closed() {
+            self.reconnect(x.step).await?;
+        }
+        let mut retried = false;
+        loop {
+            let result = self
+                .conn
+                .request(
+                    x.method.clone(),
+                    x.path,
+                    x.content_type,
+                    x.accept,
+                    x.body,
+                    REQUEST_TIMEOUT,
+                )
+                .await;
+            match result {
+                Ok(r) => {
+                    tracing::info!(step = %x.step, status = r.status, "registrar answered");
+                    return Ok(r);
+                }
+                Err(e) if e.is_closed_connection() && !retried => {
+                    tracing::debug!(step = %x.step, error = %e, "connection closed; resending");
+                    retried = true;
+                    self.reconnect(x.step).await?;
+                }
+                Err(e) => return Err(unreachable(e)),
+            }
+        }
+    }
+
+    /// Send, and while the registrar answers 202, wait as its `Retry-After` says (at most
+    /// `cap` each time) and resend the identical request (RFC 8995 §5.6, RFC 7030 §4.2.3),
+    /// until `max_wait` has passed. Returns the first answer that is not 202.
+    pub async fn send_until_done(
+        &mut self,
+        x: &Exchange<'_>,
+        cap: Option<Duration>,
+        max_wait: Duration,
+    ) -> Result<Response, Failure> {
+        let start = Instant::now();
+        loop {
+            let response = self.send(x).await?;
+            if response.status != 202 {
+                return Ok(response);
+            }
+            let wait = pending_wait(response.header("retry-after"), cap, SystemTime::now());
+            let waited = start.elapsed();
+            if waited + wait > max_wait {
+                return Err(Failure::PendingTooLong {
+                    step: x.step,
+                    waited_secs: waited.as_secs(),
+                });
+            }
+            tracing::info!(
+                step = %x.step,
+                outcome = "pending",
+                retry_in_s = wait.as_secs(),
+                "registrar answered 202; resending the same request later"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn reason_text_is_one_bounded_line(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let r = Response { status: 500, headers: http::HeaderMap::new(), body };
+            let reason = r.reason();
+            prop_assert!(reason.chars().count() <= 200);
+            prop_assert!(!reason.chars().any(char::is_control));
+        }
+
+        #[test]
+        fn registrar_url_parser_never_panics(s in ".{0,80}") {
+            let _ = Target::parse(&s);
+            if let Ok(t) = Target::parse(&format!("https://{s}")) {
+                prop_assert!(t.port != 0 && !t.host.is_empty());
+            }
+        }
+    }
+}
