@@ -134,47 +134,56 @@ pub enum Encoding {
     Text,
 }
 
-/// Turn a file's content into the artifact's bytes: PEM blocks (all of them, concatenated DER
-/// is returned as separate items), raw binary, base64, hex or JSON text.
+/// Turn a file's content into the artifact's bytes: PEM blocks (each returned as one item),
+/// base64, hex or JSON text (leading `#` comment lines and surrounding white space ignored), or
+/// raw binary, which is taken byte for byte (DER may well end in a byte that looks like white
+/// space).
 pub fn artifact_bytes(data: &[u8]) -> Result<(Encoding, Vec<Vec<u8>>), InputError> {
-    let body = strip_comment_lines(data);
+    let Ok(text) = std::str::from_utf8(data) else {
+        if data.is_empty() {
+            return Err(InputError::Empty);
+        }
+        return Ok((Encoding::Der, vec![data.to_vec()]));
+    };
+    let body = strip_comment_lines(text.as_bytes());
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
         return Err(InputError::Empty);
     }
-    if let Ok(text) = std::str::from_utf8(trimmed) {
-        if text.contains("-----BEGIN ") {
-            let blocks = pem_blocks(
-                text,
-                &[
-                    "CERTIFICATE",
-                    "CERTIFICATE REQUEST",
-                    "NEW CERTIFICATE REQUEST",
-                    "PKCS7",
-                    "CMS",
-                ],
-            )?;
-            if blocks.is_empty() {
-                return Err(InputError::NoPemBlock(
-                    "CERTIFICATE, CERTIFICATE REQUEST or PKCS7".into(),
-                ));
-            }
-            return Ok((Encoding::Pem, blocks));
+    // The text is valid UTF-8, so this slice is too.
+    let text = std::str::from_utf8(trimmed).unwrap_or_default();
+    if text.contains("-----BEGIN ") {
+        let blocks = pem_blocks(
+            text,
+            &[
+                "CERTIFICATE",
+                "CERTIFICATE REQUEST",
+                "NEW CERTIFICATE REQUEST",
+                "PKCS7",
+                "CMS",
+            ],
+        )?;
+        if blocks.is_empty() {
+            return Err(InputError::NoPemBlock(
+                "CERTIFICATE, CERTIFICATE REQUEST or PKCS7".into(),
+            ));
         }
-        if text.starts_with('{') || text.starts_with('[') {
-            return Ok((Encoding::Text, vec![trimmed.to_vec()]));
-        }
-        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        if compact.len() % 2 == 0 && compact.chars().all(|c| c.is_ascii_hexdigit()) {
-            if let Ok(v) = hex::decode(&compact) {
-                return Ok((Encoding::Hex, vec![v]));
-            }
-        }
-        if let Some(v) = decode_base64_lenient(trimmed) {
-            return Ok((Encoding::Base64, vec![v]));
+        return Ok((Encoding::Pem, blocks));
+    }
+    if text.starts_with('{') || text.starts_with('[') {
+        return Ok((Encoding::Text, vec![trimmed.to_vec()]));
+    }
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.len() % 2 == 0 && compact.chars().all(|c| c.is_ascii_hexdigit()) {
+        if let Ok(v) = hex::decode(&compact) {
+            return Ok((Encoding::Hex, vec![v]));
         }
     }
-    Ok((Encoding::Der, vec![trimmed.to_vec()]))
+    if let Some(v) = decode_base64_lenient(trimmed) {
+        return Ok((Encoding::Base64, vec![v]));
+    }
+    // Binary that happens to be valid UTF-8: byte for byte.
+    Ok((Encoding::Der, vec![data.to_vec()]))
 }
 
 #[cfg(test)]
@@ -202,6 +211,21 @@ mod tests {
             Encoding::Text
         );
         assert!(matches!(artifact_bytes(b"# x\n"), Err(InputError::Empty)));
+    }
+
+    #[test]
+    fn binary_is_taken_byte_for_byte() {
+        // DER whose last byte is a space or a newline, and binary that starts with one.
+        for data in [
+            &[0x30, 0x03, 0x02, 0x01, 0x20][..],
+            &[0x30, 0x82, 0x0a][..],
+            &[0x0a, 0xff][..],
+        ] {
+            assert_eq!(
+                artifact_bytes(data).expect("binary"),
+                (Encoding::Der, vec![data.to_vec()])
+            );
+        }
     }
 
     #[test]

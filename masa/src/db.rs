@@ -5,7 +5,7 @@
 //! is issued).
 
 use brski_common::audit::{Assertion, AuditEvent};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{SqliteConnection, SqlitePool};
 
 /// The schema; every statement is idempotent.
 pub const SCHEMA: &str = "
@@ -100,11 +100,7 @@ fn now() -> String {
         .to_string()
 }
 
-/// Begin a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so that a
-/// read-then-write decision (first owner) cannot race another writer.
-pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
-}
+pub use brski_service::store::begin_write;
 
 /// Record a minted device; `Ok(false)` when the serial was minted before.
 pub async fn insert_device(

@@ -113,7 +113,7 @@ pub async fn policy(db: &SqlitePool, serial: &str) -> Result<Option<Policy>, sql
 
 /// Set the policy of `serial` (creating the row), e.g. from `registrar pledges allow`.
 pub async fn set_policy(db: &SqlitePool, serial: &str, policy: Policy) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = brski_service::store::begin_write(db).await?;
     sqlx::query(
         "INSERT INTO pledges (serial, policy, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT(serial) DO UPDATE SET policy = ?2, updated_at = ?3",
@@ -135,7 +135,7 @@ pub async fn record_seen(
     peer: &str,
     policy_if_new: Policy,
 ) -> Result<Policy, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = brski_service::store::begin_write(db).await?;
     let t = now();
     let current = sqlx::query("SELECT policy FROM pledges WHERE serial = ?")
         .bind(serial)
@@ -221,7 +221,7 @@ pub async fn store_voucher(
     v: &NewVoucher<'_>,
     peer: &str,
 ) -> Result<i64, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = brski_service::store::begin_write(db).await?;
     let t = now();
     let id = sqlx::query(
         "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format, content_type,
@@ -298,7 +298,7 @@ pub struct NewTelemetry<'a> {
 /// Store a telemetry report, linked to the latest voucher of the serial, and update the
 /// pledge's `last_seen`.
 pub async fn store_telemetry(db: &SqlitePool, t: &NewTelemetry<'_>) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = brski_service::store::begin_write(db).await?;
     let received = now();
     let voucher_id: Option<i64> =
         sqlx::query("SELECT MAX(id) AS id FROM vouchers WHERE serial = ?")
@@ -401,7 +401,7 @@ pub struct NewCertificate<'a> {
 
 /// Store an issued LDevID; every other current LDevID of the pledge is superseded by it.
 pub async fn store_certificate(db: &SqlitePool, c: &NewCertificate<'_>) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin().await?;
+    let mut tx = brski_service::store::begin_write(db).await?;
     sqlx::query(
         "UPDATE certificates SET superseded_by = ?1
          WHERE pledge_serial = ?2 AND superseded_by IS NULL",

@@ -37,3 +37,12 @@ pub async fn integrity_ok(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
         .await?;
     Ok(row.0 == "ok")
 }
+
+/// Begin a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred
+/// transaction that reads and then writes can fail with SQLITE_BUSY at once when another writer
+/// commits in between (the busy timeout does not apply to that upgrade); this one waits instead.
+pub async fn begin_write(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}

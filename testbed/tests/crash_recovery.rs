@@ -36,16 +36,27 @@ fn registrar_sigkill_during_50_concurrent_bootstraps() {
         let rows = pledges(&s);
         let progressed = rows
             .as_array()
-            .map(|r| r.iter().filter(|p| p["vouchers"].as_i64().unwrap_or(0) > 0).count())
+            .map(|r| {
+                r.iter()
+                    .filter(|p| p["vouchers"].as_i64().unwrap_or(0) > 0)
+                    .count()
+            })
             .unwrap_or(0);
         if progressed >= 5 || start.elapsed() > Duration::from_secs(60) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    s.registrar.as_mut().expect("registrar").kill().expect("SIGKILL");
+    s.registrar
+        .as_mut()
+        .expect("registrar")
+        .kill()
+        .expect("SIGKILL");
     let before = pledges(&s);
-    assert!(db_ok(&s.registrar_dir.join("registrar.db")), "registrar database intact after SIGKILL");
+    assert!(
+        db_ok(&s.registrar_dir.join("registrar.db")),
+        "registrar database intact after SIGKILL"
+    );
 
     std::thread::sleep(Duration::from_millis(500));
     s.start_registrar().expect("restart registrar");
@@ -70,11 +81,17 @@ fn registrar_sigkill_during_50_concurrent_bootstraps() {
 
     let after = pledges(&s);
     let rows = after.as_array().expect("rows");
-    assert_eq!(rows.iter().filter(|r| r["state"] == "enrolled").count(), PLEDGES);
+    assert_eq!(
+        rows.iter().filter(|r| r["state"] == "enrolled").count(),
+        PLEDGES
+    );
     // Every record committed before the kill is still there.
     for old in before.as_array().expect("rows") {
         let serial = &old["serial"];
-        let new = rows.iter().find(|r| &r["serial"] == serial).expect("row survived the crash");
+        let new = rows
+            .iter()
+            .find(|r| &r["serial"] == serial)
+            .expect("row survived the crash");
         for counter in ["vouchers", "telemetry_reports", "certificates"] {
             assert!(
                 new[counter].as_i64() >= old[counter].as_i64(),

@@ -24,25 +24,43 @@ fn rfc8995_happy_path_checked_with_openssl_and_curl() {
     // The voucher verifies with OpenSSL against the manufacturer CA.
     let vendor_ca = s.masa_dir.join("vendor-ca.crt.pem");
     let content = dir.join("voucher.json");
-    run(Command::new("openssl").args(["cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any", "-in"])
-        .arg(dir.join("voucher.vcj")).arg("-CAfile").arg(&vendor_ca).arg("-out").arg(&content))
+    run(Command::new("openssl")
+        .args([
+            "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any", "-in",
+        ])
+        .arg(dir.join("voucher.vcj"))
+        .arg("-CAfile")
+        .arg(&vendor_ca)
+        .arg("-out")
+        .arg(&content))
     .expect("openssl cms -verify");
-    let voucher: serde_json::Value = serde_json::from_slice(&std::fs::read(&content).expect("content")).expect("json");
+    let voucher: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&content).expect("content")).expect("json");
     assert_eq!(voucher["ietf-voucher:voucher"]["serial-number"], "E2E-0001");
 
     // The LDevID verifies with OpenSSL against the domain CA.
     let domain_ca = s.registrar_dir.join("domain-ca.crt.pem");
-    let verified = run(Command::new("openssl").arg("verify").arg("-CAfile").arg(&domain_ca).arg(dir.join("ldevid.crt.pem")))
-        .expect("openssl verify");
+    let verified = run(Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&domain_ca)
+        .arg(dir.join("ldevid.crt.pem")))
+    .expect("openssl verify");
     assert!(String::from_utf8_lossy(&verified.stdout).contains(": OK"));
     let e = read_enrollment(&dir, "E2E-0001").expect("enrollment");
-    assert_eq!(e.ldevid_issuer, cert(&domain_ca).tbs_certificate().subject().to_string());
+    assert_eq!(
+        e.ldevid_issuer,
+        cert(&domain_ca).tbs_certificate().subject().to_string()
+    );
 
     // curl as an EST client fetches /cacerts.
     let (status, body) = curl(&s, &dir, "GET", "/.well-known/est/cacerts", None, None);
     assert_eq!(status, 200);
     let certs = decode_certs_only_body(&body).expect("certs-only");
-    assert!(certs.contains(&cert(&domain_ca)), "cacerts holds the domain CA");
+    assert!(
+        certs.contains(&cert(&domain_ca)),
+        "cacerts holds the domain CA"
+    );
 
     // The registrar recorded the telemetry.
     let row = pledge_row(&s, "E2E-0001").expect("row");
@@ -50,7 +68,10 @@ fn rfc8995_happy_path_checked_with_openssl_and_curl() {
     assert_eq!(row["voucher_status"]["status"], true);
     assert_eq!(row["enrollstatus"]["status"], true);
     let stopped = s.stop().expect("stop");
-    assert!(stopped.iter().all(|(_, st)| st.success()), "clean SIGTERM exits: {stopped:?}");
+    assert!(
+        stopped.iter().all(|(_, st)| st.success()),
+        "clean SIGTERM exits: {stopped:?}"
+    );
     assert!(db_ok(&s.registrar_dir.join("registrar.db")));
     assert!(db_ok(&s.masa_dir.join("masa.db")));
 }
@@ -66,39 +87,84 @@ fn rfc8995_5_3_idevid_of_an_unknown_manufacturer_is_refused() {
     std::fs::write(&config, toml).expect("write");
     let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
     assert!(!out.status.success(), "must be refused");
-    assert!(pledge_row(&s, "FOREIGN-1").is_none(), "nothing stored for it");
+    assert!(
+        pledge_row(&s, "FOREIGN-1").is_none(),
+        "nothing stored for it"
+    );
 }
 
 /// A PVR built by the test: `signer_dir`'s key signs a request for `serial`.
-fn pvr_file(s: &testbed::loopback::Suite, signer_dir: &std::path::Path, serial: &str, out: &std::path::Path) {
-    let key = SoftwareKey::from_pem(&std::fs::read_to_string(signer_dir.join("idevid.key.pem")).expect("key")).expect("key");
+fn pvr_file(
+    s: &testbed::loopback::Suite,
+    signer_dir: &std::path::Path,
+    serial: &str,
+    out: &std::path::Path,
+) {
+    let key = SoftwareKey::from_pem(
+        &std::fs::read_to_string(signer_dir.join("idevid.key.pem")).expect("key"),
+    )
+    .expect("key");
     let idevid = cert(&signer_dir.join("idevid.crt.pem"));
-    let registrar = std::fs::read_to_string(s.registrar_dir.join("registrar.crt.pem")).expect("registrar cert");
+    let registrar =
+        std::fs::read_to_string(s.registrar_dir.join("registrar.crt.pem")).expect("registrar cert");
     let registrar_der = brski_common::input::pem_block(&registrar, &["CERTIFICATE"]).expect("pem");
-    let pvr = build_pledge_voucher_request(Format::Cms, serial, &registrar_der, &key, &[idevid], None).expect("pvr");
+    let pvr =
+        build_pledge_voucher_request(Format::Cms, serial, &registrar_der, &key, &[idevid], None)
+            .expect("pvr");
     std::fs::write(out, &pvr.bytes).expect("write pvr");
 }
 
 #[test]
 fn rfc8995_5_3_request_signed_by_another_key_or_for_another_serial_is_403() {
     let (tmp, s) = started(&SuiteOptions::default());
-    let a = s.mint("E2E-A").expect("mint").parent().expect("dir").to_path_buf();
-    let b = s.mint("E2E-B").expect("mint").parent().expect("dir").to_path_buf();
+    let a = s
+        .mint("E2E-A")
+        .expect("mint")
+        .parent()
+        .expect("dir")
+        .to_path_buf();
+    let b = s
+        .mint("E2E-B")
+        .expect("mint")
+        .parent()
+        .expect("dir")
+        .to_path_buf();
     let ct = Some("application/voucher-cms+json");
     // Signed by B's IDevID key, sent over A's TLS session.
     let other_key = tmp.path().join("other-key.cms");
     pvr_file(&s, &b, "E2E-A", &other_key);
-    let (status, _) = curl(&s, &a, "POST", "/.well-known/brski/requestvoucher", ct, Some(&other_key));
+    let (status, _) = curl(
+        &s,
+        &a,
+        "POST",
+        "/.well-known/brski/requestvoucher",
+        ct,
+        Some(&other_key),
+    );
     assert_eq!(status, 403);
     // Signed by A, but for B's serial.
     let wrong_serial = tmp.path().join("wrong-serial.cms");
     pvr_file(&s, &a, "E2E-B", &wrong_serial);
-    let (status, _) = curl(&s, &a, "POST", "/.well-known/brski/requestvoucher", ct, Some(&wrong_serial));
+    let (status, _) = curl(
+        &s,
+        &a,
+        "POST",
+        "/.well-known/brski/requestvoucher",
+        ct,
+        Some(&wrong_serial),
+    );
     assert_eq!(status, 403);
     // The well-formed request from A itself is accepted (the checks above are the only difference).
     let good = tmp.path().join("good.cms");
     pvr_file(&s, &a, "E2E-A", &good);
-    let (status, _) = curl(&s, &a, "POST", "/.well-known/brski/requestvoucher", ct, Some(&good));
+    let (status, _) = curl(
+        &s,
+        &a,
+        "POST",
+        "/.well-known/brski/requestvoucher",
+        ct,
+        Some(&good),
+    );
     assert_eq!(status, 200);
 }
 
@@ -109,50 +175,100 @@ fn rfc8995_5_3_denied_pledge_gets_404_and_pending_pledge_202_then_enrolls() {
         ..SuiteOptions::default()
     });
     let denied = s.mint("E2E-DENY").expect("mint");
-    run(Command::new(&s.bin.registrar).args(["pledges", "deny", "E2E-DENY", "--config"]).arg(s.registrar_config()))
-        .expect("deny");
+    run(Command::new(&s.bin.registrar)
+        .args(["pledges", "deny", "E2E-DENY", "--config"])
+        .arg(s.registrar_config()))
+    .expect("deny");
     let out = output(&mut s.pledge("bootstrap", &denied).expect("cmd"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("404"), "{}", stderr(&out));
 
     let pending = s.mint("E2E-PEND").expect("mint");
-    let mut child = s.pledge("bootstrap", &pending).expect("cmd").stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    let mut child = s
+        .pledge("bootstrap", &pending)
+        .expect("cmd")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let start = Instant::now();
     loop {
         if pledge_row(&s, "E2E-PEND").is_some_and(|r| r["state"] == "pending") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "pledge never became pending");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "pledge never became pending"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(child.try_wait().expect("wait").is_none(), "the pledge waits on 202");
-    run(Command::new(&s.bin.registrar).args(["pledges", "allow", "E2E-PEND", "--config"]).arg(s.registrar_config()))
-        .expect("allow");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the pledge waits on 202"
+    );
+    run(Command::new(&s.bin.registrar)
+        .args(["pledges", "allow", "E2E-PEND", "--config"])
+        .arg(s.registrar_config()))
+    .expect("allow");
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(pledge_row(&s, "E2E-PEND").expect("row")["state"], "enrolled");
+    assert_eq!(
+        pledge_row(&s, "E2E-PEND").expect("row")["state"],
+        "enrolled"
+    );
 }
 
 #[test]
 fn rfc8995_5_5_4_masa_refuses_a_registrar_without_cmc_ra() {
     use brski_common::pki::{issue, profile};
     let (_tmp, mut s) = started(&SuiteOptions::default());
-    s.registrar.take().expect("registrar").stop(Duration::from_secs(10)).expect("stop");
+    s.registrar
+        .take()
+        .expect("registrar")
+        .stop(Duration::from_secs(10))
+        .expect("stop");
     // Replace the registrar's certificate with a TLS-only one from the same domain CA.
-    let ca_key = SoftwareKey::from_pem(&std::fs::read_to_string(s.registrar_dir.join("domain-ca.key.pem")).expect("ca key")).expect("key");
+    let ca_key = SoftwareKey::from_pem(
+        &std::fs::read_to_string(s.registrar_dir.join("domain-ca.key.pem")).expect("ca key"),
+    )
+    .expect("key");
     let ca = cert(&s.registrar_dir.join("domain-ca.crt.pem"));
-    let key = SoftwareKey::generate(brski_common::keys::SignatureAlgorithm::EcdsaP256Sha256).expect("key");
-    let params = profile::tls_server(&["localhost"], &["127.0.0.1".parse().expect("ip")]).expect("params");
-    let tls_only = issue(&params, brski_common::keys::Signer::public_key_spki(&key), Some(&ca), &ca_key).expect("issue");
-    std::fs::write(s.registrar_dir.join("registrar.crt.pem"), brski_service::files::certs_to_pem(&[tls_only, ca])).expect("write");
-    std::fs::write(s.registrar_dir.join("registrar.key.pem"), key.to_pkcs8_pem()).expect("write");
+    let key = SoftwareKey::generate(brski_common::keys::SignatureAlgorithm::EcdsaP256Sha256)
+        .expect("key");
+    let params =
+        profile::tls_server(&["localhost"], &["127.0.0.1".parse().expect("ip")]).expect("params");
+    let tls_only = issue(
+        &params,
+        brski_common::keys::Signer::public_key_spki(&key),
+        Some(&ca),
+        &ca_key,
+    )
+    .expect("issue");
+    std::fs::write(
+        s.registrar_dir.join("registrar.crt.pem"),
+        brski_service::files::certs_to_pem(&[tls_only, ca]),
+    )
+    .expect("write");
+    std::fs::write(
+        s.registrar_dir.join("registrar.key.pem"),
+        key.to_pkcs8_pem(),
+    )
+    .expect("write");
     s.start_registrar().expect("restart");
     let config = s.mint("E2E-NORA").expect("mint");
     let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let reason = stderr(&out);
-    assert!(reason.contains("502") && reason.contains("403"), "registrar relays the MASA's 403 as 502: {reason}");
-    assert!(!config.parent().expect("dir").join("ldevid.crt.pem").exists());
+    assert!(
+        reason.contains("502") && reason.contains("403"),
+        "registrar relays the MASA's 403 as 502: {reason}"
+    );
+    assert!(
+        !config
+            .parent()
+            .expect("dir")
+            .join("ldevid.crt.pem")
+            .exists()
+    );
 }
 
 #[test]
@@ -164,20 +280,37 @@ fn rfc8995_masa_down_registrar_answers_502_and_pledge_run_retries() {
     let (status, _) = {
         let pvr = dir.join("probe.cms");
         pvr_file(&s, &dir, "E2E-RETRY", &pvr);
-        curl(&s, &dir, "POST", "/.well-known/brski/requestvoucher", Some("application/voucher-cms+json"), Some(&pvr))
+        curl(
+            &s,
+            &dir,
+            "POST",
+            "/.well-known/brski/requestvoucher",
+            Some("application/voucher-cms+json"),
+            Some(&pvr),
+        )
     };
     assert_eq!(status, 502, "MASA unreachable");
     let mut run_cmd = s.pledge("run", &config).expect("cmd");
-    let mut child = run_cmd.arg("--once").stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    let mut child = run_cmd
+        .arg("--once")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
     std::thread::sleep(Duration::from_secs(3));
-    assert!(child.try_wait().expect("wait").is_none(), "pledge run keeps retrying");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "pledge run keeps retrying"
+    );
     s.start_masa().expect("masa back");
     let start = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
             break st;
         }
-        assert!(start.elapsed() < Duration::from_secs(90), "pledge run did not enroll after the MASA returned");
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "pledge run did not enroll after the MASA returned"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(status.success());
@@ -187,11 +320,20 @@ fn rfc8995_masa_down_registrar_answers_502_and_pledge_run_retries() {
 #[test]
 fn rfc8995_malformed_bodies_get_400_and_nothing_is_stored() {
     let (tmp, s) = started(&SuiteOptions::default());
-    let dir = s.mint("E2E-BAD").expect("mint").parent().expect("dir").to_path_buf();
+    // An enrolled pledge, so that every endpoint (EST included) reaches its body parser.
+    let config = s.mint("E2E-BAD").expect("mint");
+    let dir = config.parent().expect("dir").to_path_buf();
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = pledge_row(&s, "E2E-BAD").expect("row");
+
     let junk = tmp.path().join("junk");
     std::fs::write(&junk, b"\x30\x82\xff\xff not DER, not base64 {").expect("write");
     for (path, ct) in [
-        ("/.well-known/brski/requestvoucher", "application/voucher-cms+json"),
+        (
+            "/.well-known/brski/requestvoucher",
+            "application/voucher-cms+json",
+        ),
         ("/.well-known/brski/voucher_status", "application/json"),
         ("/.well-known/brski/enrollstatus", "application/json"),
         ("/.well-known/est/simpleenroll", "application/pkcs10"),
@@ -199,22 +341,62 @@ fn rfc8995_malformed_bodies_get_400_and_nothing_is_stored() {
         let (status, _) = curl(&s, &dir, "POST", path, Some(ct), Some(&junk));
         assert_eq!(status, 400, "{path}");
     }
-    let row = pledge_row(&s, "E2E-BAD");
-    if let Some(r) = row {
-        assert_eq!(r["vouchers"], 0);
-        assert_eq!(r["telemetry_reports"], 0);
-        assert_eq!(r["certificates"], 0);
+    // /simplereenroll, authenticated by the LDevID.
+    let ldevid_dir = tmp.path().join("as-ldevid");
+    std::fs::create_dir_all(&ldevid_dir).expect("dir");
+    std::fs::copy(
+        dir.join("ldevid.crt.pem"),
+        ldevid_dir.join("idevid.crt.pem"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        dir.join("ldevid.key.pem"),
+        ldevid_dir.join("idevid.key.pem"),
+    )
+    .expect("copy");
+    let (status, _) = curl(
+        &s,
+        &ldevid_dir,
+        "POST",
+        "/.well-known/est/simplereenroll",
+        Some("application/pkcs10"),
+        Some(&junk),
+    );
+    assert_eq!(status, 400, "simplereenroll");
+
+    let after = pledge_row(&s, "E2E-BAD").expect("row");
+    for counter in ["vouchers", "telemetry_reports", "certificates"] {
+        assert_eq!(before[counter], after[counter], "{counter} unchanged");
     }
-    // The MASA too: a garbage registrar voucher-request is 400 and leaves no audit entry.
-    let out = output(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(s.masa_dir.join("vendor-ca.crt.pem"))
-        .args(["-H", "Content-Type: application/voucher-cms+json", "--data-binary"])
-        .arg(format!("@{}", junk.display()))
-        .arg(format!("https://localhost:{}/.well-known/brski/requestvoucher", s.masa_addr.port())));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "400");
-    let log = output(Command::new(&s.bin.masa).args(["audit-log", "--serial", "E2E-BAD", "--config"]).arg(s.masa_config()));
-    if log.status.success() {
+
+    // The MASA too: a garbage registrar voucher-request is 400 and adds no audit entry.
+    let audit = |s: &testbed::loopback::Suite| -> usize {
+        let log = output(
+            Command::new(&s.bin.masa)
+                .args(["audit-log", "--serial", "E2E-BAD", "--config"])
+                .arg(s.masa_config()),
+        );
+        assert!(log.status.success(), "{}", stderr(&log));
         let v: serde_json::Value = serde_json::from_slice(&log.stdout).expect("json");
-        assert_eq!(v["events"].as_array().map(|e| e.len()), Some(0));
-    }
+        v["events"].as_array().map(|e| e.len()).unwrap_or(0)
+    };
+    let events = audit(&s);
+    assert_eq!(events, 1, "one voucher, one audit entry");
+    let out = output(
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(s.masa_dir.join("vendor-ca.crt.pem"))
+            .args([
+                "-H",
+                "Content-Type: application/voucher-cms+json",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", junk.display()))
+            .arg(format!(
+                "https://localhost:{}/.well-known/brski/requestvoucher",
+                s.masa_addr.port()
+            )),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "400");
+    assert_eq!(audit(&s), events);
 }

@@ -39,8 +39,10 @@ pub fn stderr(out: &Output) -> String {
 
 /// `registrar pledges list --json`.
 pub fn pledges(s: &Suite) -> serde_json::Value {
-    let out = run(Command::new(&s.bin.registrar).args(["pledges", "list", "--json", "--config"]).arg(s.registrar_config()))
-        .expect("pledges list");
+    let out = run(Command::new(&s.bin.registrar)
+        .args(["pledges", "list", "--json", "--config"])
+        .arg(s.registrar_config()))
+    .expect("pledges list");
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
@@ -52,11 +54,20 @@ pub fn pledge_row(s: &Suite, serial: &str) -> Option<serde_json::Value> {
 }
 
 /// curl to the registrar with the pledge's IDevID as client certificate; returns (status, body).
-pub fn curl(s: &Suite, pledge_dir: &Path, method: &str, path: &str, content_type: Option<&str>, body: Option<&Path>) -> (u16, Vec<u8>) {
+pub fn curl(
+    s: &Suite,
+    pledge_dir: &Path,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Option<&Path>,
+) -> (u16, Vec<u8>) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-k", "-o", "-", "-w", "\n%{http_code}", "-X", method])
-        .arg("--cert").arg(pledge_dir.join("idevid.crt.pem"))
-        .arg("--key").arg(pledge_dir.join("idevid.key.pem"));
+        .arg("--cert")
+        .arg(pledge_dir.join("idevid.crt.pem"))
+        .arg("--key")
+        .arg(pledge_dir.join("idevid.key.pem"));
     if let Some(ct) = content_type {
         cmd.arg("-H").arg(format!("Content-Type: {ct}"));
     }
@@ -68,20 +79,31 @@ pub fn curl(s: &Suite, pledge_dir: &Path, method: &str, path: &str, content_type
     assert!(out.status.success(), "curl failed: {}", stderr(&out));
     let text = out.stdout;
     let split = text.iter().rposition(|&b| b == b'\n').expect("status line");
-    let status: u16 = String::from_utf8_lossy(&text[split + 1..]).trim().parse().expect("status");
+    let status: u16 = String::from_utf8_lossy(&text[split + 1..])
+        .trim()
+        .parse()
+        .expect("status");
     (status, text[..split].to_vec())
 }
 
 /// Run a future on a fresh runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
 
 /// `PRAGMA integrity_check` of an SQLite database file.
 pub fn db_ok(path: &Path) -> bool {
     block_on(async {
-        let pool = brski_service::store::open(path.to_str().expect("utf-8"), "SELECT 1;").await.expect("open db");
-        let ok = brski_service::store::integrity_ok(&pool).await.expect("integrity_check");
+        let pool = brski_service::store::open(path.to_str().expect("utf-8"), "SELECT 1;")
+            .await
+            .expect("open db");
+        let ok = brski_service::store::integrity_ok(&pool)
+            .await
+            .expect("integrity_check");
         pool.close().await;
         ok
     })
