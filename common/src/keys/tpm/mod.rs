@@ -340,22 +340,12 @@ impl TpmSigner {
             });
         };
         let len = self.alg.ecdsa_scalar_len().unwrap_or_default();
-        let mut fixed = vec![0u8; 2 * len];
-        for (i, v) in [ecc.signature_r().value(), ecc.signature_s().value()]
-            .into_iter()
-            .enumerate()
-        {
-            let end = (i + 1) * len;
-            let start = end
-                .checked_sub(v.len())
-                .filter(|s| *s >= i * len)
-                .ok_or_else(|| TpmError::BadSignature {
-                    tcti: self.config.tcti.clone(),
-                    handle: self.handle,
-                })?;
-            fixed[start..end].copy_from_slice(v);
-        }
-        Ok(fixed)
+        fixed_signature(ecc.signature_r().value(), ecc.signature_s().value(), len).ok_or_else(
+            || TpmError::BadSignature {
+                tcti: self.config.tcti.clone(),
+                handle: self.handle,
+            },
+        )
     }
 }
 
@@ -371,6 +361,18 @@ impl Signer for TpmSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         self.try_sign(message).map_err(KeyError::from)
     }
+}
+
+/// `r‖s` with each of the TPM's `r` and `s` (TPM2B_ECC_PARAMETER, which may be shorter than
+/// the scalar) left-padded to `len` octets; `None` if one is empty or longer than `len`.
+fn fixed_signature(r: &[u8], s: &[u8], len: usize) -> Option<Vec<u8>> {
+    if r.is_empty() || s.is_empty() || r.len() > len || s.len() > len {
+        return None;
+    }
+    let mut fixed = vec![0u8; 2 * len];
+    fixed[len - r.len()..len].copy_from_slice(r);
+    fixed[2 * len - s.len()..].copy_from_slice(s);
+    Some(fixed)
 }
 
 /// The null hashcheck ticket (TPM 2.0 Part 2 §10.7.6): an unrestricted key signs any digest.
@@ -560,5 +562,102 @@ fn persist(
             }
         }
         Err(e) => Err(tss_error(config, "persist the key", Some(handle), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tss_esapi::constants::response_code::Tss2ResponseCode;
+
+    fn config() -> TpmConfig {
+        TpmConfig::new("swtpm:host=127.0.0.1,port=2321").expect("TCTI")
+    }
+
+    fn mapped(rc: u32, handle: Option<u32>) -> TpmError {
+        let e = tss_esapi::Error::Tss2Error(Tss2ResponseCode::from(rc));
+        tss_error(&config(), "sign", handle, e)
+    }
+
+    #[test]
+    fn response_codes_map_to_tpm_errors_naming_the_tcti() {
+        let h = Some(IDEVID_HANDLE);
+        assert!(matches!(mapped(0x922, h), TpmError::Busy { .. }));
+        assert!(matches!(mapped(0x90a, h), TpmError::Busy { .. }));
+        assert!(matches!(mapped(0x921, h), TpmError::Lockout { .. }));
+        assert!(matches!(
+            mapped(0x18b, h),
+            TpmError::NoKeyAtHandle {
+                handle: IDEVID_HANDLE,
+                ..
+            }
+        ));
+        // TPM_RC_HANDLE of a command that names no persistent key is not "no key".
+        assert!(matches!(mapped(0x18b, None), TpmError::Other { .. }));
+        assert!(matches!(mapped(0x0a_000a, h), TpmError::Unreachable { .. }));
+        assert!(matches!(mapped(0x2a6, h), TpmError::Unsupported { .. }));
+        assert!(matches!(
+            mapped(0x98e, h),
+            TpmError::Other {
+                operation: "sign",
+                ..
+            }
+        ));
+        for rc in [0x922, 0x921, 0x18b, 0x0a_000a, 0x2a6, 0x98e] {
+            let text = mapped(rc, h).to_string();
+            assert!(text.contains("swtpm:host=127.0.0.1,port=2321"), "{text}");
+        }
+        assert!(mapped(0x922, h).is_transient());
+        assert!(!mapped(0x98e, h).is_transient());
+    }
+
+    #[test]
+    fn tpm_error_becomes_key_error_unavailable() {
+        let e: KeyError = mapped(0x921, None).into();
+        assert!(matches!(e, KeyError::Unavailable(m) if m.contains("lockout")));
+    }
+
+    #[test]
+    fn handles_outside_the_owner_persistent_range_are_refused() {
+        for h in [0, 0x80ff_ffff, 0x8180_0000, 0x81ff_ffff, 0x8200_0000] {
+            assert!(
+                matches!(owner_persistent_handle(h), Err(TpmError::InvalidHandle(x)) if x == h)
+            );
+        }
+        assert!(persistent_handle(0x81ff_ffff).is_ok());
+        assert!(owner_persistent_handle(IDEVID_HANDLE).is_ok());
+        assert!(owner_persistent_handle(LDEVID_HANDLES[1]).is_ok());
+    }
+
+    #[test]
+    fn fixed_signature_pads_and_rejects() {
+        assert_eq!(
+            fixed_signature(&[1], &[2, 3], 4),
+            Some(vec![0, 0, 0, 1, 0, 0, 2, 3])
+        );
+        assert_eq!(fixed_signature(&[1; 5], &[2], 4), None);
+        assert_eq!(fixed_signature(&[], &[2], 4), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_tpm_signature_values_pad_or_fail(
+            r in proptest::collection::vec(any::<u8>(), 0..70),
+            s in proptest::collection::vec(any::<u8>(), 0..70),
+            p384 in any::<bool>(),
+        ) {
+            let len = if p384 { 48 } else { 32 };
+            match fixed_signature(&r, &s, len) {
+                Some(f) => {
+                    prop_assert_eq!(f.len(), 2 * len);
+                    prop_assert!(f[..len].ends_with(&r) && f[len..].ends_with(&s));
+                    // And the DER conversion accepts it.
+                    prop_assert!(crate::keys::ecdsa_fixed_to_der(&f).is_ok());
+                }
+                None => prop_assert!(r.is_empty() || s.is_empty() || r.len() > len || s.len() > len),
+            }
+        }
     }
 }
