@@ -15,8 +15,10 @@
 //! Calls through one TCTI are serialised inside the process. One signature costs two TPM
 //! commands: `TPM2_ReadPublic` (to get an ESYS handle for the persistent key, whose name is
 //! compared with the one recorded at [`TpmSigner::open`]) and `TPM2_Sign` with a password
-//! session and the null hashcheck ticket over a digest computed in software. Each signature is
-//! verified in software before it is returned.
+//! session and the null hashcheck ticket over a digest computed in software (the first
+//! signature after a TPM start may cost one more `TPM2_Sign`: libtpms self-tests ECDSA and
+//! answers TPM_RC_RETRY, which ESYS resubmits). Each signature is verified in software before it
+//! is returned. Opening the connection adds no TPM command.
 //!
 //! The owner and endorsement hierarchies and the keys are used with empty authorization values
 //! (the state of a TPM that has not been taken ownership of with a password).
@@ -45,8 +47,8 @@ use tss_esapi::structures::{Digest, HashScheme, HashcheckTicket, Signature, Sign
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::{Context, TctiNameConf};
 
-/// Default persistent handle of the IDevID key. 0x81020000 is the first handle of the range the
-/// TCG handle registry sets aside for endorsement-hierarchy device identity keys.
+/// Default persistent handle of the IDevID key (this suite's default; a platform provisioned
+/// elsewhere may use another handle, passed explicitly).
 pub const IDEVID_HANDLE: u32 = 0x8102_0000;
 
 /// Default persistent handles of the LDevID key: two slots, so that renewal creates the next
