@@ -8,6 +8,8 @@
 
 mod software;
 pub mod tls;
+#[cfg(feature = "tpm")]
+pub mod tpm;
 mod verify;
 
 pub use software::SoftwareKey;
