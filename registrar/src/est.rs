@@ -204,6 +204,29 @@ fn certs_only(cert: &Certificate) -> Response {
     }
 }
 
+/// The response to an enrollment: the issued LDevID as certs-only, or the refusal; logged.
+fn answer_issued(
+    step: &'static str,
+    outcome: &'static str,
+    conn: &ConnInfo,
+    result: Result<(String, Certificate), Reject>,
+) -> Response {
+    match result {
+        Ok((serial, cert)) => {
+            tracing::info!(
+                %serial,
+                peer = %conn.peer,
+                status = 200,
+                ldevid = %cert_serial_hex(&cert),
+                outcome,
+                "{step}"
+            );
+            certs_only(&cert)
+        }
+        Err(r) => refused(step, conn, r),
+    }
+}
+
 /// `POST /.well-known/est/simpleenroll` (RFC 7030 §4.2.1, RFC 8995 §5.9.3).
 pub async fn simple_enroll(
     State(s): State<Arc<Registrar>>,
@@ -211,20 +234,12 @@ pub async fn simple_enroll(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match enroll(&s, &conn, &headers, &body).await {
-        Ok((serial, cert)) => {
-            tracing::info!(
-                %serial,
-                peer = %conn.peer,
-                status = 200,
-                ldevid = %cert_serial_hex(&cert),
-                outcome = "enrolled",
-                "simpleenroll"
-            );
-            certs_only(&cert)
-        }
-        Err(r) => refused("simpleenroll", &conn, r),
-    }
+    answer_issued(
+        "simpleenroll",
+        "enrolled",
+        &conn,
+        enroll(&s, &conn, &headers, &body).await,
+    )
 }
 
 async fn enroll(
@@ -317,20 +332,12 @@ pub async fn simple_reenroll(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match reenroll(&s, &conn, &headers, &body).await {
-        Ok((serial, cert)) => {
-            tracing::info!(
-                %serial,
-                peer = %conn.peer,
-                status = 200,
-                ldevid = %cert_serial_hex(&cert),
-                outcome = "renewed",
-                "simplereenroll"
-            );
-            certs_only(&cert)
-        }
-        Err(r) => refused("simplereenroll", &conn, r),
-    }
+    answer_issued(
+        "simplereenroll",
+        "renewed",
+        &conn,
+        reenroll(&s, &conn, &headers, &body).await,
+    )
 }
 
 async fn reenroll(
