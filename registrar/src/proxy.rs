@@ -1,0 +1,239 @@
+//! `registrar proxy`: the RFC 8995 §4 circuit join proxy. It listens on the pledge link,
+//! relays each TCP connection to the registrar byte for byte, announces itself on the pledge
+//! link with GRASP `AN_Proxy` (§4.1.1) and DNS-SD `_brski-proxy._tcp` (App. B), and finds the
+//! registrar by its `AN_join_registrar` floods (§4.3) or `_brski-registrar._tcp` when no
+//! registrar address is given.
+
+use brski_common::discovery::{AN_JOIN_REGISTRAR, Flood};
+use brski_service::{grasp, mdns, netif};
+use clap::Args;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Arguments of `registrar proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Where pledges connect: usually the pledge link's link-local address with its
+    /// interface, e.g. `[fe80::1%lan0]:4443`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// The registrar's address (`[fd00::1]:8443`); discovered by GRASP/DNS-SD when absent.
+    #[arg(long, value_name = "ADDR")]
+    pub registrar: Option<String>,
+    /// The interface to announce on (default: the zone of --listen).
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Seconds between two AN_Proxy floods.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub announce_interval: u64,
+}
+
+/// How long a TCP connect to the registrar may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight relays may finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The registrar to relay to, fixed or as last heard.
+#[derive(Clone, Default)]
+struct Upstream {
+    fixed: Option<SocketAddr>,
+    heard: Arc<Mutex<Option<(SocketAddr, Instant, Duration)>>>,
+}
+
+impl Upstream {
+    fn current(&self) -> Option<SocketAddr> {
+        if let Some(f) = self.fixed {
+            return Some(f);
+        }
+        let heard = self.heard.lock().ok()?;
+        heard.and_then(|(addr, at, ttl)| (at.elapsed() < ttl).then_some(addr))
+    }
+
+    fn learn(&self, addr: SocketAddr, ttl: Duration, how: &'static str) {
+        if let Ok(mut h) = self.heard.lock() {
+            if h.is_none_or(|(a, _, _)| a != addr) {
+                tracing::info!(registrar = %addr, via = how, "registrar discovered");
+            }
+            *h = Some((addr, Instant::now(), ttl));
+        }
+    }
+}
+
+/// Run the proxy until SIGTERM/SIGINT.
+pub async fn run(args: &ProxyArgs) -> Result<(), String> {
+    let listen = netif::parse_scoped(&args.listen).map_err(|e| format!("--listen: {e}"))?;
+    let fixed = args
+        .registrar
+        .as_deref()
+        .map(netif::parse_scoped)
+        .transpose()
+        .map_err(|e| format!("--registrar: {e}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().unwrap_or(listen);
+    let upstream = Upstream {
+        fixed,
+        ..Upstream::default()
+    };
+    let mut background = Vec::new();
+    let _browser = if fixed.is_none() {
+        Some(discover(&upstream, &mut background)?)
+    } else {
+        None
+    };
+    let iface = match (&args.interface, local) {
+        (Some(i), _) => Some(i.clone()),
+        (None, SocketAddr::V6(a)) if a.scope_id() != 0 => netif::interface_name(a.scope_id()),
+        _ => None,
+    };
+    let _mdns = match (&iface, local) {
+        (Some(name), SocketAddr::V6(a)) => Some(announce(
+            name,
+            *a.ip(),
+            a.port(),
+            Duration::from_secs(args.announce_interval.max(1)),
+            &upstream,
+            &mut background,
+        )?),
+        _ => {
+            tracing::warn!(listen = %local, "no interface to announce on; pledges must be told where the proxy is");
+            None
+        }
+    };
+    tracing::info!(listen = %local, registrar = ?fixed, "join proxy relaying");
+    brski_service::notify::ready(&format!("relaying on {local}"));
+    brski_service::notify::spawn_watchdog();
+
+    let mut relays = tokio::task::JoinSet::new();
+    let stop = brski_service::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => {
+                let (pledge, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let to = upstream.current();
+                relays.spawn(relay(pledge, peer, to));
+            }
+            Some(_) = relays.join_next(), if !relays.is_empty() => {}
+        }
+    }
+    brski_service::notify::stopping();
+    drop(listener);
+    for t in background {
+        t.abort();
+    }
+    let _ =
+        tokio::time::timeout(DRAIN, async { while relays.join_next().await.is_some() {} }).await;
+    tracing::info!("join proxy stopped");
+    Ok(())
+}
+
+/// One pledge connection, relayed byte for byte (RFC 8995 §4).
+async fn relay(mut pledge: TcpStream, peer: SocketAddr, to: Option<SocketAddr>) {
+    let Some(to) = to else {
+        tracing::warn!(%peer, outcome = "dropped", "no registrar known yet");
+        return;
+    };
+    let mut registrar = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, registrar = %to, outcome = "unreachable", error = %e, "cannot reach the registrar");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, registrar = %to, outcome = "unreachable", "registrar connect timed out");
+            return;
+        }
+    };
+    let _ = pledge.set_nodelay(true);
+    let _ = registrar.set_nodelay(true);
+    tracing::info!(%peer, registrar = %to, "relaying");
+    match tokio::io::copy_bidirectional(&mut pledge, &mut registrar).await {
+        Ok((up, down)) => {
+            tracing::info!(%peer, registrar = %to, outcome = "closed", bytes_up = up, bytes_down = down, "relay ended")
+        }
+        Err(e) => {
+            tracing::info!(%peer, registrar = %to, outcome = "error", error = %e, "relay ended")
+        }
+    }
+}
+
+/// Learn the registrar from AN_join_registrar floods and `_brski-registrar._tcp`.
+fn discover(
+    upstream: &Upstream,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<mdns::Browser>, String> {
+    let socket = grasp::bind_listener().map_err(|e| format!("cannot listen for GRASP: {e}"))?;
+    let (tx, mut rx) = mpsc::channel(64);
+    background.push(tokio::spawn(grasp::listen(socket, None, tx)));
+    let up = upstream.clone();
+    background.push(tokio::spawn(async move {
+        while let Some(heard) = rx.recv().await {
+            let ttl = Duration::from_millis(u64::from(heard.flood.ttl_ms));
+            if let Some(e) = heard.flood.tcp_endpoints(AN_JOIN_REGISTRAR).first() {
+                up.learn(SocketAddr::V6(e.socket_addr(heard.scope_id)), ttl, "GRASP");
+            }
+        }
+    }));
+    let (mtx, mut mrx) = mpsc::channel::<SocketAddrV6>(64);
+    let browser = match mdns::browse(mdns::BRSKI_REGISTRAR, mtx) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!(error = %e, "no DNS-SD browsing");
+            None
+        }
+    };
+    let up = upstream.clone();
+    background.push(tokio::spawn(async move {
+        while let Some(addr) = mrx.recv().await {
+            // DNS-SD records carry a TTL of their own; refresh like a GRASP flood.
+            up.learn(SocketAddr::V6(addr), Duration::from_secs(180), "DNS-SD");
+        }
+    }));
+    Ok(browser)
+}
+
+/// Announce the proxy (only while a registrar is known) on `iface`.
+fn announce(
+    iface: &str,
+    address: Ipv6Addr,
+    port: u16,
+    period: Duration,
+    upstream: &Upstream,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<mdns::Announcement>, String> {
+    let index = netif::interface_index(iface).map_err(|e| format!("--interface: {e}"))?;
+    let up = upstream.clone();
+    let make: grasp::MakeFlood = Box::new(move |session| {
+        up.current()
+            .map(|_| Flood::an_proxy(session, address, port))
+    });
+    background.push(tokio::spawn(async move {
+        if let Err(e) = grasp::announce(index, period, make).await {
+            tracing::warn!(error = %e, "GRASP announcer stopped");
+        }
+    }));
+    tracing::info!(interface = %iface, %address, port, "announcing AN_Proxy and _brski-proxy._tcp");
+    let instance = format!("proxy-{}", std::process::id());
+    Ok(
+        match mdns::announce(mdns::BRSKI_PROXY, &instance, iface, address, port) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(interface = %iface, error = %e, "no DNS-SD announcement");
+                None
+            }
+        },
+    )
+}
