@@ -25,6 +25,8 @@ const SLOW: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs
 #[derive(Debug)]
 pub struct Proxy {
     pub addr: SocketAddrV6,
+    /// How it was heard: "GRASP", "DNS-SD" or both.
+    pub via: Vec<&'static str>,
     quick: Backoff,
     slow: Backoff,
     due: Instant,
@@ -56,7 +58,7 @@ pub fn proxy_target(addr: &SocketAddrV6) -> (String, Target) {
 
 /// The proxies heard so far and the listeners that hear them.
 pub struct Discovery {
-    heard: mpsc::Receiver<SocketAddrV6>,
+    heard: mpsc::Receiver<(SocketAddrV6, &'static str)>,
     pub proxies: Vec<Proxy>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _browser: Option<mdns::Browser>,
@@ -82,13 +84,25 @@ impl Discovery {
         tasks.push(tokio::spawn(async move {
             while let Some(h) = grx.recv().await {
                 for e in h.flood.tcp_endpoints(AN_PROXY) {
-                    if to_proxies.send(e.socket_addr(h.scope_id)).await.is_err() {
+                    if to_proxies
+                        .send((e.socket_addr(h.scope_id), "GRASP"))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
             }
         }));
-        let browser = match mdns::browse(mdns::BRSKI_PROXY, tx) {
+        let (mtx, mut mrx) = mpsc::channel(64);
+        tasks.push(tokio::spawn(async move {
+            while let Some(addr) = mrx.recv().await {
+                if tx.send((addr, "DNS-SD")).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        let browser = match mdns::browse(mdns::BRSKI_PROXY, mtx) {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::warn!(error = %e, "DNS-SD browsing unavailable; GRASP only");
@@ -104,13 +118,21 @@ impl Discovery {
         })
     }
 
-    fn learn(&mut self, addr: SocketAddrV6) {
-        if addr.port() == 0 || self.proxies.iter().any(|p| p.addr == addr) {
+    fn learn(&mut self, (addr, via): (SocketAddrV6, &'static str)) {
+        if addr.port() == 0 {
             return;
         }
-        tracing::info!(proxy = %addr, "join proxy discovered");
+        if let Some(p) = self.proxies.iter_mut().find(|p| p.addr == addr) {
+            if !p.via.contains(&via) {
+                tracing::info!(proxy = %addr, via, "join proxy also announced");
+                p.via.push(via);
+            }
+            return;
+        }
+        tracing::info!(proxy = %addr, via, "join proxy discovered");
         self.proxies.push(Proxy {
             addr,
+            via: vec![via],
             quick: Backoff::new(QUICK.0, QUICK.1),
             slow: Backoff::new(SLOW.0, SLOW.1),
             due: Instant::now(),
@@ -212,7 +234,10 @@ mod tests {
         assert_eq!(t.authority, "[fe80::1%259]:4443");
         let ula = SocketAddrV6::new("fd00::1".parse().expect("addr"), 8443, 0, 0);
         let (url, t) = proxy_target(&ula);
-        assert_eq!((url.as_str(), t.host.as_str()), ("https://[fd00::1]:8443", "fd00::1"));
+        assert_eq!(
+            (url.as_str(), t.host.as_str()),
+            ("https://[fd00::1]:8443", "fd00::1")
+        );
     }
 
     #[tokio::test]
@@ -226,11 +251,12 @@ mod tests {
         };
         let a = SocketAddrV6::new("fe80::1".parse().expect("a"), 1, 0, 2);
         let b = SocketAddrV6::new("fe80::2".parse().expect("b"), 1, 0, 2);
-        tx.send(a).await.expect("send");
-        tx.send(b).await.expect("send");
-        tx.send(a).await.expect("duplicate");
+        tx.send((a, "GRASP")).await.expect("send");
+        tx.send((b, "GRASP")).await.expect("send");
+        tx.send((a, "DNS-SD")).await.expect("duplicate");
         let first = d.next().await.expect("proxy");
         assert_eq!(d.proxies.len(), 2);
+        assert_eq!(d.proxies[0].via, ["GRASP", "DNS-SD"]);
         // A rejection sends that proxy to the slow backoff; the other is tried at once.
         assert!(d.failed(first, false) >= Duration::from_secs(48));
         let second = d.next().await.expect("proxy");

@@ -41,6 +41,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 struct Upstream {
     fixed: Option<SocketAddr>,
     heard: Arc<Mutex<Option<(SocketAddr, Instant, Duration)>>>,
+    /// Each (registrar, discovery method) once, for the log.
+    seen: Arc<Mutex<Vec<(SocketAddr, &'static str)>>>,
 }
 
 impl Upstream {
@@ -53,10 +55,13 @@ impl Upstream {
     }
 
     fn learn(&self, addr: SocketAddr, ttl: Duration, how: &'static str) {
+        if let Ok(mut seen) = self.seen.lock()
+            && !seen.contains(&(addr, how))
+        {
+            tracing::info!(registrar = %addr, via = how, "registrar discovered");
+            seen.push((addr, how));
+        }
         if let Ok(mut h) = self.heard.lock() {
-            if h.is_none_or(|(a, _, _)| a != addr) {
-                tracing::info!(registrar = %addr, via = how, "registrar discovered");
-            }
             *h = Some((addr, Instant::now(), ttl));
         }
     }

@@ -76,7 +76,13 @@ pub struct NsDaemon {
 
 impl NsDaemon {
     /// Start `program args` in `ns`, output appended to `log`.
-    pub fn start(name: &str, ns: &str, program: &Path, args: &[String], log: PathBuf) -> Result<Self> {
+    pub fn start(
+        name: &str,
+        ns: &str,
+        program: &Path,
+        args: &[String],
+        log: PathBuf,
+    ) -> Result<Self> {
         let child = spawn(ns, program, args, &log)?;
         Ok(Self {
             name: name.to_string(),
@@ -171,7 +177,10 @@ impl Lab {
         }
         let removed = net::teardown(Duration::from_secs(5))?;
         if !removed.is_empty() {
-            eprintln!("lab: removed {} namespaces left from an earlier lab", removed.len());
+            eprintln!(
+                "lab: removed {} namespaces left from an earlier lab",
+                removed.len()
+            );
         }
         let dir = run_dir();
         if dir.exists() {
@@ -196,7 +205,12 @@ impl Lab {
 
     fn network(&self) -> Result<()> {
         let n = self.options.pledges;
-        let mut all = vec![MASA_NS.to_string(), REGISTRAR_NS.into(), PROXY_NS.into(), LAN_NS.into()];
+        let mut all = vec![
+            MASA_NS.to_string(),
+            REGISTRAR_NS.into(),
+            PROXY_NS.into(),
+            LAN_NS.into(),
+        ];
         if self.options.rogue {
             all.push(ROGUE_NS.into());
         }
@@ -213,7 +227,18 @@ impl Lab {
         addr_up(REGISTRAR_NS, "dom0", &format!("{REGISTRAR_ADDR}/64"))?;
         addr_up(PROXY_NS, "dom0", &format!("{PROXY_DOMAIN_ADDR}/64"))?;
         // The pledge LAN: a bridge without multicast snooping (GRASP and mDNS are flooded).
-        ipn(LAN_NS, &["link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        ipn(
+            LAN_NS,
+            &[
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+        )?;
         ipn(LAN_NS, &["link", "set", "br0", "up"])?;
         let port = |peer_ns: &str, port_name: &str, dev: &str| -> Result<()> {
             veth(LAN_NS, port_name, peer_ns, dev)?;
@@ -233,13 +258,20 @@ impl Lab {
             veth(MASA_NS, "wan1", ROGUE_NS, "wan0")?;
             addr_up(MASA_NS, "wan1", &format!("{MASA_ROGUE_SIDE}/64"))?;
             addr_up(ROGUE_NS, "wan0", &format!("{ROGUE_WAN}/64"))?;
-            ipn(ROGUE_NS, &["-6", "route", "add", "fd00:6d::/64", "via", MASA_ROGUE_SIDE])?;
+            ipn(
+                ROGUE_NS,
+                &["-6", "route", "add", "fd00:6d::/64", "via", MASA_ROGUE_SIDE],
+            )?;
         }
         Ok(())
     }
 
     fn credentials(&self) -> Result<()> {
-        let ownership = if self.options.rogue { "claimed" } else { "log-only" };
+        let ownership = if self.options.rogue {
+            "claimed"
+        } else {
+            "log-only"
+        };
         let masa_dir = self.masa_dir();
         let listen = format!("[::]:{MASA_PORT}");
         run(Command::new(&self.bin.masa).args([
@@ -428,7 +460,8 @@ impl Lab {
     /// `registrar pledges list` of the real registrar.
     pub fn registrar_pledges(&self) -> Result<String> {
         let toml = s(&self.registrar_dir().join("registrar.toml"))?;
-        let out = run(Command::new(&self.bin.registrar).args(["pledges", "list", "--config", &toml]))?;
+        let out =
+            run(Command::new(&self.bin.registrar).args(["pledges", "list", "--config", &toml]))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }

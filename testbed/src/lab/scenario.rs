@@ -53,7 +53,10 @@ pub fn run(bin: Binaries, name: &str, pledges: usize, broken_pledge: bool) -> Re
             for log in ["proxy", "registrar", "masa"] {
                 eprintln!("--- {log}.log (tail)\n{}", tail(&lab.log(log), 15));
             }
-            eprintln!("--- pledge-1.log (tail)\n{}", tail(&lab.log("pledge-1"), 15));
+            eprintln!(
+                "--- pledge-1.log (tail)\n{}",
+                tail(&lab.log("pledge-1"), 15)
+            );
         }
         r
     });
@@ -200,6 +203,19 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
             Err(e) => println!("FAIL {}  {e:#}", serial(i)),
         }
     }
+    let heard = |via: &str| {
+        (1..=n)
+            .filter(|i| log_contains(&lab.log(&format!("pledge-{i}")), &format!("via=\"{via}\"")))
+            .count()
+    };
+    let proxy_log = std::fs::read_to_string(lab.log("proxy")).unwrap_or_default();
+    println!(
+        "discovery: pledges that heard a proxy by GRASP AN_Proxy: {}/{n}, by DNS-SD _brski-proxy._tcp: {}/{n}; the proxy heard the registrar by GRASP: {}, by DNS-SD: {}",
+        heard("GRASP"),
+        heard("DNS-SD"),
+        proxy_log.contains("via=\"GRASP\""),
+        proxy_log.contains("via=\"DNS-SD\"")
+    );
     if name == "rogue-registrar" {
         let relayed = std::fs::read_to_string(lab.log("rogue-proxy"))
             .map(|t| t.matches("relay ended").count())
@@ -244,8 +260,7 @@ fn judge(
             ldevid.tbs_certificate().issuer()
         );
     }
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("state.json"))?)?;
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json"))?)?;
     let via = state["registrar"].as_str().unwrap_or("?").to_string();
     if !via.contains(&format!("[{PROXY_LAN_ADDR}%25")) {
         bail!("enrolled through {via}, not the lab's join proxy");
