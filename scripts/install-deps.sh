@@ -2,7 +2,7 @@
 # Install the Debian packages the build and tests need, only those that are missing.
 set -euo pipefail
 need=()
-for pkg in openssl curl systemd; do
+for pkg in openssl curl systemd iproute2 procps; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -6,4 +6,5 @@ bash scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets
+bash scripts/lab.sh
 bash scripts/verify-units.sh debug

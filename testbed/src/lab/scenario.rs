@@ -89,7 +89,15 @@ fn isolation(lab: &Lab) -> Result<()> {
     println!(
         "isolation: pledge-1 reaches the proxy [{PROXY_LAN_ADDR}%eth0]:{PROXY_PORT}; direct connections to the registrar [{REGISTRAR_ADDR}]:{REGISTRAR_PORT} and MASA [{MASA_ADDR}]:{MASA_PORT} fail"
     );
-    let _ = lab;
+    // The pledges have nothing but link-local addresses.
+    for i in 1..=lab.options.pledges {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &pledge_ns(i), "-6", "addr", "show", "scope", "global"])
+            .output()?;
+        if !out.stdout.is_empty() {
+            bail!("pledge-{i} has a global address");
+        }
+    }
     Ok(())
 }
 
@@ -194,7 +202,7 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
     let domain_ca = read_cert(&lab.registrar_dir().join("domain-ca.crt.pem"))?;
     let mut passed = 0;
     for i in 1..=n {
-        let verdict = judge(lab, i, statuses[i - 1], &domain_ca, &registrar_list);
+        let verdict = judge(lab, i, statuses[i - 1], limit, &domain_ca, &registrar_list);
         match verdict {
             Ok(line) => {
                 passed += 1;
@@ -231,6 +239,17 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
     Ok(pass)
 }
 
+/// The `error` of the last failed attempt in a pledge's log.
+fn last_failure(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find(|l| l.contains("outcome=\"failed\""))
+        .and_then(|l| l.split_once("error=").map(|(_, e)| e))
+        .map(|e| e.split(" retry_in_ms").next().unwrap_or(e).to_string())
+        .unwrap_or_else(|| "none logged".into())
+}
+
 fn read_cert(path: &std::path::Path) -> Result<Certificate> {
     let pem = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     let der = brski_common::input::pem_block(&pem, &["CERTIFICATE"])?;
@@ -243,11 +262,16 @@ fn judge(
     lab: &Lab,
     i: usize,
     status: Option<(std::process::ExitStatus, Duration)>,
+    limit: Duration,
     domain_ca: &Certificate,
     registrar_list: &str,
 ) -> Result<String> {
     let Some((status, took)) = status else {
-        bail!("not enrolled within {:?}", deadline("other"));
+        bail!(
+            "not enrolled within {}s; last failure: {}",
+            limit.as_secs(),
+            last_failure(&lab.log(&format!("pledge-{i}")))
+        );
     };
     if !status.success() {
         bail!("pledge exited with {status}");
