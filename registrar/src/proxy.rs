@@ -242,3 +242,68 @@ fn announce(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// RFC 8995 §4: what the pledge sends reaches the registrar unchanged, and back.
+    #[tokio::test]
+    async fn rfc8995_4_relays_byte_for_byte_both_ways() {
+        let registrar = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let registrar_addr = registrar.local_addr().expect("addr");
+        let upstream = tokio::spawn(async move {
+            let (mut s, _) = registrar.accept().await.expect("accept");
+            let mut got = vec![0u8; 256];
+            s.read_exact(&mut got).await.expect("read");
+            let reply: Vec<u8> = got.iter().rev().copied().collect();
+            s.write_all(&reply).await.expect("write");
+            got
+        });
+        let proxy = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy_addr = proxy.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (s, peer) = proxy.accept().await.expect("accept");
+            relay(s, peer, Some(registrar_addr)).await;
+        });
+        let sent: Vec<u8> = (0..=255u8).collect();
+        let mut pledge = TcpStream::connect(proxy_addr).await.expect("connect");
+        pledge.write_all(&sent).await.expect("write");
+        let mut back = vec![0u8; 256];
+        pledge.read_exact(&mut back).await.expect("read");
+        assert_eq!(upstream.await.expect("join"), sent);
+        assert_eq!(back, sent.iter().rev().copied().collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn without_a_registrar_the_pledge_connection_is_closed() {
+        let proxy = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy_addr = proxy.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (s, peer) = proxy.accept().await.expect("accept");
+            relay(s, peer, None).await;
+        });
+        let mut pledge = TcpStream::connect(proxy_addr).await.expect("connect");
+        let mut buf = [0u8; 1];
+        assert_eq!(pledge.read(&mut buf).await.expect("eof"), 0);
+    }
+
+    #[test]
+    fn a_fixed_registrar_wins_and_heard_ones_expire() {
+        let a: SocketAddr = "[fd00::1]:8443".parse().expect("a");
+        let heard = Upstream::default();
+        assert_eq!(heard.current(), None);
+        heard.learn(a, Duration::from_secs(60), "GRASP");
+        assert_eq!(heard.current(), Some(a));
+        heard.learn(a, Duration::ZERO, "GRASP");
+        assert_eq!(heard.current(), None);
+        let b: SocketAddr = "[fd00::2]:8443".parse().expect("b");
+        let fixed = Upstream {
+            fixed: Some(b),
+            ..Upstream::default()
+        };
+        fixed.learn(a, Duration::from_secs(60), "DNS-SD");
+        assert_eq!(fixed.current(), Some(b));
+    }
+}
