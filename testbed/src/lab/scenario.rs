@@ -229,6 +229,22 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
             .map(|t| t.matches("relay ended").count())
             .unwrap_or(0);
         println!("rogue-registrar: the rogue proxy relayed {relayed} pledge connections");
+        // No LDevID may have come from the rogue domain.
+        let toml = lab.dir.join("rogue").join("registrar.toml");
+        let out = crate::loopback::run(
+            std::process::Command::new(&lab.bin.registrar)
+                .args(["pledges", "list", "--config"])
+                .arg(&toml),
+        )?;
+        let issued = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter(|l| l.split_whitespace().nth(5).is_some_and(|c| c != "-"))
+            .count();
+        println!("rogue-registrar: LDevIDs issued by the rogue registrar: {issued}");
+        if issued > 0 {
+            passed = 0;
+        }
     }
     let pass = passed == n;
     println!(
