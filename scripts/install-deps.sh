@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the build and tests need, only those that are missing.
 # libtss2-dev + pkg-config build the `tpm` feature of brski-common; swtpm, swtpm-tools and
-# tpm2-tools run its tests (a software TPM, checked with the TCG reference tools).
+# tpm2-tools run its tests (a software TPM, checked with the TCG reference tools); iproute2 and
+# procps build and inspect the network-namespace lab.
 set -euo pipefail
 need=()
-for pkg in openssl curl systemd swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config; do
+for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -8,4 +8,5 @@ cargo fmt --all --check
 cargo check -p brski-common
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-targets --all-features
+bash scripts/lab.sh
 bash scripts/verify-units.sh debug

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod brski;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod discovery;
 pub mod envelope;
 pub mod est;
 pub mod input;

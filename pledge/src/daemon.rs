@@ -3,6 +3,7 @@
 //! before it expires. Reports to systemd (READY, STATUS, WATCHDOG, STOPPING).
 
 use crate::bootstrap::{self, anchored_config, describe};
+use crate::discovery::Discovery;
 use crate::enroll;
 use crate::error::{Failure, Step};
 use crate::identity::Identity;
@@ -69,6 +70,11 @@ async fn main_loop(id: &Identity, options: &Options) -> Result<(), Failure> {
     state.ensure()?;
     let mut quick = Backoff::new(QUICK.0, QUICK.1);
     let mut slow = Backoff::new(SLOW.0, SLOW.1);
+    // RFC 8995 §4.1: without a configured registrar, join proxies are found by discovery.
+    let mut discovery = match id.discover {
+        true => Some(Discovery::start()?),
+        false => None,
+    };
     loop {
         state.recover()?;
         let enrollment = match state.load_enrollment(&id.serial, id.time_check()) {
@@ -76,7 +82,11 @@ async fn main_loop(id: &Identity, options: &Options) -> Result<(), Failure> {
             Err(reason) => {
                 tracing::info!(serial = %id.serial, %reason, "not enrolled; bootstrapping");
                 notify::status("bootstrapping");
-                match bootstrap::attempt(id, &state, &options.bootstrap).await {
+                let attempt = match discovery.as_mut() {
+                    Some(d) => d.bootstrap(id, &state, &options.bootstrap).await,
+                    None => bootstrap::attempt(id, &state, &options.bootstrap).await,
+                };
+                match attempt {
                     Ok(summary) => {
                         tracing::info!(serial = %id.serial, outcome = "enrolled", %summary, "bootstrap complete");
                         quick.reset();
@@ -123,7 +133,17 @@ async fn main_loop(id: &Identity, options: &Options) -> Result<(), Failure> {
         tracing::info!(serial = %id.serial, step = "renew", outcome = "scheduled", due = %rfc3339(due), %not_after, "enrolled");
         notify::status(&format!("enrolled; renewal due {}", rfc3339(due)));
         sleep_until(due).await;
-        match renew(id, &state, &enrollment, options).await {
+        let renewing = match discovery.as_mut() {
+            Some(d) => match d.next().await {
+                Some(proxy) => {
+                    let (url, target) = crate::discovery::proxy_target(&proxy);
+                    renew(&id.via(url, target), &state, &enrollment, options).await
+                }
+                None => Err(Failure::Internal("discovery stopped".into())),
+            },
+            None => renew(id, &state, &enrollment, options).await,
+        };
+        match renewing {
             Ok(()) => {
                 tracing::info!(serial = %id.serial, step = "renew", outcome = "renewed", "LDevID renewed");
                 quick.reset();

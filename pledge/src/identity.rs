@@ -15,7 +15,7 @@ use std::sync::Arc;
 use x509_cert::Certificate;
 
 /// The pledge's identity and configuration, checked for consistency.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Identity {
     pub config: PledgeConfig,
     /// The serial number, equal to the IDevID subject's serialNumber (RFC 8995 §2.3.1).
@@ -28,9 +28,11 @@ pub struct Identity {
     pub manufacturer: Vec<Certificate>,
     /// The voucher format to request (default CMS, RFC 8995 §5.2).
     pub format: Format,
-    /// The registrar's URL as given.
+    /// The registrar's URL as given (or the join proxy's, see [`Identity::via`]).
     pub registrar_url: String,
     pub registrar: Target,
+    /// No registrar configured: find join proxies by discovery (RFC 8995 §4.1).
+    pub discover: bool,
 }
 
 fn config_error(path: &Path, e: impl std::fmt::Display) -> Failure {
@@ -106,15 +108,23 @@ impl Identity {
             .map_err(|e| config_error(config_path, e))?;
         let registrar_url = registrar
             .map(str::to_string)
-            .or_else(|| config.registrar.clone())
-            .ok_or_else(|| {
-                config_error(
-                    config_path,
-                    "no registrar URL: set `registrar` or pass --registrar (discovery is not built)",
-                )
-            })?;
-        let registrar =
-            Target::parse(&registrar_url).map_err(|e| Failure::Config(e.to_string()))?;
+            .or_else(|| config.registrar.clone());
+        let discover = registrar_url.is_none();
+        let (registrar_url, registrar) = match registrar_url {
+            Some(url) => {
+                let t = Target::parse(&url).map_err(|e| Failure::Config(e.to_string()))?;
+                (url, t)
+            }
+            // Replaced per attempt by the proxy found (`Identity::via`).
+            None => (
+                String::new(),
+                Target {
+                    host: String::new(),
+                    port: 0,
+                    authority: String::new(),
+                },
+            ),
+        };
         Ok(Self {
             config,
             serial,
@@ -125,7 +135,18 @@ impl Identity {
             format,
             registrar_url,
             registrar,
+            discover,
         })
+    }
+
+    /// The same identity, talking to the registrar through `target` (a join proxy found by
+    /// discovery, RFC 8995 §4.1), recorded as `url`.
+    pub fn via(&self, url: String, target: Target) -> Self {
+        Self {
+            registrar_url: url,
+            registrar: target,
+            ..self.clone()
+        }
     }
 
     /// The state directory (RFC 8995 does not name one; `pledge.toml` may).

@@ -3,6 +3,7 @@
 
 mod bootstrap;
 mod daemon;
+mod discovery;
 mod enroll;
 mod error;
 mod identity;
@@ -89,6 +90,16 @@ fn bootstrap_options(common: &Common) -> bootstrap::Options {
 fn bootstrap_command(common: &Common) -> Result<String, Failure> {
     let id = Identity::load(&common.config, common.registrar.as_deref())?;
     let options = bootstrap_options(common);
+    if id.discover {
+        // No registrar configured: the daemon's discovery loop, once (RFC 8995 §4.1).
+        let once = daemon::Options {
+            once: true,
+            renew_at: 0.5,
+            bootstrap: options,
+        };
+        runtime()?.block_on(daemon::run(&id, &once))?;
+        return Ok(format!("serial {}: done", id.serial));
+    }
     match runtime()?.block_on(bootstrap::bootstrap(&id, &options))? {
         bootstrap::Outcome::Enrolled(summary) => Ok(summary.to_string()),
         bootstrap::Outcome::AlreadyEnrolled(e) => {

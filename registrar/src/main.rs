@@ -1,12 +1,14 @@
 //! `registrar`: Registrar: the domain's BRSKI and EST registration authority (RFC 8995 §5.1-§5.9).
 #![forbid(unsafe_code)]
 
+mod announcer;
 mod config;
 mod db;
 mod est;
 mod init;
 mod masa_client;
 mod pledges;
+mod proxy;
 mod server;
 mod telemetry;
 mod voucher;
@@ -37,7 +39,16 @@ enum Command {
         /// The registrar's configuration file.
         #[arg(long, default_value = "registrar.toml")]
         config: PathBuf,
+        /// Announce the registrar on this interface (GRASP AN_join_registrar and DNS-SD
+        /// `_brski-registrar._tcp`, RFC 8995 §4.3); repeatable.
+        #[arg(long, value_name = "IFACE")]
+        announce: Vec<String>,
+        /// Seconds between two AN_join_registrar floods (RFC 8995 §4.3: default 60).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        announce_interval: u64,
     },
+    /// RFC 8995 §4 circuit join proxy: relay pledge connections to the registrar.
+    Proxy(proxy::ProxyArgs),
     /// List, allow or deny pledges.
     Pledges(pledges::PledgesArgs),
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
@@ -51,10 +62,20 @@ async fn run(command: Command) -> Result<(), String> {
             eprintln!("registrar: wrote {}", path.display());
             Ok(())
         }
-        Command::Serve { config } => {
+        Command::Serve {
+            config,
+            announce,
+            announce_interval,
+        } => {
             brski_service::logging::init("registrar");
             let config = config::RegistrarConfig::load(&config).map_err(|e| e.to_string())?;
+            let period = std::time::Duration::from_secs(announce_interval.max(1));
+            let _announcing = announcer::start(&announce, config.listen.port(), period)?;
             server::serve(config).await.map_err(|e| e.to_string())
+        }
+        Command::Proxy(args) => {
+            brski_service::logging::init("registrar-proxy");
+            proxy::run(&args).await
         }
         Command::Pledges(args) => pledges::run(&args).await.map(|out| println!("{out}")),
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),

@@ -5,9 +5,12 @@
 
 pub mod config;
 pub mod files;
+pub mod grasp;
 pub mod https;
 pub mod https_client;
 pub mod logging;
+pub mod mdns;
+pub mod netif;
 pub mod notify;
 pub mod store;
 

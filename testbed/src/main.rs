@@ -32,18 +32,91 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// The network-namespace lab (root): pledges with only IPv6 link-local addresses find a
+    /// join proxy and enroll through it.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabAction {
+    /// Build the namespaces and start MASA, registrar, join proxy and the pledges; leave them
+    /// running (logs in the run directory).
+    Up {
+        #[arg(long, default_value_t = 5)]
+        pledges: usize,
+    },
+    /// Build the lab, run a scenario, print a verdict per pledge and overall, tear down; exit
+    /// 0 only on a pass.
+    Run {
+        /// happy, masa-outage, rogue-registrar, link-flap or registrar-restart.
+        #[arg(long)]
+        scenario: String,
+        #[arg(long, default_value_t = 5)]
+        pledges: usize,
+        /// Give pledge 1 a wrong manufacturer trust anchor (the verdict must fail).
+        #[arg(long)]
+        broken_pledge: bool,
+    },
+    /// Remove every namespace and process of the lab (also after a crash of `lab up`).
+    Down,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { pledges, keep } => demo(pledges, keep),
+        Command::Lab { action } => lab(action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("testbed: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn lab(action: LabAction) -> Result<()> {
+    use testbed::lab;
+    match action {
+        LabAction::Up { pledges } => {
+            let mut l = lab::Lab::up(
+                Binaries::locate()?,
+                lab::LabOptions {
+                    pledges,
+                    rogue: false,
+                    broken_pledge: false,
+                },
+            )?;
+            l.start_pledges()?;
+            println!(
+                "lab up: {pledges} pledges started; logs in {}; `testbed lab down` removes it",
+                l.dir.join("logs").display()
+            );
+            Ok(())
+        }
+        LabAction::Run {
+            scenario,
+            pledges,
+            broken_pledge,
+        } => {
+            if lab::scenario::run(Binaries::locate()?, &scenario, pledges, broken_pledge)? {
+                Ok(())
+            } else {
+                bail!("scenario {scenario} failed")
+            }
+        }
+        LabAction::Down => {
+            let removed = lab::net::teardown(std::time::Duration::from_secs(10))?;
+            let dir = lab::run_dir();
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            println!("lab down: {} namespaces removed", removed.len());
+            Ok(())
         }
     }
 }

@@ -1,0 +1,309 @@
+//! `registrar proxy`: the RFC 8995 §4 circuit join proxy. It listens on the pledge link,
+//! relays each TCP connection to the registrar byte for byte, announces itself on the pledge
+//! link with GRASP `AN_Proxy` (§4.1.1) and DNS-SD `_brski-proxy._tcp` (App. B), and finds the
+//! registrar by its `AN_join_registrar` floods (§4.3) or `_brski-registrar._tcp` when no
+//! registrar address is given.
+
+use brski_common::discovery::{AN_JOIN_REGISTRAR, Flood};
+use brski_service::{grasp, mdns, netif};
+use clap::Args;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Arguments of `registrar proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Where pledges connect: usually the pledge link's link-local address with its
+    /// interface, e.g. `[fe80::1%lan0]:4443`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// The registrar's address (`[fd00::1]:8443`); discovered by GRASP/DNS-SD when absent.
+    #[arg(long, value_name = "ADDR")]
+    pub registrar: Option<String>,
+    /// The interface to announce on (default: the zone of --listen).
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Seconds between two AN_Proxy floods.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub announce_interval: u64,
+}
+
+/// How long a TCP connect to the registrar may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight relays may finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The registrar to relay to, fixed or as last heard.
+#[derive(Clone, Default)]
+struct Upstream {
+    fixed: Option<SocketAddr>,
+    heard: Arc<Mutex<Option<(SocketAddr, Instant, Duration)>>>,
+    /// Each (registrar, discovery method) once, for the log.
+    seen: Arc<Mutex<Vec<(SocketAddr, &'static str)>>>,
+}
+
+impl Upstream {
+    fn current(&self) -> Option<SocketAddr> {
+        if let Some(f) = self.fixed {
+            return Some(f);
+        }
+        let heard = self.heard.lock().ok()?;
+        heard.and_then(|(addr, at, ttl)| (at.elapsed() < ttl).then_some(addr))
+    }
+
+    fn learn(&self, addr: SocketAddr, ttl: Duration, how: &'static str) {
+        if let Ok(mut seen) = self.seen.lock()
+            && !seen.contains(&(addr, how))
+        {
+            tracing::info!(registrar = %addr, via = how, "registrar discovered");
+            seen.push((addr, how));
+        }
+        if let Ok(mut h) = self.heard.lock() {
+            *h = Some((addr, Instant::now(), ttl));
+        }
+    }
+}
+
+/// Run the proxy until SIGTERM/SIGINT.
+pub async fn run(args: &ProxyArgs) -> Result<(), String> {
+    let listen = netif::parse_scoped(&args.listen).map_err(|e| format!("--listen: {e}"))?;
+    let fixed = args
+        .registrar
+        .as_deref()
+        .map(netif::parse_scoped)
+        .transpose()
+        .map_err(|e| format!("--registrar: {e}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().unwrap_or(listen);
+    let upstream = Upstream {
+        fixed,
+        ..Upstream::default()
+    };
+    let mut background = Vec::new();
+    let _browser = if fixed.is_none() {
+        Some(discover(&upstream, &mut background)?)
+    } else {
+        None
+    };
+    let iface = match (&args.interface, local) {
+        (Some(i), _) => Some(i.clone()),
+        (None, SocketAddr::V6(a)) if a.scope_id() != 0 => netif::interface_name(a.scope_id()),
+        _ => None,
+    };
+    let _mdns = match (&iface, local) {
+        (Some(name), SocketAddr::V6(a)) => Some(announce(
+            name,
+            *a.ip(),
+            a.port(),
+            Duration::from_secs(args.announce_interval.max(1)),
+            &upstream,
+            &mut background,
+        )?),
+        _ => {
+            tracing::warn!(listen = %local, "no interface to announce on; pledges must be told where the proxy is");
+            None
+        }
+    };
+    tracing::info!(listen = %local, registrar = ?fixed, "join proxy relaying");
+    brski_service::notify::ready(&format!("relaying on {local}"));
+    brski_service::notify::spawn_watchdog();
+
+    let mut relays = tokio::task::JoinSet::new();
+    let stop = brski_service::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => {
+                let (pledge, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let to = upstream.current();
+                relays.spawn(relay(pledge, peer, to));
+            }
+            Some(_) = relays.join_next(), if !relays.is_empty() => {}
+        }
+    }
+    brski_service::notify::stopping();
+    drop(listener);
+    for t in background {
+        t.abort();
+    }
+    let _ =
+        tokio::time::timeout(DRAIN, async { while relays.join_next().await.is_some() {} }).await;
+    tracing::info!("join proxy stopped");
+    Ok(())
+}
+
+/// One pledge connection, relayed byte for byte (RFC 8995 §4).
+async fn relay(mut pledge: TcpStream, peer: SocketAddr, to: Option<SocketAddr>) {
+    let Some(to) = to else {
+        tracing::warn!(%peer, outcome = "dropped", "no registrar known yet");
+        return;
+    };
+    let mut registrar = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, registrar = %to, outcome = "unreachable", error = %e, "cannot reach the registrar");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, registrar = %to, outcome = "unreachable", "registrar connect timed out");
+            return;
+        }
+    };
+    let _ = pledge.set_nodelay(true);
+    let _ = registrar.set_nodelay(true);
+    tracing::info!(%peer, registrar = %to, "relaying");
+    match tokio::io::copy_bidirectional(&mut pledge, &mut registrar).await {
+        Ok((up, down)) => {
+            tracing::info!(%peer, registrar = %to, outcome = "closed", bytes_up = up, bytes_down = down, "relay ended")
+        }
+        Err(e) => {
+            tracing::info!(%peer, registrar = %to, outcome = "error", error = %e, "relay ended")
+        }
+    }
+}
+
+/// Learn the registrar from AN_join_registrar floods and `_brski-registrar._tcp`.
+fn discover(
+    upstream: &Upstream,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<mdns::Browser>, String> {
+    let socket = grasp::bind_listener().map_err(|e| format!("cannot listen for GRASP: {e}"))?;
+    let (tx, mut rx) = mpsc::channel(64);
+    background.push(tokio::spawn(grasp::listen(socket, None, tx)));
+    let up = upstream.clone();
+    background.push(tokio::spawn(async move {
+        while let Some(heard) = rx.recv().await {
+            let ttl = Duration::from_millis(u64::from(heard.flood.ttl_ms));
+            if let Some(e) = heard.flood.tcp_endpoints(AN_JOIN_REGISTRAR).first() {
+                up.learn(SocketAddr::V6(e.socket_addr(heard.scope_id)), ttl, "GRASP");
+            }
+        }
+    }));
+    let (mtx, mut mrx) = mpsc::channel::<SocketAddrV6>(64);
+    let browser = match mdns::browse(mdns::BRSKI_REGISTRAR, mtx) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!(error = %e, "no DNS-SD browsing");
+            None
+        }
+    };
+    let up = upstream.clone();
+    background.push(tokio::spawn(async move {
+        while let Some(addr) = mrx.recv().await {
+            // DNS-SD records carry a TTL of their own; refresh like a GRASP flood.
+            up.learn(SocketAddr::V6(addr), Duration::from_secs(180), "DNS-SD");
+        }
+    }));
+    Ok(browser)
+}
+
+/// Announce the proxy (only while a registrar is known) on `iface`.
+fn announce(
+    iface: &str,
+    address: Ipv6Addr,
+    port: u16,
+    period: Duration,
+    upstream: &Upstream,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<mdns::Announcement>, String> {
+    let index = netif::interface_index(iface).map_err(|e| format!("--interface: {e}"))?;
+    let up = upstream.clone();
+    let make: grasp::MakeFlood = Box::new(move |session| {
+        up.current()
+            .map(|_| Flood::an_proxy(session, address, port))
+    });
+    background.push(tokio::spawn(async move {
+        if let Err(e) = grasp::announce(index, period, make).await {
+            tracing::warn!(error = %e, "GRASP announcer stopped");
+        }
+    }));
+    tracing::info!(interface = %iface, %address, port, "announcing AN_Proxy and _brski-proxy._tcp");
+    let instance = format!("proxy-{}", std::process::id());
+    Ok(
+        match mdns::announce(mdns::BRSKI_PROXY, &instance, iface, address, port) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(interface = %iface, error = %e, "no DNS-SD announcement");
+                None
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// RFC 8995 §4: what the pledge sends reaches the registrar unchanged, and back.
+    #[tokio::test]
+    async fn rfc8995_4_relays_byte_for_byte_both_ways() {
+        let registrar = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let registrar_addr = registrar.local_addr().expect("addr");
+        let upstream = tokio::spawn(async move {
+            let (mut s, _) = registrar.accept().await.expect("accept");
+            let mut got = vec![0u8; 256];
+            s.read_exact(&mut got).await.expect("read");
+            let reply: Vec<u8> = got.iter().rev().copied().collect();
+            s.write_all(&reply).await.expect("write");
+            got
+        });
+        let proxy = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy_addr = proxy.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (s, peer) = proxy.accept().await.expect("accept");
+            relay(s, peer, Some(registrar_addr)).await;
+        });
+        let sent: Vec<u8> = (0..=255u8).collect();
+        let mut pledge = TcpStream::connect(proxy_addr).await.expect("connect");
+        pledge.write_all(&sent).await.expect("write");
+        let mut back = vec![0u8; 256];
+        pledge.read_exact(&mut back).await.expect("read");
+        assert_eq!(upstream.await.expect("join"), sent);
+        assert_eq!(back, sent.iter().rev().copied().collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn without_a_registrar_the_pledge_connection_is_closed() {
+        let proxy = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy_addr = proxy.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (s, peer) = proxy.accept().await.expect("accept");
+            relay(s, peer, None).await;
+        });
+        let mut pledge = TcpStream::connect(proxy_addr).await.expect("connect");
+        let mut buf = [0u8; 1];
+        assert_eq!(pledge.read(&mut buf).await.expect("eof"), 0);
+    }
+
+    #[test]
+    fn a_fixed_registrar_wins_and_heard_ones_expire() {
+        let a: SocketAddr = "[fd00::1]:8443".parse().expect("a");
+        let heard = Upstream::default();
+        assert_eq!(heard.current(), None);
+        heard.learn(a, Duration::from_secs(60), "GRASP");
+        assert_eq!(heard.current(), Some(a));
+        heard.learn(a, Duration::ZERO, "GRASP");
+        assert_eq!(heard.current(), None);
+        let b: SocketAddr = "[fd00::2]:8443".parse().expect("b");
+        let fixed = Upstream {
+            fixed: Some(b),
+            ..Upstream::default()
+        };
+        fixed.learn(a, Duration::from_secs(60), "DNS-SD");
+        assert_eq!(fixed.current(), Some(b));
+    }
+}
