@@ -345,6 +345,35 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "tpm"))]
+    #[tokio::test]
+    async fn mint_tpm_without_the_feature_says_how_to_build() {
+        let target = TpmTarget {
+            tcti: "device:/dev/tpmrm0".into(),
+            handle: 0x8102_0000,
+        };
+        let err = tpm_idevid_key(&target).await.expect_err("not built");
+        assert!(
+            matches!(&err, MasaError::Invalid(m) if m.contains("--features tpm")),
+            "{err}"
+        );
+    }
+
+    #[cfg(feature = "tpm")]
+    #[tokio::test]
+    async fn mint_tpm_names_an_absent_tpm() {
+        // Nothing listens on port 1 of the loopback.
+        let target = TpmTarget {
+            tcti: "swtpm:host=127.0.0.1,port=1".into(),
+            handle: 0x8102_0000,
+        };
+        let err = tpm_idevid_key(&target).await.expect_err("no TPM");
+        assert!(
+            matches!(&err, MasaError::Invalid(m) if m.contains("no TPM reachable at TCTI swtpm:host=127.0.0.1,port=1")),
+            "{err}"
+        );
+    }
+
     #[test]
     fn rfc8995_2_3_1_serials_are_checked() {
         for good in ["SN-0001", "0123456789", &"x".repeat(64), "Ünïcode"] {

@@ -29,7 +29,7 @@ mod imp {
     use super::*;
     use brski_common::keys::tpm::{self, TpmConfig, TpmError, TpmSigner};
 
-    fn failure(e: TpmError) -> Failure {
+    pub(super) fn failure(e: TpmError) -> Failure {
         Failure::Tpm {
             transient: e.is_transient(),
             reason: e.to_string(),
@@ -134,12 +134,66 @@ mod tests {
 
     #[cfg(feature = "tpm")]
     #[test]
+    fn busy_and_lockout_are_retried_soon_a_wrong_handle_slowly() {
+        use brski_common::keys::tpm::TpmError;
+        let tcti = || "device:/dev/tpmrm0".to_string();
+        for (e, transient) in [
+            (
+                TpmError::Busy {
+                    tcti: tcti(),
+                    reason: "TPM_RC_RETRY".into(),
+                },
+                true,
+            ),
+            (TpmError::Lockout { tcti: tcti() }, true),
+            (
+                TpmError::NoKeyAtHandle {
+                    tcti: tcti(),
+                    handle: 0x8102_0005,
+                },
+                false,
+            ),
+            (
+                TpmError::KeyChanged {
+                    tcti: tcti(),
+                    handle: 0x8102_0000,
+                },
+                false,
+            ),
+        ] {
+            let text = e.to_string();
+            let f = imp::failure(e);
+            assert!(
+                matches!(&f, Failure::Tpm { transient: t, reason } if *t == transient && *reason == text),
+                "{f:?}"
+            );
+            assert!(f.to_string().contains("device:/dev/tpmrm0"), "{f}");
+            assert!(!f.is_fatal(), "pledge run keeps retrying: {f}");
+            assert_eq!(f.exit_code(), 1);
+        }
+    }
+
+    #[cfg(not(feature = "tpm"))]
+    #[test]
+    fn without_the_feature_a_tpm_key_is_a_configuration_error() {
+        let Err(e) = open("device:/dev/tpmrm0", 0x8102_0000, &[], "IDevID") else {
+            panic!("a TPM key opened without TPM support");
+        };
+        assert!(
+            matches!(&e, Failure::Config(m) if m.contains("--features tpm")),
+            "{e:?}"
+        );
+        assert!(check_tcti("device:/dev/tpmrm0").is_err());
+    }
+
+    #[cfg(feature = "tpm")]
+    #[test]
     fn a_stopped_tpm_is_a_transient_failure_naming_the_tcti() {
         // Nothing listens on port 1 of the loopback.
         let tcti = "swtpm:host=127.0.0.1,port=1";
-        let err = create_ldevid(tcti, DEFAULT_LDEVID_HANDLES[0])
-            .err()
-            .expect("no TPM");
+        let Err(err) = create_ldevid(tcti, DEFAULT_LDEVID_HANDLES[0]) else {
+            panic!("a key made without a TPM");
+        };
         assert!(
             matches!(&err, Failure::Tpm { transient: true, reason } if reason.contains(tcti)),
             "{err:?}"

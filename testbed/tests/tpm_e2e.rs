@@ -360,6 +360,34 @@ fn stopped_tpm_is_named_and_pledge_run_enrolls_once_it_is_back() {
 }
 
 #[test]
+fn a_wrong_idevid_handle_is_named_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sim = start_swtpm(tmp.path());
+    let (_suite_dir, s) = started(&SuiteOptions::default());
+    let config = s
+        .mint_tpm("TPM-0004", &sim.tcti())
+        .expect("masa mint --tpm");
+    let dir = config.parent().expect("dir").to_path_buf();
+    let text = std::fs::read_to_string(&config).expect("pledge.toml");
+    let wrong = 0x8102_0005_u32;
+    let edited = text.replace(
+        &format!("idevid-handle = {IDEVID_HANDLE}"),
+        &format!("idevid-handle = {wrong}"),
+    );
+    assert_ne!(edited, text, "pledge.toml names the IDevID handle:\n{text}");
+    std::fs::write(&config, edited).expect("write");
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no key at persistent handle 0x81020005") && err.contains(&sim.tcti()),
+        "{err}"
+    );
+    assert!(!dir.join("state.json").exists() && !dir.join("ldevid.tpm").exists());
+    assert!(pledge_row(&s, "TPM-0004").is_none());
+}
+
+#[test]
 fn rfc7030_4_2_2_renewal_rotates_the_tpm_ldevid_slots() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let sim = start_swtpm(tmp.path());
