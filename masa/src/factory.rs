@@ -8,7 +8,7 @@ use crate::error::MasaError;
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
 use brski_common::pki::ext::idevid_issuer;
 use brski_common::pki::{issue, name_from_parts, profile, self_signed};
-use brski_service::config::PledgeConfig;
+use brski_service::config::{PledgeConfig, TpmKey};
 use brski_service::files::{certs_to_pem, read_certs, read_key, write_atomic};
 use der::Encode;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -157,6 +157,57 @@ pub struct MintOptions {
     pub serial: String,
     pub out: PathBuf,
     pub registrar: Option<String>,
+    /// Make the IDevID key inside this TPM instead of a key file.
+    pub tpm: Option<TpmTarget>,
+}
+
+/// Where `masa mint --tpm` makes the IDevID key.
+#[derive(Clone, Debug)]
+pub struct TpmTarget {
+    /// TCTI configuration string (`device:/dev/tpmrm0`, `swtpm:host=H,port=P`, ...).
+    pub tcti: String,
+    /// Persistent handle to put the key at (`masa mint --tpm-handle`, default 0x81020000: the
+    /// TCG DevID guidance leaves the handle to the platform).
+    pub handle: u32,
+}
+
+/// The IDevID key: a software key, or the public key of a key made inside a TPM.
+enum IdevidKey {
+    Software(SoftwareKey),
+    Tpm { spki: Vec<u8> },
+}
+
+impl IdevidKey {
+    fn public_key_spki(&self) -> &[u8] {
+        match self {
+            Self::Software(k) => k.public_key_spki(),
+            Self::Tpm { spki } => spki,
+        }
+    }
+}
+
+/// The IDevID key made inside the TPM from the TCG IDevID template (non-restricted ECDSA P-256
+/// signing key in the Endorsement hierarchy, SPEC §8.2), persisted at `target.handle`; its
+/// public key.
+#[cfg(feature = "tpm")]
+async fn tpm_idevid_key(target: &TpmTarget) -> Result<Vec<u8>, MasaError> {
+    use brski_common::keys::tpm::{TpmConfig, TpmCurve, create_idevid_key};
+    let target = target.clone();
+    tokio::task::spawn_blocking(move || {
+        let config = TpmConfig::new(&target.tcti).map_err(|e| MasaError::Invalid(e.to_string()))?;
+        let key = create_idevid_key(&config, target.handle, TpmCurve::P256)
+            .map_err(|e| MasaError::Invalid(format!("IDevID key: {e}")))?;
+        Ok(key.public_key_spki().to_vec())
+    })
+    .await
+    .map_err(|e| MasaError::Invalid(format!("IDevID key: {e}")))?
+}
+
+#[cfg(not(feature = "tpm"))]
+async fn tpm_idevid_key(_target: &TpmTarget) -> Result<Vec<u8>, MasaError> {
+    Err(MasaError::Invalid(
+        "--tpm: this masa was built without TPM support (build with --features tpm)".into(),
+    ))
 }
 
 /// RFC 8995 §2.3.1: the serial goes into the subject serialNumber (X520SerialNumber, at most 64
@@ -177,6 +228,11 @@ pub fn check_serial(serial: &str) -> Result<(), MasaError> {
 /// `masa mint`: issue an IDevID for `serial` (P-256 key, serialNumber, MASA URL extension,
 /// notAfter 99991231235959Z), write it with its key (0600), the manufacturer CA and
 /// `pledge.toml` into the pledge directory, and record the device. A serial is minted once.
+///
+/// With [`MintOptions::tpm`] the key is made inside the TPM (IEEE 802.1AR §8, TCG IDevID
+/// template) and never written; the IDevID then carries a HardwareModuleName (RFC 4108 §5)
+/// with the TPM 2.0 hwType (2.23.133.1.2) and the device serial's UTF-8 octets as
+/// hwSerialNum, and `pledge.toml` names the TCTI and handle instead of a key file.
 pub async fn mint(opts: &MintOptions) -> Result<PathBuf, MasaError> {
     check_serial(&opts.serial)?;
     let cfg = MasaConfig::load(&opts.config)?;
@@ -209,9 +265,18 @@ async fn mint_with(
             return Err(MasaError::Exists(p));
         }
     }
-    let key = new_key()?;
+    let key = match &opts.tpm {
+        None => IdevidKey::Software(new_key()?),
+        Some(target) => IdevidKey::Tpm {
+            spki: tpm_idevid_key(target).await?,
+        },
+    };
+    let hardware_module = opts
+        .tpm
+        .as_ref()
+        .map(|_| (brski_common::oid::TCG_TPM2_HW_TYPE, opts.serial.as_bytes()));
     let idevid = issue(
-        &profile::idevid(&opts.serial, Some(&cfg.masa_url), None)?,
+        &profile::idevid(&opts.serial, Some(&cfg.masa_url), hardware_module)?,
         key.public_key_spki(),
         Some(vendor_ca),
         vendor_key,
@@ -231,8 +296,15 @@ async fn mint_with(
     let pledge = PledgeConfig {
         serial_number: opts.serial.clone(),
         idevid_cert: pledge_names::IDEVID_CERT.into(),
-        idevid_key: Some(pledge_names::IDEVID_KEY.into()),
-        tpm: None,
+        idevid_key: match key {
+            IdevidKey::Software(_) => Some(pledge_names::IDEVID_KEY.into()),
+            IdevidKey::Tpm { .. } => None,
+        },
+        tpm: opts.tpm.as_ref().map(|t| TpmKey {
+            tcti: t.tcti.clone(),
+            idevid_handle: t.handle,
+            ldevid_handles: None,
+        }),
         manufacturer_anchor: pledge_names::MANUFACTURER_CA.into(),
         state_dir: None,
         registrar: opts.registrar.clone(),
@@ -241,7 +313,9 @@ async fn mint_with(
     };
     let pledge_toml = toml::to_string(&pledge)
         .map_err(|e| MasaError::Invalid(format!("cannot write pledge.toml: {e}")))?;
-    write_key(&out.join(pledge_names::IDEVID_KEY), &key)?;
+    if let IdevidKey::Software(key) = &key {
+        write_key(&out.join(pledge_names::IDEVID_KEY), key)?;
+    }
     write_cert(&out.join(pledge_names::IDEVID_CERT), &idevid)?;
     write_cert(&out.join(pledge_names::MANUFACTURER_CA), vendor_ca)?;
     let path = out.join(pledge_names::CONFIG);
@@ -268,6 +342,35 @@ mod tests {
         assert_eq!(
             tls_names("masa.example.com"),
             (vec!["masa.example.com".to_string()], vec![])
+        );
+    }
+
+    #[cfg(not(feature = "tpm"))]
+    #[tokio::test]
+    async fn mint_tpm_without_the_feature_says_how_to_build() {
+        let target = TpmTarget {
+            tcti: "device:/dev/tpmrm0".into(),
+            handle: 0x8102_0000,
+        };
+        let err = tpm_idevid_key(&target).await.expect_err("not built");
+        assert!(
+            matches!(&err, MasaError::Invalid(m) if m.contains("--features tpm")),
+            "{err}"
+        );
+    }
+
+    #[cfg(feature = "tpm")]
+    #[tokio::test]
+    async fn mint_tpm_names_an_absent_tpm() {
+        // Nothing listens on port 1 of the loopback.
+        let target = TpmTarget {
+            tcti: "swtpm:host=127.0.0.1,port=1".into(),
+            handle: 0x8102_0000,
+        };
+        let err = tpm_idevid_key(&target).await.expect_err("no TPM");
+        assert!(
+            matches!(&err, MasaError::Invalid(m) if m.contains("no TPM reachable at TCTI swtpm:host=127.0.0.1,port=1")),
+            "{err}"
         );
     }
 

@@ -86,6 +86,22 @@ struct MintArgs {
     /// Registrar URL to put into pledge.toml.
     #[arg(long)]
     registrar: Option<String>,
+    /// Make the IDevID key inside the TPM at this TCTI (`device:/dev/tpmrm0`,
+    /// `swtpm:host=127.0.0.1,port=2321`) instead of a key file (build with --features tpm).
+    #[arg(long, value_name = "TCTI")]
+    tpm: Option<String>,
+    /// Persistent handle for the TPM IDevID key.
+    #[arg(long, value_name = "HANDLE", default_value = "0x81020000", value_parser = parse_handle, requires = "tpm")]
+    tpm_handle: u32,
+}
+
+/// A TPM handle in hex (`0x81020000`) or decimal.
+fn parse_handle(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("{s:?} is not a TPM handle (e.g. 0x81020000)"))
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +163,10 @@ async fn run(command: Command) -> Result<(), MasaError> {
                 serial: a.serial.clone(),
                 out: a.out,
                 registrar: a.registrar,
+                tpm: a.tpm.map(|tcti| factory::TpmTarget {
+                    tcti,
+                    handle: a.tpm_handle,
+                }),
             })
             .await?;
             println!("minted {} into {}", a.serial, path.display());
@@ -195,5 +215,60 @@ fn main() -> ExitCode {
             eprintln!("masa: {}", reason.replace('\n', " "));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tpm_handles_parse_in_hex_or_decimal() {
+        assert_eq!(parse_handle("0x81020000"), Ok(0x8102_0000));
+        assert_eq!(parse_handle("0X81020001"), Ok(0x8102_0001));
+        assert_eq!(parse_handle("2164391936"), Ok(0x8102_0000));
+        for bad in ["", "0x", "0xzz", "-1", "0x100000000"] {
+            assert!(parse_handle(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn mint_tpm_command_line() {
+        let cli = Cli::try_parse_from([
+            "masa",
+            "mint",
+            "--config",
+            "m.toml",
+            "--serial",
+            "S",
+            "--out",
+            "p",
+            "--tpm",
+            "device:/dev/tpmrm0",
+        ])
+        .expect("--tpm");
+        assert!(matches!(cli.command, Command::Mint(ref a)
+            if a.tpm.as_deref() == Some("device:/dev/tpmrm0") && a.tpm_handle == 0x8102_0000));
+        let cli = Cli::try_parse_from([
+            "masa", "mint", "--config", "m.toml", "--serial", "S", "--out", "p",
+        ])
+        .expect("no --tpm");
+        assert!(matches!(cli.command, Command::Mint(ref a) if a.tpm.is_none()));
+        assert!(
+            Cli::try_parse_from([
+                "masa",
+                "mint",
+                "--config",
+                "m.toml",
+                "--serial",
+                "S",
+                "--out",
+                "p",
+                "--tpm-handle",
+                "0x81020005",
+            ])
+            .is_err(),
+            "--tpm-handle needs --tpm"
+        );
     }
 }

@@ -5,7 +5,7 @@ use crate::enroll;
 use crate::error::{Failure, Step};
 use crate::identity::Identity;
 use crate::session::{Exchange, Session};
-use crate::state::{Enrollment, StateDir, StateFile};
+use crate::state::{Enrollment, LdevidKey, StateDir, StateFile};
 use crate::timing::VOUCHER_RETRY_CAP;
 use brski_common::brski::paths;
 use brski_common::brski::pledge::{
@@ -137,6 +137,10 @@ pub async fn attempt(
 }
 
 async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summary, Failure> {
+    // The IDevID key first: a TPM that is away or holds another key changes nothing on disk.
+    let idevid_key = id.idevid_signer().inspect_err(|f| {
+        tracing::warn!(step = "idevid-key", outcome = "failed", error = %f, "IDevID key unavailable")
+    })?;
     state.forget()?;
     let time = id.time_check();
     let idevid = id
@@ -144,7 +148,7 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         .ok_or_else(|| Failure::Config("no IDevID certificate".into()))?;
 
     // RFC 8995 §5.1: TLS with the IDevID; the registrar's certificate accepted provisionally.
-    let client = tls::certified_key(&id.idevid_chain_der, id.idevid_key.clone())
+    let client = tls::certified_key(&id.idevid_chain_der, idevid_key.clone())
         .map_err(|e| Failure::Internal(e.to_string()))?;
     let provisional =
         tls::provisional_client_config(client).map_err(|e| Failure::Internal(e.to_string()))?;
@@ -160,7 +164,7 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         id.format,
         &id.serial,
         session.server_cert(),
-        id.idevid_key.as_ref(),
+        idevid_key.as_ref(),
         &id.idevid_chain,
         id.trusted_now(),
     )
@@ -228,10 +232,11 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         .unwrap_or_else(|| "none".into());
     tracing::info!(step = "voucher", outcome = "accepted", %assertion, "voucher accepted; registrar pinned");
     voucher_status(&mut session, StatusTelemetry::success()).await;
+    state.write_voucher_request(id.format, &pvr.bytes)?;
     state.write_voucher(format, &voucher)?;
 
     // RFC 8995 §5.9: EST on the now trusted connection; failures are reported (§5.9.4).
-    let (key, chain, cacerts) = match est(id, state, &mut session, idevid, options).await {
+    let (key, signer, chain, cacerts) = match est(id, state, &mut session, idevid, options).await {
         Ok(x) => x,
         Err(failure) => {
             if !matches!(failure, Failure::Unreachable(_)) {
@@ -251,13 +256,26 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
             enrolled: true,
             registrar: id.registrar_url.clone(),
             serial: id.serial.clone(),
+            ldevid_tpm_handle: key.tpm_handle(),
         },
     )?;
     let (subject, issuer, not_after) = chain.first().map(describe).unwrap_or_default();
-    tracing::info!(step = "enroll", outcome = "enrolled", %subject, %issuer, "LDevID stored");
+    tracing::info!(step = "enroll", outcome = "enrolled", %subject, %issuer, ldevid_tpm_handle = ?key.tpm_handle(), "LDevID stored");
+    // A key left in the other LDevID slot by an earlier enrollment is of no use any more.
+    if let Some((tcti, [_, other])) = id.ldevid_tpm() {
+        match crate::tpm::evict(tcti, other) {
+            Ok(true) => {
+                tracing::info!(handle = %format_args!("{other:#010x}"), "evicted an old LDevID key")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(handle = %format_args!("{other:#010x}"), error = %e, "cannot evict an old LDevID key")
+            }
+        }
+    }
 
     // RFC 8995 §5.9.4: success is reported on a new connection authenticated with the LDevID.
-    enroll_status_success(id, Arc::new(key), &chain_der, cacerts, time).await;
+    enroll_status_success(id, signer, &chain_der, cacerts, time).await;
     Ok(Summary {
         serial: id.serial.clone(),
         assertion,
@@ -330,6 +348,34 @@ async fn enroll_status_success(
     }
 }
 
+/// The new LDevID key: where it is kept, and its signer.
+type NewKey = (LdevidKey, Arc<dyn Signer>);
+
+/// A new LDevID key of `alg`: in software, or inside the TPM in the first LDevID slot (the
+/// TPM LDevID template is P-256; another requested algorithm is logged and not honoured).
+pub fn new_ldevid_key(
+    id: &Identity,
+    alg: brski_common::keys::SignatureAlgorithm,
+    slot: Option<u32>,
+) -> Result<NewKey, Failure> {
+    match id.ldevid_tpm() {
+        None => {
+            let key = Arc::new(enroll::generate_key(alg)?);
+            Ok((LdevidKey::File(key.clone()), key))
+        }
+        Some((tcti, handles)) => {
+            if alg != brski_common::keys::SignatureAlgorithm::EcdsaP256Sha256 {
+                tracing::warn!(requested = ?alg, "the TPM LDevID key is P-256; requested algorithm not honoured");
+            }
+            let handle = slot.unwrap_or(handles[0]);
+            let signer = crate::tpm::create_ldevid(tcti, handle)?;
+            let reference = crate::state::TpmLdevid::new(handle, signer.public_key_spki());
+            tracing::info!(handle = %format_args!("{handle:#010x}"), "LDevID key created in the TPM");
+            Ok((LdevidKey::Tpm(reference), signer))
+        }
+    }
+}
+
 /// RFC 8995 §5.9.1–§5.9.3: `/cacerts`, `/csrattrs`, a new key, `/simpleenroll`.
 async fn est(
     id: &Identity,
@@ -339,7 +385,8 @@ async fn est(
     options: &Options,
 ) -> Result<
     (
-        brski_common::keys::SoftwareKey,
+        LdevidKey,
+        Arc<dyn Signer>,
         Vec<Certificate>,
         Vec<Certificate>,
     ),
@@ -350,9 +397,13 @@ async fn est(
     state.write_domain_ca(&cacerts)?;
     let attrs = enroll::csrattrs(session).await?;
     let alg = enroll::key_algorithm(attrs.as_ref());
-    let key = enroll::generate_key(alg)?;
-    let csr = enroll::csr(idevid.tbs_certificate().subject(), &key, Vec::new())?;
-    tracing::info!(step = "simpleenroll", algorithm = ?alg, "requesting the LDevID");
+    let (key, signer) = new_ldevid_key(id, alg, None)?;
+    let csr = enroll::csr(
+        idevid.tbs_certificate().subject(),
+        signer.as_ref(),
+        Vec::new(),
+    )?;
+    tracing::info!(step = "simpleenroll", algorithm = ?signer.algorithm(), "requesting the LDevID");
     let certs = enroll::enroll(
         session,
         Step::SimpleEnroll,
@@ -361,8 +412,8 @@ async fn est(
         options.max_wait,
     )
     .await?;
-    let chain = enroll::check_issued(Step::SimpleEnroll, certs, &key, &cacerts, time)?;
-    Ok((key, chain, cacerts))
+    let chain = enroll::check_issued(Step::SimpleEnroll, certs, signer.as_ref(), &cacerts, time)?;
+    Ok((key, signer, chain, cacerts))
 }
 
 #[cfg(test)]

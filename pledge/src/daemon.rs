@@ -207,19 +207,24 @@ async fn renew(
     options: &Options,
 ) -> Result<(), Failure> {
     let time = id.time_check();
+    let tpm = id.ldevid_tpm();
+    let current = enrollment.key.signer(tpm.map(|(tcti, _)| tcti))?;
     let config = anchored_config(
         &enrollment.chain_der()?,
-        enrollment.key.clone(),
+        current.clone(),
         enrollment.domain_ca.clone(),
         time,
     )?;
     let mut session = Session::open(&id.registrar, config).await?;
-    let key = enroll::generate_key(brski_common::keys::Signer::algorithm(
-        enrollment.key.as_ref(),
-    ))?;
+    // With a TPM, the new key goes into the slot not in use: the current key keeps
+    // authenticating until the new certificate is stored.
+    let slot = tpm.map(|(_, handles)| {
+        crate::tpm::next_slot(handles, enrollment.key.tpm_handle().unwrap_or(handles[1]))
+    });
+    let (key, signer) = bootstrap::new_ldevid_key(id, current.algorithm(), slot)?;
     let csr = enroll::csr(
         enrollment.ldevid.tbs_certificate().subject(),
-        &key,
+        signer.as_ref(),
         san_extension(enrollment),
     )?;
     tracing::info!(serial = %id.serial, step = "simplereenroll", "renewing the LDevID");
@@ -234,9 +239,25 @@ async fn renew(
     let chain = enroll::check_issued(
         Step::SimpleReenroll,
         certs,
-        &key,
+        signer.as_ref(),
         &enrollment.domain_ca,
         time,
     )?;
-    state.commit_renewal(&key, &chain)
+    state.commit_renewal(&key, &chain)?;
+    // Only now is the old TPM key of no use (its certificate is replaced on disk).
+    let old = enrollment
+        .key
+        .tpm_handle()
+        .filter(|old| key.tpm_handle() != Some(*old));
+    if let (Some((tcti, _)), Some(old)) = (tpm, old) {
+        match crate::tpm::evict(tcti, old) {
+            Ok(_) => {
+                tracing::info!(serial = %id.serial, handle = %format_args!("{old:#010x}"), "old LDevID key evicted")
+            }
+            Err(e) => {
+                tracing::warn!(serial = %id.serial, handle = %format_args!("{old:#010x}"), error = %e, "cannot evict the old LDevID key; the next renewal replaces it")
+            }
+        }
+    }
+    Ok(())
 }

@@ -151,7 +151,7 @@ pub fn generate_key(alg: SignatureAlgorithm) -> Result<SoftwareKey, Failure> {
 /// A DER PKCS#10 request for `key` with `subject` and the requested `extensions`.
 pub fn csr(
     subject: &Name,
-    key: &SoftwareKey,
+    key: &dyn Signer,
     extensions: Vec<Extension>,
 ) -> Result<Vec<u8>, Failure> {
     let params = CsrParams {

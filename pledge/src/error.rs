@@ -70,6 +70,11 @@ pub enum Failure {
     /// A local operation failed (key generation, signing, encoding).
     #[error("{0}")]
     Internal(String),
+    /// The TPM holding the pledge's keys failed (the reason names the TCTI). `transient`: it
+    /// was unreachable, busy or in dictionary-attack lockout.
+    #[error("{reason}")]
+    #[cfg_attr(not(feature = "tpm"), allow(dead_code))]
+    Tpm { reason: String, transient: bool },
 }
 
 fn reason_suffix(reason: &str) -> String {
@@ -85,7 +90,11 @@ impl Failure {
     /// 2 for a rejection by the registrar (or MASA) and for a failed voucher or pin check.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Storage(_) | Self::Unreachable(_) | Self::Internal(_) => 1,
+            Self::Config(_)
+            | Self::Storage(_)
+            | Self::Unreachable(_)
+            | Self::Internal(_)
+            | Self::Tpm { .. } => 1,
             Self::Refused { .. }
             | Self::PendingTooLong { .. }
             | Self::Voucher(_)
@@ -95,10 +104,12 @@ impl Failure {
     }
 
     /// Whether retrying soon may help: the registrar or the MASA behind it is unreachable, or
-    /// answered with a server error (502 MASA unreachable, 503 shutting down, ...).
+    /// answered with a server error (502 MASA unreachable, 503 shutting down, ...), or the TPM
+    /// is away, busy or locked out.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Unreachable(_) => true,
+            Self::Tpm { transient, .. } => *transient,
             Self::Refused { status, .. } => *status >= 500,
             _ => false,
         }
@@ -168,6 +179,21 @@ mod tests {
         }
         assert!(!Failure::NotPinned("x".into()).is_transient());
         assert!(Failure::Config("x".into()).is_fatal());
+        let tpm_away = Failure::Tpm {
+            reason: "no TPM reachable at TCTI device:/dev/tpmrm0".into(),
+            transient: true,
+        };
+        assert!(tpm_away.is_transient() && !tpm_away.is_fatal());
+        assert_eq!(tpm_away.exit_code(), 1);
+        assert_eq!(
+            tpm_away.to_string(),
+            "no TPM reachable at TCTI device:/dev/tpmrm0"
+        );
+        let wrong_handle = Failure::Tpm {
+            reason: "no key".into(),
+            transient: false,
+        };
+        assert!(!wrong_handle.is_transient() && !wrong_handle.is_fatal());
         assert!(!Failure::Unreachable("x".into()).is_fatal());
     }
 }

@@ -6,7 +6,7 @@ use brski_common::envelope::Format;
 use brski_common::keys::{Signer, SoftwareKey};
 use brski_common::pki::TimeCheck;
 use brski_common::pki::ext::serial_number;
-use brski_service::config::PledgeConfig;
+use brski_service::config::{PledgeConfig, TpmKey};
 use brski_service::files::{read_certs, read_key};
 use brski_service::https_client::Target;
 use der::Encode;
@@ -23,7 +23,8 @@ pub struct Identity {
     /// The IDevID first, then any intermediates from the certificate file.
     pub idevid_chain: Vec<Certificate>,
     pub idevid_chain_der: Vec<Vec<u8>>,
-    pub idevid_key: Arc<SoftwareKey>,
+    /// The IDevID private key: a file, or a TPM key opened for each bootstrap attempt.
+    pub idevid_key: IdevidKey,
     /// The manufacturer's trust anchors for vouchers (RFC 8995 §5.6.1).
     pub manufacturer: Vec<Certificate>,
     /// The voucher format to request (default CMS, RFC 8995 §5.2).
@@ -33,6 +34,15 @@ pub struct Identity {
     pub registrar: Target,
     /// No registrar configured: find join proxies by discovery (RFC 8995 §4.1).
     pub discover: bool,
+}
+
+/// Where the IDevID private key is (IEEE 802.1AR §6.2.3: ideally never outside a TPM).
+#[derive(Clone, Debug)]
+pub enum IdevidKey {
+    File(Arc<SoftwareKey>),
+    /// In the TPM named by `pledge.toml`'s `[tpm]`; opened (and compared with the IDevID's
+    /// public key) at each bootstrap, so that a TPM that is away at start-up is retried.
+    Tpm(TpmKey),
 }
 
 fn config_error(path: &Path, e: impl std::fmt::Display) -> Failure {
@@ -51,37 +61,56 @@ pub fn parse_format(name: Option<&str>) -> Result<Format, String> {
     }
 }
 
+/// The IDevID handle and the two LDevID slots must be three different handles.
+pub fn check_handles(t: &TpmKey) -> Result<(), String> {
+    let [a, b] = t
+        .ldevid_handles
+        .unwrap_or(crate::tpm::DEFAULT_LDEVID_HANDLES);
+    if a == b || a == t.idevid_handle || b == t.idevid_handle {
+        return Err(format!(
+            "[tpm]: idevid-handle {:#010x} and ldevid-handles {a:#010x}, {b:#010x} must all differ",
+            t.idevid_handle
+        ));
+    }
+    Ok(())
+}
+
 impl Identity {
     /// Load `pledge.toml` and the files it names; `registrar` overrides its registrar URL.
     pub fn load(config_path: &Path, registrar: Option<&str>) -> Result<Self, Failure> {
         let config = PledgeConfig::load(config_path).map_err(|e| Failure::Config(e.to_string()))?;
-        if config.tpm.is_some() {
-            return Err(Failure::Config(format!(
-                "{}: the IDevID key is in a TPM, but TPM support is not built into this pledge",
-                config_path.display()
-            )));
-        }
-        let key_path: PathBuf = config
-            .idevid_key
-            .clone()
-            .ok_or_else(|| config_error(config_path, "idevid-key is required"))?;
         let idevid_chain =
             read_certs(&config.idevid_cert).map_err(|e| Failure::Config(e.to_string()))?;
         let idevid = idevid_chain
             .first()
             .ok_or_else(|| config_error(&config.idevid_cert, "no certificate"))?;
-        let idevid_key = read_key(&key_path).map_err(|e| Failure::Config(e.to_string()))?;
         let idevid_spki = idevid
             .tbs_certificate()
             .subject_public_key_info()
             .to_der()
             .map_err(|e| config_error(&config.idevid_cert, e))?;
-        if idevid_spki != idevid_key.public_key_spki() {
-            return Err(config_error(
-                &key_path,
-                "the key does not belong to the IDevID certificate",
-            ));
-        }
+        let idevid_key = match &config.tpm {
+            Some(tpm_key) => {
+                crate::tpm::check_tcti(&tpm_key.tcti)
+                    .map_err(|e| config_error(config_path, format!("[tpm]: {e}")))?;
+                check_handles(tpm_key).map_err(|e| config_error(config_path, e))?;
+                IdevidKey::Tpm(tpm_key.clone())
+            }
+            None => {
+                let key_path: PathBuf = config
+                    .idevid_key
+                    .clone()
+                    .ok_or_else(|| config_error(config_path, "idevid-key or [tpm] is required"))?;
+                let key = read_key(&key_path).map_err(|e| Failure::Config(e.to_string()))?;
+                if idevid_spki != key.public_key_spki() {
+                    return Err(config_error(
+                        &key_path,
+                        "the key does not belong to the IDevID certificate",
+                    ));
+                }
+                IdevidKey::File(Arc::new(key))
+            }
+        };
         let serial = serial_number(idevid).ok_or_else(|| {
             config_error(
                 &config.idevid_cert,
@@ -130,7 +159,7 @@ impl Identity {
             serial,
             idevid_chain,
             idevid_chain_der,
-            idevid_key: Arc::new(idevid_key),
+            idevid_key,
             manufacturer,
             format,
             registrar_url,
@@ -173,6 +202,37 @@ impl Identity {
     pub fn idevid(&self) -> Option<&Certificate> {
         self.idevid_chain.first()
     }
+
+    /// The IDevID signer: the key file's, or the TPM key (two `TPM2_ReadPublic`, and a
+    /// [`Failure::Tpm`] naming the TCTI when the TPM is away or holds another key there).
+    pub fn idevid_signer(&self) -> Result<Arc<dyn Signer>, Failure> {
+        match &self.idevid_key {
+            IdevidKey::File(key) => Ok(key.clone()),
+            IdevidKey::Tpm(t) => {
+                let idevid = self
+                    .idevid()
+                    .ok_or_else(|| Failure::Config("no IDevID certificate".into()))?;
+                let spki = idevid
+                    .tbs_certificate()
+                    .subject_public_key_info()
+                    .to_der()
+                    .map_err(|e| Failure::Config(format!("IDevID: {e}")))?;
+                crate::tpm::open(&t.tcti, t.idevid_handle, &spki, "IDevID")
+            }
+        }
+    }
+
+    /// The TCTI and LDevID handles when the pledge's keys are in a TPM.
+    pub fn ldevid_tpm(&self) -> Option<(&str, [u32; 2])> {
+        match &self.idevid_key {
+            IdevidKey::File(_) => None,
+            IdevidKey::Tpm(t) => Some((
+                t.tcti.as_str(),
+                t.ldevid_handles
+                    .unwrap_or(crate::tpm::DEFAULT_LDEVID_HANDLES),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -186,5 +246,24 @@ mod tests {
         assert_eq!(parse_format(Some("jws")), Ok(Format::Jws));
         assert_eq!(parse_format(Some("cose")), Ok(Format::Cose));
         assert!(parse_format(Some("cbor")).is_err());
+    }
+
+    #[test]
+    fn tpm_handles_must_all_differ() {
+        let mut t = TpmKey {
+            tcti: "device:/dev/tpmrm0".into(),
+            idevid_handle: 0x8102_0000,
+            ldevid_handles: None,
+        };
+        assert_eq!(check_handles(&t), Ok(()));
+        t.ldevid_handles = Some([0x8102_0003, 0x8102_0004]);
+        assert_eq!(check_handles(&t), Ok(()));
+        for bad in [[0x8102_0003, 0x8102_0003], [0x8102_0000, 0x8102_0004]] {
+            t.ldevid_handles = Some(bad);
+            assert!(check_handles(&t).is_err(), "{bad:x?}");
+        }
+        t.ldevid_handles = None;
+        t.idevid_handle = crate::tpm::DEFAULT_LDEVID_HANDLES[1];
+        assert!(check_handles(&t).is_err());
     }
 }

@@ -10,6 +10,7 @@ mod identity;
 mod session;
 mod state;
 mod timing;
+mod tpm;
 
 use brski_common::cli::InspectArgs;
 use clap::{Args, Parser, Subcommand};

@@ -1,13 +1,18 @@
 //! The pledge's state directory. Every file is written atomically (temporary file, fsync,
 //! rename), in an order that makes any crash recoverable:
 //!
-//! - bootstrap: `voucher.*`, `domain-ca.crt.pem`, `ldevid.key.pem`, `ldevid.crt.pem`, and
-//!   `state.json` last. Without a valid `state.json` the pledge is not enrolled and a rerun
-//!   starts over, overwriting whatever an interrupted run left.
+//! - bootstrap: `voucher-request.*`, `voucher.*`, `domain-ca.crt.pem`, `ldevid.key.pem`,
+//!   `ldevid.crt.pem`, and `state.json` last. Without a valid `state.json` the pledge is not
+//!   enrolled and a rerun starts over, overwriting whatever an interrupted run left.
 //! - renewal: the new pair is first staged as `ldevid-renew.key.pem` + `ldevid-renew.crt.pem`,
 //!   then installed over `ldevid.*`, then the staged files are removed. A complete staged pair
 //!   found at start-up is (re)installed, an incomplete one discarded, so `ldevid.key.pem` and
 //!   `ldevid.crt.pem` always end up belonging together.
+//!
+//! With the LDevID key in a TPM, `ldevid.tpm` (`{"handle": H, "public-key": hex SPKI}`) takes
+//! the place of `ldevid.key.pem` (and `ldevid-renew.tpm` of `ldevid-renew.key.pem`): no private
+//! key is ever written, and whether the reference belongs to the certificate is checked
+//! without the TPM. `state.json` then also records the handle (`ldevid-tpm-handle`).
 
 use crate::error::Failure;
 use brski_common::envelope::Format;
@@ -27,6 +32,8 @@ pub const DOMAIN_CA: &str = "domain-ca.crt.pem";
 pub const STATE: &str = "state.json";
 pub const RENEW_CERT: &str = "ldevid-renew.crt.pem";
 pub const RENEW_KEY: &str = "ldevid-renew.key.pem";
+pub const LDEVID_TPM: &str = "ldevid.tpm";
+pub const RENEW_TPM: &str = "ldevid-renew.tpm";
 
 /// Private keys: owner only.
 const KEY_MODE: u32 = 0o600;
@@ -43,18 +50,120 @@ pub fn voucher_file(format: Format) -> &'static str {
     }
 }
 
+/// The file the pledge's own voucher-request of `format` is kept in (same extensions: the
+/// voucher-request media types are the voucher's, RFC 8995 §3.1).
+pub fn voucher_request_file(format: Format) -> &'static str {
+    match format {
+        Format::Cms => "voucher-request.vcj",
+        Format::Jws => "voucher-request.vjj",
+        Format::Cose => "voucher-request.vch",
+    }
+}
+
 /// Every file this module writes (temporary copies of them are cleaned up at start-up).
-const OWN_FILES: [&str; 9] = [
+const OWN_FILES: [&str; 14] = [
     LDEVID_CERT,
     LDEVID_KEY,
+    LDEVID_TPM,
     DOMAIN_CA,
     STATE,
     RENEW_CERT,
     RENEW_KEY,
+    RENEW_TPM,
     "voucher.vcj",
     "voucher.vjj",
     "voucher.vch",
+    "voucher-request.vcj",
+    "voucher-request.vjj",
+    "voucher-request.vch",
 ];
+
+/// `ldevid.tpm`: where the TPM-resident LDevID key is, and its public key (SubjectPublicKeyInfo,
+/// hex), so that it can be matched with the certificate without asking the TPM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TpmLdevid {
+    pub handle: u32,
+    pub public_key: String,
+}
+
+impl TpmLdevid {
+    pub fn new(handle: u32, spki: &[u8]) -> Self {
+        Self {
+            handle,
+            public_key: hex::encode(spki),
+        }
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let t: Self =
+            serde_json::from_slice(bytes).map_err(|e| format!("{LDEVID_TPM} is malformed: {e}"))?;
+        t.spki()?;
+        Ok(t)
+    }
+
+    /// The public key (DER SubjectPublicKeyInfo).
+    pub fn spki(&self) -> Result<Vec<u8>, String> {
+        hex::decode(&self.public_key).map_err(|e| format!("{LDEVID_TPM}: public-key: {e}"))
+    }
+
+    fn to_json(&self) -> Result<Vec<u8>, Failure> {
+        let mut out = serde_json::to_vec_pretty(self)
+            .map_err(|e| Failure::Storage(format!("cannot encode {LDEVID_TPM}: {e}")))?;
+        out.push(b'\n');
+        Ok(out)
+    }
+}
+
+/// The LDevID private key: a file, or a key inside the TPM.
+#[derive(Clone, Debug)]
+pub enum LdevidKey {
+    File(Arc<SoftwareKey>),
+    Tpm(TpmLdevid),
+}
+
+impl LdevidKey {
+    /// The public key (DER SubjectPublicKeyInfo).
+    pub fn spki(&self) -> Result<Vec<u8>, String> {
+        match self {
+            Self::File(k) => Ok(k.public_key_spki().to_vec()),
+            Self::Tpm(t) => t.spki(),
+        }
+    }
+
+    /// The TPM handle, for a TPM key.
+    pub fn tpm_handle(&self) -> Option<u32> {
+        match self {
+            Self::File(_) => None,
+            Self::Tpm(t) => Some(t.handle),
+        }
+    }
+
+    /// The signer: the software key, or the TPM key at its handle in the TPM at `tcti`,
+    /// checked to be the recorded one.
+    pub fn signer(&self, tcti: Option<&str>) -> Result<Arc<dyn Signer>, Failure> {
+        match self {
+            Self::File(k) => Ok(k.clone()),
+            Self::Tpm(t) => {
+                let tcti = tcti.ok_or_else(|| {
+                    Failure::Config(format!(
+                        "the LDevID key is in a TPM ({LDEVID_TPM}) but pledge.toml has no [tpm]"
+                    ))
+                })?;
+                crate::tpm::open(
+                    tcti,
+                    t.handle,
+                    &t.spki().map_err(Failure::Storage)?,
+                    "LDevID",
+                )
+            }
+        }
+    }
+
+    fn belongs_to(&self, cert: &Certificate) -> bool {
+        self.spki().is_ok_and(|spki| spki_matches(&spki, cert))
+    }
+}
 
 /// `state.json`: written last, so that `enrolled: true` is only ever seen with complete
 /// credentials next to it.
@@ -64,6 +173,13 @@ pub struct StateFile {
     /// The registrar the pledge enrolled with.
     pub registrar: String,
     pub serial: String,
+    /// The persistent handle of the LDevID key, when it is in a TPM.
+    #[serde(
+        default,
+        rename = "ldevid-tpm-handle",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ldevid_tpm_handle: Option<u32>,
 }
 
 impl StateFile {
@@ -86,7 +202,7 @@ pub struct Enrollment {
     pub ldevid: Certificate,
     /// Certificates between the LDevID and the domain CA, if any.
     pub intermediates: Vec<Certificate>,
-    pub key: Arc<SoftwareKey>,
+    pub key: LdevidKey,
     pub domain_ca: Vec<Certificate>,
 }
 
@@ -142,11 +258,11 @@ fn storage(e: impl std::fmt::Display) -> Failure {
     Failure::Storage(e.to_string())
 }
 
-fn key_matches(key: &dyn Signer, cert: &Certificate) -> bool {
+fn spki_matches(spki: &[u8], cert: &Certificate) -> bool {
     cert.tbs_certificate()
         .subject_public_key_info()
         .to_der()
-        .is_ok_and(|spki| spki == key.public_key_spki())
+        .is_ok_and(|c| c == spki)
 }
 
 impl StateDir {
@@ -207,10 +323,11 @@ impl StateDir {
             }
         }
         if self.path(RENEW_CERT).exists() {
-            let staged = read_certs(&self.path(RENEW_CERT))
-                .ok()
-                .zip(read_key(&self.path(RENEW_KEY)).ok())
-                .filter(|(certs, key)| certs.first().is_some_and(|c| key_matches(key, c)));
+            let staged = read_certs(&self.path(RENEW_CERT)).ok().and_then(|certs| {
+                let first = certs.first()?;
+                let key = self.read_key_for(first, RENEW_TPM, RENEW_KEY)?;
+                Some((certs, key))
+            });
             if let Some((certs, key)) = staged {
                 tracing::info!("completing an interrupted renewal");
                 self.install(&key, &certs)?;
@@ -220,8 +337,29 @@ impl StateDir {
         }
         self.remove(RENEW_CERT)?;
         self.remove(RENEW_KEY)?;
+        self.remove(RENEW_TPM)?;
         self.sync_dir();
         Ok(())
+    }
+
+    /// The key reference in `tpm_file`, else the key in `key_file`, that belongs to `cert`.
+    fn read_key_for(
+        &self,
+        cert: &Certificate,
+        tpm_file: &str,
+        key_file: &str,
+    ) -> Option<LdevidKey> {
+        let tpm = std::fs::read(self.path(tpm_file))
+            .ok()
+            .and_then(|b| TpmLdevid::from_json(&b).ok())
+            .map(LdevidKey::Tpm);
+        let file = || {
+            read_key(&self.path(key_file))
+                .ok()
+                .map(|k| LdevidKey::File(Arc::new(k)))
+        };
+        tpm.filter(|k| k.belongs_to(cert))
+            .or_else(|| file().filter(|k| k.belongs_to(cert)))
     }
 
     /// The enrollment on disk, or why there is none usable: `state.json` says enrolled for
@@ -250,10 +388,15 @@ impl StateDir {
             return Err(format!("{LDEVID_CERT} holds no certificate"));
         }
         let ldevid = chain.remove(0);
-        let key = read_key(&self.path(LDEVID_KEY)).map_err(|e| e.to_string())?;
-        if !key_matches(&key, &ldevid) {
-            return Err(format!("{LDEVID_KEY} does not belong to {LDEVID_CERT}"));
-        }
+        let key = self
+            .read_key_for(&ldevid, LDEVID_TPM, LDEVID_KEY)
+            .ok_or_else(|| {
+                if self.path(LDEVID_TPM).exists() {
+                    format!("neither {LDEVID_TPM} nor {LDEVID_KEY} belongs to {LDEVID_CERT}")
+                } else {
+                    format!("{LDEVID_KEY} does not belong to {LDEVID_CERT}")
+                }
+            })?;
         let domain_ca = read_certs(&self.path(DOMAIN_CA)).map_err(|e| e.to_string())?;
         validate_chain(
             &ldevid,
@@ -265,7 +408,7 @@ impl StateDir {
             state,
             ldevid,
             intermediates: chain,
-            key: Arc::new(key),
+            key,
             domain_ca,
         })
     }
@@ -283,20 +426,48 @@ impl StateDir {
         self.write(voucher_file(format), voucher, PUBLIC_MODE)
     }
 
+    /// Keep the pledge's own voucher-request (RFC 8995 §5.2), for audit.
+    pub fn write_voucher_request(&self, format: Format, request: &[u8]) -> Result<(), Failure> {
+        self.write(voucher_request_file(format), request, PUBLIC_MODE)
+    }
+
     /// Keep the domain CA certificates from `/cacerts` (RFC 8995 §5.9.1).
     pub fn write_domain_ca(&self, certs: &[Certificate]) -> Result<(), Failure> {
         self.write(DOMAIN_CA, certs_to_pem(certs).as_bytes(), PUBLIC_MODE)
     }
 
-    fn install(&self, key: &SoftwareKey, chain: &[Certificate]) -> Result<(), Failure> {
-        self.write(LDEVID_KEY, key.to_pkcs8_pem().as_bytes(), KEY_MODE)?;
-        self.write(LDEVID_CERT, certs_to_pem(chain).as_bytes(), PUBLIC_MODE)
+    /// Write the key (file or TPM reference) as `key_file` / `tpm_file`.
+    fn write_key(&self, key: &LdevidKey, key_file: &str, tpm_file: &str) -> Result<(), Failure> {
+        match key {
+            LdevidKey::File(k) => self.write(key_file, k.to_pkcs8_pem().as_bytes(), KEY_MODE),
+            LdevidKey::Tpm(t) => self.write(tpm_file, &t.to_json()?, PUBLIC_MODE),
+        }
+    }
+
+    /// Install the key and the chain as the LDevID; the other kind of key file is removed,
+    /// and an existing `state.json` is updated with the TPM handle.
+    fn install(&self, key: &LdevidKey, chain: &[Certificate]) -> Result<(), Failure> {
+        self.write_key(key, LDEVID_KEY, LDEVID_TPM)?;
+        self.write(LDEVID_CERT, certs_to_pem(chain).as_bytes(), PUBLIC_MODE)?;
+        match key {
+            LdevidKey::File(_) => self.remove(LDEVID_TPM)?,
+            LdevidKey::Tpm(_) => self.remove(LDEVID_KEY)?,
+        }
+        let state = std::fs::read(self.path(STATE))
+            .ok()
+            .and_then(|bytes| StateFile::from_json(&bytes).ok())
+            .filter(|s| s.ldevid_tpm_handle != key.tpm_handle());
+        if let Some(mut state) = state {
+            state.ldevid_tpm_handle = key.tpm_handle();
+            self.write(STATE, &state.to_json()?, PUBLIC_MODE)?;
+        }
+        Ok(())
     }
 
     /// Complete a bootstrap: the LDevID key, its certificate chain, then `state.json`.
     pub fn commit_enrollment(
         &self,
-        key: &SoftwareKey,
+        key: &LdevidKey,
         chain: &[Certificate],
         state: &StateFile,
     ) -> Result<(), Failure> {
@@ -305,12 +476,13 @@ impl StateDir {
     }
 
     /// Replace the LDevID after a renewal: stage the new pair, install it, remove the stage.
-    pub fn commit_renewal(&self, key: &SoftwareKey, chain: &[Certificate]) -> Result<(), Failure> {
-        self.write(RENEW_KEY, key.to_pkcs8_pem().as_bytes(), KEY_MODE)?;
+    pub fn commit_renewal(&self, key: &LdevidKey, chain: &[Certificate]) -> Result<(), Failure> {
+        self.write_key(key, RENEW_KEY, RENEW_TPM)?;
         self.write(RENEW_CERT, certs_to_pem(chain).as_bytes(), PUBLIC_MODE)?;
         self.install(key, chain)?;
         self.remove(RENEW_CERT)?;
         self.remove(RENEW_KEY)?;
+        self.remove(RENEW_TPM)?;
         self.sync_dir();
         Ok(())
     }
@@ -367,7 +539,7 @@ mod tests {
                 .write_domain_ca(std::slice::from_ref(&self.ca))
                 .expect("ca");
             self.state
-                .commit_enrollment(&k, std::slice::from_ref(&c), &state_file())
+                .commit_enrollment(&file_key(&k), std::slice::from_ref(&c), &state_file())
                 .expect("commit");
             (k, c)
         }
@@ -378,7 +550,27 @@ mod tests {
             enrolled: true,
             registrar: "https://registrar.example:8443".into(),
             serial: "SN-1".into(),
+            ldevid_tpm_handle: None,
         }
+    }
+
+    fn file_key(k: &SoftwareKey) -> LdevidKey {
+        let copy = SoftwareKey::from_pem(&k.to_pkcs8_pem()).expect("copy");
+        LdevidKey::File(Arc::new(copy))
+    }
+
+    /// A TPM key reference for the public key of `k` (the private half stays in the test).
+    fn tpm_key(handle: u32, k: &SoftwareKey) -> LdevidKey {
+        LdevidKey::Tpm(TpmLdevid::new(handle, k.public_key_spki()))
+    }
+
+    /// Whether any file of the directory holds a PEM private key.
+    fn any_private_key(dir: &Path) -> bool {
+        std::fs::read_dir(dir).expect("dir").flatten().any(|e| {
+            std::fs::read(e.path())
+                .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
+                .unwrap_or(false)
+        })
     }
 
     fn mode(path: &Path) -> u32 {
@@ -395,7 +587,7 @@ mod tests {
             .load_enrollment("SN-1", TimeCheck::Now)
             .expect("enrolled");
         assert_eq!(e.ldevid, c);
-        assert_eq!(e.key.public_key_spki(), k.public_key_spki());
+        assert_eq!(e.key.spki().expect("spki"), k.public_key_spki());
         assert_eq!(e.state, state_file());
         assert_eq!(mode(&f.state.path(LDEVID_KEY)), 0o600);
         assert_eq!(mode(&f.state.path(LDEVID_CERT)), 0o644);
@@ -456,7 +648,7 @@ mod tests {
         let k2 = key();
         let c2 = f.ldevid(&k2);
         f.state
-            .commit_renewal(&k2, std::slice::from_ref(&c2))
+            .commit_renewal(&file_key(&k2), std::slice::from_ref(&c2))
             .expect("renew");
         assert!(!f.state.path(RENEW_CERT).exists());
         assert!(!f.state.path(RENEW_KEY).exists());
@@ -512,6 +704,106 @@ mod tests {
     }
 
     #[test]
+    fn tpm_enrollment_keeps_only_a_reference_and_the_handle_in_state_json() {
+        let f = fixture();
+        let k = key();
+        let c = f.ldevid(&k);
+        f.state
+            .write_domain_ca(std::slice::from_ref(&f.ca))
+            .expect("ca");
+        let mut st = state_file();
+        st.ldevid_tpm_handle = Some(0x8102_0001);
+        f.state
+            .commit_enrollment(&tpm_key(0x8102_0001, &k), std::slice::from_ref(&c), &st)
+            .expect("commit");
+        assert!(!f.state.path(LDEVID_KEY).exists());
+        assert!(!any_private_key(f.dir.path()));
+        let e = f.state.load_enrollment("SN-1", TimeCheck::Now).expect("ok");
+        assert_eq!(e.key.tpm_handle(), Some(0x8102_0001));
+        assert_eq!(e.key.spki().expect("spki"), k.public_key_spki());
+        assert_eq!(e.state, st);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(f.state.path(STATE)).expect("state"))
+                .expect("json");
+        assert_eq!(json["ldevid-tpm-handle"], 0x8102_0001u32);
+
+        // Renewal into the other slot updates ldevid.tpm and state.json together.
+        let k2 = key();
+        let c2 = f.ldevid(&k2);
+        f.state
+            .commit_renewal(&tpm_key(0x8102_0002, &k2), std::slice::from_ref(&c2))
+            .expect("renew");
+        let e = f.state.load_enrollment("SN-1", TimeCheck::Now).expect("ok");
+        assert_eq!((e.ldevid, e.key.tpm_handle()), (c2, Some(0x8102_0002)));
+        assert_eq!(e.state.ldevid_tpm_handle, Some(0x8102_0002));
+        assert!(!f.state.path(RENEW_TPM).exists() && !f.state.path(RENEW_CERT).exists());
+        assert!(!any_private_key(f.dir.path()));
+    }
+
+    #[test]
+    fn a_tpm_reference_to_another_key_is_not_an_enrollment() {
+        let f = fixture();
+        f.enrolled();
+        // A crash after ldevid.tpm of a new bootstrap was written: it names another key.
+        f.state
+            .write_key(&tpm_key(0x8102_0001, &key()), LDEVID_KEY, LDEVID_TPM)
+            .expect("w");
+        f.state.remove(LDEVID_KEY).expect("rm");
+        let err = f
+            .state
+            .load_enrollment("SN-1", TimeCheck::Now)
+            .expect_err("mismatch");
+        assert_eq!(
+            err,
+            "neither ldevid.tpm nor ldevid.key.pem belongs to ldevid.crt.pem"
+        );
+        // A malformed reference is no key either.
+        std::fs::write(
+            f.state.path(LDEVID_TPM),
+            b"{\"handle\": 1, \"public-key\": \"zz\"}",
+        )
+        .expect("w");
+        assert!(f.state.load_enrollment("SN-1", TimeCheck::Now).is_err());
+    }
+
+    #[test]
+    fn recover_completes_a_tpm_renewal_interrupted_after_the_stage() {
+        let f = fixture();
+        let k1 = key();
+        let c1 = f.ldevid(&k1);
+        f.state
+            .write_domain_ca(std::slice::from_ref(&f.ca))
+            .expect("ca");
+        let mut st = state_file();
+        st.ldevid_tpm_handle = Some(0x8102_0001);
+        f.state
+            .commit_enrollment(&tpm_key(0x8102_0001, &k1), std::slice::from_ref(&c1), &st)
+            .expect("commit");
+        let k2 = key();
+        let c2 = f.ldevid(&k2);
+        f.state
+            .write_key(&tpm_key(0x8102_0002, &k2), RENEW_KEY, RENEW_TPM)
+            .expect("w");
+        f.state
+            .write(
+                RENEW_CERT,
+                certs_to_pem(std::slice::from_ref(&c2)).as_bytes(),
+                PUBLIC_MODE,
+            )
+            .expect("w");
+        // Crash: ldevid.tpm rewritten, not yet the certificate.
+        f.state
+            .write_key(&tpm_key(0x8102_0002, &k2), LDEVID_KEY, LDEVID_TPM)
+            .expect("w");
+        assert!(f.state.load_enrollment("SN-1", TimeCheck::Now).is_err());
+        f.state.recover().expect("recover");
+        let e = f.state.load_enrollment("SN-1", TimeCheck::Now).expect("ok");
+        assert_eq!((e.ldevid, e.key.tpm_handle()), (c2, Some(0x8102_0002)));
+        assert_eq!(e.state.ldevid_tpm_handle, Some(0x8102_0002));
+        assert!(!f.state.path(RENEW_TPM).exists());
+    }
+
+    #[test]
     fn renewal_time_is_the_fraction_of_the_lifetime() {
         let nb = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let na = nb + Duration::from_secs(300);
@@ -529,6 +821,19 @@ mod tests {
         #[test]
         fn state_json_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = StateFile::from_json(&bytes);
+        }
+
+        #[test]
+        fn ldevid_tpm_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = TpmLdevid::from_json(&bytes);
+        }
+
+        #[test]
+        fn mutated_ldevid_tpm_never_panics(pos in 0usize..400, byte in any::<u8>()) {
+            let mut bytes = TpmLdevid::new(0x8102_0001, &[0x30, 0x59, 0x30, 0x13]).to_json().expect("json");
+            let i = pos % bytes.len();
+            bytes[i] = byte;
+            let _ = TpmLdevid::from_json(&bytes);
         }
 
         #[test]

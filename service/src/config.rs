@@ -45,6 +45,10 @@ pub struct TpmKey {
     pub tcti: String,
     /// Persistent handle of the IDevID key (e.g. 0x81020000).
     pub idevid_handle: u32,
+    /// The two persistent handles the LDevID key alternates between on renewal (default
+    /// 0x81020001 and 0x81020002).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldevid_handles: Option<[u32; 2]>,
 }
 
 /// `pledge.toml`: what the factory gives a pledge.

@@ -286,20 +286,31 @@ impl Suite {
 
     /// `masa mint` a pledge with `serial` into `dir/pledges/<serial>`; returns its pledge.toml.
     pub fn mint(&self, serial: &str) -> Result<PathBuf> {
+        self.mint_with(serial, &[])
+    }
+
+    /// `masa mint --tpm TCTI`: the pledge's IDevID key is made inside the TPM at `tcti`.
+    pub fn mint_tpm(&self, serial: &str, tcti: &str) -> Result<PathBuf> {
+        self.mint_with(serial, &["--tpm", tcti])
+    }
+
+    fn mint_with(&self, serial: &str, extra: &[&str]) -> Result<PathBuf> {
         let out = self.dir.join("pledges").join(serial);
         std::fs::create_dir_all(&out)?;
         let config = self.masa_config();
-        run(Command::new(&self.bin.masa).args([
-            "mint",
-            "--config",
-            path(&config)?,
-            "--serial",
-            serial,
-            "--out",
-            path(&out)?,
-            "--registrar",
-            &self.registrar_url(),
-        ]))?;
+        run(Command::new(&self.bin.masa)
+            .args([
+                "mint",
+                "--config",
+                path(&config)?,
+                "--serial",
+                serial,
+                "--out",
+                path(&out)?,
+                "--registrar",
+                &self.registrar_url(),
+            ])
+            .args(extra))?;
         Ok(out.join("pledge.toml"))
     }
 
@@ -363,4 +374,13 @@ pub fn read_enrollment(state_dir: &Path, serial: &str) -> Result<Enrollment> {
         ldevid_subject: cert.tbs_certificate().subject().to_string(),
         ldevid_issuer: cert.tbs_certificate().issuer().to_string(),
     })
+}
+
+/// A software TPM for one pledge (`swtpm socket --tpm2` on its own loopback ports, state in its
+/// own directory, outside the pledge's state directory since it holds the TPM's seeds). It is
+/// stopped when dropped.
+#[cfg(feature = "tpm")]
+pub fn start_swtpm(state_dir: &Path) -> Result<brski_common::keys::tpm::swtpm::Swtpm> {
+    brski_common::keys::tpm::swtpm::Swtpm::start(state_dir)
+        .map_err(|e| anyhow!("{e} (swtpm state {})", state_dir.display()))
 }

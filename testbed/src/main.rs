@@ -31,6 +31,11 @@ enum Command {
         /// Keep the working directory (keys, databases, logs) and print its path.
         #[arg(long)]
         keep: bool,
+        /// Give every pledge its own software TPM (swtpm, started and stopped here): the
+        /// IDevID key is minted inside it and the LDevID key generated there (build with
+        /// --features tpm).
+        #[arg(long)]
+        tpm: bool,
     },
     /// The network-namespace lab (root): pledges with only IPv6 link-local addresses find a
     /// join proxy and enroll through it.
@@ -67,7 +72,7 @@ enum LabAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { pledges, keep } => demo(pledges, keep),
+        Command::Demo { pledges, keep, tpm } => demo(pledges, keep, tpm),
         Command::Lab { action } => lab(action),
     };
     match result {
@@ -121,9 +126,48 @@ fn lab(action: LabAction) -> Result<()> {
     }
 }
 
-fn demo(pledges: usize, keep: bool) -> Result<()> {
+/// The pledges' software TPMs, one per pledge, stopped when dropped.
+#[cfg(feature = "tpm")]
+type Tpms = Vec<brski_common::keys::tpm::swtpm::Swtpm>;
+#[cfg(not(feature = "tpm"))]
+type Tpms = Vec<()>;
+
+/// Mint `serial`, into a fresh swtpm of its own when `tpm`.
+#[cfg(feature = "tpm")]
+fn mint_demo_pledge(
+    suite: &Suite,
+    serial: &str,
+    tpm: bool,
+    tpms: &mut Tpms,
+) -> Result<std::path::PathBuf> {
+    if !tpm {
+        return suite.mint(serial);
+    }
+    let sim = testbed::loopback::start_swtpm(&suite.dir.join("swtpm").join(serial))?;
+    let config = suite.mint_tpm(serial, &sim.tcti())?;
+    tpms.push(sim);
+    Ok(config)
+}
+
+#[cfg(not(feature = "tpm"))]
+fn mint_demo_pledge(
+    suite: &Suite,
+    serial: &str,
+    tpm: bool,
+    _tpms: &mut Tpms,
+) -> Result<std::path::PathBuf> {
+    if tpm {
+        bail!("--tpm: this testbed was built without TPM support (build with --features tpm)");
+    }
+    suite.mint(serial)
+}
+
+fn demo(pledges: usize, keep: bool, tpm: bool) -> Result<()> {
     if pledges == 0 {
         bail!("--pledges must be at least 1");
+    }
+    if tpm && cfg!(not(feature = "tpm")) {
+        bail!("--tpm: this testbed was built without TPM support (build with --features tpm)");
     }
     let bin = Binaries::locate()?;
     let tmp = tempfile::Builder::new().prefix("brski-demo-").tempdir()?;
@@ -139,8 +183,12 @@ fn demo(pledges: usize, keep: bool) -> Result<()> {
 
     let serials: Vec<String> = (1..=pledges).map(|i| format!("DEMO-{i:04}")).collect();
     let mut configs = Vec::new();
+    let mut tpms = Tpms::new();
     for s in &serials {
-        configs.push(suite.mint(s)?);
+        configs.push(mint_demo_pledge(&suite, s, tpm, &mut tpms)?);
+    }
+    if tpm {
+        println!("{} software TPMs started, one per pledge", tpms.len());
     }
     // Bootstrap all pledges at once, each with the real `pledge` binary.
     let mut running = Vec::new();
@@ -169,8 +217,9 @@ fn demo(pledges: usize, keep: bool) -> Result<()> {
         }
         let state_dir = config.parent().unwrap_or(&dir);
         let e = read_enrollment(state_dir, serial)?;
+        let keys = if tpm { "  keys: TPM" } else { "" };
         println!(
-            "{}  voucher: {}  LDevID: subject \"{}\" issuer \"{}\"  {:.2}s",
+            "{}  voucher: {}  LDevID: subject \"{}\" issuer \"{}\"{keys}  {:.2}s",
             e.serial,
             e.assertion,
             e.ldevid_subject,
@@ -179,6 +228,7 @@ fn demo(pledges: usize, keep: bool) -> Result<()> {
         );
     }
     let stopped = suite.stop()?;
+    drop(tpms);
     for (name, status) in stopped {
         if !status.success() {
             failures += 1;
