@@ -32,12 +32,51 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Load benchmark: real `masa` and `registrar` on loopback, an in-process load generator
+    /// acting as N pledges (full RFC 8995 flow each), then one `pledge bootstrap` measured.
+    /// Prints one JSON object.
+    Bench {
+        /// How many pledges enroll.
+        #[arg(long, default_value_t = 1000)]
+        pledges: usize,
+        /// How many pledges enroll at the same time.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Worker threads of the load generator (default: number of CPUs).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Do not measure a `pledge bootstrap` process.
+        #[arg(long)]
+        skip_pledge: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { pledges, keep } => demo(pledges, keep),
+        Command::Bench {
+            pledges,
+            concurrency,
+            threads,
+            skip_pledge,
+        } => testbed::bench::bench(&testbed::bench::BenchOptions {
+            pledges,
+            concurrency,
+            threads,
+            skip_pledge,
+        })
+        .and_then(|report| {
+            println!("{report}");
+            let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
+            if failures > 0 || report["daemons_stopped_cleanly"] != true {
+                bail!("{failures} failures (see failure_reasons)");
+            }
+            if report["pledge_bootstrap"]["ok"] == false {
+                bail!("pledge bootstrap failed");
+            }
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
