@@ -50,6 +50,8 @@ pub struct BenchOptions {
     pub threads: Option<usize>,
     /// Skip the `pledge bootstrap` measurement.
     pub skip_pledge: bool,
+    /// Keep the working directory (keys, databases, daemon logs); its path is in the report.
+    pub keep: bool,
 }
 
 /// One device of the fleet.
@@ -116,14 +118,20 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
         .worker_threads(threads.max(1))
         .enable_all()
         .build()?;
+    let registrar_pid = suite.registrar.as_ref().map(|d| d.child.id());
+    let masa_pid = suite.masa.as_ref().map(|d| d.child.id());
+    let pids = [registrar_pid, masa_pid, Some(std::process::id())];
+    let cpu_before = pids.map(|p| p.and_then(cpu_ms));
     let load = rt.block_on(drive(shared, devices, opts.concurrency));
     drop(rt);
+    let cpu_after = pids.map(|p| p.and_then(cpu_ms));
+    let per_enrollment = |i: usize| -> Option<f64> {
+        let used = cpu_after.get(i).copied().flatten()? - cpu_before.get(i).copied().flatten()?;
+        (load.ok > 0).then(|| round(used / load.ok as f64, 3))
+    };
 
-    let registrar_rss = suite
-        .registrar
-        .as_ref()
-        .and_then(|d| vm_hwm_kb(d.child.id()));
-    let masa_rss = suite.masa.as_ref().and_then(|d| vm_hwm_kb(d.child.id()));
+    let registrar_rss = registrar_pid.and_then(vm_hwm_kb);
+    let masa_rss = masa_pid.and_then(vm_hwm_kb);
 
     let pledge = match &pledge_toml {
         Some(config) => Some(measure_pledge(&suite, config)?),
@@ -141,7 +149,13 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let mut lat = load.latencies_ms.clone();
     lat.sort_by(f64::total_cmp);
     let rate = load.ok as f64 / load.elapsed.as_secs_f64();
+    let workdir = if opts.keep {
+        Some(tmp.keep().display().to_string())
+    } else {
+        None
+    };
     Ok(json!({
+        "workdir": workdir,
         "pledges": opts.pledges,
         "concurrency": opts.concurrency,
         "load_threads": threads,
@@ -157,6 +171,11 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
             "max": round(lat.last().copied().unwrap_or(0.0), 1),
         },
         "peak_rss_kb": { "registrar": registrar_rss, "masa": masa_rss },
+        "cpu_ms_per_enrollment": {
+            "registrar": per_enrollment(0),
+            "masa": per_enrollment(1),
+            "load_generator": per_enrollment(2),
+        },
         "pledge_bootstrap": pledge,
         "daemons_stopped_cleanly": daemons_ok,
         "mint_s": round(mint_s, 2),
@@ -453,6 +472,19 @@ pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time (user + system, all threads) a live process has used, in milliseconds, from
+/// `/proc/<pid>/stat` (clock ticks of 10 ms, the Linux USER_HZ).
+pub fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are space separated.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 of proc(5); utime and stime are fields 14 and 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10.0)
+}
+
 /// Run `pledge bootstrap` once: wall time, peak RSS (from `/usr/bin/time -v` when present,
 /// else VmHWM sampled while it runs), and whether it enrolled.
 fn measure_pledge(suite: &Suite, config: &Path) -> Result<Value> {
@@ -528,6 +560,18 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&[7.0], 0.99), 7.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_grows_when_it_works() {
+        let before = cpu_ms(std::process::id()).expect("stat");
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let after = cpu_ms(std::process::id()).expect("stat");
+        assert!(after - before >= 20.0, "{before} -> {after}");
     }
 
     #[test]

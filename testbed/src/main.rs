@@ -48,6 +48,9 @@ enum Command {
         /// Do not measure a `pledge bootstrap` process.
         #[arg(long)]
         skip_pledge: bool,
+        /// Keep the working directory (keys, databases, daemon logs); its path is reported.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -60,11 +63,13 @@ fn main() -> ExitCode {
             concurrency,
             threads,
             skip_pledge,
+            keep,
         } => testbed::bench::bench(&testbed::bench::BenchOptions {
             pledges,
             concurrency,
             threads,
             skip_pledge,
+            keep,
         })
         .and_then(|report| {
             println!("{report}");
