@@ -305,7 +305,7 @@ async fn send(
     let r = conn
         .request(method, path, content_type, accept, body, TIMEOUT)
         .await
-        .with_context(|| format!("{path}"))?;
+        .with_context(|| path.to_string())?;
     if r.status != 200 {
         bail!("{path}: {} {}", r.status, r.reason());
     }
