@@ -324,6 +324,75 @@ async fn mint_with(
     Ok(path)
 }
 
+/// What `masa mint-bulk` is asked for.
+#[derive(Clone, Debug)]
+pub struct MintBulkOptions {
+    pub config: PathBuf,
+    pub count: u32,
+    pub serial_prefix: String,
+    /// The bundle file to write (0600: it holds private keys).
+    pub out: PathBuf,
+}
+
+/// `masa mint-bulk`: the factory for test fleets (load benchmarks). Issues `count` IDevIDs
+/// exactly as `masa mint` does (serials `PREFIX-000001`, ...), records all devices in one
+/// transaction, and writes one PEM bundle: the manufacturer CA certificate, then for each
+/// device its IDevID certificate followed by its PKCS#8 key. The rows commit only after the
+/// bundle is written; any serial minted before refuses the whole batch.
+pub async fn mint_bulk(opts: &MintBulkOptions) -> Result<(PathBuf, u32), MasaError> {
+    if opts.count == 0 {
+        return Err(MasaError::Invalid("--count must be at least 1".into()));
+    }
+    let serials: Vec<String> = (1..=opts.count)
+        .map(|i| format!("{}-{i:06}", opts.serial_prefix))
+        .collect();
+    for s in &serials {
+        check_serial(s)?;
+    }
+    if opts.out.exists() {
+        return Err(MasaError::Exists(opts.out.clone()));
+    }
+    let cfg = MasaConfig::load(&opts.config)?;
+    let vendor_ca = read_certs(&cfg.vendor_ca_cert)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| MasaError::Invalid("vendor CA file holds no certificate".into()))?;
+    let vendor_key = read_key(&cfg.vendor_ca_key)?;
+    let mut bundle = certs_to_pem(std::slice::from_ref(&vendor_ca));
+    let mut devices = Vec::with_capacity(serials.len());
+    for serial in serials {
+        let key = new_key()?;
+        let idevid = issue(
+            &profile::idevid(&serial, Some(&cfg.masa_url), None)?,
+            key.public_key_spki(),
+            Some(&vendor_ca),
+            &vendor_key,
+        )?;
+        bundle.push_str(&certs_to_pem(std::slice::from_ref(&idevid)));
+        bundle.push_str(&key.to_pkcs8_pem());
+        devices.push(db::Device {
+            serial,
+            idevid_issuer: idevid_issuer(&idevid),
+            idevid_cert: idevid.to_der()?,
+        });
+    }
+    let pool = db::open(&cfg.database).await?;
+    let result = async {
+        let mut tx = db::begin_write(&pool).await?;
+        for device in &devices {
+            if !db::insert_device(&mut tx, device).await? {
+                return Err(MasaError::AlreadyMinted(device.serial.clone()));
+            }
+        }
+        write_atomic(&opts.out, bundle.as_bytes(), KEY_MODE)?;
+        tx.commit().await?;
+        Ok((opts.out.clone(), opts.count))
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

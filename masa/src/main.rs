@@ -36,6 +36,9 @@ enum Command {
     Serve(ConfigArg),
     /// Factory: issue an IDevID for a serial and write a pledge directory with pledge.toml.
     Mint(MintArgs),
+    /// Factory for test fleets: mint COUNT IDevIDs into one PEM bundle (manufacturer CA, then
+    /// certificate and key of each device) and record every device.
+    MintBulk(MintBulkArgs),
     /// Record that a device was sold to the domain of a CA (for `ownership = "claimed"`).
     Claim(ClaimArgs),
     /// Forget the first owner of a device (for `ownership = "first-owner"`).
@@ -105,6 +108,22 @@ fn parse_handle(s: &str) -> Result<u32, String> {
 }
 
 #[derive(Debug, Args)]
+struct MintBulkArgs {
+    /// The MASA's masa.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// How many devices to mint.
+    #[arg(long)]
+    count: u32,
+    /// Serial numbers are PREFIX-000001, PREFIX-000002, ...
+    #[arg(long)]
+    serial_prefix: String,
+    /// The bundle file to write (mode 0600).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
 struct ClaimArgs {
     /// The MASA's masa.toml.
     #[arg(long)]
@@ -170,6 +189,16 @@ async fn run(command: Command) -> Result<(), MasaError> {
             })
             .await?;
             println!("minted {} into {}", a.serial, path.display());
+        }
+        Command::MintBulk(a) => {
+            let (path, count) = factory::mint_bulk(&factory::MintBulkOptions {
+                config: a.config,
+                count: a.count,
+                serial_prefix: a.serial_prefix,
+                out: a.out,
+            })
+            .await?;
+            println!("minted {count} devices into {}", path.display());
         }
         Command::Claim(a) => {
             let (domain_id, ownership) = admin::claim(&a.config, &a.serial, &a.domain_ca).await?;

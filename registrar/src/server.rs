@@ -205,8 +205,19 @@ impl Registrar {
         )?)
     }
 
-    /// Which kind of certificate the TLS client presented.
+    /// Which kind of certificate the TLS client presented. The answer depends only on the TLS
+    /// session, so it is computed on the connection's first request and kept for the others
+    /// (as the handshake's own validation, it is not repeated within one connection).
     pub fn classify(&self, conn: &ConnInfo) -> Result<Client, Reject> {
+        if let Some(known) = conn.memo.get::<Client>() {
+            return Ok((*known).clone());
+        }
+        let client = self.classify_chain(conn)?;
+        conn.memo.set(Arc::new(client.clone()));
+        Ok(client)
+    }
+
+    fn classify_chain(&self, conn: &ConnInfo) -> Result<Client, Reject> {
         let chain = conn
             .peer_certs
             .iter()
@@ -246,7 +257,7 @@ impl Registrar {
 }
 
 /// The authenticated TLS client.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Client {
     /// An IDevID of a configured manufacturer; `chain` as presented, end entity first.
     Idevid { chain: Vec<Certificate> },

@@ -21,6 +21,35 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The peer's certificate chain, end entity first (DER); empty without client auth.
     pub peer_certs: Arc<Vec<Vec<u8>>>,
+    /// What the application derived from this connection's TLS session (e.g. the validated
+    /// client identity), kept for the connection's later requests.
+    pub memo: ConnMemo,
+}
+
+/// A once-set slot shared by all requests of one connection.
+#[derive(Clone, Default)]
+pub struct ConnMemo(Arc<std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>>);
+
+impl ConnMemo {
+    /// The value set earlier on this connection, when it is a `T`.
+    pub fn get<T: std::any::Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.0.get()?.clone().downcast().ok()
+    }
+
+    /// Set the value once; later calls leave the first value in place.
+    pub fn set<T: std::any::Any + Send + Sync>(&self, value: Arc<T>) {
+        let _ = self.0.set(value);
+    }
+}
+
+impl std::fmt::Debug for ConnMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "ConnMemo(set)"
+        } else {
+            "ConnMemo(empty)"
+        })
+    }
 }
 
 /// How long a TLS handshake may take before the connection is dropped.
@@ -76,6 +105,7 @@ pub async fn serve(
             let info = ConnInfo {
                 peer,
                 peer_certs: Arc::new(peer_certs),
+                memo: ConnMemo::default(),
             };
             let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                 let info = info.clone();

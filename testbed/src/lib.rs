@@ -5,5 +5,6 @@
 //! real `pledge` binary. `testbed demo` and the cross-daemon integration tests both use it.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod lab;
 pub mod loopback;

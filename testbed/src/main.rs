@@ -37,6 +37,26 @@ enum Command {
         #[arg(long)]
         tpm: bool,
     },
+    /// Load benchmark: real `masa` and `registrar` on loopback, an in-process load generator
+    /// acting as N pledges (full RFC 8995 flow each), then one `pledge bootstrap` measured.
+    /// Prints one JSON object.
+    Bench {
+        /// How many pledges enroll.
+        #[arg(long, default_value_t = 1000)]
+        pledges: usize,
+        /// How many pledges enroll at the same time.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Worker threads of the load generator (default: number of CPUs).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Do not measure a `pledge bootstrap` process.
+        #[arg(long)]
+        skip_pledge: bool,
+        /// Keep the working directory (keys, databases, daemon logs); its path is reported.
+        #[arg(long)]
+        keep: bool,
+    },
     /// The network-namespace lab (root): pledges with only IPv6 link-local addresses find a
     /// join proxy and enroll through it.
     Lab {
@@ -74,6 +94,30 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { pledges, keep, tpm } => demo(pledges, keep, tpm),
         Command::Lab { action } => lab(action),
+        Command::Bench {
+            pledges,
+            concurrency,
+            threads,
+            skip_pledge,
+            keep,
+        } => testbed::bench::bench(&testbed::bench::BenchOptions {
+            pledges,
+            concurrency,
+            threads,
+            skip_pledge,
+            keep,
+        })
+        .and_then(|report| {
+            println!("{report}");
+            let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
+            if failures > 0 || report["daemons_stopped_cleanly"] != true {
+                bail!("{failures} failures (see failure_reasons)");
+            }
+            if report["pledge_bootstrap"]["ok"] == false {
+                bail!("pledge bootstrap failed");
+            }
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

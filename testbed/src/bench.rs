@@ -1,0 +1,582 @@
+//! `testbed bench`: the load benchmark. Real `masa serve` and `registrar serve` processes on
+//! loopback, driven by an in-process load generator acting as N pledges, each doing the full
+//! RFC 8995 flow on its own TLS connection with its own IDevID and checking every answer as
+//! the `pledge` binary does: voucher (§5.6.1), pin (§5.6.2), voucher status (§5.7), `/cacerts`
+//! against the registrar (§5.9.1), `/csrattrs`, `/simpleenroll` with a fresh key (§5.9.3,
+//! issued certificate for our key, chaining to the domain CA), and enrollment status on a new
+//! connection authenticated with the LDevID (§5.9.4). One `pledge bootstrap` process is then
+//! measured (wall time, peak RSS) against the same daemons.
+//!
+//! The fleet comes from `masa mint-bulk` (one PEM bundle, every device recorded by the MASA).
+
+use crate::loopback::{Binaries, Suite, SuiteOptions, run};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use brski_common::brski::paths;
+use brski_common::brski::pledge::{
+    accept_voucher, build_pledge_voucher_request, validate_registrar,
+};
+use brski_common::envelope::Format;
+use brski_common::est::{self, CsrAttrs, media_type};
+use brski_common::input::pem_blocks;
+use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
+use brski_common::oid::ID_KP_CMC_RA;
+use brski_common::pki::chain::{TimeCheck, TrustPolicy, validate_chain};
+use brski_common::pki::csr::{CsrParams, build_csr};
+use brski_common::pki::ext::idevid_issuer;
+use brski_common::telemetry::StatusTelemetry;
+use brski_common::tls;
+use brski_common::voucher::PledgeExpectations;
+use brski_service::https_client::{Connection, Response, Target};
+use der::{Decode, Encode};
+use http::Method;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use x509_cert::Certificate;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// Failure reasons kept for the report (the count is always complete).
+const MAX_REASONS: usize = 5;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub pledges: usize,
+    pub concurrency: usize,
+    /// Load-generator worker threads (default: the number of CPUs).
+    pub threads: Option<usize>,
+    /// Skip the `pledge bootstrap` measurement.
+    pub skip_pledge: bool,
+    /// Keep the working directory (keys, databases, daemon logs); its path is in the report.
+    pub keep: bool,
+}
+
+/// One device of the fleet.
+struct Device {
+    serial: String,
+    chain: Vec<Certificate>,
+    chain_der: Vec<Vec<u8>>,
+    key: Arc<SoftwareKey>,
+}
+
+/// What every pledge shares: the manufacturer's anchor and the registrar's URL.
+struct Shared {
+    manufacturer: TrustPolicy,
+    registrar: Target,
+}
+
+/// Run the benchmark; the JSON report.
+pub fn bench(opts: &BenchOptions) -> Result<Value> {
+    ensure!(opts.pledges >= 1, "--pledges must be at least 1");
+    ensure!(opts.concurrency >= 1, "--concurrency must be at least 1");
+    let bin = Binaries::locate()?;
+    let tmp = tempfile::Builder::new().prefix("brski-bench-").tempdir()?;
+    let dir = tmp.path();
+    let mut suite = Suite::create(bin, dir, &SuiteOptions::default())?;
+
+    let mint_start = Instant::now();
+    let bundle = dir.join("fleet.pem");
+    run(Command::new(&suite.bin.masa).args([
+        "mint-bulk",
+        "--config",
+        path(&suite.masa_config())?,
+        "--count",
+        &opts.pledges.to_string(),
+        "--serial-prefix",
+        "BENCH",
+        "--out",
+        path(&bundle)?,
+    ]))?;
+    let (manufacturer, devices) = read_fleet(&bundle)?;
+    ensure!(
+        devices.len() == opts.pledges,
+        "the bundle holds {} devices, not {}",
+        devices.len(),
+        opts.pledges
+    );
+    let pledge_toml = if opts.skip_pledge {
+        None
+    } else {
+        Some(suite.mint("BENCH-PLEDGE")?)
+    };
+    let mint_s = mint_start.elapsed().as_secs_f64();
+
+    suite.start_masa()?;
+    suite.start_registrar()?;
+    let shared = Arc::new(Shared {
+        manufacturer: TrustPolicy::new(manufacturer).with_time(TimeCheck::Now),
+        registrar: Target::parse(&suite.registrar_url())?,
+    });
+
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?;
+    let registrar_pid = suite.registrar.as_ref().map(|d| d.child.id());
+    let masa_pid = suite.masa.as_ref().map(|d| d.child.id());
+    let pids = [registrar_pid, masa_pid, Some(std::process::id())];
+    let cpu_before = pids.map(|p| p.and_then(cpu_ms));
+    let load = rt.block_on(drive(shared, devices, opts.concurrency));
+    drop(rt);
+    let cpu_after = pids.map(|p| p.and_then(cpu_ms));
+    let per_enrollment = |i: usize| -> Option<f64> {
+        let used = cpu_after.get(i).copied().flatten()? - cpu_before.get(i).copied().flatten()?;
+        (load.ok > 0).then(|| round(used / load.ok as f64, 3))
+    };
+
+    let registrar_rss = registrar_pid.and_then(vm_hwm_kb);
+    let masa_rss = masa_pid.and_then(vm_hwm_kb);
+
+    let pledge = match &pledge_toml {
+        Some(config) => Some(measure_pledge(&suite, config)?),
+        None => None,
+    };
+
+    let mut daemons_ok = true;
+    for (name, status) in suite.stop()? {
+        if !status.success() {
+            daemons_ok = false;
+            eprintln!("testbed: {name} exited with {status} on SIGTERM");
+        }
+    }
+
+    let mut lat = load.latencies_ms.clone();
+    lat.sort_by(f64::total_cmp);
+    let rate = load.ok as f64 / load.elapsed.as_secs_f64();
+    let workdir = if opts.keep {
+        Some(tmp.keep().display().to_string())
+    } else {
+        None
+    };
+    Ok(json!({
+        "workdir": workdir,
+        "pledges": opts.pledges,
+        "concurrency": opts.concurrency,
+        "load_threads": threads,
+        "enrollments": load.ok,
+        "failures": load.failures,
+        "failure_reasons": load.reasons,
+        "duration_s": round(load.elapsed.as_secs_f64(), 3),
+        "enrollments_per_s": round(rate, 1),
+        "latency_ms": {
+            "p50": round(percentile(&lat, 0.50), 1),
+            "p90": round(percentile(&lat, 0.90), 1),
+            "p99": round(percentile(&lat, 0.99), 1),
+            "max": round(lat.last().copied().unwrap_or(0.0), 1),
+        },
+        "peak_rss_kb": { "registrar": registrar_rss, "masa": masa_rss },
+        "cpu_ms_per_enrollment": {
+            "registrar": per_enrollment(0),
+            "masa": per_enrollment(1),
+            "load_generator": per_enrollment(2),
+        },
+        "pledge_bootstrap": pledge,
+        "daemons_stopped_cleanly": daemons_ok,
+        "mint_s": round(mint_s, 2),
+    }))
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// The nearest-rank percentile of sorted `v` (0 when empty).
+pub fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let rank = (p * v.len() as f64).ceil() as usize;
+    v.get(rank.clamp(1, v.len()) - 1).copied().unwrap_or(0.0)
+}
+
+fn path(p: &Path) -> Result<&str> {
+    p.to_str()
+        .ok_or_else(|| anyhow!("non-UTF-8 path {}", p.display()))
+}
+
+/// The bundle of `masa mint-bulk`: the manufacturer CA, then certificate and key of each device.
+fn read_fleet(bundle: &Path) -> Result<(Vec<Certificate>, Vec<Device>)> {
+    let text =
+        std::fs::read_to_string(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    let certs = pem_blocks(&text, &["CERTIFICATE"])?;
+    let keys = pem_blocks(&text, &["PRIVATE KEY"])?;
+    let (ca, idevids) = certs.split_first().ok_or_else(|| anyhow!("empty bundle"))?;
+    ensure!(
+        idevids.len() == keys.len(),
+        "bundle: certificates and keys differ in number"
+    );
+    let ca = Certificate::from_der(ca)?;
+    let mut devices = Vec::with_capacity(keys.len());
+    for (der, key) in idevids.iter().zip(keys) {
+        let cert = Certificate::from_der(der)?;
+        let key = SoftwareKey::from_der(&key)?;
+        ensure!(
+            cert.tbs_certificate().subject_public_key_info().to_der()? == key.public_key_spki(),
+            "bundle: a key does not match its certificate"
+        );
+        let serial = brski_common::pki::ext::serial_number(&cert)
+            .ok_or_else(|| anyhow!("bundle: an IDevID without serialNumber"))?;
+        devices.push(Device {
+            serial,
+            chain: vec![cert],
+            chain_der: vec![der.clone()],
+            key: Arc::new(key),
+        });
+    }
+    Ok((vec![ca], devices))
+}
+
+struct LoadResult {
+    ok: usize,
+    failures: usize,
+    reasons: Vec<String>,
+    latencies_ms: Vec<f64>,
+    elapsed: Duration,
+}
+
+async fn drive(shared: Arc<Shared>, devices: Vec<Device>, concurrency: usize) -> LoadResult {
+    let devices = Arc::new(devices);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.min(devices.len()) {
+        let (shared, devices, next) = (shared.clone(), devices.clone(), next.clone());
+        workers.spawn(async move {
+            let mut out: Vec<Result<f64, String>> = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(device) = devices.get(i) else { break };
+                let t = Instant::now();
+                let r = enroll(&shared, device).await;
+                out.push(
+                    r.map(|()| t.elapsed().as_secs_f64() * 1000.0)
+                        .map_err(|e| format!("{}: {e:#}", device.serial)),
+                );
+            }
+            out
+        });
+    }
+    let mut result = LoadResult {
+        ok: 0,
+        failures: 0,
+        reasons: Vec::new(),
+        latencies_ms: Vec::with_capacity(devices.len()),
+        elapsed: Duration::ZERO,
+    };
+    while let Some(joined) = workers.join_next().await {
+        let outcomes = match joined {
+            Ok(o) => o,
+            Err(e) => vec![Err(format!("load task failed: {e}"))],
+        };
+        for o in outcomes {
+            match o {
+                Ok(ms) => {
+                    result.ok += 1;
+                    result.latencies_ms.push(ms);
+                }
+                Err(reason) => {
+                    result.failures += 1;
+                    if result.reasons.len() < MAX_REASONS {
+                        result.reasons.push(reason);
+                    }
+                }
+            }
+        }
+    }
+    result.elapsed = start.elapsed();
+    result
+}
+
+async fn send(
+    conn: &mut Connection,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    accept: Option<&str>,
+    body: &[u8],
+) -> Result<Response> {
+    let r = conn
+        .request(method, path, content_type, accept, body, TIMEOUT)
+        .await
+        .with_context(|| path.to_string())?;
+    if r.status != 200 {
+        bail!("{path}: {} {}", r.status, r.reason());
+    }
+    Ok(r)
+}
+
+/// One full bootstrap, checked as the `pledge` binary checks it.
+async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
+    let idevid = d.chain.first().ok_or_else(|| anyhow!("no IDevID"))?;
+    // RFC 8995 §5.1: provisional TLS with the IDevID.
+    let client = tls::certified_key(&d.chain_der, d.key.clone())?;
+    let config = Arc::new(tls::provisional_client_config(client)?);
+    let mut conn = Connection::connect(&shared.registrar, config, TIMEOUT).await?;
+    let server_chain = conn.peer_certs().to_vec();
+    let server_cert = server_chain
+        .first()
+        .ok_or_else(|| anyhow!("registrar presented no certificate"))?;
+
+    // §5.2: the pledge voucher-request; §5.6.1 the voucher; §5.6.2 the pin.
+    let now = time::OffsetDateTime::now_utc();
+    let pvr = build_pledge_voucher_request(
+        Format::Cms,
+        &d.serial,
+        server_cert,
+        d.key.as_ref(),
+        &d.chain,
+        Some(now),
+    )?;
+    let media = Format::Cms.media_type();
+    let r = send(
+        &mut conn,
+        Method::POST,
+        paths::REQUEST_VOUCHER,
+        Some(media),
+        Some(media),
+        &pvr.bytes,
+    )
+    .await?;
+    ensure!(
+        r.header("content-type").and_then(Format::from_media_type) == Some(Format::Cms),
+        "voucher Content-Type {:?}",
+        r.header("content-type")
+    );
+    let mut expected = PledgeExpectations::for_request(&pvr.request)
+        .with_idevid_issuer(Some(idevid_issuer(idevid)));
+    expected.trusted_time = Some(now);
+    let accepted = accept_voucher(Format::Cms, &r.body, &shared.manufacturer, &expected)?;
+    validate_registrar(&accepted.pin, &server_chain, TimeCheck::Now)?;
+
+    // §5.7: voucher status.
+    let ok = StatusTelemetry::success().to_json()?;
+    send(
+        &mut conn,
+        Method::POST,
+        paths::VOUCHER_STATUS,
+        Some(media_type::JSON),
+        None,
+        &ok,
+    )
+    .await?;
+
+    // §5.9.1: the domain CA, which must validate the registrar's chain.
+    let r = send(
+        &mut conn,
+        Method::GET,
+        paths::CACERTS,
+        None,
+        Some(media_type::PKCS7_CERTS_ONLY),
+        &[],
+    )
+    .await?;
+    let cacerts = est::decode_certs_only_body(&r.body)?;
+    let registrar_chain = server_chain
+        .iter()
+        .map(|c| Certificate::from_der(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (leaf, rest) = registrar_chain
+        .split_first()
+        .ok_or_else(|| anyhow!("no registrar certificate"))?;
+    validate_chain(
+        leaf,
+        rest,
+        &TrustPolicy::new(cacerts.clone()).with_time(TimeCheck::Now),
+    )
+    .context("the CA certificates do not validate the registrar")?;
+
+    // §5.9.2: CSR attributes; the registrar asks for P-256.
+    let r = send(
+        &mut conn,
+        Method::GET,
+        paths::CSRATTRS,
+        None,
+        Some(media_type::CSRATTRS),
+        &[],
+    )
+    .await?;
+    CsrAttrs::from_body(&r.body)?;
+
+    // §5.9.3: a new key, its CSR, the LDevID.
+    let key = SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256)?;
+    let csr = build_csr(
+        idevid.tbs_certificate().subject(),
+        &key,
+        &CsrParams::default(),
+    )?;
+    let body = est::encode_base64_body(&csr);
+    let r = send(
+        &mut conn,
+        Method::POST,
+        paths::SIMPLE_ENROLL,
+        Some(media_type::PKCS10),
+        Some(media_type::PKCS7_CERTS_ONLY),
+        body.as_bytes(),
+    )
+    .await?;
+    let mut issued = est::decode_certs_only_body(&r.body)?;
+    let i = issued
+        .iter()
+        .position(|c| {
+            c.tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .is_ok_and(|spki| spki == key.public_key_spki())
+        })
+        .ok_or_else(|| anyhow!("the issued certificate is not for the new key"))?;
+    let ldevid = issued.remove(i);
+    validate_chain(
+        &ldevid,
+        &issued,
+        &TrustPolicy::new(cacerts.clone()).with_time(TimeCheck::Now),
+    )
+    .context("the LDevID does not validate to the domain CA")?;
+    drop(conn);
+
+    // §5.9.4: success reported on a new connection with the LDevID.
+    let key: Arc<dyn Signer> = Arc::new(key);
+    let client = tls::certified_key(&[ldevid.to_der()?], key)?;
+    let policy = TrustPolicy::new(cacerts)
+        .with_time(TimeCheck::Now)
+        .with_required_eku(ID_KP_CMC_RA);
+    let config = tls::client_config(
+        Some(client),
+        Arc::new(tls::AnchoredServerVerifier::new(policy)),
+    )?;
+    let mut conn = Connection::connect(&shared.registrar, Arc::new(config), TIMEOUT).await?;
+    send(
+        &mut conn,
+        Method::POST,
+        paths::ENROLL_STATUS,
+        Some(media_type::JSON),
+        None,
+        &ok,
+    )
+    .await?;
+    Ok(())
+}
+
+/// VmHWM (peak resident set) of a live process, in KiB, from `/proc/<pid>/status`.
+pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU time (user + system, all threads) a live process has used, in milliseconds, from
+/// `/proc/<pid>/stat` (clock ticks of 10 ms, the Linux USER_HZ).
+pub fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it are space separated.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 of proc(5); utime and stime are fields 14 and 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10.0)
+}
+
+/// Run `pledge bootstrap` once: wall time, peak RSS (from `/usr/bin/time -v` when present,
+/// else VmHWM sampled while it runs), and whether it enrolled.
+fn measure_pledge(suite: &Suite, config: &Path) -> Result<Value> {
+    let gnu_time = Path::new("/usr/bin/time");
+    let mut cmd = if gnu_time.is_file() {
+        let mut c = Command::new(gnu_time);
+        c.arg("-v").arg(&suite.bin.pledge);
+        c
+    } else {
+        Command::new(&suite.bin.pledge)
+    };
+    cmd.arg("bootstrap")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = cmd.spawn().context("starting pledge bootstrap")?;
+    let sampled = if gnu_time.is_file() {
+        None
+    } else {
+        Some(sample_hwm(child.id(), start))
+    };
+    let out = child.wait_with_output()?;
+    let wall = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rss = match sampled {
+        Some(h) => h.join().ok().flatten(),
+        None => stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+            .and_then(|v| v.trim().parse::<u64>().ok()),
+    };
+    let error = (!out.status.success()).then(|| {
+        stderr
+            .lines()
+            .find(|l| l.starts_with("pledge:"))
+            .unwrap_or("failed")
+            .to_string()
+    });
+    Ok(json!({
+        "ok": out.status.success(),
+        "wall_ms": round(wall.as_secs_f64() * 1000.0, 1),
+        "peak_rss_kb": rss,
+        "error": error,
+    }))
+}
+
+fn sample_hwm(pid: u32, start: Instant) -> std::thread::JoinHandle<Option<u64>> {
+    std::thread::spawn(move || {
+        let mut peak = None;
+        while start.elapsed() < Duration::from_secs(120) {
+            match vm_hwm_kb(pid) {
+                Some(v) => peak = Some(peak.map_or(v, |p: u64| p.max(v))),
+                None => break,
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        peak
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), 50.0);
+        assert_eq!(percentile(&v, 0.90), 90.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn cpu_time_of_this_process_grows_when_it_works() {
+        let before = cpu_ms(std::process::id()).expect("stat");
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(60) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let after = cpu_ms(std::process::id()).expect("stat");
+        assert!(after - before >= 20.0, "{before} -> {after}");
+    }
+
+    #[test]
+    fn vm_hwm_of_this_process_is_positive() {
+        let kb = vm_hwm_kb(std::process::id()).expect("VmHWM");
+        assert!(kb > 0);
+    }
+}

@@ -1,0 +1,43 @@
+//! Smoke test of `testbed bench`: a small run of the load benchmark against the real daemons
+//! (binaries built by `cargo test --workspace`) prints one JSON object with the documented
+//! fields and no failures.
+
+use std::process::Command;
+
+#[test]
+fn bench_small_run_reports_zero_failures_and_the_json_shape() {
+    let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(["bench", "--pledges", "20", "--concurrency", "4"])
+        .output()
+        .expect("run testbed bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "testbed bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(report["pledges"], 20);
+    assert_eq!(report["concurrency"], 4);
+    assert_eq!(report["enrollments"], 20);
+    assert_eq!(report["failures"], 0, "{report}");
+    assert!(report["enrollments_per_s"].as_f64().expect("rate") > 0.0);
+    let lat = &report["latency_ms"];
+    let (p50, p90, p99) = (
+        lat["p50"].as_f64().expect("p50"),
+        lat["p90"].as_f64().expect("p90"),
+        lat["p99"].as_f64().expect("p99"),
+    );
+    assert!(0.0 < p50 && p50 <= p90 && p90 <= p99, "{lat}");
+    for daemon in ["registrar", "masa"] {
+        assert!(
+            report["peak_rss_kb"][daemon].as_u64().expect("rss") > 0,
+            "{daemon}"
+        );
+    }
+    let pledge = &report["pledge_bootstrap"];
+    assert_eq!(pledge["ok"], true, "{pledge}");
+    assert!(pledge["wall_ms"].as_f64().expect("wall") > 0.0);
+    assert!(pledge["peak_rss_kb"].as_u64().expect("pledge rss") > 0);
+    assert_eq!(report["daemons_stopped_cleanly"], true);
+}
