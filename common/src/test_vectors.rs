@@ -35,3 +35,24 @@ pub fn cert(rel: &str) -> x509_cert::Certificate {
     use der::Decode;
     x509_cert::Certificate::from_der(&bytes(rel)).unwrap_or_else(|e| panic!("cert {rel}: {e}"))
 }
+
+/// Apply `edits` (position, byte, kind) to `base`: overwrite, insert, delete or truncate. The
+/// property tests feed decoders vector bytes mutated this way.
+pub fn mutate(mut base: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    for &(pos, byte, kind) in edits {
+        if base.is_empty() {
+            base.push(byte);
+            continue;
+        }
+        let i = pos % base.len();
+        match kind % 4 {
+            0 => base[i] = byte,
+            1 => base.insert(i, byte),
+            2 => {
+                base.remove(i);
+            }
+            _ => base.truncate(i),
+        }
+    }
+    base
+}

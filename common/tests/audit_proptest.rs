@@ -2,27 +2,9 @@
 
 use brski_common::audit::{Assertion, AuditEvent, AuditLog, Truncation};
 use brski_common::test_vectors::bytes;
+use brski_common::test_vectors::mutate;
 use proptest::prelude::*;
 use std::collections::HashSet;
-
-fn mutate(mut base: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    for &(pos, byte, kind) in edits {
-        if base.is_empty() {
-            base.push(byte);
-            continue;
-        }
-        let i = pos % base.len();
-        match kind % 4 {
-            0 => base[i] = byte,
-            1 => base.insert(i, byte),
-            2 => {
-                base.remove(i);
-            }
-            _ => base.truncate(i),
-        }
-    }
-    base
-}
 
 fn check_decode(data: &[u8]) {
     if let Ok(log) = AuditLog::from_json(data) {

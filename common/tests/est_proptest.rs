@@ -7,27 +7,8 @@ use brski_common::est::{
     decode_pkcs10_body, encode_base64_body, encode_certs_only, encode_multipart_core,
 };
 use brski_common::test_vectors::bytes;
+use brski_common::test_vectors::mutate;
 use proptest::prelude::*;
-
-/// Apply `edits` (position, byte, kind) to `base`: overwrite, insert, delete or truncate.
-fn mutate(mut base: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    for &(pos, byte, kind) in edits {
-        if base.is_empty() {
-            base.push(byte);
-            continue;
-        }
-        let i = pos % base.len();
-        match kind % 4 {
-            0 => base[i] = byte,
-            1 => base.insert(i, byte),
-            2 => {
-                base.remove(i);
-            }
-            _ => base.truncate(i),
-        }
-    }
-    base
-}
 
 fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
     prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6)

@@ -2,6 +2,7 @@
 
 use brski_common::telemetry::{ReasonContext, StatusTelemetry};
 use brski_common::test_vectors::bytes;
+use brski_common::test_vectors::mutate;
 use ciborium::Value;
 use proptest::prelude::*;
 
@@ -12,25 +13,6 @@ const VECTORS: [&str; 5] = [
     "rfc8995/5.7-voucher-status-example.json",
     "rfc8995/5.9.4-enrollstatus-example.json",
 ];
-
-fn mutate(mut base: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    for &(pos, byte, kind) in edits {
-        if base.is_empty() {
-            base.push(byte);
-            continue;
-        }
-        let i = pos % base.len();
-        match kind % 4 {
-            0 => base[i] = byte,
-            1 => base.insert(i, byte),
-            2 => {
-                base.remove(i);
-            }
-            _ => base.truncate(i),
-        }
-    }
-    base
-}
 
 fn decode_both(data: &[u8]) {
     let decoded = [
