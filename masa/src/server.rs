@@ -107,7 +107,10 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
     let pool = db::open(&cfg.database).await?;
     let app = Arc::new(App {
         pool: pool.clone(),
-        vendor_policy: TrustPolicy::new(vec![vendor_ca.clone()]),
+        // The pledge's IDevID is checked without the clock: an IDevID's expiry must not stop a
+        // device from being onboarded (RFC 8995 §2.6.2), and the MASA also requires the exact
+        // IDevID it minted for the serial.
+        vendor_policy: TrustPolicy::new(vec![vendor_ca.clone()]).with_time(TimeCheck::Skip),
         signer,
         signer_chain: vec![signer_cert, vendor_ca],
         ownership: cfg.ownership,
