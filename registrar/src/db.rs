@@ -135,35 +135,26 @@ pub async fn record_seen(
     peer: &str,
     policy_if_new: Policy,
 ) -> Result<Policy, sqlx::Error> {
-    let mut tx = brski_service::store::begin_write(db).await?;
-    let t = now();
-    let current = sqlx::query("SELECT policy FROM pledges WHERE serial = ?")
-        .bind(serial)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get::<String, _>("policy"))
-        .transpose()?
-        .and_then(|p| Policy::parse(&p));
-    let policy = match current {
-        Some(Policy::Allowed) => Policy::Allowed,
-        Some(Policy::Denied) => Policy::Denied,
-        Some(Policy::Auto | Policy::Pending) | None => policy_if_new,
-    };
-    sqlx::query(
+    // One statement (atomic on its own): an `allowed` or `denied` decision is kept, any other
+    // stored policy (or none) becomes `policy_if_new`.
+    let stored: String = sqlx::query(
         "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer, updated_at)
          VALUES (?1, ?2, ?3, ?3, ?4, ?3)
-         ON CONFLICT(serial) DO UPDATE SET policy = ?2,
+         ON CONFLICT(serial) DO UPDATE SET
+             policy = CASE WHEN policy IN ('allowed', 'denied') THEN policy ELSE ?2 END,
              first_seen = COALESCE(first_seen, ?3), last_seen = ?3, last_peer = ?4,
-             updated_at = ?3",
+             updated_at = ?3
+         RETURNING policy",
     )
     .bind(serial)
-    .bind(policy.as_str())
-    .bind(&t)
+    .bind(policy_if_new.as_str())
+    .bind(now())
     .bind(peer)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(policy)
+    .fetch_one(db)
+    .await?
+    .try_get("policy")?;
+    Policy::parse(&stored)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown pledge policy {stored:?}").into()))
 }
 
 /// A voucher relayed to a pledge.
@@ -300,16 +291,10 @@ pub struct NewTelemetry<'a> {
 pub async fn store_telemetry(db: &SqlitePool, t: &NewTelemetry<'_>) -> Result<(), sqlx::Error> {
     let mut tx = brski_service::store::begin_write(db).await?;
     let received = now();
-    let voucher_id: Option<i64> =
-        sqlx::query("SELECT MAX(id) AS id FROM vouchers WHERE serial = ?")
-            .bind(t.serial)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
     sqlx::query(
         "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert, voucher_id, peer,
                                 received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT MAX(id) FROM vouchers WHERE serial = ?1), ?7, ?8)",
     )
     .bind(t.serial)
     .bind(t.kind.as_str())
@@ -317,7 +302,6 @@ pub async fn store_telemetry(db: &SqlitePool, t: &NewTelemetry<'_>) -> Result<()
     .bind(t.reason)
     .bind(t.body)
     .bind(t.client_cert.as_str())
-    .bind(voucher_id)
     .bind(t.peer)
     .bind(&received)
     .execute(&mut *tx)
@@ -342,8 +326,13 @@ pub async fn may_enroll(
     serial: &str,
     idevid_sha256: &str,
 ) -> Result<EnrollGate, sqlx::Error> {
+    // The latest voucher and the latest voucher_status about it, in one query.
     let latest = sqlx::query(
-        "SELECT id, idevid_sha256 FROM vouchers WHERE serial = ? ORDER BY id DESC LIMIT 1",
+        "SELECT v.idevid_sha256 AS holder,
+                (SELECT t.status FROM telemetry t
+                 WHERE t.serial = v.serial AND t.kind = 'voucher_status' AND t.voucher_id = v.id
+                 ORDER BY t.id DESC LIMIT 1) AS status
+         FROM vouchers v WHERE v.serial = ? ORDER BY v.id DESC LIMIT 1",
     )
     .bind(serial)
     .fetch_optional(db)
@@ -351,24 +340,12 @@ pub async fn may_enroll(
     let Some(latest) = latest else {
         return Ok(EnrollGate::NoVoucher);
     };
-    let voucher_id: i64 = latest.try_get("id")?;
-    let holder: String = latest.try_get("idevid_sha256")?;
+    let holder: String = latest.try_get("holder")?;
     if holder != idevid_sha256 {
         return Ok(EnrollGate::OtherIdevid);
     }
-    let row = sqlx::query(
-        "SELECT status FROM telemetry WHERE serial = ? AND kind = 'voucher_status'
-         AND voucher_id = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(serial)
-    .bind(voucher_id)
-    .fetch_optional(db)
-    .await?;
-    let failed = row
-        .map(|r| r.try_get::<i64, _>("status"))
-        .transpose()?
-        .is_some_and(|s| s == 0);
-    Ok(if failed {
+    let status: Option<i64> = latest.try_get("status")?;
+    Ok(if status == Some(0) {
         EnrollGate::VoucherFailed
     } else {
         EnrollGate::Open
