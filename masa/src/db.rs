@@ -59,6 +59,16 @@ pub async fn open(path: &std::path::Path) -> Result<SqlitePool, crate::error::Ma
     Ok(brski_service::store::open(text, SCHEMA).await?)
 }
 
+/// The group-commit writer of the database at `path` (opened by [`open`] first).
+pub async fn writer(
+    path: &std::path::Path,
+) -> Result<brski_service::store::GroupCommit, crate::error::MasaError> {
+    let text = path.to_str().ok_or_else(|| {
+        crate::error::MasaError::Invalid(format!("{}: not UTF-8", path.display()))
+    })?;
+    Ok(brski_service::store::GroupCommit::start(text).await?)
+}
+
 /// A device the factory minted.
 #[derive(Clone, Debug)]
 pub struct Device {

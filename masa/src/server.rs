@@ -46,6 +46,8 @@ const MAX_BODY: usize = 256 * 1024;
 /// What the handlers share.
 pub struct App {
     pool: SqlitePool,
+    /// Voucher transactions, group-committed.
+    writer: brski_service::store::GroupCommit,
     vendor_policy: TrustPolicy,
     signer: SoftwareKey,
     /// The voucher signer's certificate and the vendor CA, carried in every voucher.
@@ -105,8 +107,10 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         None,
     )?;
     let pool = db::open(&cfg.database).await?;
+    let writer = db::writer(&cfg.database).await?;
     let app = Arc::new(App {
         pool: pool.clone(),
+        writer,
         // The pledge's IDevID is checked without the clock: an IDevID's expiry must not stop a
         // device from being onboarded (RFC 8995 §2.6.2), and the MASA also requires the exact
         // IDevID it minted for the serial.
@@ -275,6 +279,81 @@ async fn request_audit_log(State(app): State<Arc<App>>, req: Request) -> Respons
     .await
 }
 
+/// Everything the voucher's transaction needs, owned by the writer task.
+struct OwnedIssue {
+    ownership: Ownership,
+    serial: String,
+    registrar_chain: Vec<Certificate>,
+    /// Recorded as the owner under first-owner when the device has none.
+    owner_if_first: DomainRecord,
+    idevid_issuer: Vec<u8>,
+    created_on: String,
+    expires_on: Option<String>,
+    format: &'static str,
+    nonce: Option<String>,
+    assertion: &'static str,
+    voucher: Vec<u8>,
+}
+
+impl OwnedIssue {
+    /// The ownership check (RFC 8995 §5.5.4: first-owner or the sales claim) and the voucher
+    /// with its audit entry; `Ok(Err(_))` refuses with nothing written; `Ok(Ok(true))` when the
+    /// first owner was recorded.
+    async fn check_and_record(
+        self,
+        conn: &mut sqlx::SqliteConnection,
+    ) -> Result<Result<bool, Refusal>, sqlx::Error> {
+        let serial = self.serial.as_str();
+        let mut owner_recorded = false;
+        match self.ownership {
+            Ownership::LogOnly => {}
+            Ownership::FirstOwner => match db::owner(&mut *conn, serial).await? {
+                Some(owner) => {
+                    let cert = match Certificate::from_der(&owner.cert) {
+                        Ok(cert) => cert,
+                        Err(e) => return Ok(Err(internal("stored owner")(e.to_string()))),
+                    };
+                    if !chain_reaches(&self.registrar_chain, &cert, TimeCheck::Now) {
+                        return Ok(Err(Refusal::OwnedByAnotherDomain(self.serial)));
+                    }
+                }
+                None => {
+                    db::set_owner(&mut *conn, serial, &self.owner_if_first).await?;
+                    owner_recorded = true;
+                }
+            },
+            Ownership::Claimed => {
+                let Some(claim) = db::claim(&mut *conn, serial).await? else {
+                    return Ok(Err(Refusal::NotClaimed(self.serial)));
+                };
+                let ca = match Certificate::from_der(&claim.cert) {
+                    Ok(ca) => ca,
+                    Err(e) => return Ok(Err(internal("stored claim")(e.to_string()))),
+                };
+                if !chain_reaches(&self.registrar_chain, &ca, TimeCheck::Now) {
+                    return Ok(Err(Refusal::ClaimedByAnotherDomain(self.serial)));
+                }
+            }
+        }
+        db::record_voucher(
+            &mut *conn,
+            &IssuedVoucher {
+                serial,
+                idevid_issuer: &self.idevid_issuer,
+                created_on: &self.created_on,
+                expires_on: self.expires_on.as_deref(),
+                format: self.format,
+                domain_id: &self.owner_if_first.domain_id,
+                nonce: self.nonce.as_deref(),
+                assertion: self.assertion,
+                voucher: &self.voucher,
+            },
+        )
+        .await?;
+        Ok(Ok(owner_recorded))
+    }
+}
+
 fn internal(what: &str) -> impl FnOnce(String) -> Refusal + '_ {
     move |e| Refusal::Internal(format!("{what}: {e}"))
 }
@@ -370,52 +449,16 @@ impl App {
         let a = self.accept(headers, body).await?;
         let serial = a.checked.serial_number.as_str();
 
-        let mut tx = db::begin_write(&self.pool).await?;
         let proven = if a.checked.proximity {
             Assertion::Proximity
         } else {
             Assertion::Logged
         };
-        let chain = &a.checked.registrar_chain;
         let assertion = match self.ownership {
-            Ownership::LogOnly => proven,
-            Ownership::FirstOwner => {
-                match db::owner(&mut tx, serial).await? {
-                    Some(owner) => {
-                        let cert = Certificate::from_der(&owner.cert)
-                            .map_err(|e| internal("stored owner")(e.to_string()))?;
-                        if !chain_reaches(chain, &cert, TimeCheck::Now) {
-                            return Err(Refusal::OwnedByAnotherDomain(serial.to_string()));
-                        }
-                    }
-                    None => {
-                        let cert = a
-                            .pin
-                            .to_der()
-                            .map_err(|e| internal("pin encoding")(e.to_string()))?;
-                        let record = DomainRecord {
-                            domain_id: a.domain_id.clone(),
-                            cert,
-                        };
-                        db::set_owner(&mut tx, serial, &record).await?;
-                        tracing::info!(outcome = "owner-recorded", "first owner of the device");
-                    }
-                }
-                proven
-            }
-            Ownership::Claimed => {
-                let claim = db::claim(&mut tx, serial)
-                    .await?
-                    .ok_or_else(|| Refusal::NotClaimed(serial.to_string()))?;
-                let ca = Certificate::from_der(&claim.cert)
-                    .map_err(|e| internal("stored claim")(e.to_string()))?;
-                if !chain_reaches(chain, &ca, TimeCheck::Now) {
-                    return Err(Refusal::ClaimedByAnotherDomain(serial.to_string()));
-                }
-                Assertion::Verified
-            }
+            Ownership::LogOnly | Ownership::FirstOwner => proven,
+            Ownership::Claimed => Assertion::Verified,
         };
-
+        let chain = &a.checked.registrar_chain;
         let now = OffsetDateTime::now_utc();
         let expires_on = a.nonceless.then(|| {
             let limit = now + self.nonceless_lifetime;
@@ -429,6 +472,8 @@ impl App {
         let payload = voucher
             .to_payload(answer)
             .map_err(|e| internal("voucher encoding")(e.to_string()))?;
+        // Signed before the write (signing is the slow part); the voucher leaves only if the
+        // ownership check below passes and its audit entry is committed.
         let signed = envelope::sign(answer, &payload, &self.signer, &self.signer_chain)
             .map_err(|e| internal("voucher signing")(e.to_string()))?;
         let created_on = voucher
@@ -442,23 +487,34 @@ impl App {
             .nonce
             .as_ref()
             .map(|n| n.json_string().into_owned());
-        db::record_voucher(
-            &mut tx,
-            &IssuedVoucher {
-                serial,
-                idevid_issuer: &a.device.idevid_issuer,
-                created_on: &created_on,
-                expires_on: expires_text.as_deref(),
-                format: format_name(answer),
-                domain_id: &a.domain_id,
-                nonce: nonce.as_deref(),
-                assertion: assertion.as_str(),
-                voucher: &signed,
+        let record = OwnedIssue {
+            ownership: self.ownership,
+            serial: serial.to_string(),
+            registrar_chain: chain.clone(),
+            owner_if_first: DomainRecord {
+                domain_id: a.domain_id.clone(),
+                cert: a
+                    .pin
+                    .to_der()
+                    .map_err(|e| internal("pin encoding")(e.to_string()))?,
             },
-        )
-        .await?;
-        // RFC 8995 §5.6: the audit log entry is durable before the voucher leaves.
-        tx.commit().await?;
+            idevid_issuer: a.device.idevid_issuer.clone(),
+            created_on,
+            expires_on: expires_text,
+            format: format_name(answer),
+            nonce,
+            assertion: assertion.as_str(),
+            voucher: signed.clone(),
+        };
+        // RFC 8995 §5.6: the ownership check, the voucher and its audit entry are one
+        // transaction (group-committed, synchronous=FULL) that commits before the voucher leaves.
+        let owner_recorded = self
+            .writer
+            .write(move |conn| Box::pin(record.check_and_record(conn)))
+            .await??;
+        if owner_recorded {
+            tracing::info!(outcome = "owner-recorded", "first owner of the device");
+        }
         tracing::info!(
             outcome = "voucher",
             assertion = assertion.as_str(),

@@ -3,7 +3,7 @@
 //! Every protocol step writes in one transaction, so a crash leaves either the whole step or
 //! none of it.
 
-use brski_service::store::SqlitePool;
+use brski_service::store::{GroupCommit, SqlitePool};
 use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -130,40 +130,39 @@ pub async fn set_policy(db: &SqlitePool, serial: &str, policy: Policy) -> Result
 /// one whose policy is `Pending` or `Auto` moves to `policy_if_new` when that is `Pending`
 /// or `Auto` (so that switching `accept` takes effect). Returns the policy now stored.
 pub async fn record_seen(
-    db: &SqlitePool,
+    writer: &GroupCommit,
     serial: &str,
     peer: &str,
     policy_if_new: Policy,
 ) -> Result<Policy, sqlx::Error> {
-    let mut tx = brski_service::store::begin_write(db).await?;
-    let t = now();
-    let current = sqlx::query("SELECT policy FROM pledges WHERE serial = ?")
-        .bind(serial)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| r.try_get::<String, _>("policy"))
-        .transpose()?
-        .and_then(|p| Policy::parse(&p));
-    let policy = match current {
-        Some(Policy::Allowed) => Policy::Allowed,
-        Some(Policy::Denied) => Policy::Denied,
-        Some(Policy::Auto | Policy::Pending) | None => policy_if_new,
-    };
-    sqlx::query(
-        "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer, updated_at)
-         VALUES (?1, ?2, ?3, ?3, ?4, ?3)
-         ON CONFLICT(serial) DO UPDATE SET policy = ?2,
-             first_seen = COALESCE(first_seen, ?3), last_seen = ?3, last_peer = ?4,
-             updated_at = ?3",
-    )
-    .bind(serial)
-    .bind(policy.as_str())
-    .bind(&t)
-    .bind(peer)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(policy)
+    let (serial, peer, t) = (serial.to_string(), peer.to_string(), now());
+    // One statement: an `allowed` or `denied` decision is kept, any other stored policy (or
+    // none) becomes `policy_if_new`.
+    let stored: String = writer
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer,
+                                          updated_at)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?3)
+                     ON CONFLICT(serial) DO UPDATE SET
+                         policy = CASE WHEN policy IN ('allowed', 'denied') THEN policy ELSE ?2 END,
+                         first_seen = COALESCE(first_seen, ?3), last_seen = ?3, last_peer = ?4,
+                         updated_at = ?3
+                     RETURNING policy",
+                )
+                .bind(serial)
+                .bind(policy_if_new.as_str())
+                .bind(t)
+                .bind(peer)
+                .fetch_one(conn)
+                .await?
+                .try_get("policy")
+            })
+        })
+        .await?;
+    Policy::parse(&stored)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown pledge policy {stored:?}").into()))
 }
 
 /// A voucher relayed to a pledge.
@@ -217,37 +216,50 @@ pub struct NewVoucher<'a> {
 
 /// Store a voucher about to be relayed (in one transaction with the pledge's `last_seen`).
 pub async fn store_voucher(
-    db: &SqlitePool,
+    writer: &GroupCommit,
     v: &NewVoucher<'_>,
     peer: &str,
 ) -> Result<i64, sqlx::Error> {
-    let mut tx = brski_service::store::begin_write(db).await?;
     let t = now();
-    let id = sqlx::query(
-        "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format, content_type,
-                               assertion, masa_url, voucher, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(v.serial)
-    .bind(v.idevid_sha256)
-    .bind(v.nonce)
-    .bind(v.request_format)
-    .bind(v.content_type)
-    .bind(v.assertion)
-    .bind(v.masa_url)
-    .bind(v.voucher)
-    .bind(&t)
-    .execute(&mut *tx)
-    .await?
-    .last_insert_rowid();
-    sqlx::query("UPDATE pledges SET last_seen = ?2, last_peer = ?3 WHERE serial = ?1")
-        .bind(v.serial)
-        .bind(&t)
-        .bind(peer)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(id)
+    let serial = v.serial.to_string();
+    let idevid_sha256 = v.idevid_sha256.to_string();
+    let nonce = v.nonce.map(str::to_string);
+    let request_format = v.request_format.to_string();
+    let content_type = v.content_type.to_string();
+    let assertion = v.assertion.map(str::to_string);
+    let masa_url = v.masa_url.to_string();
+    let voucher = v.voucher.to_vec();
+    let peer = peer.to_string();
+    writer
+        .write(move |conn| {
+            Box::pin(async move {
+                let id = sqlx::query(
+                    "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format,
+                                           content_type, assertion, masa_url, voucher, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&serial)
+                .bind(idevid_sha256)
+                .bind(nonce)
+                .bind(request_format)
+                .bind(content_type)
+                .bind(assertion)
+                .bind(masa_url)
+                .bind(voucher)
+                .bind(&t)
+                .execute(&mut *conn)
+                .await?
+                .last_insert_rowid();
+                sqlx::query("UPDATE pledges SET last_seen = ?2, last_peer = ?3 WHERE serial = ?1")
+                    .bind(serial)
+                    .bind(t)
+                    .bind(peer)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(id)
+            })
+        })
+        .await
 }
 
 /// Which certificate authenticated a telemetry report (RFC 8995 §5.9.4 asks to log it).
@@ -297,41 +309,51 @@ pub struct NewTelemetry<'a> {
 
 /// Store a telemetry report, linked to the latest voucher of the serial, and update the
 /// pledge's `last_seen`.
-pub async fn store_telemetry(db: &SqlitePool, t: &NewTelemetry<'_>) -> Result<(), sqlx::Error> {
-    let mut tx = brski_service::store::begin_write(db).await?;
+pub async fn store_telemetry(
+    writer: &GroupCommit,
+    t: &NewTelemetry<'_>,
+) -> Result<(), sqlx::Error> {
     let received = now();
-    let voucher_id: Option<i64> =
-        sqlx::query("SELECT MAX(id) AS id FROM vouchers WHERE serial = ?")
-            .bind(t.serial)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-    sqlx::query(
-        "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert, voucher_id, peer,
-                                received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(t.serial)
-    .bind(t.kind.as_str())
-    .bind(i64::from(t.status))
-    .bind(t.reason)
-    .bind(t.body)
-    .bind(t.client_cert.as_str())
-    .bind(voucher_id)
-    .bind(t.peer)
-    .bind(&received)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE pledges SET first_seen = COALESCE(first_seen, ?2), last_seen = ?2, last_peer = ?3
-         WHERE serial = ?1",
-    )
-    .bind(t.serial)
-    .bind(&received)
-    .bind(t.peer)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    let serial = t.serial.to_string();
+    let kind = t.kind.as_str();
+    let status = i64::from(t.status);
+    let reason = t.reason.map(str::to_string);
+    let body = t.body.to_vec();
+    let client_cert = t.client_cert.as_str();
+    let peer = t.peer.to_string();
+    writer
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
+                                            voucher_id, peer, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+                             (SELECT MAX(id) FROM vouchers WHERE serial = ?1), ?7, ?8)",
+                )
+                .bind(&serial)
+                .bind(kind)
+                .bind(status)
+                .bind(reason)
+                .bind(body)
+                .bind(client_cert)
+                .bind(&peer)
+                .bind(&received)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "UPDATE pledges SET first_seen = COALESCE(first_seen, ?2), last_seen = ?2,
+                                        last_peer = ?3
+                     WHERE serial = ?1",
+                )
+                .bind(serial)
+                .bind(received)
+                .bind(peer)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
 }
 
 /// Whether the IDevID `idevid_sha256` of `serial` may enroll (RFC 8995 §5.9.3 after §5.6,
@@ -342,8 +364,13 @@ pub async fn may_enroll(
     serial: &str,
     idevid_sha256: &str,
 ) -> Result<EnrollGate, sqlx::Error> {
+    // The latest voucher and the latest voucher_status about it, in one query.
     let latest = sqlx::query(
-        "SELECT id, idevid_sha256 FROM vouchers WHERE serial = ? ORDER BY id DESC LIMIT 1",
+        "SELECT v.idevid_sha256 AS holder,
+                (SELECT t.status FROM telemetry t
+                 WHERE t.serial = v.serial AND t.kind = 'voucher_status' AND t.voucher_id = v.id
+                 ORDER BY t.id DESC LIMIT 1) AS status
+         FROM vouchers v WHERE v.serial = ? ORDER BY v.id DESC LIMIT 1",
     )
     .bind(serial)
     .fetch_optional(db)
@@ -351,24 +378,12 @@ pub async fn may_enroll(
     let Some(latest) = latest else {
         return Ok(EnrollGate::NoVoucher);
     };
-    let voucher_id: i64 = latest.try_get("id")?;
-    let holder: String = latest.try_get("idevid_sha256")?;
+    let holder: String = latest.try_get("holder")?;
     if holder != idevid_sha256 {
         return Ok(EnrollGate::OtherIdevid);
     }
-    let row = sqlx::query(
-        "SELECT status FROM telemetry WHERE serial = ? AND kind = 'voucher_status'
-         AND voucher_id = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(serial)
-    .bind(voucher_id)
-    .fetch_optional(db)
-    .await?;
-    let failed = row
-        .map(|r| r.try_get::<i64, _>("status"))
-        .transpose()?
-        .is_some_and(|s| s == 0);
-    Ok(if failed {
+    let status: Option<i64> = latest.try_get("status")?;
+    Ok(if status == Some(0) {
         EnrollGate::VoucherFailed
     } else {
         EnrollGate::Open
@@ -400,32 +415,48 @@ pub struct NewCertificate<'a> {
 }
 
 /// Store an issued LDevID; every other current LDevID of the pledge is superseded by it.
-pub async fn store_certificate(db: &SqlitePool, c: &NewCertificate<'_>) -> Result<(), sqlx::Error> {
-    let mut tx = brski_service::store::begin_write(db).await?;
-    sqlx::query(
-        "UPDATE certificates SET superseded_by = ?1
-         WHERE pledge_serial = ?2 AND superseded_by IS NULL",
-    )
-    .bind(c.cert_serial)
-    .bind(c.pledge_serial)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before, not_after, der,
-                                   issued_at, renewed_from)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(c.cert_serial)
-    .bind(c.pledge_serial)
-    .bind(c.subject)
-    .bind(c.not_before)
-    .bind(c.not_after)
-    .bind(c.der)
-    .bind(now())
-    .bind(c.renewed_from)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+pub async fn store_certificate(
+    writer: &GroupCommit,
+    c: &NewCertificate<'_>,
+) -> Result<(), sqlx::Error> {
+    let cert_serial = c.cert_serial.to_string();
+    let pledge_serial = c.pledge_serial.to_string();
+    let subject = c.subject.to_string();
+    let not_before = c.not_before.to_string();
+    let not_after = c.not_after.to_string();
+    let der = c.der.to_vec();
+    let renewed_from = c.renewed_from.map(str::to_string);
+    let issued_at = now();
+    writer
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE certificates SET superseded_by = ?1
+                     WHERE pledge_serial = ?2 AND superseded_by IS NULL",
+                )
+                .bind(&cert_serial)
+                .bind(&pledge_serial)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before,
+                                               not_after, der, issued_at, renewed_from)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(cert_serial)
+                .bind(pledge_serial)
+                .bind(subject)
+                .bind(not_before)
+                .bind(not_after)
+                .bind(der)
+                .bind(issued_at)
+                .bind(renewed_from)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
 }
 
 /// What the database says about a certificate presented as an LDevID.

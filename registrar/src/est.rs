@@ -181,7 +181,7 @@ async fn issue_and_store(
     let cert_serial = cert_serial_hex(&cert);
     let validity = cert.tbs_certificate().validity();
     db::store_certificate(
-        &s.db,
+        &s.writer,
         &NewCertificate {
             cert_serial: &cert_serial,
             pledge_serial,

@@ -37,6 +37,8 @@ pub struct ManufacturerAnchors {
 pub struct Registrar {
     pub config: RegistrarConfig,
     pub db: SqlitePool,
+    /// The protocol steps' writes, group-committed (durable before the answer).
+    pub writer: brski_service::store::GroupCommit,
     pub masa: MasaClient,
     /// DER of the registrar's TLS certificate: what `proximity-registrar-cert` must equal.
     pub registrar_cert_der: Vec<u8>,
@@ -168,6 +170,10 @@ impl Registrar {
         if !integrity {
             return Err(StartError::Integrity(config.database.display().to_string()));
         }
+        let url = config.database.to_string_lossy().to_string();
+        let writer = brski_service::store::GroupCommit::start(&url)
+            .await
+            .map_err(|source| StartError::Database { path: url, source })?;
         Ok(Self {
             idevid_policy: TrustPolicy::new(all_anchors.clone()).with_time(idevid_time),
             voucher_policy: TrustPolicy::new(all_anchors),
@@ -183,6 +189,7 @@ impl Registrar {
                 .map_err(|e| StartError::Invalid(format!("csrattrs: {e}")))?,
             masa,
             db,
+            writer,
             config,
             shutting_down: AtomicBool::new(false),
         })

@@ -131,7 +131,7 @@ async fn handle(
     }
     let peer = conn.peer.to_string();
     db::store_telemetry(
-        &s.db,
+        &s.writer,
         &NewTelemetry {
             serial: &serial,
             kind,

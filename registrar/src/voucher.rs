@@ -149,7 +149,7 @@ async fn handle(
         Accept::Auto => Policy::Auto,
         Accept::Pending => Policy::Pending,
     };
-    let policy = db::record_seen(&s.db, &serial, &peer, if_new)
+    let policy = db::record_seen(&s.writer, &serial, &peer, if_new)
         .await
         .map_err(|e| Reject::internal("recording the pledge", e))?;
     match policy {
@@ -220,7 +220,7 @@ async fn handle(
     })?;
     let assertion = voucher.assertion.map(|a| a.as_str());
     let id = db::store_voucher(
-        &s.db,
+        &s.writer,
         &NewVoucher {
             serial: &serial,
             idevid_sha256: &idevid_sha256,

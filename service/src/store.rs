@@ -2,32 +2,43 @@
 //! transaction survives a crash or SIGKILL (the MASA's audit log entry is durable before the
 //! voucher leaves, RFC 8995 §5.6).
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 pub use sqlx::SqlitePool;
 
 /// Open (creating if needed) the database at `url` (`sqlite:PATH` or a bare path) and apply
 /// `schema` (idempotent `CREATE ... IF NOT EXISTS` statements).
 pub async fn open(url: &str, schema: &'static str) -> Result<SqlitePool, sqlx::Error> {
-    let url = if url.starts_with("sqlite:") {
-        url.to_string()
-    } else {
-        format!("sqlite:{url}")
-    };
-    let options = SqliteConnectOptions::from_str(&url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
+    let options = options(url)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(options)
         .await?;
     sqlx::raw_sql(schema).execute(&pool).await?;
     Ok(pool)
+}
+
+/// The connection settings every connection uses (WAL, `synchronous=FULL`).
+fn options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
+    let url = if url.starts_with("sqlite:") {
+        url.to_string()
+    } else {
+        format!("sqlite:{url}")
+    };
+    Ok(SqliteConnectOptions::from_str(&url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10)))
 }
 
 /// Check the database's integrity (`PRAGMA integrity_check`); `Ok(true)` when it says "ok".
@@ -45,4 +56,263 @@ pub async fn begin_write(
     pool: &SqlitePool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
     pool.begin_with("BEGIN IMMEDIATE").await
+}
+
+/// The future of one write, borrowing the writer's connection.
+pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+
+/// Called once the batch of a write is committed (`None`) or failed to commit.
+type Finish = Box<dyn FnOnce(Option<&sqlx::Error>) + Send>;
+
+/// What a write left: whether it failed (its changes are then rolled back) and how to answer it.
+struct Outcome {
+    failed: bool,
+    finish: Finish,
+}
+
+type Job = Box<
+    dyn for<'c> FnOnce(
+            &'c mut SqliteConnection,
+        ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'c>>
+        + Send,
+>;
+
+/// Most writes committed by one transaction.
+const MAX_BATCH: usize = 256;
+
+/// Group commit: one task owns a write connection and runs the writes of concurrent requests
+/// in one transaction (each in its own savepoint, so a failing write is undone alone), with one
+/// fsync for all of them. [`GroupCommit::write`] returns only after the transaction holding the
+/// write is committed (`synchronous=FULL`), so durability is that of a transaction per write.
+#[derive(Clone)]
+pub struct GroupCommit {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+impl GroupCommit {
+    /// Open the writer's own connection to the database at `url` (already created by [`open`])
+    /// and start its task on the current Tokio runtime. The task ends when every handle is
+    /// dropped.
+    pub async fn start(url: &str) -> Result<Self, sqlx::Error> {
+        let conn = options(url)?.connect().await?;
+        let (jobs, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run_writer(conn, queue));
+        Ok(Self { jobs })
+    }
+
+    /// Run `write` in the next group transaction; its result once that transaction committed.
+    /// An error of `write` rolls back its own changes only.
+    pub async fn write<T, F>(&self, write: F) -> Result<T, sqlx::Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel::<Result<T, sqlx::Error>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                match write(conn).await {
+                    Ok(value) => Outcome {
+                        failed: false,
+                        finish: Box::new(move |commit_error| {
+                            let _ = answer.send(match commit_error {
+                                None => Ok(value),
+                                Some(e) => Err(not_committed(e)),
+                            });
+                        }),
+                    },
+                    Err(e) => Outcome {
+                        failed: true,
+                        finish: Box::new(move |_| {
+                            let _ = answer.send(Err(e));
+                        }),
+                    },
+                }
+            })
+        });
+        self.jobs.send(job).map_err(|_| sqlx::Error::PoolClosed)?;
+        answered.await.map_err(|_| {
+            sqlx::Error::Protocol("group commit: the write was abandoned uncommitted".into())
+        })?
+    }
+}
+
+fn not_committed(e: &sqlx::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("group commit: the transaction did not commit: {e}"))
+}
+
+async fn run_writer(mut conn: SqliteConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, batch).await;
+    }
+    let _ = conn.close().await;
+}
+
+/// One transaction for `batch`; dropping a job unanswered tells its caller it was not committed.
+async fn run_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
+    if sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut finishes = Vec::with_capacity(batch.len());
+    for job in batch {
+        if sqlx::raw_sql("SAVEPOINT write")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            return;
+        }
+        let outcome = job(&mut *conn).await;
+        let end = if outcome.failed {
+            "ROLLBACK TO write; RELEASE write"
+        } else {
+            "RELEASE write"
+        };
+        finishes.push(outcome.finish);
+        if sqlx::raw_sql(end).execute(&mut *conn).await.is_err() {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            return;
+        }
+    }
+    let committed = sqlx::raw_sql("COMMIT").execute(&mut *conn).await;
+    if committed.is_err() {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+    }
+    let error = committed.err();
+    for finish in finishes {
+        finish(error.as_ref());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str =
+        "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY NOT NULL, v INTEGER NOT NULL);";
+
+    async fn setup(dir: &tempfile::TempDir) -> (SqlitePool, GroupCommit) {
+        let url = dir.path().join("t.db").to_string_lossy().to_string();
+        let pool = open(&url, SCHEMA).await.expect("open");
+        let writer = GroupCommit::start(&url).await.expect("writer");
+        (pool, writer)
+    }
+
+    fn insert(
+        writer: &GroupCommit,
+        k: &str,
+        v: i64,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
+        let writer = writer.clone();
+        let k = k.to_string();
+        async move {
+            writer
+                .write(move |conn| {
+                    Box::pin(async move {
+                        Ok(sqlx::query("INSERT INTO t (k, v) VALUES (?, ?)")
+                            .bind(k)
+                            .bind(v)
+                            .execute(conn)
+                            .await?
+                            .rows_affected())
+                    })
+                })
+                .await
+        }
+    }
+
+    async fn rows(pool: &SqlitePool) -> Vec<(String, i64)> {
+        sqlx::query_as("SELECT k, v FROM t ORDER BY k")
+            .fetch_all(pool)
+            .await
+            .expect("select")
+    }
+
+    #[tokio::test]
+    async fn a_write_is_committed_when_it_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pool, writer) = setup(&dir).await;
+        assert_eq!(insert(&writer, "a", 1).await.expect("insert"), 1);
+        // Another connection sees it at once: it was committed before the answer.
+        assert_eq!(rows(&pool).await, vec![("a".to_string(), 1)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_all_commit_and_a_failing_one_is_undone_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pool, writer) = setup(&dir).await;
+        insert(&writer, "dup", 0).await.expect("first");
+        let mut tasks = Vec::new();
+        for i in 0..100_i64 {
+            tasks.push(tokio::spawn(insert(&writer, &format!("k{i:03}"), i)));
+        }
+        // A write that changes a row and then fails: its change must not survive.
+        let failing = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(|conn| {
+                        Box::pin(async move {
+                            sqlx::query("UPDATE t SET v = 99 WHERE k = 'dup'")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("INSERT INTO t (k, v) VALUES ('dup', 1)")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+            })
+        };
+        for t in tasks {
+            assert_eq!(t.await.expect("join").expect("insert"), 1);
+        }
+        let err = failing.await.expect("join").expect_err("duplicate key");
+        assert!(
+            matches!(err, sqlx::Error::Database(ref e) if e.is_unique_violation()),
+            "{err:?}"
+        );
+        let all = rows(&pool).await;
+        assert_eq!(all.len(), 101);
+        assert!(all.contains(&("dup".to_string(), 0)));
+        assert!(all.contains(&("k099".to_string(), 99)));
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_is_answered_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_pool, writer) = setup(&dir).await;
+        let err = writer
+            .write(|conn| {
+                Box::pin(async move {
+                    sqlx::raw_sql("CREATE TABLE nope (x")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .await
+            .expect_err("syntax error");
+        assert!(matches!(err, sqlx::Error::Database(_)), "{err:?}");
+        // The writer goes on after a failed write.
+        assert_eq!(insert(&writer, "b", 2).await.expect("insert"), 1);
+    }
 }
