@@ -464,12 +464,23 @@ fn rfc7030_4_2_2_renewal_rotates_the_tpm_ldevid_slots() {
     let (current, handle) = seen.last().expect("current");
     assert_eq!(readpublic_spki(&sim.tcti(), *handle), spki(current));
     assert_ne!(spki(&seen[0].0), spki(current), "a new key");
-    // The old slot was evicted once the new certificate was stored (the eviction runs
-    // before the daemon next looks at SIGTERM).
-    assert_eq!(
-        persistent_handles(&sim.tcti()),
-        vec![IDEVID_HANDLE, *handle]
+    // The previous LDevID key was evicted once the new certificate was stored. With renewal
+    // due at once, the next renewal may already have staged a fresh key in the other slot
+    // before SIGTERM arrived (recovered at the next start); it is never the previous key.
+    let persistent = persistent_handles(&sim.tcti());
+    assert!(
+        persistent.contains(&IDEVID_HANDLE) && persistent.contains(handle),
+        "{persistent:x?}"
     );
+    assert!(persistent.len() <= 3, "{persistent:x?}");
+    let (previous, previous_handle) = &seen[1];
+    if persistent.contains(previous_handle) {
+        assert_ne!(
+            readpublic_spki(&sim.tcti(), *previous_handle),
+            spki(previous),
+            "the previous LDevID key was evicted"
+        );
+    }
     // The renewed certificate validates to the domain CA.
     let verified = run(Command::new("openssl")
         .arg("verify")
