@@ -120,18 +120,26 @@ fn pvr(w: &World, format: Format, serial: &str) -> pledge::PledgeVoucherRequest 
     .expect("pvr")
 }
 
-/// One full exchange in `format`; returns the voucher bytes the pledge receives.
-fn exchange(w: &World, format: Format) -> (pledge::PledgeVoucherRequest, Vec<u8>) {
-    let serial = "SN-0001";
-    let pvr = pvr(w, format, serial);
-    let checked = registrar::check_pledge_voucher_request(
+/// The registrar's check of a pledge request sent over `w`'s IDevID TLS session (8995 §5.3).
+fn check_at_registrar(
+    w: &World,
+    format: Format,
+    body: &[u8],
+) -> Result<registrar::CheckedPledgeRequest, registrar::PledgeRequestError> {
+    registrar::check_pledge_voucher_request(
         format,
-        &pvr.bytes,
+        body,
         std::slice::from_ref(&w.idevid.cert),
         &w.registrar.der(),
         &vendor_policy(w),
     )
-    .expect("registrar accepts the PVR");
+}
+
+/// One full exchange in `format`; returns the voucher bytes the pledge receives.
+fn exchange(w: &World, format: Format) -> (pledge::PledgeVoucherRequest, Vec<u8>) {
+    let serial = "SN-0001";
+    let pvr = pvr(w, format, serial);
+    let checked = check_at_registrar(w, format, &pvr.bytes).expect("registrar accepts the PVR");
     let rvr = registrar::sign_registrar_voucher_request(
         &checked,
         time::OffsetDateTime::now_utc(),
@@ -290,14 +298,8 @@ fn rfc8995_5_3_registrar_refuses_request_signed_by_another_key() {
         None,
     )
     .expect("pvr");
-    let err = registrar::check_pledge_voucher_request(
-        Format::Cms,
-        &pvr.bytes,
-        std::slice::from_ref(&w.idevid.cert),
-        &w.registrar.der(),
-        &vendor_policy(&w),
-    )
-    .expect_err("signer is not the TLS client");
+    let err =
+        check_at_registrar(&w, Format::Cms, &pvr.bytes).expect_err("signer is not the TLS client");
     assert!(
         matches!(err, registrar::PledgeRequestError::SignerNotTlsClient(_)),
         "{err:?}"
@@ -309,14 +311,8 @@ fn rfc8995_5_3_registrar_refuses_request_signed_by_another_key() {
 fn rfc8995_5_3_registrar_refuses_serial_mismatch_and_foreign_proximity_cert() {
     let w = world("SN-0001");
     let wrong_serial = pvr(&w, Format::Cms, "SN-9999");
-    let err = registrar::check_pledge_voucher_request(
-        Format::Cms,
-        &wrong_serial.bytes,
-        std::slice::from_ref(&w.idevid.cert),
-        &w.registrar.der(),
-        &vendor_policy(&w),
-    )
-    .expect_err("serial mismatch");
+    let err =
+        check_at_registrar(&w, Format::Cms, &wrong_serial.bytes).expect_err("serial mismatch");
     assert!(
         matches!(err, registrar::PledgeRequestError::SerialMismatch { .. }),
         "{err:?}"
@@ -357,14 +353,7 @@ fn rfc8995_5_3_registrar_refuses_unknown_manufacturer_and_garbage() {
         matches!(err, registrar::PledgeRequestError::UnknownManufacturer(_)),
         "{err:?}"
     );
-    let err = registrar::check_pledge_voucher_request(
-        Format::Cms,
-        b"\x30\x03\x02\x01",
-        std::slice::from_ref(&w.idevid.cert),
-        &w.registrar.der(),
-        &vendor_policy(&w),
-    )
-    .expect_err("garbage");
+    let err = check_at_registrar(&w, Format::Cms, b"\x30\x03\x02\x01").expect_err("garbage");
     assert_eq!(err.status(), 400, "{err:?}");
 }
 
@@ -372,14 +361,7 @@ fn rfc8995_5_3_registrar_refuses_unknown_manufacturer_and_garbage() {
 fn rfc8995_5_5_4_masa_refuses_registrar_without_cmc_ra() {
     let w = world("SN-0001");
     let good = pvr(&w, Format::Cms, "SN-0001");
-    let checked = registrar::check_pledge_voucher_request(
-        Format::Cms,
-        &good.bytes,
-        std::slice::from_ref(&w.idevid.cert),
-        &w.registrar.der(),
-        &vendor_policy(&w),
-    )
-    .expect("ok");
+    let checked = check_at_registrar(&w, Format::Cms, &good.bytes).expect("ok");
     // A TLS-only certificate from the same domain CA: no id-kp-cmcRA.
     let not_ra = issued(
         profile::tls_server(&["x.example"], &[]).expect("p"),
@@ -411,14 +393,7 @@ fn rfc8995_5_5_4_masa_refuses_registrar_without_cmc_ra() {
 fn rfc8995_5_5_masa_refuses_unknown_device_and_missing_prior_request() {
     let w = world("SN-0001");
     let good = pvr(&w, Format::Cms, "SN-0001");
-    let checked = registrar::check_pledge_voucher_request(
-        Format::Cms,
-        &good.bytes,
-        std::slice::from_ref(&w.idevid.cert),
-        &w.registrar.der(),
-        &vendor_policy(&w),
-    )
-    .expect("ok");
+    let checked = check_at_registrar(&w, Format::Cms, &good.bytes).expect("ok");
     let rvr = registrar::sign_registrar_voucher_request(
         &checked,
         time::OffsetDateTime::now_utc(),
@@ -465,14 +440,7 @@ fn rfc8995_5_5_masa_refuses_unknown_device_and_missing_prior_request() {
 fn rfc8995_5_5_6_masa_refuses_nonce_and_serial_that_differ_from_the_pledge() {
     let w = world("SN-0001");
     let good = pvr(&w, Format::Cms, "SN-0001");
-    let checked = registrar::check_pledge_voucher_request(
-        Format::Cms,
-        &good.bytes,
-        std::slice::from_ref(&w.idevid.cert),
-        &w.registrar.der(),
-        &vendor_policy(&w),
-    )
-    .expect("ok");
+    let checked = check_at_registrar(&w, Format::Cms, &good.bytes).expect("ok");
     for (tamper, want_nonce) in [(true, true), (false, false)] {
         let mut r =
             registrar::build_registrar_voucher_request(&checked, time::OffsetDateTime::now_utc());
@@ -515,14 +483,7 @@ fn rfc8995_5_5_6_masa_refuses_nonce_and_serial_that_differ_from_the_pledge() {
 fn rfc8995_5_5_5_masa_refuses_a_registrar_the_pledge_did_not_see() {
     let w = world("SN-0001");
     let good = pvr(&w, Format::Cms, "SN-0001");
-    let checked = registrar::check_pledge_voucher_request(
-        Format::Cms,
-        &good.bytes,
-        std::slice::from_ref(&w.idevid.cert),
-        &w.registrar.der(),
-        &vendor_policy(&w),
-    )
-    .expect("ok");
+    let checked = check_at_registrar(&w, Format::Cms, &good.bytes).expect("ok");
     // Another domain's registrar relays the (captured) pledge request.
     let other_ca = ca("Other Domain", false);
     let other = issued(
