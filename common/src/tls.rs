@@ -14,13 +14,15 @@ use crate::keys::Signer;
 use crate::keys::tls::TlsSigningKey;
 use crate::pki::chain::{TimeCheck, TrustPolicy, validate_chain};
 use der::Decode;
+use rustls::SupportedCipherSuite;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::hash::HashAlgorithm;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use x509_cert::Certificate;
 
 /// Errors building a TLS configuration.
@@ -32,13 +34,30 @@ pub enum TlsError {
     EmptyChain,
 }
 
-/// The process-wide crypto provider: aws-lc-rs.
+/// The process-wide crypto provider: aws-lc-rs, with the AES-128-GCM/SHA-256 suites first
+/// (TLS_AES_128_GCM_SHA256 is the suite every TLS 1.3 peer must implement, RFC 8446 §9.1, and
+/// SHA-256 is hardware-accelerated where SHA-384 often is not). Built once.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            let mut p = rustls::crypto::aws_lc_rs::default_provider();
+            // A stable sort: within each hash, the default order is kept.
+            p.cipher_suites.sort_by_key(|s| {
+                let common = match s {
+                    SupportedCipherSuite::Tls13(s) => &s.common,
+                    SupportedCipherSuite::Tls12(s) => &s.common,
+                };
+                common.hash_provider.algorithm() != HashAlgorithm::SHA256
+            });
+            Arc::new(p)
+        })
+        .clone()
 }
 
-fn algorithms() -> WebPkiSupportedAlgorithms {
-    rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
+fn algorithms() -> &'static WebPkiSupportedAlgorithms {
+    static ALGORITHMS: OnceLock<WebPkiSupportedAlgorithms> = OnceLock::new();
+    ALGORITHMS.get_or_init(|| provider().signature_verification_algorithms)
 }
 
 /// The handshake-signature methods every verifier here shares: signatures are always checked
@@ -51,7 +70,7 @@ macro_rules! handshake_signatures {
             c: &CertificateDer<'_>,
             d: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(m, c, d, &algorithms())
+            rustls::crypto::verify_tls12_signature(m, c, d, algorithms())
         }
         fn verify_tls13_signature(
             &self,
@@ -59,7 +78,7 @@ macro_rules! handshake_signatures {
             c: &CertificateDer<'_>,
             d: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(m, c, d, &algorithms())
+            rustls::crypto::verify_tls13_signature(m, c, d, algorithms())
         }
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
             algorithms().supported_schemes()
@@ -239,6 +258,9 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
     };
     config.enable_sni = false;
+    // Each connection authenticates with a certificate of its own (IDevID, then LDevID): no
+    // session is resumed, so none is kept.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
 
@@ -272,5 +294,119 @@ pub fn server_config(
         Some(p) => builder.with_client_cert_verifier(Arc::new(ClientCertPolicyVerifier::new(p))),
         None => builder.with_no_client_auth(),
     };
-    Ok(builder.with_cert_resolver(Arc::new(FixedServerCert(server))))
+    let mut config = builder.with_cert_resolver(Arc::new(FixedServerCert(server)));
+    // No TLS 1.3 session tickets: clients here never resume (each connection authenticates
+    // with its own certificate), so tickets would only cost work on every handshake.
+    config.send_tls13_tickets = 0;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{SignatureAlgorithm, SoftwareKey};
+    use crate::pki::{issue, parse_name, profile, self_signed};
+    use der::Encode;
+    use rustls::{CipherSuite, ClientConnection, ServerConnection};
+
+    fn key() -> Arc<SoftwareKey> {
+        Arc::new(SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key"))
+    }
+
+    /// Move TLS records both ways until neither side has anything to send; the number of bytes
+    /// the server sent after its side of the handshake was complete.
+    fn pump(client: &mut ClientConnection, server: &mut ServerConnection) -> usize {
+        let mut after_handshake = 0;
+        for _ in 0..16 {
+            let mut moved = false;
+            while client.wants_write() {
+                let mut buf = Vec::new();
+                client.write_tls(&mut buf).expect("client write");
+                server.read_tls(&mut buf.as_slice()).expect("server read");
+                server.process_new_packets().expect("server process");
+                moved = true;
+            }
+            while server.wants_write() {
+                let mut buf = Vec::new();
+                server.write_tls(&mut buf).expect("server write");
+                if !server.is_handshaking() {
+                    after_handshake += buf.len();
+                }
+                client.read_tls(&mut buf.as_slice()).expect("client read");
+                client.process_new_packets().expect("client process");
+                moved = true;
+            }
+            if !moved {
+                return after_handshake;
+            }
+        }
+        panic!("handshake did not settle");
+    }
+
+    #[test]
+    fn rfc8446_9_1_aes_128_gcm_sha256_is_preferred() {
+        let first = provider().cipher_suites.first().map(|s| s.suite());
+        assert_eq!(first, Some(CipherSuite::TLS13_AES_128_GCM_SHA256));
+        // Every default suite is still offered.
+        assert_eq!(
+            provider().cipher_suites.len(),
+            rustls::crypto::aws_lc_rs::default_provider()
+                .cipher_suites
+                .len()
+        );
+    }
+
+    #[test]
+    fn rfc8995_5_1_handshake_with_client_certificate_sends_no_session_tickets() {
+        let ca_key = key();
+        let ca = self_signed(
+            &profile::domain_ca(parse_name("CN=Domain CA").expect("name")).expect("params"),
+            ca_key.as_ref(),
+        )
+        .expect("CA");
+        let leaf = |params, k: &Arc<SoftwareKey>| {
+            issue(&params, k.public_key_spki(), Some(&ca), ca_key.as_ref())
+                .expect("issue")
+                .to_der()
+                .expect("der")
+        };
+        let (server_key, client_key) = (key(), key());
+        let server_cert = leaf(
+            profile::tls_server(&["registrar.example"], &[]).expect("params"),
+            &server_key,
+        );
+        let client_cert = leaf(
+            profile::ldevid(parse_name("CN=pledge").expect("name")).expect("params"),
+            &client_key,
+        );
+        let server_config = server_config(
+            certified_key(&[server_cert], server_key).expect("server key"),
+            Some(vec![TrustPolicy::new(vec![ca.clone()])]),
+        )
+        .expect("server config");
+        let client_config = anchored_client_config(
+            Some(certified_key(&[client_cert.clone()], client_key).expect("client key")),
+            vec![ca],
+            TimeCheck::Now,
+        )
+        .expect("client config");
+        let mut client = ClientConnection::new(
+            Arc::new(client_config),
+            ServerName::try_from("registrar.example").expect("name"),
+        )
+        .expect("client");
+        let mut server = ServerConnection::new(Arc::new(server_config)).expect("server");
+        let after_handshake = pump(&mut client, &mut server);
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        assert_eq!(
+            client.negotiated_cipher_suite().map(|s| s.suite()),
+            Some(CipherSuite::TLS13_AES_128_GCM_SHA256)
+        );
+        assert_eq!(
+            server.peer_certificates().map(|c| c[0].as_ref().to_vec()),
+            Some(client_cert)
+        );
+        // After the handshake the server sent nothing more: no NewSessionTicket.
+        assert_eq!(after_handshake, 0);
+    }
 }

@@ -178,19 +178,14 @@ fn extend(
 
 /// Whether `issuer`'s key signed `cert`.
 pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
-    let Ok(tbs) = cert.tbs_certificate().to_der() else {
-        return false;
-    };
-    let Some(sig) = cert.signature().as_bytes() else {
-        return false;
-    };
-    let Ok(spki) = issuer.tbs_certificate().subject_public_key_info().to_der() else {
-        return false;
-    };
-    verify_with_algorithm_id(&spki, cert.signature_algorithm(), &tbs, sig).is_ok()
+    verify_issued_by(cert, issuer).is_ok()
 }
 
 /// Verify the signature on `cert` with `issuer`'s key, reporting why it failed.
+///
+/// A signature that verified once is remembered (see [`verified`]), so the same certificate
+/// checked again under the same issuer key (in the TLS handshake, then on the voucher-request's
+/// signer, then at the MASA) costs a digest instead of a public-key operation.
 pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<(), KeyError> {
     let tbs = cert
         .tbs_certificate()
@@ -205,7 +200,83 @@ pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<(), 
         .subject_public_key_info()
         .to_der()
         .map_err(|e| KeyError::MalformedPublicKey(e.to_string()))?;
-    verify_with_algorithm_id(&spki, cert.signature_algorithm(), &tbs, sig)
+    let algorithm = cert
+        .signature_algorithm()
+        .to_der()
+        .map_err(|e| KeyError::MalformedPublicKey(e.to_string()))?;
+    let key = verified::key(&[&spki, &algorithm, &tbs, sig]);
+    if verified::contains(&key) {
+        return Ok(());
+    }
+    verify_with_algorithm_id(&spki, cert.signature_algorithm(), &tbs, sig)?;
+    verified::insert(key);
+    Ok(())
+}
+
+/// A bounded, process-wide memory of certificate signatures that verified: the SHA-256 of the
+/// issuer's key, the algorithm, the signed TBSCertificate and the signature. Verification is a
+/// pure function of those four, so a hit is as good as verifying again; failures are never
+/// remembered. Validity periods, CA flags and EKUs are checked on every validation regardless.
+pub mod verified {
+    use std::collections::{HashSet, VecDeque};
+    use std::sync::{Mutex, OnceLock, PoisonError};
+
+    /// Most signatures remembered (oldest forgotten first): about 0.5 MB at most.
+    pub const CAPACITY: usize = 4096;
+
+    type Key = [u8; 32];
+
+    #[derive(Default)]
+    struct Memory {
+        set: HashSet<Key>,
+        order: VecDeque<Key>,
+    }
+
+    fn memory() -> &'static Mutex<Memory> {
+        static MEMORY: OnceLock<Mutex<Memory>> = OnceLock::new();
+        MEMORY.get_or_init(Mutex::default)
+    }
+
+    /// The memory's key for these parts (each length-prefixed, so no two splits collide).
+    pub(super) fn key(parts: &[&[u8]]) -> Key {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for part in parts {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        key
+    }
+
+    pub(super) fn contains(key: &Key) -> bool {
+        memory()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set
+            .contains(key)
+    }
+
+    pub(super) fn insert(key: Key) {
+        let mut m = memory().lock().unwrap_or_else(PoisonError::into_inner);
+        if m.set.insert(key) {
+            m.order.push_back(key);
+            while m.order.len() > CAPACITY {
+                if let Some(old) = m.order.pop_front() {
+                    m.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// How many signatures are remembered now.
+    pub fn len() -> usize {
+        memory()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .order
+            .len()
+    }
 }
 
 /// Whether two certificates carry the same public key.
