@@ -5,7 +5,7 @@
 //! is issued).
 
 use brski_common::audit::{Assertion, AuditEvent};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 /// The schema; every statement is idempotent.
 pub const SCHEMA: &str = "
@@ -215,14 +215,20 @@ pub async fn set_claim(
     Ok(())
 }
 
-/// Store an issued voucher and its audit entry (RFC 8995 §5.8.1 event) in `tx`.
+/// Store an issued voucher and its audit entry (RFC 8995 §5.8.1 event) in `conn`'s open
+/// transaction: one round trip to the database, two statements (the caller's transaction or
+/// savepoint makes them one change). The voucher's id.
 pub async fn record_voucher(
     conn: &mut SqliteConnection,
     v: &IssuedVoucher<'_>,
 ) -> Result<i64, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO vouchers (serial, created_on, expires_on, format, domain_id, nonce, assertion, voucher)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    let rows = sqlx::query(
+        "INSERT INTO vouchers (serial, created_on, expires_on, format, domain_id, nonce, assertion,
+                               voucher)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id;
+         INSERT INTO audit_log (serial, idevid_issuer, date, domain_id, nonce, assertion,
+                                voucher_id)
+         VALUES (?1, ?9, ?2, ?5, ?6, ?7, last_insert_rowid())",
     )
     .bind(v.serial)
     .bind(v.created_on)
@@ -232,23 +238,13 @@ pub async fn record_voucher(
     .bind(v.nonce)
     .bind(v.assertion)
     .bind(v.voucher)
-    .execute(&mut *conn)
-    .await?;
-    let voucher_id = done.last_insert_rowid();
-    sqlx::query(
-        "INSERT INTO audit_log (serial, idevid_issuer, date, domain_id, nonce, assertion, voucher_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(v.serial)
     .bind(v.idevid_issuer)
-    .bind(v.created_on)
-    .bind(v.domain_id)
-    .bind(v.nonce)
-    .bind(v.assertion)
-    .bind(voucher_id)
-    .execute(&mut *conn)
+    // Every statement runs only when the rows are read to the end.
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(voucher_id)
+    let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+    let id: i64 = row.try_get("id")?;
+    Ok(id)
 }
 
 /// The audit log of `serial`, oldest first.

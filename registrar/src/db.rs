@@ -58,6 +58,18 @@ CREATE TABLE IF NOT EXISTS certificates (
     revoked       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS certificates_pledge ON certificates(pledge_serial);
+-- A telemetry report is also a sighting of the pledge (one statement stores both).
+CREATE TRIGGER IF NOT EXISTS telemetry_seen AFTER INSERT ON telemetry BEGIN
+    UPDATE pledges SET first_seen = COALESCE(first_seen, NEW.received_at),
+                       last_seen = NEW.received_at, last_peer = NEW.peer
+    WHERE serial = NEW.serial;
+END;
+-- A new LDevID supersedes every current one of the same pledge.
+CREATE TRIGGER IF NOT EXISTS certificates_supersede AFTER INSERT ON certificates BEGIN
+    UPDATE certificates SET superseded_by = NEW.cert_serial
+    WHERE pledge_serial = NEW.pledge_serial AND superseded_by IS NULL
+      AND cert_serial != NEW.cert_serial;
+END;
 "#;
 
 /// RFC 3339 text of `t` (UTC).
@@ -139,7 +151,7 @@ pub async fn record_seen(
     // One statement: an `allowed` or `denied` decision is kept, any other stored policy (or
     // none) becomes `policy_if_new`.
     let stored: String = writer
-        .write(move |conn| {
+        .write_statement(move |conn| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer,
@@ -214,12 +226,9 @@ pub struct NewVoucher<'a> {
     pub voucher: &'a [u8],
 }
 
-/// Store a voucher about to be relayed (in one transaction with the pledge's `last_seen`).
-pub async fn store_voucher(
-    writer: &GroupCommit,
-    v: &NewVoucher<'_>,
-    peer: &str,
-) -> Result<i64, sqlx::Error> {
+/// Store a voucher about to be relayed (the pledge's `last_seen` was set by [`record_seen`]
+/// when its request arrived).
+pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i64, sqlx::Error> {
     let t = now();
     let serial = v.serial.to_string();
     let idevid_sha256 = v.idevid_sha256.to_string();
@@ -229,16 +238,15 @@ pub async fn store_voucher(
     let assertion = v.assertion.map(str::to_string);
     let masa_url = v.masa_url.to_string();
     let voucher = v.voucher.to_vec();
-    let peer = peer.to_string();
     writer
-        .write(move |conn| {
+        .write_statement(move |conn| {
             Box::pin(async move {
-                let id = sqlx::query(
+                Ok(sqlx::query(
                     "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format,
                                            content_type, assertion, masa_url, voucher, created_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
-                .bind(&serial)
+                .bind(serial)
                 .bind(idevid_sha256)
                 .bind(nonce)
                 .bind(request_format)
@@ -246,17 +254,10 @@ pub async fn store_voucher(
                 .bind(assertion)
                 .bind(masa_url)
                 .bind(voucher)
-                .bind(&t)
+                .bind(t)
                 .execute(&mut *conn)
                 .await?
-                .last_insert_rowid();
-                sqlx::query("UPDATE pledges SET last_seen = ?2, last_peer = ?3 WHERE serial = ?1")
-                    .bind(serial)
-                    .bind(t)
-                    .bind(peer)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(id)
+                .last_insert_rowid())
             })
         })
         .await
@@ -307,8 +308,8 @@ pub struct NewTelemetry<'a> {
     pub peer: &'a str,
 }
 
-/// Store a telemetry report, linked to the latest voucher of the serial, and update the
-/// pledge's `last_seen`.
+/// Store a telemetry report, linked to the latest voucher of the serial; the trigger
+/// `telemetry_seen` updates the pledge's `last_seen` in the same statement.
 pub async fn store_telemetry(
     writer: &GroupCommit,
     t: &NewTelemetry<'_>,
@@ -322,7 +323,7 @@ pub async fn store_telemetry(
     let client_cert = t.client_cert.as_str();
     let peer = t.peer.to_string();
     writer
-        .write(move |conn| {
+        .write_statement(move |conn| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
@@ -330,24 +331,14 @@ pub async fn store_telemetry(
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6,
                              (SELECT MAX(id) FROM vouchers WHERE serial = ?1), ?7, ?8)",
                 )
-                .bind(&serial)
+                .bind(serial)
                 .bind(kind)
                 .bind(status)
                 .bind(reason)
                 .bind(body)
                 .bind(client_cert)
-                .bind(&peer)
-                .bind(&received)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query(
-                    "UPDATE pledges SET first_seen = COALESCE(first_seen, ?2), last_seen = ?2,
-                                        last_peer = ?3
-                     WHERE serial = ?1",
-                )
-                .bind(serial)
-                .bind(received)
                 .bind(peer)
+                .bind(received)
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
@@ -357,37 +348,43 @@ pub async fn store_telemetry(
 }
 
 /// Whether the IDevID `idevid_sha256` of `serial` may enroll (RFC 8995 §5.9.3 after §5.6,
-/// §5.7): the latest voucher relayed for `serial` was obtained by this very IDevID, and the
-/// latest voucher_status about that voucher is not a failure.
+/// §5.7): the pledge's stored policy, and whether the latest voucher relayed for `serial` was
+/// obtained by this very IDevID and the latest voucher_status about it is not a failure. One
+/// query.
 pub async fn may_enroll(
     db: &SqlitePool,
     serial: &str,
     idevid_sha256: &str,
-) -> Result<EnrollGate, sqlx::Error> {
-    // The latest voucher and the latest voucher_status about it, in one query.
-    let latest = sqlx::query(
-        "SELECT v.idevid_sha256 AS holder,
+) -> Result<(Option<Policy>, EnrollGate), sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT (SELECT policy FROM pledges WHERE serial = ?1) AS policy,
+                v.idevid_sha256 AS holder,
                 (SELECT t.status FROM telemetry t
                  WHERE t.serial = v.serial AND t.kind = 'voucher_status' AND t.voucher_id = v.id
                  ORDER BY t.id DESC LIMIT 1) AS status
-         FROM vouchers v WHERE v.serial = ? ORDER BY v.id DESC LIMIT 1",
+         FROM (SELECT 1)
+         LEFT JOIN (SELECT id, serial, idevid_sha256 FROM vouchers WHERE serial = ?1
+                    ORDER BY id DESC LIMIT 1) v",
     )
     .bind(serial)
-    .fetch_optional(db)
+    .fetch_one(db)
     .await?;
-    let Some(latest) = latest else {
-        return Ok(EnrollGate::NoVoucher);
+    let policy = row
+        .try_get::<Option<String>, _>("policy")?
+        .and_then(|p| Policy::parse(&p));
+    let Some(holder) = row.try_get::<Option<String>, _>("holder")? else {
+        return Ok((policy, EnrollGate::NoVoucher));
     };
-    let holder: String = latest.try_get("holder")?;
     if holder != idevid_sha256 {
-        return Ok(EnrollGate::OtherIdevid);
+        return Ok((policy, EnrollGate::OtherIdevid));
     }
-    let status: Option<i64> = latest.try_get("status")?;
-    Ok(if status == Some(0) {
+    let status: Option<i64> = row.try_get("status")?;
+    let gate = if status == Some(0) {
         EnrollGate::VoucherFailed
     } else {
         EnrollGate::Open
-    })
+    };
+    Ok((policy, gate))
 }
 
 /// Answer of [`may_enroll`].
@@ -414,7 +411,8 @@ pub struct NewCertificate<'a> {
     pub renewed_from: Option<&'a str>,
 }
 
-/// Store an issued LDevID; every other current LDevID of the pledge is superseded by it.
+/// Store an issued LDevID; the trigger `certificates_supersede` marks every other current
+/// LDevID of the pledge superseded by it in the same statement.
 pub async fn store_certificate(
     writer: &GroupCommit,
     c: &NewCertificate<'_>,
@@ -428,16 +426,8 @@ pub async fn store_certificate(
     let renewed_from = c.renewed_from.map(str::to_string);
     let issued_at = now();
     writer
-        .write(move |conn| {
+        .write_statement(move |conn| {
             Box::pin(async move {
-                sqlx::query(
-                    "UPDATE certificates SET superseded_by = ?1
-                     WHERE pledge_serial = ?2 AND superseded_by IS NULL",
-                )
-                .bind(&cert_serial)
-                .bind(&pledge_serial)
-                .execute(&mut *conn)
-                .await?;
                 sqlx::query(
                     "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before,
                                                not_after, der, issued_at, renewed_from)

@@ -262,10 +262,16 @@ async fn enroll(
         .ok_or_else(|| Reject::new(401, "no TLS client certificate"))?;
     let serial = serial_number(idevid)
         .ok_or_else(|| Reject::new(403, "IDevID subject has no serialNumber"))?;
-    match db::policy(&s.db, &serial)
+    // The IDevID exactly as presented in TLS, as when the voucher was obtained.
+    let idevid_der = conn
+        .peer_certs
+        .first()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let (policy, gate) = db::may_enroll(&s.db, &serial, &fingerprint(idevid_der))
         .await
-        .map_err(|e| Reject::internal("reading the pledge policy", e))?
-    {
+        .map_err(|e| Reject::internal("reading the pledge state", e))?;
+    match policy {
         Some(Policy::Denied) => {
             return Err(Reject::new(403, format!("pledge {serial} is denied")));
         }
@@ -277,16 +283,7 @@ async fn enroll(
         }
         _ => {}
     }
-    // The IDevID exactly as presented in TLS, as when the voucher was obtained.
-    let idevid_der = conn
-        .peer_certs
-        .first()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    match db::may_enroll(&s.db, &serial, &fingerprint(idevid_der))
-        .await
-        .map_err(|e| Reject::internal("reading the voucher state", e))?
-    {
+    match gate {
         EnrollGate::Open => {}
         EnrollGate::NoVoucher => {
             return Err(Reject::new(

@@ -231,7 +231,6 @@ async fn handle(
             masa_url: &masa_url,
             voucher: &voucher_bytes,
         },
-        &peer,
     )
     .await
     .map_err(|e| Reject::internal("storing the voucher", e))?;

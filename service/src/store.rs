@@ -70,20 +70,29 @@ struct Outcome {
     finish: Finish,
 }
 
-type Job = Box<
+type Run = Box<
     dyn for<'c> FnOnce(
             &'c mut SqliteConnection,
         ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'c>>
         + Send,
 >;
 
+/// One write waiting for the next transaction.
+struct Job {
+    run: Run,
+    /// Whether it needs a savepoint of its own to be undone alone (it may change the database
+    /// with more than one statement).
+    savepoint: bool,
+}
+
 /// Most writes committed by one transaction.
 const MAX_BATCH: usize = 256;
 
 /// Group commit: one task owns a write connection and runs the writes of concurrent requests
-/// in one transaction (each in its own savepoint, so a failing write is undone alone), with one
-/// fsync for all of them. [`GroupCommit::write`] returns only after the transaction holding the
-/// write is committed (`synchronous=FULL`), so durability is that of a transaction per write.
+/// in one transaction, with one fsync for all of them. [`GroupCommit::write`] returns only after
+/// the transaction holding the write is committed (`synchronous=FULL`), so durability is that of
+/// a transaction per write; a write that fails is undone alone (a savepoint each, or SQLite's
+/// own statement atomicity for [`GroupCommit::write_statement`]).
 #[derive(Clone)]
 pub struct GroupCommit {
     jobs: mpsc::UnboundedSender<Job>,
@@ -106,15 +115,34 @@ impl GroupCommit {
         Ok(Self { jobs })
     }
 
-    /// Run `write` in the next group transaction; its result once that transaction committed.
-    /// An error of `write` rolls back its own changes only.
+    /// Run `write` in the next group transaction, in a savepoint of its own; its result once
+    /// that transaction committed. An error of `write` rolls back its own changes only.
     pub async fn write<T, F>(&self, write: F) -> Result<T, sqlx::Error>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
     {
+        self.submit(true, write).await
+    }
+
+    /// As [`GroupCommit::write`] for a write that changes the database with ONE statement
+    /// (reads aside): SQLite undoes a failed statement by itself, so no savepoint (and no round
+    /// trip to the database for one) is needed.
+    pub async fn write_statement<T, F>(&self, write: F) -> Result<T, sqlx::Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+    {
+        self.submit(false, write).await
+    }
+
+    async fn submit<T, F>(&self, savepoint: bool, write: F) -> Result<T, sqlx::Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel::<Result<T, sqlx::Error>>();
-        let job: Job = Box::new(move |conn| {
+        let run: Run = Box::new(move |conn| {
             Box::pin(async move {
                 match write(conn).await {
                     Ok(value) => Outcome {
@@ -135,7 +163,9 @@ impl GroupCommit {
                 }
             })
         });
-        self.jobs.send(job).map_err(|_| sqlx::Error::PoolClosed)?;
+        self.jobs
+            .send(Job { run, savepoint })
+            .map_err(|_| sqlx::Error::PoolClosed)?;
         answered.await.map_err(|_| {
             sqlx::Error::Protocol("group commit: the write was abandoned uncommitted".into())
         })?
@@ -155,43 +185,68 @@ async fn run_writer(mut conn: SqliteConnection, mut queue: mpsc::UnboundedReceiv
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, batch).await;
+        let mut rest = batch.into_iter();
+        while rest.len() > 0 {
+            run_batch(&mut conn, &mut rest).await;
+        }
     }
     let _ = conn.close().await;
 }
 
-/// One transaction for `batch`; dropping a job unanswered tells its caller it was not committed.
-async fn run_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
-    if sqlx::raw_sql("BEGIN IMMEDIATE")
-        .execute(&mut *conn)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut finishes = Vec::with_capacity(batch.len());
-    for job in batch {
-        if sqlx::raw_sql("SAVEPOINT write")
-            .execute(&mut *conn)
-            .await
-            .is_err()
-        {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            return;
+/// One transaction for jobs taken from `jobs`; dropping a job unanswered tells its caller it was
+/// not committed. Control statements are sent together where they can be: `BEGIN` with the
+/// first savepoint, the release of one savepoint with the start of the next, the last release
+/// with `COMMIT`. A failed one-statement write ends the transaction early (SQLite may have
+/// rolled back the whole transaction for some errors); the jobs left go to the next one.
+async fn run_batch(conn: &mut SqliteConnection, jobs: &mut std::vec::IntoIter<Job>) {
+    // Control statements not sent yet; the first starts the transaction.
+    let mut pending = vec!["BEGIN IMMEDIATE"];
+    let mut open_savepoint = false;
+    let mut finishes = Vec::new();
+    for job in jobs.by_ref() {
+        if job.savepoint {
+            if open_savepoint {
+                pending.push("RELEASE write");
+            }
+            pending.push("SAVEPOINT write");
+            open_savepoint = true;
         }
-        let outcome = job(&mut *conn).await;
-        let end = if outcome.failed {
-            "ROLLBACK TO write; RELEASE write"
-        } else {
-            "RELEASE write"
-        };
+        if !pending.is_empty() {
+            let sql = std::mem::take(&mut pending).join("; ");
+            if sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await
+                .is_err()
+            {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                return;
+            }
+        }
+        let outcome = (job.run)(&mut *conn).await;
+        let failed = outcome.failed;
         finishes.push(outcome.finish);
-        if sqlx::raw_sql(end).execute(&mut *conn).await.is_err() {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            return;
+        if failed && job.savepoint {
+            // Undo this write alone; the savepoint is gone afterwards.
+            if sqlx::raw_sql("ROLLBACK TO write; RELEASE write")
+                .execute(&mut *conn)
+                .await
+                .is_err()
+            {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                return;
+            }
+            open_savepoint = false;
+        } else if failed {
+            break;
         }
     }
-    let committed = sqlx::raw_sql("COMMIT").execute(&mut *conn).await;
+    if open_savepoint {
+        pending.push("RELEASE write");
+    }
+    pending.push("COMMIT");
+    let committed = sqlx::raw_sql(sqlx::AssertSqlSafe(pending.join("; ")))
+        .execute(&mut *conn)
+        .await;
     if committed.is_err() {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
     }
@@ -294,6 +349,64 @@ mod tests {
         assert_eq!(all.len(), 101);
         assert!(all.contains(&("dup".to_string(), 0)));
         assert!(all.contains(&("k099".to_string(), 99)));
+    }
+
+    fn insert_statement(
+        writer: &GroupCommit,
+        k: &str,
+        v: i64,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
+        let writer = writer.clone();
+        let k = k.to_string();
+        async move {
+            writer
+                .write_statement(move |conn| {
+                    Box::pin(async move {
+                        Ok(sqlx::query("INSERT INTO t (k, v) VALUES (?, ?)")
+                            .bind(k)
+                            .bind(v)
+                            .execute(conn)
+                            .await?
+                            .rows_affected())
+                    })
+                })
+                .await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statement_and_savepoint_writes_mix_and_failures_are_undone_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pool, writer) = setup(&dir).await;
+        insert(&writer, "dup", 0).await.expect("first");
+        let mut tasks = Vec::new();
+        let mut failing = Vec::new();
+        for i in 0..120_i64 {
+            let k = format!("k{i:03}");
+            match i % 4 {
+                0 => tasks.push(tokio::spawn(insert(&writer, &k, i))),
+                1 | 2 => tasks.push(tokio::spawn(insert_statement(&writer, &k, i))),
+                // A one-statement write that fails (duplicate key) among the others.
+                _ => failing.push(tokio::spawn(insert_statement(&writer, "dup", i))),
+            }
+        }
+        for t in tasks {
+            assert_eq!(t.await.expect("join").expect("insert"), 1);
+        }
+        for t in failing {
+            let err = t.await.expect("join").expect_err("duplicate key");
+            assert!(
+                matches!(err, sqlx::Error::Database(ref e) if e.is_unique_violation()),
+                "{err:?}"
+            );
+        }
+        let all = rows(&pool).await;
+        assert_eq!(all.len(), 1 + 90);
+        assert!(all.contains(&("dup".to_string(), 0)));
+        assert!(all.contains(&("k118".to_string(), 118)));
+        assert!(!all.iter().any(|(k, _)| k == "k003"));
+        // The writer goes on.
+        assert_eq!(insert_statement(&writer, "z", 1).await.expect("insert"), 1);
     }
 
     #[tokio::test]
