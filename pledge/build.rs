@@ -4,14 +4,34 @@
 //! - `-z pack-relative-relocs` (RELR): the position-independent executable's ~19,000 relative
 //!   relocations take 4 KiB instead of 450 KiB, which the dynamic loader reads at every start.
 //!   Needs glibc 2.36 (the binary then requires `GLIBC_ABI_DT_RELR`) or musl 1.2.4.
+//! - `link/hot-text.ld`: the functions `pledge bootstrap` runs are placed together at the start
+//!   of `.text`, so that the kernel's 64 KiB fault-around maps few windows of code instead of
+//!   nearly all of it. Patterns that match nothing are ignored; `link/hot-text.py` says how to
+//!   regenerate the file. Needs a linker that reads `INSERT` scripts (GNU ld, lld).
+//!
+//! `PLEDGE_DEFAULT_LINK=1` leaves both out (another linker, an older C library).
 
 use std::env;
+use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=link/hot-text.ld");
+    println!("cargo:rerun-if-env-changed=PLEDGE_DEFAULT_LINK");
+    if env::var_os("PLEDGE_DEFAULT_LINK").is_some_and(|v| v == "1") {
+        return;
+    }
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let target_env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if target_os == "linux" && matches!(target_env.as_str(), "gnu" | "musl") {
-        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if target_os != "linux" || !matches!(target_env.as_str(), "gnu" | "musl") {
+        return;
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if let Some(dir) = env::var_os("CARGO_MANIFEST_DIR") {
+        let script = Path::new(&dir).join("link").join("hot-text.ld");
+        if script.is_file() {
+            println!("cargo:rustc-link-arg-bins=-T");
+            println!("cargo:rustc-link-arg-bins={}", script.display());
+        }
     }
 }
