@@ -1,15 +1,14 @@
-//! Link options of the `pledge` binary that lower its peak resident memory (issue 5). They
-//! change how the executable is laid out and loaded, not what it does.
+//! A link option of the `pledge` binary that lowers its peak resident memory (issue 5). It
+//! changes how the executable is laid out and loaded, not what it does.
 //!
-//! - `-z pack-relative-relocs` (RELR): the position-independent executable's ~19,000 relative
-//!   relocations take 4 KiB instead of 450 KiB, which the dynamic loader reads at every start.
-//!   Needs glibc 2.36 (the binary then requires `GLIBC_ABI_DT_RELR`) or musl 1.2.4.
 //! - `link/hot-text.ld`: the functions `pledge bootstrap` runs are placed together at the start
 //!   of `.text`, so that the kernel's 64 KiB fault-around maps few windows of code instead of
 //!   nearly all of it. Patterns that match nothing are ignored; `link/hot-text.py` says how to
 //!   regenerate the file. Needs a linker that reads `INSERT` scripts (GNU ld, lld).
 //!
-//! `PLEDGE_DEFAULT_LINK=1` leaves both out (another linker, an older C library).
+//! `PLEDGE_DEFAULT_LINK=1` leaves it out (a linker without `INSERT` scripts, such as gold).
+//! (Packed relative relocations, `-z pack-relative-relocs`, would save another ~350 KiB but make
+//! the binary require glibc 2.36; devices often run older C libraries, so they are not used.)
 
 use std::env;
 use std::path::Path;
@@ -26,7 +25,6 @@ fn main() {
     if target_os != "linux" || !matches!(target_env.as_str(), "gnu" | "musl") {
         return;
     }
-    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     if let Some(dir) = env::var_os("CARGO_MANIFEST_DIR") {
         let script = Path::new(&dir).join("link").join("hot-text.ld");
         if script.is_file() {

@@ -385,7 +385,9 @@ mod tests {
         )
         .expect("server config");
         let client_config = anchored_client_config(
-            Some(certified_key(&[client_cert.clone()], client_key).expect("client key")),
+            Some(
+                certified_key(std::slice::from_ref(&client_cert), client_key).expect("client key"),
+            ),
             vec![ca],
             TimeCheck::Now,
         )

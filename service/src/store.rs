@@ -18,8 +18,11 @@ pub use sqlx::SqlitePool;
 /// `schema` (idempotent `CREATE ... IF NOT EXISTS` statements).
 pub async fn open(url: &str, schema: &'static str) -> Result<SqlitePool, sqlx::Error> {
     let options = options(url)?;
+    // One reader connection per CPU (2 to 8): each is a thread of its own, and more readers
+    // than cores only add context switches (`testbed bench`).
+    let readers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
     let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(readers as u32)
         .connect_with(options)
         .await?;
     sqlx::raw_sql(schema).execute(&pool).await?;
@@ -38,7 +41,10 @@ fn options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10)))
+        .busy_timeout(Duration::from_secs(10))
+        // Database pages are read through a memory map instead of a pread per page: every
+        // write invalidates the other connections' page caches, so reads are frequent.
+        .pragma("mmap_size", "268435456"))
 }
 
 /// Check the database's integrity (`PRAGMA integrity_check`); `Ok(true)` when it says "ok".
@@ -275,21 +281,49 @@ mod tests {
         k: &str,
         v: i64,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
+        insert_with(writer, k, v, true)
+    }
+
+    fn insert_statement(
+        writer: &GroupCommit,
+        k: &str,
+        v: i64,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
+        insert_with(writer, k, v, false)
+    }
+
+    /// One INSERT through [`GroupCommit::write`] (`savepoint`) or `write_statement`.
+    fn insert_with(
+        writer: &GroupCommit,
+        k: &str,
+        v: i64,
+        savepoint: bool,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
         let writer = writer.clone();
-        let k = k.to_string();
+        let job = insert_job(k.to_string(), v);
         async move {
-            writer
-                .write(move |conn| {
-                    Box::pin(async move {
-                        Ok(sqlx::query("INSERT INTO t (k, v) VALUES (?, ?)")
-                            .bind(k)
-                            .bind(v)
-                            .execute(conn)
-                            .await?
-                            .rows_affected())
-                    })
-                })
-                .await
+            if savepoint {
+                writer.write(job).await
+            } else {
+                writer.write_statement(job).await
+            }
+        }
+    }
+
+    fn insert_job(
+        k: String,
+        v: i64,
+    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, u64> + Send + 'static
+    {
+        move |conn| {
+            Box::pin(async move {
+                Ok(sqlx::query("INSERT INTO t (k, v) VALUES (?, ?)")
+                    .bind(k)
+                    .bind(v)
+                    .execute(conn)
+                    .await?
+                    .rows_affected())
+            })
         }
     }
 
@@ -349,29 +383,6 @@ mod tests {
         assert_eq!(all.len(), 101);
         assert!(all.contains(&("dup".to_string(), 0)));
         assert!(all.contains(&("k099".to_string(), 99)));
-    }
-
-    fn insert_statement(
-        writer: &GroupCommit,
-        k: &str,
-        v: i64,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
-        let writer = writer.clone();
-        let k = k.to_string();
-        async move {
-            writer
-                .write_statement(move |conn| {
-                    Box::pin(async move {
-                        Ok(sqlx::query("INSERT INTO t (k, v) VALUES (?, ?)")
-                            .bind(k)
-                            .bind(v)
-                            .execute(conn)
-                            .await?
-                            .rows_affected())
-                    })
-                })
-                .await
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
