@@ -94,6 +94,9 @@ struct Job {
 /// Most writes committed by one transaction.
 const MAX_BATCH: usize = 256;
 
+/// Most scheduler rounds the writer waits for more writes before it begins a transaction.
+const MAX_GATHER_ROUNDS: usize = 4;
+
 /// Group commit: one task owns a write connection and runs the writes of concurrent requests
 /// in one transaction, with one fsync for all of them. [`GroupCommit::write`] returns only after
 /// the transaction holding the write is committed (`synchronous=FULL`), so durability is that of
@@ -185,10 +188,20 @@ fn not_committed(e: &sqlx::Error) -> sqlx::Error {
 async fn run_writer(mut conn: SqliteConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        // Let the requests that are ready to run now queue their writes too, as long as more
+        // keep coming (a few rounds at most): a bigger batch shares one fsync and the WAL pages
+        // it writes. No timer: under light load this costs one trip through the scheduler.
+        for _ in 0..MAX_GATHER_ROUNDS {
+            tokio::task::yield_now().await;
+            let before = batch.len();
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() == before || batch.len() >= MAX_BATCH {
+                break;
             }
         }
         let mut rest = batch.into_iter();
