@@ -5,7 +5,7 @@ together at the start of .text.
 Why: the kernel maps a binary's code in 64 KiB windows around each page fault (fault-around),
 so one executed function in every window of the 6.6 MB text made nearly all of it resident.
 With the executed functions packed together, far fewer windows are touched (peak RSS of
-`pledge bootstrap` 8.7 -> 5.9 MB). Nothing changes in what the code does; a pattern that
+`pledge bootstrap` 9.1 -> 7.2 MB). Nothing changes in what the code does; a pattern that
 matches no section (another toolchain, renamed function) is ignored by the linker, and the
 layout then degrades towards the default one.
 
