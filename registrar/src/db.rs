@@ -646,3 +646,155 @@ pub async fn list_pledges(db: &SqlitePool) -> Result<Vec<PledgeSummary>, sqlx::E
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn setup(dir: &tempfile::TempDir) -> (SqlitePool, GroupCommit) {
+        let url = dir.path().join("r.db").to_string_lossy().to_string();
+        let pool = brski_service::store::open(&url, SCHEMA)
+            .await
+            .expect("open");
+        let writer = GroupCommit::start(&url).await.expect("writer");
+        (pool, writer)
+    }
+
+    fn certificate<'a>(cert_serial: &'a str, der: &'a [u8]) -> NewCertificate<'a> {
+        NewCertificate {
+            cert_serial,
+            pledge_serial: "P1",
+            subject: "SERIALNUMBER=P1",
+            not_before: "2026-01-01T00:00:00Z",
+            not_after: "2027-01-01T00:00:00Z",
+            der,
+            renewed_from: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn rfc8995_5_9_4_telemetry_is_a_sighting_of_the_pledge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pool, writer) = setup(&dir).await;
+        record_seen(&writer, "P1", "[fe80::1]:1", Policy::Auto)
+            .await
+            .expect("seen");
+        store_telemetry(
+            &writer,
+            &NewTelemetry {
+                serial: "P1",
+                kind: TelemetryKind::EnrollStatus,
+                status: true,
+                reason: None,
+                body: b"{}",
+                client_cert: ClientCert::Ldevid,
+                peer: "[fe80::2]:2",
+            },
+        )
+        .await
+        .expect("telemetry");
+        let list = list_pledges(&pool).await.expect("list");
+        let p1 = list.iter().find(|p| p.serial == "P1").expect("P1");
+        assert_eq!(p1.last_peer.as_deref(), Some("[fe80::2]:2"));
+    }
+
+    #[tokio::test]
+    async fn rfc7030_4_2_2_a_new_ldevid_supersedes_the_current_one_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pool, writer) = setup(&dir).await;
+        store_certificate(&writer, &certificate("01", b"first"))
+            .await
+            .expect("first");
+        assert_eq!(
+            ldevid_status(&pool, "01", b"first").await.expect("status"),
+            LdevidStatus::Current {
+                pledge_serial: "P1".into()
+            }
+        );
+        store_certificate(&writer, &certificate("02", b"second"))
+            .await
+            .expect("second");
+        assert_eq!(
+            ldevid_status(&pool, "01", b"first").await.expect("status"),
+            LdevidStatus::Superseded {
+                pledge_serial: "P1".into()
+            }
+        );
+        assert_eq!(
+            ldevid_status(&pool, "02", b"second").await.expect("status"),
+            LdevidStatus::Current {
+                pledge_serial: "P1".into()
+            }
+        );
+        // A certificate serial issued twice is refused, and the current LDevID stays current.
+        store_certificate(&writer, &certificate("02", b"again"))
+            .await
+            .expect_err("duplicate serial");
+        assert_eq!(
+            ldevid_status(&pool, "02", b"second").await.expect("status"),
+            LdevidStatus::Current {
+                pledge_serial: "P1".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn rfc8995_5_9_3_enroll_gate_reads_policy_and_latest_voucher() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pool, writer) = setup(&dir).await;
+        assert_eq!(
+            may_enroll(&pool, "P1", "aa").await.expect("gate"),
+            (None, EnrollGate::NoVoucher)
+        );
+        record_seen(&writer, "P1", "peer", Policy::Auto)
+            .await
+            .expect("seen");
+        let voucher = |idevid| NewVoucher {
+            serial: "P1",
+            idevid_sha256: idevid,
+            nonce: None,
+            request_format: "cms",
+            content_type: "application/voucher-cms+json",
+            assertion: Some("logged"),
+            masa_url: "masa.example",
+            voucher: b"v",
+        };
+        store_voucher(&writer, &voucher("aa"))
+            .await
+            .expect("voucher");
+        assert_eq!(
+            may_enroll(&pool, "P1", "aa").await.expect("gate"),
+            (Some(Policy::Auto), EnrollGate::Open)
+        );
+        assert_eq!(
+            may_enroll(&pool, "P1", "bb").await.expect("gate"),
+            (Some(Policy::Auto), EnrollGate::OtherIdevid)
+        );
+        store_telemetry(
+            &writer,
+            &NewTelemetry {
+                serial: "P1",
+                kind: TelemetryKind::VoucherStatus,
+                status: false,
+                reason: Some("bad voucher"),
+                body: b"{}",
+                client_cert: ClientCert::Idevid,
+                peer: "peer",
+            },
+        )
+        .await
+        .expect("telemetry");
+        assert_eq!(
+            may_enroll(&pool, "P1", "aa").await.expect("gate"),
+            (Some(Policy::Auto), EnrollGate::VoucherFailed)
+        );
+        // A newer voucher opens the gate again.
+        store_voucher(&writer, &voucher("aa"))
+            .await
+            .expect("voucher");
+        assert_eq!(
+            may_enroll(&pool, "P1", "aa").await.expect("gate"),
+            (Some(Policy::Auto), EnrollGate::Open)
+        );
+    }
+}
