@@ -2,9 +2,13 @@
 //! contract of DESIGN.md, with pledges minted and bootstrapped by the real binaries.
 
 use anyhow::{Context, Result, anyhow, bail};
+use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Paths of the suite's binaries.
@@ -47,10 +51,49 @@ impl Binaries {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; the caller binds it again soon after).
+/// Ports [`free_port`] has handed out in this process. A port is released as soon as it is
+/// read, so without this record two calls in a row (or two test threads) can get the same one.
+static HANDED_OUT: LazyLock<Mutex<HashSet<u16>>> = LazyLock::new(Mutex::default);
+
+/// How many ephemeral ports [`free_port`] tries before giving up.
+const FREE_PORT_ATTEMPTS: usize = 64;
+
+/// [`free_port`] found only ports it had already handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoFreePort {
+    pub attempts: usize,
+}
+
+impl std::fmt::Display for NoFreePort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "every loopback port offered in {} attempts was already handed out",
+            self.attempts
+        )
+    }
+}
+
+impl std::error::Error for NoFreePort {}
+
+/// A free TCP port on 127.0.0.1 (bound and released; the caller binds it again soon after),
+/// never one this process has handed out before: daemons of parallel tests must not share one.
 pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
-    Ok(l.local_addr()?.port())
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    // Rejected listeners stay bound until we return, so the kernel cannot offer them again.
+    let mut rejected = Vec::new();
+    for _ in 0..FREE_PORT_ATTEMPTS {
+        let l = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
+        let port = l.local_addr()?.port();
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+        rejected.push(l);
+    }
+    Err(NoFreePort {
+        attempts: FREE_PORT_ATTEMPTS,
+    }
+    .into())
 }
 
 /// Wait until `addr` accepts TCP connections, or fail after `timeout`.
@@ -67,6 +110,79 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration, child: &mut Child) -> 
             bail!("nothing listening on {addr} after {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A Unix datagram socket for a child's `sd_notify` messages (`$NOTIFY_SOCKET`), removed when
+/// dropped.
+struct NotifySocket {
+    sock: UnixDatagram,
+    path: PathBuf,
+}
+
+/// Longest Unix socket path (`sun_path` is 108 bytes with the terminating NUL).
+const MAX_UNIX_PATH: usize = 107;
+
+impl NotifySocket {
+    /// Bind next to `log` (`<log>.notify`), or under the temporary directory when that path is
+    /// too long for a Unix socket.
+    fn bind(log: &Path) -> Result<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut path = log.with_extension("notify");
+        if path.as_os_str().len() > MAX_UNIX_PATH {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            path = std::env::temp_dir().join(format!("testbed-{}-{n}.notify", std::process::id()));
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+        }
+        let sock = UnixDatagram::bind(&path)
+            .with_context(|| format!("binding notify socket {}", path.display()))?;
+        sock.set_read_timeout(Some(Duration::from_millis(25)))?;
+        Ok(Self { sock, path })
+    }
+
+    /// Wait for a datagram with a `READY=1` line, failing if `child` exits first or `timeout`
+    /// has passed since `start`.
+    fn wait_ready(&self, start: Instant, timeout: Duration, child: &mut Child) -> Result<()> {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.sock.recv(&mut buf) {
+                Ok(n) => {
+                    if String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .any(|l| l == "READY=1")
+                    {
+                        return Ok(());
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("reading notify socket {}", self.path.display()));
+                }
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("process exited with {status} before sending READY=1");
+            }
+            if start.elapsed() >= timeout {
+                bail!("no READY=1 on {} after {timeout:?}", self.path.display());
+            }
+        }
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -97,7 +213,12 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Start `program args...`, logging to `log`, and wait until `addr` listens.
+    /// Start `program args...`, logging to `log`, and wait until it sends `READY=1` to its
+    /// `$NOTIFY_SOCKET` (our daemons do once their listener is bound) and `addr` listens.
+    ///
+    /// Waiting for a connect alone is fooled by another process on `addr` (e.g. a daemon of a
+    /// parallel test that got the same port): the child may have failed to bind while the
+    /// check succeeds.
     pub fn start(
         name: &'static str,
         program: &Path,
@@ -105,20 +226,32 @@ impl Daemon {
         addr: SocketAddr,
         log: PathBuf,
     ) -> Result<Self> {
+        let timeout = Duration::from_secs(20);
+        let start = Instant::now();
+        let notify = NotifySocket::bind(&log).with_context(|| format!("starting {name}"))?;
         let file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(program)
             .args(args)
+            .env("NOTIFY_SOCKET", &notify.path)
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        if let Err(e) = wait_for_port(addr, Duration::from_secs(20), &mut child) {
+        let ready = notify
+            .wait_ready(start, timeout, &mut child)
+            .and_then(|()| {
+                // The child said its listener is bound, so what answers on `addr` is its own.
+                let left = timeout.saturating_sub(start.elapsed());
+                wait_for_port(addr, left, &mut child)
+            });
+        drop(notify);
+        if let Err(e) = ready {
             let _ = child.kill();
             let _ = child.wait();
             let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(anyhow!("{name}: {e}\n{log_text}"));
+            return Err(anyhow!("{name}: {e:#}\n{log_text}"));
         }
         Ok(Self {
             name,
@@ -383,4 +516,96 @@ pub fn read_enrollment(state_dir: &Path, serial: &str) -> Result<Enrollment> {
 pub fn start_swtpm(state_dir: &Path) -> Result<brski_common::keys::tpm::swtpm::Swtpm> {
     brski_common::keys::tpm::swtpm::Swtpm::start(state_dir)
         .map_err(|e| anyhow!("{e} (swtpm state {})", state_dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Binds the port given as argv[1], then sends `READY=1` to `$NOTIFY_SOCKET` and idles.
+    const READY_CHILD: &str = r#"
+import os, socket, sys, time
+l = socket.socket()
+l.bind(("127.0.0.1", int(sys.argv[1])))
+l.listen()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"STATUS=listening\nREADY=1\n", os.environ["NOTIFY_SOCKET"])
+time.sleep(30)
+"#;
+
+    #[test]
+    fn free_port_never_hands_out_a_port_twice() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    (0..50)
+                        .map(|_| free_port().expect("free port"))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        for t in threads {
+            for port in t.join().expect("thread") {
+                assert!(seen.insert(port), "port {port} handed out twice");
+            }
+        }
+        assert_eq!(seen.len(), 200);
+    }
+
+    #[test]
+    fn start_waits_for_ready_and_removes_the_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port().expect("free port");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let log = dir.path().join("child.log");
+        let mut d = Daemon::start(
+            "ready-child",
+            Path::new("python3"),
+            &["-c", READY_CHILD, &port.to_string()],
+            addr,
+            log.clone(),
+        )
+        .expect("start");
+        assert!(TcpStream::connect(addr).is_ok());
+        assert!(!log.with_extension("notify").exists());
+        d.kill().expect("kill");
+    }
+
+    #[test]
+    fn start_fails_when_the_child_exits_without_ready() {
+        // Someone else listens on the address: a connect check alone would report success.
+        let other = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = other.local_addr().expect("addr");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("child.log");
+        let e = Daemon::start(
+            "exiting-child",
+            Path::new("sh"),
+            &["-c", "echo cannot bind >&2; exit 3"],
+            addr,
+            log.clone(),
+        )
+        .expect_err("must fail");
+        let msg = format!("{e:#}");
+        assert!(msg.contains("exiting-child"), "{msg}");
+        assert!(msg.contains("exit status: 3"), "{msg}");
+        assert!(msg.contains("before sending READY=1"), "{msg}");
+        assert!(msg.contains("cannot bind"), "{msg}");
+        assert!(!log.with_extension("notify").exists());
+    }
+
+    #[test]
+    fn notify_socket_falls_back_to_temp_dir_for_long_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deep = dir.path().join("d".repeat(120));
+        let log = deep.join("daemon.log");
+        let sock = NotifySocket::bind(&log).expect("bind");
+        assert!(sock.path.starts_with(std::env::temp_dir()));
+        assert!(sock.path.as_os_str().len() <= MAX_UNIX_PATH);
+        let path = sock.path.clone();
+        assert!(path.exists());
+        drop(sock);
+        assert!(!path.exists());
+    }
 }
