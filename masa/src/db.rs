@@ -1,11 +1,13 @@
-//! The MASA's durable state in SQLite (through `brski_service::store`: WAL, synchronous=FULL):
-//! devices minted by the factory, first-owner records, sales claims, issued vouchers and the
-//! audit log of RFC 8995 §5.8.1. A voucher and its audit entry are written in one transaction
-//! that commits before the voucher is sent (RFC 8995 §5.6: the log is updated when the voucher
-//! is issued).
+//! The MASA's durable state in SQLite (rusqlite through `brski_service::store`: WAL,
+//! synchronous=FULL): devices minted by the factory, first-owner records, sales claims, issued
+//! vouchers and the audit log of RFC 8995 §5.8.1. Reads run on the caller's thread; the
+//! server's writes go through the group commit. A voucher and its audit entry are written in
+//! one transaction that commits before the voucher is sent (RFC 8995 §5.6: the log is updated
+//! when the voucher is issued).
 
 use brski_common::audit::{Assertion, AuditEvent};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use brski_service::store::{self, Connection, Db, GroupCommit, OptionalExtension, params};
+use std::path::Path;
 
 /// The schema; every statement is idempotent.
 pub const SCHEMA: &str = "
@@ -52,21 +54,13 @@ CREATE INDEX IF NOT EXISTS audit_log_by_serial ON audit_log(serial, id);
 ";
 
 /// Open (creating if needed) the database at `path`.
-pub async fn open(path: &std::path::Path) -> Result<SqlitePool, crate::error::MasaError> {
-    let text = path.to_str().ok_or_else(|| {
-        crate::error::MasaError::Invalid(format!("{}: not UTF-8", path.display()))
-    })?;
-    Ok(brski_service::store::open(text, SCHEMA).await?)
+pub fn open(path: &Path) -> Result<Db, crate::error::MasaError> {
+    Ok(Db::open(path, SCHEMA)?)
 }
 
 /// The group-commit writer of the database at `path` (opened by [`open`] first).
-pub async fn writer(
-    path: &std::path::Path,
-) -> Result<brski_service::store::GroupCommit, crate::error::MasaError> {
-    let text = path.to_str().ok_or_else(|| {
-        crate::error::MasaError::Invalid(format!("{}: not UTF-8", path.display()))
-    })?;
-    Ok(brski_service::store::GroupCommit::start(text).await?)
+pub fn writer(path: &Path) -> Result<GroupCommit, crate::error::MasaError> {
+    Ok(GroupCommit::start(path)?)
 }
 
 /// A device the factory minted.
@@ -110,169 +104,164 @@ fn now() -> String {
         .to_string()
 }
 
-pub use brski_service::store::begin_write;
-
 /// Record a minted device; `Ok(false)` when the serial was minted before.
-pub async fn insert_device(
-    conn: &mut SqliteConnection,
-    device: &Device,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO devices (serial, idevid_issuer, idevid_cert, minted_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT(serial) DO NOTHING",
-    )
-    .bind(&device.serial)
-    .bind(&device.idevid_issuer)
-    .bind(&device.idevid_cert)
-    .bind(now())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+pub fn insert_device(conn: &Connection, device: &Device) -> store::Result<bool> {
+    let done = conn
+        .prepare_cached(
+            "INSERT INTO devices (serial, idevid_issuer, idevid_cert, minted_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(serial) DO NOTHING",
+        )?
+        .execute(params![
+            device.serial,
+            device.idevid_issuer,
+            device.idevid_cert,
+            now()
+        ])?;
+    Ok(done == 1)
 }
 
 /// The device minted with `serial`.
-pub async fn device(pool: &SqlitePool, serial: &str) -> Result<Option<Device>, sqlx::Error> {
-    let row: Option<(String, Vec<u8>, Vec<u8>)> =
-        sqlx::query_as("SELECT serial, idevid_issuer, idevid_cert FROM devices WHERE serial = ?")
-            .bind(serial)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(serial, idevid_issuer, idevid_cert)| Device {
-        serial,
-        idevid_issuer,
-        idevid_cert,
-    }))
+pub fn device(db: &Db, serial: &str) -> store::Result<Option<Device>> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT serial, idevid_issuer, idevid_cert FROM devices WHERE serial = ?1",
+            )?
+            .query_row(params![serial], |r| {
+                Ok(Device {
+                    serial: r.get(0)?,
+                    idevid_issuer: r.get(1)?,
+                    idevid_cert: r.get(2)?,
+                })
+            })
+            .optional()?)
+    })
 }
 
 /// The first owner of `serial`.
-pub async fn owner(
-    conn: &mut SqliteConnection,
-    serial: &str,
-) -> Result<Option<DomainRecord>, sqlx::Error> {
-    let row: Option<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT domain_id, domain_cert FROM owners WHERE serial = ?")
-            .bind(serial)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(domain_id, cert)| DomainRecord { domain_id, cert }))
+pub fn owner(conn: &Connection, serial: &str) -> store::Result<Option<DomainRecord>> {
+    Ok(conn
+        .prepare_cached("SELECT domain_id, domain_cert FROM owners WHERE serial = ?1")?
+        .query_row(params![serial], |r| {
+            Ok(DomainRecord {
+                domain_id: r.get(0)?,
+                cert: r.get(1)?,
+            })
+        })
+        .optional()?)
 }
 
 /// Make `domain` the owner of `serial`.
-pub async fn set_owner(
-    conn: &mut SqliteConnection,
-    serial: &str,
-    domain: &DomainRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO owners (serial, domain_id, domain_cert, since) VALUES (?, ?, ?, ?)")
-        .bind(serial)
-        .bind(&domain.domain_id)
-        .bind(&domain.cert)
-        .bind(now())
-        .execute(conn)
-        .await?;
+pub fn set_owner(conn: &Connection, serial: &str, domain: &DomainRecord) -> store::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO owners (serial, domain_id, domain_cert, since) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![serial, domain.domain_id, domain.cert, now()])?;
     Ok(())
 }
 
 /// Forget the owner of `serial`; `Ok(false)` when it had none.
-pub async fn release(pool: &SqlitePool, serial: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM owners WHERE serial = ?")
-        .bind(serial)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
+pub fn release(db: &Db, serial: &str) -> store::Result<bool> {
+    let done = db
+        .write(|conn| Ok(conn.execute("DELETE FROM owners WHERE serial = ?1", params![serial])?))?;
+    Ok(done > 0)
 }
 
 /// The claim on `serial`.
-pub async fn claim(
-    conn: &mut SqliteConnection,
-    serial: &str,
-) -> Result<Option<DomainRecord>, sqlx::Error> {
-    let row: Option<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT domain_id, domain_ca FROM claims WHERE serial = ?")
-            .bind(serial)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(domain_id, cert)| DomainRecord { domain_id, cert }))
+pub fn claim(conn: &Connection, serial: &str) -> store::Result<Option<DomainRecord>> {
+    Ok(conn
+        .prepare_cached("SELECT domain_id, domain_ca FROM claims WHERE serial = ?1")?
+        .query_row(params![serial], |r| {
+            Ok(DomainRecord {
+                domain_id: r.get(0)?,
+                cert: r.get(1)?,
+            })
+        })
+        .optional()?)
 }
 
 /// Record (or replace) the claim of `domain` on `serial`.
-pub async fn set_claim(
-    pool: &SqlitePool,
-    serial: &str,
-    domain: &DomainRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO claims (serial, domain_id, domain_ca, claimed_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT(serial) DO UPDATE SET domain_id = excluded.domain_id,
-             domain_ca = excluded.domain_ca, claimed_at = excluded.claimed_at",
-    )
-    .bind(serial)
-    .bind(&domain.domain_id)
-    .bind(&domain.cert)
-    .bind(now())
-    .execute(pool)
-    .await?;
-    Ok(())
+pub fn set_claim(db: &Db, serial: &str, domain: &DomainRecord) -> store::Result<()> {
+    db.write(|conn| {
+        conn.execute(
+            "INSERT INTO claims (serial, domain_id, domain_ca, claimed_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(serial) DO UPDATE SET domain_id = excluded.domain_id,
+                 domain_ca = excluded.domain_ca, claimed_at = excluded.claimed_at",
+            params![serial, domain.domain_id, domain.cert, now()],
+        )?;
+        Ok(())
+    })
 }
 
 /// Store an issued voucher and its audit entry (RFC 8995 §5.8.1 event) in `conn`'s open
-/// transaction: one round trip to the database, two statements (the caller's transaction or
-/// savepoint makes them one change). The voucher's id.
-pub async fn record_voucher(
-    conn: &mut SqliteConnection,
-    v: &IssuedVoucher<'_>,
-) -> Result<i64, sqlx::Error> {
-    let rows = sqlx::query(
-        "INSERT INTO vouchers (serial, created_on, expires_on, format, domain_id, nonce, assertion,
-                               voucher)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id;
-         INSERT INTO audit_log (serial, idevid_issuer, date, domain_id, nonce, assertion,
+/// transaction (the caller's transaction or savepoint makes the two statements one change).
+/// The voucher's id.
+pub fn record_voucher(conn: &Connection, v: &IssuedVoucher<'_>) -> store::Result<i64> {
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO vouchers (serial, created_on, expires_on, format, domain_id, nonce,
+                                   assertion, voucher)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+        )?
+        .query_row(
+            params![
+                v.serial,
+                v.created_on,
+                v.expires_on,
+                v.format,
+                v.domain_id,
+                v.nonce,
+                v.assertion,
+                v.voucher
+            ],
+            |r| r.get(0),
+        )?;
+    conn.prepare_cached(
+        "INSERT INTO audit_log (serial, idevid_issuer, date, domain_id, nonce, assertion,
                                 voucher_id)
-         VALUES (?1, ?9, ?2, ?5, ?6, ?7, last_insert_rowid())",
-    )
-    .bind(v.serial)
-    .bind(v.created_on)
-    .bind(v.expires_on)
-    .bind(v.format)
-    .bind(v.domain_id)
-    .bind(v.nonce)
-    .bind(v.assertion)
-    .bind(v.voucher)
-    .bind(v.idevid_issuer)
-    // Every statement runs only when the rows are read to the end.
-    .fetch_all(&mut *conn)
-    .await?;
-    let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
-    let id: i64 = row.try_get("id")?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        v.serial,
+        v.idevid_issuer,
+        v.created_on,
+        v.domain_id,
+        v.nonce,
+        v.assertion,
+        id
+    ])?;
     Ok(id)
 }
 
 /// The audit log of `serial`, oldest first.
-pub async fn audit_events(pool: &SqlitePool, serial: &str) -> Result<Vec<AuditEvent>, sqlx::Error> {
-    let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT date, domain_id, nonce, assertion FROM audit_log WHERE serial = ? ORDER BY id",
-    )
-    .bind(serial)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(date, domain_id, nonce, assertion)| AuditEvent {
-            date,
-            domain_id,
-            nonce,
-            assertion: Assertion::from_text(&assertion),
-            truncated: None,
-        })
-        .collect())
+pub fn audit_events(db: &Db, serial: &str) -> store::Result<Vec<AuditEvent>> {
+    db.read(|conn| {
+        let mut stmt = conn.prepare_cached(
+            "SELECT date, domain_id, nonce, assertion FROM audit_log WHERE serial = ?1 ORDER BY id",
+        )?;
+        let events = stmt
+            .query_map(params![serial], |r| {
+                let assertion: String = r.get(3)?;
+                Ok(AuditEvent {
+                    date: r.get(0)?,
+                    domain_id: r.get(1)?,
+                    nonce: r.get(2)?,
+                    assertion: Assertion::from_text(&assertion),
+                    truncated: None,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(events)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
-        open(&dir.path().join("t.db")).await.expect("open")
+    fn db(dir: &tempfile::TempDir) -> Db {
+        open(&dir.path().join("t.db")).expect("open")
     }
 
     fn device(serial: &str) -> Device {
@@ -283,122 +272,125 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn devices_are_minted_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pool = pool(&dir).await;
-        let mut conn = pool.acquire().await.expect("conn");
-        assert!(
-            insert_device(&mut conn, &device("A"))
-                .await
-                .expect("insert")
-        );
-        assert!(!insert_device(&mut conn, &device("A")).await.expect("again"));
-        drop(conn);
-        let d = super::device(&pool, "A").await.expect("q").expect("found");
-        assert_eq!(d.idevid_issuer, vec![4, 1, 0]);
-        assert!(super::device(&pool, "B").await.expect("q").is_none());
+    fn issued<'a>(created_on: &'a str, nonce: Option<&'a str>) -> IssuedVoucher<'a> {
+        IssuedVoucher {
+            serial: "A",
+            idevid_issuer: &[4],
+            created_on,
+            expires_on: None,
+            format: "cms",
+            domain_id: "ZG9t",
+            nonce,
+            assertion: "logged",
+            voucher: &[0x30],
+        }
     }
 
-    #[tokio::test]
-    async fn owners_claims_and_the_audit_log_round_trip() {
+    #[test]
+    fn devices_are_minted_once() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pool = pool(&dir).await;
-        let mut conn = pool.acquire().await.expect("conn");
-        insert_device(&mut conn, &device("A"))
-            .await
+        let db = db(&dir);
+        assert!(
+            db.write(|conn| insert_device(conn, &device("A")))
+                .expect("insert")
+        );
+        assert!(
+            !db.write(|conn| insert_device(conn, &device("A")))
+                .expect("again")
+        );
+        let d = super::device(&db, "A").expect("q").expect("found");
+        assert_eq!(d.idevid_issuer, vec![4, 1, 0]);
+        assert!(super::device(&db, "B").expect("q").is_none());
+    }
+
+    #[test]
+    fn owners_claims_and_the_audit_log_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = db(&dir);
+        db.write(|conn| insert_device(conn, &device("A")))
             .expect("insert");
-        drop(conn);
         let dom = DomainRecord {
             domain_id: "ZG9t".into(),
             cert: vec![1, 2, 3],
         };
-        let mut tx = begin_write(&pool).await.expect("begin");
-        assert!(owner(&mut tx, "A").await.expect("q").is_none());
-        set_owner(&mut tx, "A", &dom).await.expect("owner");
-        for nonce in [Some("bm9uY2U="), None] {
-            record_voucher(
-                &mut tx,
-                &IssuedVoucher {
-                    serial: "A",
-                    idevid_issuer: &[4],
-                    created_on: "2024-01-01T00:00:00.000Z",
-                    expires_on: None,
-                    format: "cms",
-                    domain_id: "ZG9t",
-                    nonce,
-                    assertion: "logged",
-                    voucher: &[0x30],
-                },
-            )
-            .await
+        let ids = db
+            .write(|conn| {
+                assert!(owner(conn, "A")?.is_none());
+                set_owner(conn, "A", &dom)?;
+                let mut ids = Vec::new();
+                for nonce in [Some("bm9uY2U="), None] {
+                    ids.push(record_voucher(
+                        conn,
+                        &issued("2024-01-01T00:00:00.000Z", nonce),
+                    )?);
+                }
+                Ok(ids)
+            })
             .expect("record");
-        }
-        tx.commit().await.expect("commit");
-        let mut conn = pool.acquire().await.expect("conn");
+        assert!(ids[0] < ids[1], "{ids:?}");
         assert_eq!(
-            owner(&mut conn, "A").await.expect("q").expect("owner").cert,
+            db.read(|conn| owner(conn, "A"))
+                .expect("q")
+                .expect("owner")
+                .cert,
             vec![1, 2, 3]
         );
-        drop(conn);
-        let events = audit_events(&pool, "A").await.expect("events");
+        let events = audit_events(&db, "A").expect("events");
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].nonce.as_deref(), Some("bm9uY2U="));
         assert_eq!(events[1].nonce, None);
         assert_eq!(events[1].assertion, Assertion::Logged);
-        assert!(release(&pool, "A").await.expect("release"));
-        assert!(!release(&pool, "A").await.expect("release again"));
+        let voucher_ids: Vec<i64> = db
+            .read(|conn| {
+                let mut stmt = conn.prepare("SELECT voucher_id FROM audit_log ORDER BY id")?;
+                let rows = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .expect("voucher ids");
+        assert_eq!(voucher_ids, ids);
+        assert!(release(&db, "A").expect("release"));
+        assert!(!release(&db, "A").expect("release again"));
 
-        set_claim(&pool, "A", &dom).await.expect("claim");
+        set_claim(&db, "A", &dom).expect("claim");
         let other = DomainRecord {
             domain_id: "b3RoZXI=".into(),
             cert: vec![9],
         };
-        set_claim(&pool, "A", &other).await.expect("re-claim");
-        let mut conn = pool.acquire().await.expect("conn");
-        let c = claim(&mut conn, "A").await.expect("q").expect("claim");
+        set_claim(&db, "A", &other).expect("re-claim");
+        let c = db.read(|conn| claim(conn, "A")).expect("q").expect("claim");
         assert_eq!((c.domain_id.as_str(), c.cert), ("b3RoZXI=", vec![9]));
     }
 
-    #[tokio::test]
-    async fn a_rolled_back_voucher_leaves_no_audit_entry() {
+    #[test]
+    fn a_rolled_back_voucher_leaves_no_audit_entry() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pool = pool(&dir).await;
-        let mut conn = pool.acquire().await.expect("conn");
-        insert_device(&mut conn, &device("A"))
-            .await
+        let db = db(&dir);
+        db.write(|conn| insert_device(conn, &device("A")))
             .expect("insert");
-        drop(conn);
-        let mut tx = begin_write(&pool).await.expect("begin");
-        record_voucher(
-            &mut tx,
-            &IssuedVoucher {
-                serial: "A",
-                idevid_issuer: &[4],
-                created_on: "2024-01-01T00:00:00Z",
-                expires_on: None,
-                format: "cms",
-                domain_id: "ZG9t",
-                nonce: None,
-                assertion: "logged",
-                voucher: &[0x30],
-            },
-        )
-        .await
-        .expect("record");
-        drop(tx);
-        assert!(audit_events(&pool, "A").await.expect("events").is_empty());
+        let err = db
+            .write(|conn| {
+                record_voucher(conn, &issued("2024-01-01T00:00:00Z", None))?;
+                Err::<(), _>(store::StoreError::Unexpected("roll back".into()))
+            })
+            .expect_err("rolled back");
+        assert!(matches!(err, store::StoreError::Unexpected(_)), "{err:?}");
+        assert!(audit_events(&db, "A").expect("events").is_empty());
     }
 
-    #[tokio::test]
-    async fn unknown_serials_cannot_be_owned_or_logged() {
+    #[test]
+    fn unknown_serials_cannot_be_owned_or_logged() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pool = pool(&dir).await;
+        let db = db(&dir);
         let dom = DomainRecord {
             domain_id: "x".into(),
             cert: vec![],
         };
-        let mut tx = begin_write(&pool).await.expect("begin");
-        assert!(set_owner(&mut tx, "nope", &dom).await.is_err());
+        assert!(db.write(|conn| set_owner(conn, "nope", &dom)).is_err());
+        assert!(
+            db.write(|conn| record_voucher(conn, &issued("2024-01-01T00:00:00Z", None)))
+                .is_err()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! [`Refusal`] for the HTTP endpoints (RFC 8995 §5.6 status with a text/plain reason).
 
 use brski_common::brski::masa::RegistrarRequestError;
+use brski_service::store::StoreError;
 use std::path::PathBuf;
 
 /// Why a command failed.
@@ -12,7 +13,7 @@ pub enum MasaError {
     #[error(transparent)]
     File(#[from] brski_service::files::FileError),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] StoreError),
     #[error("certificate: {0}")]
     Pki(#[from] brski_common::pki::PkiError),
     #[error("name: {0}")]
@@ -127,8 +128,8 @@ impl Refusal {
     }
 }
 
-impl From<sqlx::Error> for Refusal {
-    fn from(e: sqlx::Error) -> Self {
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
         Self::Internal(format!("database: {e}"))
     }
 }

@@ -10,6 +10,7 @@ use brski_common::pki::ext::idevid_issuer;
 use brski_common::pki::{issue, name_from_parts, profile, self_signed};
 use brski_service::config::{PledgeConfig, TpmKey};
 use brski_service::files::{certs_to_pem, read_certs, read_key, write_atomic};
+use brski_service::store::{Connection, Db, StoreError};
 use der::Encode;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -86,7 +87,7 @@ pub fn tls_names(host: &str) -> (Vec<String>, Vec<IpAddr>) {
 /// `masa init`: create the vendor CA, the voucher signer and the TLS certificate (all P-256,
 /// issued by the vendor CA), the database and `masa.toml` (written last, so its presence means
 /// a complete directory). Refuses to overwrite an existing MASA.
-pub async fn init(opts: &InitOptions) -> Result<PathBuf, MasaError> {
+pub fn init(opts: &InitOptions) -> Result<PathBuf, MasaError> {
     if opts.name.is_empty() || !opts.name.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(MasaError::Invalid(format!(
             "--name {:?} is not a host name",
@@ -141,8 +142,7 @@ pub async fn init(opts: &InitOptions) -> Result<PathBuf, MasaError> {
     write_key(&dir.join(names::TLS_KEY), &tls_key)?;
     write_cert(&dir.join(names::TLS_CERT), &tls_cert)?;
 
-    let pool = db::open(&dir.join(names::DATABASE)).await?;
-    pool.close().await;
+    drop(db::open(&dir.join(names::DATABASE))?);
 
     let config = MasaConfig::new(opts.listen, masa_url, opts.ownership);
     let path = dir.join(names::CONFIG);
@@ -241,20 +241,37 @@ pub async fn mint(opts: &MintOptions) -> Result<PathBuf, MasaError> {
         .next()
         .ok_or_else(|| MasaError::Invalid("vendor CA file holds no certificate".into()))?;
     let vendor_key = read_key(&cfg.vendor_ca_key)?;
-    let pool = db::open(&cfg.database).await?;
-    let result = mint_with(&pool, &cfg, &vendor_ca, &vendor_key, opts).await;
-    pool.close().await;
-    result
+    let db = db::open(&cfg.database)?;
+    mint_with(&db, &cfg, &vendor_ca, &vendor_key, opts).await
+}
+
+/// Run `f` in a write transaction of its own (`BEGIN IMMEDIATE`); any error of `f` rolls it
+/// back and is returned as it is.
+fn write_or_roll_back<T>(
+    db: &Db,
+    f: impl FnOnce(&Connection) -> Result<T, MasaError>,
+) -> Result<T, MasaError> {
+    let mut failure = None;
+    let written = db.write(|conn| {
+        f(conn).map_err(|e| {
+            failure = Some(e);
+            StoreError::Unexpected("rolled back".into())
+        })
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(written?),
+    }
 }
 
 async fn mint_with(
-    pool: &sqlx::SqlitePool,
+    db: &Db,
     cfg: &MasaConfig,
     vendor_ca: &Certificate,
     vendor_key: &SoftwareKey,
     opts: &MintOptions,
 ) -> Result<PathBuf, MasaError> {
-    if db::device(pool, &opts.serial).await?.is_some() {
+    if db::device(db, &opts.serial)?.is_some() {
         return Err(MasaError::AlreadyMinted(opts.serial.clone()));
     }
     let out = &opts.out;
@@ -286,13 +303,6 @@ async fn mint_with(
         idevid_issuer: idevid_issuer(&idevid),
         idevid_cert: idevid.to_der()?,
     };
-    // The device row commits only after the files are written; the write lock held meanwhile
-    // makes a concurrent mint of the same serial wait and then fail.
-    let mut tx = db::begin_write(pool).await?;
-    if !db::insert_device(&mut tx, &device).await? {
-        return Err(MasaError::AlreadyMinted(opts.serial.clone()));
-    }
-
     let pledge = PledgeConfig {
         serial_number: opts.serial.clone(),
         idevid_cert: pledge_names::IDEVID_CERT.into(),
@@ -311,17 +321,23 @@ async fn mint_with(
         voucher_format: None,
         trust_clock: true,
     };
-    let pledge_toml = toml::to_string(&pledge)
-        .map_err(|e| MasaError::Invalid(format!("cannot write pledge.toml: {e}")))?;
-    if let IdevidKey::Software(key) = &key {
-        write_key(&out.join(pledge_names::IDEVID_KEY), key)?;
-    }
-    write_cert(&out.join(pledge_names::IDEVID_CERT), &idevid)?;
-    write_cert(&out.join(pledge_names::MANUFACTURER_CA), vendor_ca)?;
-    let path = out.join(pledge_names::CONFIG);
-    write_atomic(&path, pledge_toml.as_bytes(), PUBLIC_MODE)?;
-    tx.commit().await?;
-    Ok(path)
+    // The device row commits only after the files are written; the write lock held meanwhile
+    // makes a concurrent mint of the same serial wait and then fail.
+    write_or_roll_back(db, |conn| {
+        if !db::insert_device(conn, &device)? {
+            return Err(MasaError::AlreadyMinted(opts.serial.clone()));
+        }
+        let pledge_toml = toml::to_string(&pledge)
+            .map_err(|e| MasaError::Invalid(format!("cannot write pledge.toml: {e}")))?;
+        if let IdevidKey::Software(key) = &key {
+            write_key(&out.join(pledge_names::IDEVID_KEY), key)?;
+        }
+        write_cert(&out.join(pledge_names::IDEVID_CERT), &idevid)?;
+        write_cert(&out.join(pledge_names::MANUFACTURER_CA), vendor_ca)?;
+        let path = out.join(pledge_names::CONFIG);
+        write_atomic(&path, pledge_toml.as_bytes(), PUBLIC_MODE)?;
+        Ok(path)
+    })
 }
 
 /// What `masa mint-bulk` is asked for.
@@ -339,7 +355,7 @@ pub struct MintBulkOptions {
 /// transaction, and writes one PEM bundle: the manufacturer CA certificate, then for each
 /// device its IDevID certificate followed by its PKCS#8 key. The rows commit only after the
 /// bundle is written; any serial minted before refuses the whole batch.
-pub async fn mint_bulk(opts: &MintBulkOptions) -> Result<(PathBuf, u32), MasaError> {
+pub fn mint_bulk(opts: &MintBulkOptions) -> Result<(PathBuf, u32), MasaError> {
     if opts.count == 0 {
         return Err(MasaError::Invalid("--count must be at least 1".into()));
     }
@@ -376,21 +392,16 @@ pub async fn mint_bulk(opts: &MintBulkOptions) -> Result<(PathBuf, u32), MasaErr
             idevid_cert: idevid.to_der()?,
         });
     }
-    let pool = db::open(&cfg.database).await?;
-    let result = async {
-        let mut tx = db::begin_write(&pool).await?;
+    let db = db::open(&cfg.database)?;
+    write_or_roll_back(&db, |conn| {
         for device in &devices {
-            if !db::insert_device(&mut tx, device).await? {
+            if !db::insert_device(conn, device)? {
                 return Err(MasaError::AlreadyMinted(device.serial.clone()));
             }
         }
         write_atomic(&opts.out, bundle.as_bytes(), KEY_MODE)?;
-        tx.commit().await?;
         Ok((opts.out.clone(), opts.count))
-    }
-    .await;
-    pool.close().await;
-    result
+    })
 }
 
 #[cfg(test)]

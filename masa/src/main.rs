@@ -173,8 +173,7 @@ async fn run(command: Command) -> Result<(), MasaError> {
                 listen: a.listen,
                 masa_url: a.masa_url,
                 ownership: a.ownership,
-            })
-            .await?;
+            })?;
             println!("created {}", path.display());
         }
         Command::Serve(a) => {
@@ -201,12 +200,11 @@ async fn run(command: Command) -> Result<(), MasaError> {
                 count: a.count,
                 serial_prefix: a.serial_prefix,
                 out: a.out,
-            })
-            .await?;
+            })?;
             println!("minted {count} devices into {}", path.display());
         }
         Command::Claim(a) => {
-            let (domain_id, ownership) = admin::claim(&a.config, &a.serial, &a.domain_ca).await?;
+            let (domain_id, ownership) = admin::claim(&a.config, &a.serial, &a.domain_ca)?;
             println!("claimed {} for domainID {domain_id}", a.serial);
             if ownership != Ownership::Claimed {
                 eprintln!(
@@ -216,17 +214,14 @@ async fn run(command: Command) -> Result<(), MasaError> {
             }
         }
         Command::Release(a) => {
-            if admin::release(&a.config, &a.serial).await? {
+            if admin::release(&a.config, &a.serial)? {
                 println!("released {}", a.serial);
             } else {
                 println!("{} had no owner", a.serial);
             }
         }
         Command::AuditLog(a) => {
-            println!(
-                "{}",
-                admin::audit_log(&a.config, &a.serial, a.abridged).await?
-            );
+            println!("{}", admin::audit_log(&a.config, &a.serial, a.abridged)?);
         }
         Command::Inspect(_) => {}
     }

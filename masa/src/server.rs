@@ -29,11 +29,11 @@ use brski_common::pki::chain::{ChainError, TimeCheck, TrustPolicy, subject_strin
 use brski_common::pki::ext::domain_id_base64;
 use brski_common::voucher::Assertion;
 use brski_service::https::ConnInfo;
+use brski_service::store::{self, Connection, Db, GroupCommit};
 use brski_service::{files, https, notify};
 use der::{Decode, Encode};
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, StatusCode};
-use sqlx::SqlitePool;
 use std::path::Path;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -45,9 +45,9 @@ const MAX_BODY: usize = 256 * 1024;
 
 /// What the handlers share.
 pub struct App {
-    pool: SqlitePool,
+    db: Db,
     /// Voucher transactions, group-committed.
-    writer: brski_service::store::GroupCommit,
+    writer: GroupCommit,
     vendor_policy: TrustPolicy,
     signer: SoftwareKey,
     /// The voucher signer's certificate and the vendor CA, carried in every voucher.
@@ -106,10 +106,10 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         brski_common::tls::certified_key(&tls_der, Arc::new(tls_key))?,
         None,
     )?;
-    let pool = db::open(&cfg.database).await?;
-    let writer = db::writer(&cfg.database).await?;
+    let db = db::open(&cfg.database)?;
+    let writer = db::writer(&cfg.database)?;
     let app = Arc::new(App {
-        pool: pool.clone(),
+        db,
         writer,
         // The pledge's IDevID is checked without the clock: an IDevID's expiry must not stop a
         // device from being onboarded (RFC 8995 §2.6.2), and the MASA also requires the exact
@@ -135,7 +135,6 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         notify::stopping();
     };
     https::serve(listener, Arc::new(tls), router(app), shutdown).await;
-    pool.close().await;
     tracing::info!("database closed; stopped");
     Ok(())
 }
@@ -265,7 +264,7 @@ async fn request_audit_log(State(app): State<Arc<App>>, req: Request) -> Respons
             Ok(b) => b,
             Err(resp) => return resp,
         };
-        match app.audit_log(&headers, &body).await {
+        match app.audit_log(&headers, &body) {
             Ok(json) => (
                 StatusCode::OK,
                 [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
@@ -299,15 +298,12 @@ impl OwnedIssue {
     /// The ownership check (RFC 8995 §5.5.4: first-owner or the sales claim) and the voucher
     /// with its audit entry; `Ok(Err(_))` refuses with nothing written; `Ok(Ok(true))` when the
     /// first owner was recorded.
-    async fn check_and_record(
-        self,
-        conn: &mut sqlx::SqliteConnection,
-    ) -> Result<Result<bool, Refusal>, sqlx::Error> {
+    fn check_and_record(self, conn: &Connection) -> store::Result<Result<bool, Refusal>> {
         let serial = self.serial.as_str();
         let mut owner_recorded = false;
         match self.ownership {
             Ownership::LogOnly => {}
-            Ownership::FirstOwner => match db::owner(&mut *conn, serial).await? {
+            Ownership::FirstOwner => match db::owner(conn, serial)? {
                 Some(owner) => {
                     let cert = match Certificate::from_der(&owner.cert) {
                         Ok(cert) => cert,
@@ -318,12 +314,12 @@ impl OwnedIssue {
                     }
                 }
                 None => {
-                    db::set_owner(&mut *conn, serial, &self.owner_if_first).await?;
+                    db::set_owner(conn, serial, &self.owner_if_first)?;
                     owner_recorded = true;
                 }
             },
             Ownership::Claimed => {
-                let Some(claim) = db::claim(&mut *conn, serial).await? else {
+                let Some(claim) = db::claim(conn, serial)? else {
                     return Ok(Err(Refusal::NotClaimed(self.serial)));
                 };
                 let ca = match Certificate::from_der(&claim.cert) {
@@ -336,7 +332,7 @@ impl OwnedIssue {
             }
         }
         db::record_voucher(
-            &mut *conn,
+            conn,
             &IssuedVoucher {
                 serial,
                 idevid_issuer: &self.idevid_issuer,
@@ -348,8 +344,7 @@ impl OwnedIssue {
                 assertion: self.assertion,
                 voucher: &self.voucher,
             },
-        )
-        .await?;
+        )?;
         Ok(Ok(owner_recorded))
     }
 }
@@ -362,7 +357,7 @@ impl App {
     /// The checks both endpoints make (RFC 8995 §5.5): the request verifies, its device was
     /// minted here with the IDevID it presents, and a nonceless request is only taken under the
     /// claimed policy (§5.5.4, §7.4).
-    async fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Accepted, Refusal> {
+    fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Accepted, Refusal> {
         let format = request_format(headers)?;
         let (raw, encoding) = decode_body(format, body);
         let checked = check_registrar_voucher_request(
@@ -374,9 +369,8 @@ impl App {
         )?;
         let serial = checked.serial_number.clone();
         tracing::Span::current().record("serial", serial.as_str());
-        let device = db::device(&self.pool, &serial)
-            .await?
-            .ok_or_else(|| Refusal::UnknownDevice(serial.clone()))?;
+        let device =
+            db::device(&self.db, &serial)?.ok_or_else(|| Refusal::UnknownDevice(serial.clone()))?;
         if checked
             .request
             .idevid_issuer
@@ -446,7 +440,7 @@ impl App {
             .reduce(|a, b| format!("{a}, {b}"));
         let answer = negotiate(accept.as_deref(), request)
             .ok_or_else(|| Refusal::NotAcceptable(accept.clone().unwrap_or_default()))?;
-        let a = self.accept(headers, body).await?;
+        let a = self.accept(headers, body)?;
         let serial = a.checked.serial_number.as_str();
 
         let proven = if a.checked.proximity {
@@ -510,7 +504,7 @@ impl App {
         // transaction (group-committed, synchronous=FULL) that commits before the voucher leaves.
         let owner_recorded = self
             .writer
-            .write(move |conn| Box::pin(record.check_and_record(conn)))
+            .write(move |conn| record.check_and_record(conn))
             .await??;
         if owner_recorded {
             tracing::info!(outcome = "owner-recorded", "first owner of the device");
@@ -528,10 +522,10 @@ impl App {
 
     /// requestauditlog (RFC 8995 §5.8.1): the abridged log, for a domain that has received a
     /// voucher for the device; 404 for others (never-owner).
-    async fn audit_log(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Refusal> {
-        let a = self.accept(headers, body).await?;
+    fn audit_log(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Refusal> {
+        let a = self.accept(headers, body)?;
         let serial = a.checked.serial_number.as_str();
-        let events = db::audit_events(&self.pool, serial).await?;
+        let events = db::audit_events(&self.db, serial)?;
         if !events.iter().any(|e| e.domain_id == a.domain_id) {
             return Err(Refusal::NeverOwner(serial.to_string()));
         }

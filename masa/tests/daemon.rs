@@ -548,22 +548,19 @@ async fn sigterm_lets_the_in_flight_request_finish() {
 
     // The voucher's audit entry is durable and the database is consistent.
     let db = masa.dir.join("masa.db");
-    let pool = brski_service::store::open(db.to_str().expect("utf-8"), "SELECT 1;")
-        .await
-        .expect("open database");
-    assert!(
-        brski_service::store::integrity_ok(&pool)
-            .await
-            .expect("check"),
-        "PRAGMA integrity_check"
-    );
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE serial = ?")
-        .bind("SN-TERM")
-        .fetch_one(&pool)
-        .await
+    let db = brski_service::store::Db::open(&db, "SELECT 1;").expect("open database");
+    assert!(db.integrity_ok().expect("check"), "PRAGMA integrity_check");
+    let count: i64 = db
+        .read(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM audit_log WHERE serial = ?1",
+                brski_service::store::params!["SN-TERM"],
+                |r| r.get(0),
+            )?)
+        })
         .expect("count");
     assert_eq!(count, 1);
-    pool.close().await;
+    drop(db);
     let log = masa.log();
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(log.contains("voucher issued"), "{log}");

@@ -1,11 +1,12 @@
-//! The registrar's state in SQLite (through sqlx, runtime queries): pledges and their policy,
-//! vouchers relayed, status telemetry received (RFC 8995 §5.7, §5.9.4) and LDevIDs issued.
-//! Every protocol step writes in one transaction, so a crash leaves either the whole step or
-//! none of it.
+//! The registrar's state in SQLite (rusqlite): pledges and their policy, vouchers relayed,
+//! status telemetry received (RFC 8995 §5.7, §5.9.4) and LDevIDs issued. Reads run on the
+//! caller's thread; writes go through the group commit, one statement each, so a crash leaves
+//! either the whole step or none of it.
 
-use brski_service::store::{GroupCommit, SqlitePool};
+use brski_service::store::{
+    Connection, Db, GroupCommit, OptionalExtension, Result, StoreError, params,
+};
 use serde::Serialize;
-use sqlx::Row;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -112,30 +113,26 @@ impl Policy {
 }
 
 /// The stored policy of `serial`, if the serial is known.
-pub async fn policy(db: &SqlitePool, serial: &str) -> Result<Option<Policy>, sqlx::Error> {
-    let row = sqlx::query("SELECT policy FROM pledges WHERE serial = ?")
-        .bind(serial)
-        .fetch_optional(db)
-        .await?;
-    Ok(row
-        .map(|r| r.try_get::<String, _>("policy"))
-        .transpose()?
-        .and_then(|p| Policy::parse(&p)))
+pub fn policy(db: &Db, serial: &str) -> Result<Option<Policy>> {
+    db.read(|conn| {
+        let stored: Option<String> = conn
+            .prepare_cached("SELECT policy FROM pledges WHERE serial = ?1")?
+            .query_row(params![serial], |r| r.get(0))
+            .optional()?;
+        Ok(stored.and_then(|p| Policy::parse(&p)))
+    })
 }
 
 /// Set the policy of `serial` (creating the row), e.g. from `registrar pledges allow`.
-pub async fn set_policy(db: &SqlitePool, serial: &str, policy: Policy) -> Result<(), sqlx::Error> {
-    let mut tx = brski_service::store::begin_write(db).await?;
-    sqlx::query(
-        "INSERT INTO pledges (serial, policy, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT(serial) DO UPDATE SET policy = ?2, updated_at = ?3",
-    )
-    .bind(serial)
-    .bind(policy.as_str())
-    .bind(now())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+pub fn set_policy(db: &Db, serial: &str, policy: Policy) -> Result<()> {
+    db.write(|conn| {
+        conn.prepare_cached(
+            "INSERT INTO pledges (serial, policy, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(serial) DO UPDATE SET policy = ?2, updated_at = ?3",
+        )?
+        .execute(params![serial, policy.as_str(), now()])?;
+        Ok(())
+    })
 }
 
 /// Record that `serial` was seen from `peer`; a new serial gets `policy_if_new`, and a known
@@ -146,14 +143,14 @@ pub async fn record_seen(
     serial: &str,
     peer: &str,
     policy_if_new: Policy,
-) -> Result<Policy, sqlx::Error> {
+) -> Result<Policy> {
     let (serial, peer, t) = (serial.to_string(), peer.to_string(), now());
     // One statement: an `allowed` or `denied` decision is kept, any other stored policy (or
     // none) becomes `policy_if_new`.
     let stored: String = writer
-        .write_statement(move |conn| {
-            Box::pin(async move {
-                sqlx::query(
+        .write_statement(move |conn: &Connection| {
+            Ok(conn
+                .prepare_cached(
                     "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer,
                                           updated_at)
                      VALUES (?1, ?2, ?3, ?3, ?4, ?3)
@@ -162,19 +159,14 @@ pub async fn record_seen(
                          first_seen = COALESCE(first_seen, ?3), last_seen = ?3, last_peer = ?4,
                          updated_at = ?3
                      RETURNING policy",
-                )
-                .bind(serial)
-                .bind(policy_if_new.as_str())
-                .bind(t)
-                .bind(peer)
-                .fetch_one(conn)
-                .await?
-                .try_get("policy")
-            })
+                )?
+                .query_row(params![serial, policy_if_new.as_str(), t, peer], |r| {
+                    r.get(0)
+                })?)
         })
         .await?;
     Policy::parse(&stored)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown pledge policy {stored:?}").into()))
+        .ok_or_else(|| StoreError::Unexpected(format!("unknown pledge policy {stored:?}")))
 }
 
 /// A voucher relayed to a pledge.
@@ -187,30 +179,28 @@ pub struct StoredVoucher {
 
 /// The voucher relayed earlier to the IDevID `idevid_sha256` of `serial` for `nonce` (an
 /// idempotent retry, RFC 8995 §5.6).
-pub async fn voucher_for_nonce(
-    db: &SqlitePool,
+pub fn voucher_for_nonce(
+    db: &Db,
     serial: &str,
     idevid_sha256: &str,
     nonce: &str,
-) -> Result<Option<StoredVoucher>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id, content_type, voucher FROM vouchers
-         WHERE serial = ? AND idevid_sha256 = ? AND nonce = ?
-         ORDER BY id DESC LIMIT 1",
-    )
-    .bind(serial)
-    .bind(idevid_sha256)
-    .bind(nonce)
-    .fetch_optional(db)
-    .await?;
-    row.map(|r| {
-        Ok(StoredVoucher {
-            id: r.try_get("id")?,
-            content_type: r.try_get("content_type")?,
-            voucher: r.try_get("voucher")?,
-        })
+) -> Result<Option<StoredVoucher>> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT id, content_type, voucher FROM vouchers
+                 WHERE serial = ?1 AND idevid_sha256 = ?2 AND nonce = ?3
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![serial, idevid_sha256, nonce], |r| {
+                Ok(StoredVoucher {
+                    id: r.get("id")?,
+                    content_type: r.get("content_type")?,
+                    voucher: r.get("voucher")?,
+                })
+            })
+            .optional()?)
     })
-    .transpose()
 }
 
 /// What is stored about one relayed voucher.
@@ -228,7 +218,7 @@ pub struct NewVoucher<'a> {
 
 /// Store a voucher about to be relayed (the pledge's `last_seen` was set by [`record_seen`]
 /// when its request arrived).
-pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i64, sqlx::Error> {
+pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i64> {
     let t = now();
     let serial = v.serial.to_string();
     let idevid_sha256 = v.idevid_sha256.to_string();
@@ -239,26 +229,24 @@ pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i
     let masa_url = v.masa_url.to_string();
     let voucher = v.voucher.to_vec();
     writer
-        .write_statement(move |conn| {
-            Box::pin(async move {
-                Ok(sqlx::query(
-                    "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format,
-                                           content_type, assertion, masa_url, voucher, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(serial)
-                .bind(idevid_sha256)
-                .bind(nonce)
-                .bind(request_format)
-                .bind(content_type)
-                .bind(assertion)
-                .bind(masa_url)
-                .bind(voucher)
-                .bind(t)
-                .execute(&mut *conn)
-                .await?
-                .last_insert_rowid())
-            })
+        .write_statement(move |conn: &Connection| {
+            conn.prepare_cached(
+                "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format,
+                                       content_type, assertion, masa_url, voucher, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                serial,
+                idevid_sha256,
+                nonce,
+                request_format,
+                content_type,
+                assertion,
+                masa_url,
+                voucher,
+                t
+            ])?;
+            Ok(conn.last_insert_rowid())
         })
         .await
 }
@@ -310,10 +298,7 @@ pub struct NewTelemetry<'a> {
 
 /// Store a telemetry report, linked to the latest voucher of the serial; the trigger
 /// `telemetry_seen` updates the pledge's `last_seen` in the same statement.
-pub async fn store_telemetry(
-    writer: &GroupCommit,
-    t: &NewTelemetry<'_>,
-) -> Result<(), sqlx::Error> {
+pub async fn store_telemetry(writer: &GroupCommit, t: &NewTelemetry<'_>) -> Result<()> {
     let received = now();
     let serial = t.serial.to_string();
     let kind = t.kind.as_str();
@@ -323,26 +308,24 @@ pub async fn store_telemetry(
     let client_cert = t.client_cert.as_str();
     let peer = t.peer.to_string();
     writer
-        .write_statement(move |conn| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
-                                            voucher_id, peer, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-                             (SELECT MAX(id) FROM vouchers WHERE serial = ?1), ?7, ?8)",
-                )
-                .bind(serial)
-                .bind(kind)
-                .bind(status)
-                .bind(reason)
-                .bind(body)
-                .bind(client_cert)
-                .bind(peer)
-                .bind(received)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            })
+        .write_statement(move |conn: &Connection| {
+            conn.prepare_cached(
+                "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
+                                        voucher_id, peer, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+                         (SELECT MAX(id) FROM vouchers WHERE serial = ?1), ?7, ?8)",
+            )?
+            .execute(params![
+                serial,
+                kind,
+                status,
+                reason,
+                body,
+                client_cert,
+                peer,
+                received
+            ])?;
+            Ok(())
         })
         .await
 }
@@ -351,34 +334,36 @@ pub async fn store_telemetry(
 /// §5.7): the pledge's stored policy, and whether the latest voucher relayed for `serial` was
 /// obtained by this very IDevID and the latest voucher_status about it is not a failure. One
 /// query.
-pub async fn may_enroll(
-    db: &SqlitePool,
+pub fn may_enroll(
+    db: &Db,
     serial: &str,
     idevid_sha256: &str,
-) -> Result<(Option<Policy>, EnrollGate), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT (SELECT policy FROM pledges WHERE serial = ?1) AS policy,
-                v.idevid_sha256 AS holder,
-                (SELECT t.status FROM telemetry t
-                 WHERE t.serial = v.serial AND t.kind = 'voucher_status' AND t.voucher_id = v.id
-                 ORDER BY t.id DESC LIMIT 1) AS status
-         FROM (SELECT 1)
-         LEFT JOIN (SELECT id, serial, idevid_sha256 FROM vouchers WHERE serial = ?1
-                    ORDER BY id DESC LIMIT 1) v",
-    )
-    .bind(serial)
-    .fetch_one(db)
-    .await?;
-    let policy = row
-        .try_get::<Option<String>, _>("policy")?
-        .and_then(|p| Policy::parse(&p));
-    let Some(holder) = row.try_get::<Option<String>, _>("holder")? else {
+) -> Result<(Option<Policy>, EnrollGate)> {
+    type GateRow = (Option<String>, Option<String>, Option<i64>);
+    let (policy, holder, status): GateRow = db.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT (SELECT policy FROM pledges WHERE serial = ?1) AS policy,
+                        v.idevid_sha256 AS holder,
+                        (SELECT t.status FROM telemetry t
+                         WHERE t.serial = v.serial AND t.kind = 'voucher_status'
+                           AND t.voucher_id = v.id
+                         ORDER BY t.id DESC LIMIT 1) AS status
+                 FROM (SELECT 1)
+                 LEFT JOIN (SELECT id, serial, idevid_sha256 FROM vouchers WHERE serial = ?1
+                            ORDER BY id DESC LIMIT 1) v",
+            )?
+            .query_row(params![serial], |r| {
+                Ok((r.get("policy")?, r.get("holder")?, r.get("status")?))
+            })?)
+    })?;
+    let policy = policy.and_then(|p| Policy::parse(&p));
+    let Some(holder) = holder else {
         return Ok((policy, EnrollGate::NoVoucher));
     };
     if holder != idevid_sha256 {
         return Ok((policy, EnrollGate::OtherIdevid));
     }
-    let status: Option<i64> = row.try_get("status")?;
     let gate = if status == Some(0) {
         EnrollGate::VoucherFailed
     } else {
@@ -413,10 +398,7 @@ pub struct NewCertificate<'a> {
 
 /// Store an issued LDevID; the trigger `certificates_supersede` marks every other current
 /// LDevID of the pledge superseded by it in the same statement.
-pub async fn store_certificate(
-    writer: &GroupCommit,
-    c: &NewCertificate<'_>,
-) -> Result<(), sqlx::Error> {
+pub async fn store_certificate(writer: &GroupCommit, c: &NewCertificate<'_>) -> Result<()> {
     let cert_serial = c.cert_serial.to_string();
     let pledge_serial = c.pledge_serial.to_string();
     let subject = c.subject.to_string();
@@ -426,25 +408,23 @@ pub async fn store_certificate(
     let renewed_from = c.renewed_from.map(str::to_string);
     let issued_at = now();
     writer
-        .write_statement(move |conn| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before,
-                                               not_after, der, issued_at, renewed_from)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(cert_serial)
-                .bind(pledge_serial)
-                .bind(subject)
-                .bind(not_before)
-                .bind(not_after)
-                .bind(der)
-                .bind(issued_at)
-                .bind(renewed_from)
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            })
+        .write_statement(move |conn: &Connection| {
+            conn.prepare_cached(
+                "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before,
+                                           not_after, der, issued_at, renewed_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                cert_serial,
+                pledge_serial,
+                subject,
+                not_before,
+                not_after,
+                der,
+                issued_at,
+                renewed_from
+            ])?;
+            Ok(())
         })
         .await
 }
@@ -468,25 +448,26 @@ pub enum LdevidStatus {
 }
 
 /// Look up a certificate by its serial number and exact DER.
-pub async fn ldevid_status(
-    db: &SqlitePool,
-    cert_serial: &str,
-    der: &[u8],
-) -> Result<LdevidStatus, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT pledge_serial, superseded_by, revoked FROM certificates
-         WHERE cert_serial = ? AND der = ?",
-    )
-    .bind(cert_serial)
-    .bind(der)
-    .fetch_optional(db)
-    .await?;
-    let Some(row) = row else {
+pub fn ldevid_status(db: &Db, cert_serial: &str, der: &[u8]) -> Result<LdevidStatus> {
+    type CertRow = (String, Option<String>, i64);
+    let row: Option<CertRow> = db.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT pledge_serial, superseded_by, revoked FROM certificates
+                 WHERE cert_serial = ?1 AND der = ?2",
+            )?
+            .query_row(params![cert_serial, der], |r| {
+                Ok((
+                    r.get("pledge_serial")?,
+                    r.get("superseded_by")?,
+                    r.get("revoked")?,
+                ))
+            })
+            .optional()?)
+    })?;
+    let Some((pledge_serial, superseded, revoked)) = row else {
         return Ok(LdevidStatus::Unknown);
     };
-    let pledge_serial: String = row.try_get("pledge_serial")?;
-    let superseded: Option<String> = row.try_get("superseded_by")?;
-    let revoked: i64 = row.try_get("revoked")?;
     Ok(if revoked != 0 {
         LdevidStatus::Revoked { pledge_serial }
     } else if superseded.is_some() {
@@ -525,139 +506,122 @@ pub struct PledgeSummary {
     pub certificates: i64,
 }
 
-async fn latest_status(
-    db: &SqlitePool,
+fn latest_status(
+    conn: &Connection,
     serial: &str,
     kind: TelemetryKind,
-) -> Result<Option<StatusReport>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT status, reason, client_cert, received_at FROM telemetry
-         WHERE serial = ? AND kind = ? ORDER BY id DESC LIMIT 1",
-    )
-    .bind(serial)
-    .bind(kind.as_str())
-    .fetch_optional(db)
-    .await?;
-    row.map(|r| {
-        Ok(StatusReport {
-            status: r.try_get::<i64, _>("status")? != 0,
-            reason: r.try_get("reason")?,
-            client_cert: r.try_get("client_cert")?,
-            received_at: r.try_get("received_at")?,
+) -> Result<Option<StatusReport>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT status, reason, client_cert, received_at FROM telemetry
+             WHERE serial = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![serial, kind.as_str()], |r| {
+            Ok(StatusReport {
+                status: r.get::<_, i64>("status")? != 0,
+                reason: r.get("reason")?,
+                client_cert: r.get("client_cert")?,
+                received_at: r.get("received_at")?,
+            })
         })
-    })
-    .transpose()
+        .optional()?)
 }
 
-async fn count(db: &SqlitePool, sql: &'static str, serial: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query(sql)
-        .bind(serial)
-        .fetch_one(db)
-        .await?
-        .try_get("n")
+fn count(conn: &Connection, sql: &'static str, serial: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![serial], |r| r.get("n"))?)
 }
 
 /// Every serial the registrar knows (from any table), with its state.
-pub async fn list_pledges(db: &SqlitePool) -> Result<Vec<PledgeSummary>, sqlx::Error> {
-    let serials: Vec<String> = sqlx::query(
-        "SELECT serial FROM pledges UNION SELECT serial FROM telemetry
-         UNION SELECT pledge_serial FROM certificates ORDER BY 1",
-    )
-    .fetch_all(db)
-    .await?
-    .iter()
-    .map(|r| r.try_get::<String, _>(0))
-    .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(serials.len());
-    for serial in serials {
-        let pledge =
-            sqlx::query("SELECT policy, last_seen, last_peer FROM pledges WHERE serial = ?")
-                .bind(&serial)
-                .fetch_optional(db)
-                .await?;
-        let (policy, last_seen, last_peer) = match pledge {
-            Some(r) => (
-                r.try_get::<String, _>("policy")?,
-                r.try_get::<Option<String>, _>("last_seen")?,
-                r.try_get::<Option<String>, _>("last_peer")?,
-            ),
-            None => ("unknown".to_string(), None, None),
-        };
-        let voucher_assertion =
-            sqlx::query("SELECT assertion FROM vouchers WHERE serial = ? ORDER BY id DESC LIMIT 1")
-                .bind(&serial)
-                .fetch_optional(db)
-                .await?
-                .map(|r| r.try_get::<Option<String>, _>("assertion"))
-                .transpose()?
+pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
+    db.read(|conn| {
+        let serials: Vec<String> = conn
+            .prepare_cached(
+                "SELECT serial FROM pledges UNION SELECT serial FROM telemetry
+                 UNION SELECT pledge_serial FROM certificates ORDER BY 1",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(serials.len());
+        for serial in serials {
+            type PledgeRow = (String, Option<String>, Option<String>);
+            let pledge: Option<PledgeRow> = conn
+                .prepare_cached(
+                    "SELECT policy, last_seen, last_peer FROM pledges WHERE serial = ?1",
+                )?
+                .query_row(params![serial], |r| {
+                    Ok((r.get("policy")?, r.get("last_seen")?, r.get("last_peer")?))
+                })
+                .optional()?;
+            let (policy, last_seen, last_peer) =
+                pledge.unwrap_or_else(|| ("unknown".to_string(), None, None));
+            let voucher_assertion: Option<String> = conn
+                .prepare_cached(
+                    "SELECT assertion FROM vouchers WHERE serial = ?1 ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![serial], |r| r.get::<_, Option<String>>("assertion"))
+                .optional()?
                 .flatten();
-        let ldevid = sqlx::query(
-            "SELECT cert_serial, not_after FROM certificates
-             WHERE pledge_serial = ? AND superseded_by IS NULL AND revoked = 0
-             ORDER BY issued_at DESC LIMIT 1",
-        )
-        .bind(&serial)
-        .fetch_optional(db)
-        .await?;
-        let (ldevid_serial, ldevid_not_after) = match ldevid {
-            Some(r) => (
-                Some(r.try_get::<String, _>("cert_serial")?),
-                Some(r.try_get::<String, _>("not_after")?),
-            ),
-            None => (None, None),
-        };
-        let state = match Policy::parse(&policy) {
-            Some(Policy::Denied) => "denied",
-            Some(Policy::Pending) => "pending",
-            _ if ldevid_serial.is_some() => "enrolled",
-            Some(Policy::Auto | Policy::Allowed) => "allowed",
-            None => "unknown",
-        };
-        out.push(PledgeSummary {
-            state: state.to_string(),
-            policy,
-            voucher_assertion,
-            voucher_status: latest_status(db, &serial, TelemetryKind::VoucherStatus).await?,
-            enrollstatus: latest_status(db, &serial, TelemetryKind::EnrollStatus).await?,
-            ldevid_serial,
-            ldevid_not_after,
-            last_seen,
-            last_peer,
-            vouchers: count(
-                db,
-                "SELECT COUNT(*) AS n FROM vouchers WHERE serial = ?",
-                &serial,
-            )
-            .await?,
-            telemetry_reports: count(
-                db,
-                "SELECT COUNT(*) AS n FROM telemetry WHERE serial = ?",
-                &serial,
-            )
-            .await?,
-            certificates: count(
-                db,
-                "SELECT COUNT(*) AS n FROM certificates WHERE pledge_serial = ?",
-                &serial,
-            )
-            .await?,
-            serial,
-        });
-    }
-    Ok(out)
+            let ldevid: Option<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT cert_serial, not_after FROM certificates
+                     WHERE pledge_serial = ?1 AND superseded_by IS NULL AND revoked = 0
+                     ORDER BY issued_at DESC LIMIT 1",
+                )?
+                .query_row(params![serial], |r| {
+                    Ok((r.get("cert_serial")?, r.get("not_after")?))
+                })
+                .optional()?;
+            let (ldevid_serial, ldevid_not_after) = ldevid.unzip();
+            let state = match Policy::parse(&policy) {
+                Some(Policy::Denied) => "denied",
+                Some(Policy::Pending) => "pending",
+                _ if ldevid_serial.is_some() => "enrolled",
+                Some(Policy::Auto | Policy::Allowed) => "allowed",
+                None => "unknown",
+            };
+            out.push(PledgeSummary {
+                state: state.to_string(),
+                policy,
+                voucher_assertion,
+                voucher_status: latest_status(conn, &serial, TelemetryKind::VoucherStatus)?,
+                enrollstatus: latest_status(conn, &serial, TelemetryKind::EnrollStatus)?,
+                ldevid_serial,
+                ldevid_not_after,
+                last_seen,
+                last_peer,
+                vouchers: count(
+                    conn,
+                    "SELECT COUNT(*) AS n FROM vouchers WHERE serial = ?1",
+                    &serial,
+                )?,
+                telemetry_reports: count(
+                    conn,
+                    "SELECT COUNT(*) AS n FROM telemetry WHERE serial = ?1",
+                    &serial,
+                )?,
+                certificates: count(
+                    conn,
+                    "SELECT COUNT(*) AS n FROM certificates WHERE pledge_serial = ?1",
+                    &serial,
+                )?,
+                serial,
+            });
+        }
+        Ok(out)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn setup(dir: &tempfile::TempDir) -> (SqlitePool, GroupCommit) {
-        let url = dir.path().join("r.db").to_string_lossy().to_string();
-        let pool = brski_service::store::open(&url, SCHEMA)
-            .await
-            .expect("open");
-        let writer = GroupCommit::start(&url).await.expect("writer");
-        (pool, writer)
+    fn setup(dir: &tempfile::TempDir) -> (Db, GroupCommit) {
+        let path = dir.path().join("r.db");
+        let db = Db::open(&path, SCHEMA).expect("open");
+        let writer = GroupCommit::start(&path).expect("writer");
+        (db, writer)
     }
 
     fn certificate<'a>(cert_serial: &'a str, der: &'a [u8]) -> NewCertificate<'a> {
@@ -675,7 +639,7 @@ mod tests {
     #[tokio::test]
     async fn rfc8995_5_9_4_telemetry_is_a_sighting_of_the_pledge() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (pool, writer) = setup(&dir).await;
+        let (db, writer) = setup(&dir);
         record_seen(&writer, "P1", "[fe80::1]:1", Policy::Auto)
             .await
             .expect("seen");
@@ -693,7 +657,7 @@ mod tests {
         )
         .await
         .expect("telemetry");
-        let list = list_pledges(&pool).await.expect("list");
+        let list = list_pledges(&db).expect("list");
         let p1 = list.iter().find(|p| p.serial == "P1").expect("P1");
         assert_eq!(p1.last_peer.as_deref(), Some("[fe80::2]:2"));
     }
@@ -701,12 +665,12 @@ mod tests {
     #[tokio::test]
     async fn rfc7030_4_2_2_a_new_ldevid_supersedes_the_current_one_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (pool, writer) = setup(&dir).await;
+        let (db, writer) = setup(&dir);
         store_certificate(&writer, &certificate("01", b"first"))
             .await
             .expect("first");
         assert_eq!(
-            ldevid_status(&pool, "01", b"first").await.expect("status"),
+            ldevid_status(&db, "01", b"first").expect("status"),
             LdevidStatus::Current {
                 pledge_serial: "P1".into()
             }
@@ -715,13 +679,13 @@ mod tests {
             .await
             .expect("second");
         assert_eq!(
-            ldevid_status(&pool, "01", b"first").await.expect("status"),
+            ldevid_status(&db, "01", b"first").expect("status"),
             LdevidStatus::Superseded {
                 pledge_serial: "P1".into()
             }
         );
         assert_eq!(
-            ldevid_status(&pool, "02", b"second").await.expect("status"),
+            ldevid_status(&db, "02", b"second").expect("status"),
             LdevidStatus::Current {
                 pledge_serial: "P1".into()
             }
@@ -731,7 +695,7 @@ mod tests {
             .await
             .expect_err("duplicate serial");
         assert_eq!(
-            ldevid_status(&pool, "02", b"second").await.expect("status"),
+            ldevid_status(&db, "02", b"second").expect("status"),
             LdevidStatus::Current {
                 pledge_serial: "P1".into()
             }
@@ -741,9 +705,9 @@ mod tests {
     #[tokio::test]
     async fn rfc8995_5_9_3_enroll_gate_reads_policy_and_latest_voucher() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (pool, writer) = setup(&dir).await;
+        let (db, writer) = setup(&dir);
         assert_eq!(
-            may_enroll(&pool, "P1", "aa").await.expect("gate"),
+            may_enroll(&db, "P1", "aa").expect("gate"),
             (None, EnrollGate::NoVoucher)
         );
         record_seen(&writer, "P1", "peer", Policy::Auto)
@@ -763,11 +727,11 @@ mod tests {
             .await
             .expect("voucher");
         assert_eq!(
-            may_enroll(&pool, "P1", "aa").await.expect("gate"),
+            may_enroll(&db, "P1", "aa").expect("gate"),
             (Some(Policy::Auto), EnrollGate::Open)
         );
         assert_eq!(
-            may_enroll(&pool, "P1", "bb").await.expect("gate"),
+            may_enroll(&db, "P1", "bb").expect("gate"),
             (Some(Policy::Auto), EnrollGate::OtherIdevid)
         );
         store_telemetry(
@@ -785,7 +749,7 @@ mod tests {
         .await
         .expect("telemetry");
         assert_eq!(
-            may_enroll(&pool, "P1", "aa").await.expect("gate"),
+            may_enroll(&db, "P1", "aa").expect("gate"),
             (Some(Policy::Auto), EnrollGate::VoucherFailed)
         );
         // A newer voucher opens the gate again.
@@ -793,7 +757,7 @@ mod tests {
             .await
             .expect("voucher");
         assert_eq!(
-            may_enroll(&pool, "P1", "aa").await.expect("gate"),
+            may_enroll(&db, "P1", "aa").expect("gate"),
             (Some(Policy::Auto), EnrollGate::Open)
         );
     }

@@ -269,7 +269,6 @@ async fn enroll(
         .map(Vec::as_slice)
         .unwrap_or_default();
     let (policy, gate) = db::may_enroll(&s.db, &serial, &fingerprint(idevid_der))
-        .await
         .map_err(|e| Reject::internal("reading the pledge state", e))?;
     match policy {
         Some(Policy::Denied) => {
@@ -354,7 +353,6 @@ async fn reenroll(
     };
     let current_serial = cert_serial_hex(&current);
     let serial = match db::ldevid_status(&s.db, &current_serial, &der)
-        .await
         .map_err(|e| Reject::internal("looking up the LDevID", e))?
     {
         LdevidStatus::Current { pledge_serial } => pledge_serial,
@@ -371,9 +369,7 @@ async fn reenroll(
             ));
         }
     };
-    if db::policy(&s.db, &serial)
-        .await
-        .map_err(|e| Reject::internal("reading the pledge policy", e))?
+    if db::policy(&s.db, &serial).map_err(|e| Reject::internal("reading the pledge policy", e))?
         == Some(Policy::Denied)
     {
         return Err(Reject::new(403, format!("pledge {serial} is denied")));

@@ -44,7 +44,7 @@ fn p256() -> Result<SoftwareKey, String> {
 }
 
 /// Run `registrar init`.
-pub async fn run(args: &InitArgs) -> Result<PathBuf, String> {
+pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
     let dir = &args.dir;
     let config_path = dir.join("registrar.toml");
     if config_path.exists() {
@@ -162,10 +162,7 @@ pub async fn run(args: &InitArgs) -> Result<PathBuf, String> {
         allow_expired_idevid: true,
         manufacturers,
     };
-    let pool = crate::server::open_db(&dir.join("registrar.db"))
-        .await
-        .map_err(|e| e.to_string())?;
-    pool.close().await;
+    crate::server::open_db(&dir.join("registrar.db")).map_err(|e| e.to_string())?;
     // Last: an interrupted init leaves no registrar.toml and can simply be rerun.
     write(&config_path, render(&config).as_bytes(), PUBLIC_MODE)?;
     Ok(config_path)

@@ -63,7 +63,7 @@ enum Command {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Init(args) => {
-            let path = init::run(&args).await?;
+            let path = init::run(&args)?;
             eprintln!("registrar: wrote {}", path.display());
             Ok(())
         }
@@ -82,7 +82,7 @@ async fn run(command: Command) -> Result<(), String> {
             brski_service::logging::init("registrar-proxy");
             proxy::run(&args).await
         }
-        Command::Pledges(args) => pledges::run(&args).await.map(|out| println!("{out}")),
+        Command::Pledges(args) => pledges::run(&args).map(|out| println!("{out}")),
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),
     }
 }

@@ -90,14 +90,12 @@ fn table(rows: &[PledgeSummary]) -> String {
 }
 
 /// Run `registrar pledges ...`; the text to print.
-pub async fn run(args: &PledgesArgs) -> Result<String, String> {
+pub fn run(args: &PledgesArgs) -> Result<String, String> {
     let config = RegistrarConfig::load(&args.config).map_err(|e| e.to_string())?;
-    let pool = crate::server::open_db(&config.database)
-        .await
-        .map_err(|e| e.to_string())?;
-    let result = match &args.action {
+    let db = crate::server::open_db(&config.database).map_err(|e| e.to_string())?;
+    match &args.action {
         PledgesAction::List { json } => {
-            let rows = db::list_pledges(&pool).await.map_err(|e| e.to_string());
+            let rows = db::list_pledges(&db).map_err(|e| e.to_string());
             rows.and_then(|rows| {
                 if *json {
                     serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())
@@ -106,15 +104,11 @@ pub async fn run(args: &PledgesArgs) -> Result<String, String> {
                 }
             })
         }
-        PledgesAction::Allow { serial } => db::set_policy(&pool, serial, Policy::Allowed)
-            .await
+        PledgesAction::Allow { serial } => db::set_policy(&db, serial, Policy::Allowed)
             .map(|()| format!("pledge {serial} allowed"))
             .map_err(|e| e.to_string()),
-        PledgesAction::Deny { serial } => db::set_policy(&pool, serial, Policy::Denied)
-            .await
+        PledgesAction::Deny { serial } => db::set_policy(&db, serial, Policy::Denied)
             .map(|()| format!("pledge {serial} denied"))
             .map_err(|e| e.to_string()),
-    };
-    pool.close().await;
-    result
+    }
 }

@@ -17,7 +17,7 @@ use brski_common::oid::ID_KP_CLIENT_AUTH;
 use brski_common::pki::chain::{TimeCheck, TrustPolicy, signed_by, validate_chain};
 use brski_service::files::{read_certs, read_key};
 use brski_service::https::ConnInfo;
-use brski_service::store::SqlitePool;
+use brski_service::store::{Db, GroupCommit, StoreError};
 use der::{Decode, Encode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +36,9 @@ pub struct ManufacturerAnchors {
 #[derive(Debug)]
 pub struct Registrar {
     pub config: RegistrarConfig,
-    pub db: SqlitePool,
+    pub db: Db,
     /// The protocol steps' writes, group-committed (durable before the answer).
-    pub writer: brski_service::store::GroupCommit,
+    pub writer: GroupCommit,
     pub masa: MasaClient,
     /// DER of the registrar's TLS certificate: what `proximity-registrar-cert` must equal.
     pub registrar_cert_der: Vec<u8>,
@@ -68,7 +68,7 @@ pub enum StartError {
     #[error("{0}")]
     Invalid(String),
     #[error("database {path}: {source}")]
-    Database { path: String, source: sqlx::Error },
+    Database { path: String, source: StoreError },
     #[error("database {0} failed its integrity check")]
     Integrity(String),
     #[error("MASA client: {0}")]
@@ -97,11 +97,11 @@ fn key_matches(cert: &Certificate, key: &SoftwareKey) -> bool {
 }
 
 /// Open the database at `path` (creating it and the schema when needed).
-pub async fn open_db(path: &std::path::Path) -> Result<SqlitePool, StartError> {
-    let url = path.to_string_lossy().to_string();
-    brski_service::store::open(&url, db::SCHEMA)
-        .await
-        .map_err(|source| StartError::Database { path: url, source })
+pub fn open_db(path: &std::path::Path) -> Result<Db, StartError> {
+    Db::open(path, db::SCHEMA).map_err(|source| StartError::Database {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 impl Registrar {
@@ -160,20 +160,19 @@ impl Registrar {
             &masa_ca,
             Duration::from_secs(u64::from(config.masa_timeout)),
         )?;
-        let db = open_db(&config.database).await?;
-        let integrity = brski_service::store::integrity_ok(&db)
-            .await
-            .map_err(|source| StartError::Database {
-                path: config.database.display().to_string(),
-                source,
-            })?;
+        let db = open_db(&config.database)?;
+        let integrity = db.integrity_ok().map_err(|source| StartError::Database {
+            path: config.database.display().to_string(),
+            source,
+        })?;
         if !integrity {
             return Err(StartError::Integrity(config.database.display().to_string()));
         }
-        let url = config.database.to_string_lossy().to_string();
-        let writer = brski_service::store::GroupCommit::start(&url)
-            .await
-            .map_err(|source| StartError::Database { path: url, source })?;
+        let writer =
+            GroupCommit::start(&config.database).map_err(|source| StartError::Database {
+                path: config.database.display().to_string(),
+                source,
+            })?;
         Ok(Self {
             idevid_policy: TrustPolicy::new(all_anchors.clone()).with_time(idevid_time),
             voucher_policy: TrustPolicy::new(all_anchors),
@@ -347,7 +346,6 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
         brski_service::notify::stopping();
     })
     .await;
-    state.db.close().await;
     tracing::info!("registrar stopped");
     Ok(())
 }

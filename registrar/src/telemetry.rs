@@ -70,7 +70,6 @@ pub async fn pledge_identity(
         Client::Ldevid { cert, der } => {
             let cert_serial = crate::est::cert_serial_hex(&cert);
             match db::ldevid_status(&s.db, &cert_serial, &der)
-                .await
                 .map_err(|e| Reject::internal("looking up the LDevID", e))?
             {
                 LdevidStatus::Current { pledge_serial }

@@ -174,7 +174,6 @@ async fn handle(
         .map(|n| n.json_string().into_owned());
     if let Some(n) = &nonce {
         let stored = db::voucher_for_nonce(&s.db, &serial, &idevid_sha256, n)
-            .await
             .map_err(|e| Reject::internal("reading stored vouchers", e))?;
         if let Some(v) = stored {
             if accept

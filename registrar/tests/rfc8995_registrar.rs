@@ -985,18 +985,10 @@ async fn sigterm_drains_in_flight_requests_and_leaves_a_consistent_database() {
     );
     assert!(s.reg.log().contains("registrar stopped"), "{}", s.reg.log());
 
-    let db = brski_service::store::open(
-        &s.reg.dir.join("registrar.db").to_string_lossy(),
-        "SELECT 1;",
-    )
-    .await
-    .expect("open db");
-    assert!(
-        brski_service::store::integrity_ok(&db)
-            .await
-            .expect("check")
-    );
-    db.close().await;
+    let db = brski_service::store::Db::open(&s.reg.dir.join("registrar.db"), "SELECT 1;")
+        .expect("open db");
+    assert!(db.integrity_ok().expect("check"));
+    drop(db);
     let entry = s.reg.pledge("SN-DRAIN").await.expect("listed");
     assert_eq!(entry["vouchers"], 1);
     assert_eq!(entry["voucher_assertion"], "proximity");

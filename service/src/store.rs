@@ -1,74 +1,172 @@
-//! SQLite storage through sqlx: WAL journal with `synchronous=FULL`, so that a committed
-//! transaction survives a crash or SIGKILL (the MASA's audit log entry is durable before the
-//! voucher leaves, RFC 8995 §5.6).
+//! SQLite storage (rusqlite, SQLite bundled): WAL journal with `synchronous=FULL`, so that a
+//! committed transaction survives a crash or SIGKILL (the MASA's audit log entry is durable
+//! before the voucher leaves, RFC 8995 §5.6).
+//!
+//! Reads run on the caller's thread, on one of a few reader connections: in WAL mode a reader
+//! never waits for the writer, and a read of a warm database takes microseconds, less than a
+//! hand-off to a database thread and back. Protocol writes go through [`GroupCommit`]: one
+//! writer thread runs the writes of concurrent requests in one transaction with one fsync.
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection};
-use std::future::Future;
-use std::pin::Pin;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-pub use sqlx::SqlitePool;
+pub use rusqlite::{self, Connection, OptionalExtension, Row, params};
 
-/// Open (creating if needed) the database at `url` (`sqlite:PATH` or a bare path) and apply
-/// `schema` (idempotent `CREATE ... IF NOT EXISTS` statements).
-pub async fn open(url: &str, schema: &'static str) -> Result<SqlitePool, sqlx::Error> {
-    let options = options(url)?;
-    // One reader connection per CPU (2 to 8): each is a thread of its own, and more readers
-    // than cores only add context switches (`testbed bench`).
-    let readers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(readers as u32)
-        .connect_with(options)
-        .await?;
-    sqlx::raw_sql(schema).execute(&pool).await?;
-    Ok(pool)
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    #[error("the transaction holding the write did not commit: {0}")]
+    NotCommitted(String),
+    /// A stored value this program cannot read back (e.g. an unknown enumeration value).
+    #[error("unexpected value in the database: {0}")]
+    Unexpected(String),
 }
 
-/// The connection settings every connection uses (WAL, `synchronous=FULL`).
-fn options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
-    let url = if url.starts_with("sqlite:") {
-        url.to_string()
-    } else {
-        format!("sqlite:{url}")
-    };
-    Ok(SqliteConnectOptions::from_str(&url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
-        // Database pages are read through a memory map instead of a pread per page: every
-        // write invalidates the other connections' page caches, so reads are frequent.
-        .pragma("mmap_size", "268435456"))
+impl StoreError {
+    /// Whether a UNIQUE or PRIMARY KEY constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+    }
 }
 
-/// Check the database's integrity (`PRAGMA integrity_check`); `Ok(true)` when it says "ok".
-pub async fn integrity_ok(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
-    let row: (String,) = sqlx::query_as("PRAGMA integrity_check")
-        .fetch_one(pool)
-        .await?;
-    Ok(row.0 == "ok")
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How long a connection waits for a lock held by another process (an administrative
+/// command beside the daemon) before it gives up with SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most idle reader connections kept.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Open a connection with the settings every connection uses (WAL, `synchronous=FULL`,
+/// foreign keys, busy timeout).
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
 }
 
-/// Begin a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred
-/// transaction that reads and then writes can fail with SQLITE_BUSY at once when another writer
-/// commits in between (the busy timeout does not apply to that upgrade); this one waits instead.
-pub async fn begin_write(
-    pool: &SqlitePool,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
+/// The database for reads and for administrative writes (`registrar pledges allow`,
+/// `masa claim`); cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
 }
 
-/// The future of one write, borrowing the writer's connection.
-pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+struct DbInner {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Open (creating if needed) the database at `path` and apply `schema` (idempotent
+    /// `CREATE ... IF NOT EXISTS` statements).
+    pub fn open(path: &Path, schema: &str) -> Result<Self> {
+        let conn = connect(path)?;
+        conn.execute_batch(schema)?;
+        Ok(Self {
+            inner: Arc::new(DbInner {
+                path: path.to_path_buf(),
+                idle: Mutex::new(vec![conn]),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn take(&self) -> Result<Connection> {
+        let idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => connect(&self.inner.path),
+        }
+    }
+
+    fn give(&self, conn: Connection) {
+        let mut idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+
+    /// Run the reads of `f` on a reader connection, on this thread.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.take()?;
+        let out = f(&conn);
+        // A connection left inside a transaction (it cannot be, short of a bug in `f`) is
+        // not reused.
+        if conn.is_autocommit() {
+            self.give(conn);
+        }
+        out
+    }
+
+    /// Run `f` in a write transaction of its own (`BEGIN IMMEDIATE`, so that it waits for
+    /// the write lock instead of failing when it upgrades), committed before this returns;
+    /// an error of `f` rolls it back. For administrative commands; the daemons' protocol
+    /// writes go through [`GroupCommit`].
+    pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.take()?;
+        let out = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        if conn.is_autocommit() {
+            self.give(conn);
+        }
+        out
+    }
+
+    /// `PRAGMA integrity_check`: `Ok(true)` when it says "ok".
+    pub fn integrity_ok(&self) -> Result<bool> {
+        self.read(|conn| {
+            let verdict: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            Ok(verdict == "ok")
+        })
+    }
+}
 
 /// Called once the batch of a write is committed (`None`) or failed to commit.
-type Finish = Box<dyn FnOnce(Option<&sqlx::Error>) + Send>;
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// What a write left: whether it failed (its changes are then rolled back) and how to answer it.
 struct Outcome {
@@ -76,16 +174,9 @@ struct Outcome {
     finish: Finish,
 }
 
-type Run = Box<
-    dyn for<'c> FnOnce(
-            &'c mut SqliteConnection,
-        ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'c>>
-        + Send,
->;
-
 /// One write waiting for the next transaction.
 struct Job {
-    run: Run,
+    run: Box<dyn FnOnce(&Connection) -> Outcome + Send>,
     /// Whether it needs a savepoint of its own to be undone alone (it may change the database
     /// with more than one statement).
     savepoint: bool,
@@ -94,17 +185,16 @@ struct Job {
 /// Most writes committed by one transaction.
 const MAX_BATCH: usize = 256;
 
-/// Most scheduler rounds the writer waits for more writes before it begins a transaction.
-const MAX_GATHER_ROUNDS: usize = 4;
-
-/// Group commit: one task owns a write connection and runs the writes of concurrent requests
-/// in one transaction, with one fsync for all of them. [`GroupCommit::write`] returns only after
-/// the transaction holding the write is committed (`synchronous=FULL`), so durability is that of
-/// a transaction per write; a write that fails is undone alone (a savepoint each, or SQLite's
-/// own statement atomicity for [`GroupCommit::write_statement`]).
+/// Group commit: one thread owns a write connection and runs the writes that concurrent
+/// requests queued in one transaction, with one fsync for all of them. [`GroupCommit::write`]
+/// returns only after the transaction holding the write is committed (`synchronous=FULL`), so
+/// durability is that of a transaction per write; a write that fails is undone alone (a
+/// savepoint each, or SQLite's own statement atomicity for [`GroupCommit::write_statement`]).
+/// While one transaction commits the next writes queue up, and under concurrent load the
+/// writer waits [`COMMIT_DELAY`] for more before it begins one.
 #[derive(Clone)]
 pub struct GroupCommit {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -114,164 +204,174 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Open the writer's own connection to the database at `url` (already created by [`open`])
-    /// and start its task on the current Tokio runtime. The task ends when every handle is
-    /// dropped.
-    pub async fn start(url: &str) -> Result<Self, sqlx::Error> {
-        let conn = options(url)?.connect().await?;
-        let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run_writer(conn, queue));
+    /// Open the writer's own connection to the database at `path` (created by [`Db::open`])
+    /// and start its thread. The thread ends when every handle is dropped, after the writes
+    /// already queued.
+    pub fn start(path: &Path) -> Result<Self> {
+        let conn = connect(path)?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || run_writer(conn, queue))
+            .map_err(|e| StoreError::NotCommitted(format!("starting the writer thread: {e}")))?;
         Ok(Self { jobs })
     }
 
     /// Run `write` in the next group transaction, in a savepoint of its own; its result once
     /// that transaction committed. An error of `write` rolls back its own changes only.
-    pub async fn write<T, F>(&self, write: F) -> Result<T, sqlx::Error>
+    pub async fn write<T, F>(&self, write: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.submit(true, write).await
     }
 
     /// As [`GroupCommit::write`] for a write that changes the database with ONE statement
-    /// (reads aside): SQLite undoes a failed statement by itself, so no savepoint (and no round
-    /// trip to the database for one) is needed.
-    pub async fn write_statement<T, F>(&self, write: F) -> Result<T, sqlx::Error>
+    /// (reads aside): SQLite undoes a failed statement by itself, so no savepoint is needed.
+    pub async fn write_statement<T, F>(&self, write: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.submit(false, write).await
     }
 
-    async fn submit<T, F>(&self, savepoint: bool, write: F) -> Result<T, sqlx::Error>
+    async fn submit<T, F>(&self, savepoint: bool, write: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (answer, answered) = oneshot::channel::<Result<T, sqlx::Error>>();
-        let run: Run = Box::new(move |conn| {
-            Box::pin(async move {
-                match write(conn).await {
-                    Ok(value) => Outcome {
-                        failed: false,
-                        finish: Box::new(move |commit_error| {
-                            let _ = answer.send(match commit_error {
-                                None => Ok(value),
-                                Some(e) => Err(not_committed(e)),
-                            });
-                        }),
-                    },
-                    Err(e) => Outcome {
-                        failed: true,
-                        finish: Box::new(move |_| {
-                            let _ = answer.send(Err(e));
-                        }),
-                    },
-                }
-            })
+        let (answer, answered) = oneshot::channel::<Result<T>>();
+        let run = Box::new(move |conn: &Connection| match write(conn) {
+            Ok(value) => Outcome {
+                failed: false,
+                finish: Box::new(move |commit_error: Option<&str>| {
+                    let _ = answer.send(match commit_error {
+                        None => Ok(value),
+                        Some(e) => Err(StoreError::NotCommitted(e.to_string())),
+                    });
+                }),
+            },
+            Err(e) => Outcome {
+                failed: true,
+                finish: Box::new(move |_| {
+                    let _ = answer.send(Err(e));
+                }),
+            },
         });
         self.jobs
             .send(Job { run, savepoint })
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        answered.await.map_err(|_| {
-            sqlx::Error::Protocol("group commit: the write was abandoned uncommitted".into())
-        })?
+            .map_err(|_| StoreError::WriterStopped)?;
+        answered
+            .await
+            .map_err(|_| StoreError::NotCommitted("the write was abandoned uncommitted".into()))?
     }
 }
 
-fn not_committed(e: &sqlx::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(format!("group commit: the transaction did not commit: {e}"))
-}
+/// How long the writer lets more writes queue before it begins a transaction, once writes
+/// come concurrently (the previous transaction held more than one, or more than one is
+/// waiting): every commit is an fsync, which costs CPU time and takes a millisecond or more,
+/// and a few milliseconds of commit latency are small beside an enrollment's round trips. A
+/// lone write is committed at once.
+const COMMIT_DELAY: Duration = Duration::from_millis(2);
 
-async fn run_writer(mut conn: SqliteConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = queue.recv().await {
+fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>) {
+    let mut concurrent = false;
+    while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
-        // Let the requests that are ready to run now queue their writes too, as long as more
-        // keep coming (a few rounds at most): a bigger batch shares one fsync and the WAL pages
-        // it writes. No timer: under light load this costs one trip through the scheduler.
-        for _ in 0..MAX_GATHER_ROUNDS {
-            tokio::task::yield_now().await;
-            let before = batch.len();
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            if batch.len() == before || batch.len() >= MAX_BATCH {
-                break;
-            }
+        drain(&queue, &mut batch);
+        if concurrent || batch.len() > 1 {
+            std::thread::sleep(COMMIT_DELAY);
+            drain(&queue, &mut batch);
         }
+        concurrent = batch.len() > 1;
         let mut rest = batch.into_iter();
         while rest.len() > 0 {
-            run_batch(&mut conn, &mut rest).await;
+            run_batch(&conn, &mut rest);
         }
     }
-    let _ = conn.close().await;
+}
+
+/// Move the writes waiting in `queue` into `batch`, up to [`MAX_BATCH`].
+fn drain(queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Answer every write of `finishes` with `error` (their changes are gone with the
+/// transaction).
+fn fail_all(finishes: Vec<Finish>, error: &str) {
+    for finish in finishes {
+        finish(Some(error));
+    }
 }
 
 /// One transaction for jobs taken from `jobs`; dropping a job unanswered tells its caller it was
-/// not committed. Control statements are sent together where they can be: `BEGIN` with the
-/// first savepoint, the release of one savepoint with the start of the next, the last release
-/// with `COMMIT`. A failed one-statement write ends the transaction early (SQLite may have
-/// rolled back the whole transaction for some errors); the jobs left go to the next one.
-async fn run_batch(conn: &mut SqliteConnection, jobs: &mut std::vec::IntoIter<Job>) {
-    // Control statements not sent yet; the first starts the transaction.
-    let mut pending = vec!["BEGIN IMMEDIATE"];
-    let mut open_savepoint = false;
-    let mut finishes = Vec::new();
+/// not committed. A failed one-statement write after which SQLite rolled back the whole
+/// transaction (it does so for a few errors, e.g. SQLITE_FULL) ends it: the writes before it
+/// are answered as not committed, the jobs left go to the next transaction.
+fn run_batch(conn: &Connection, jobs: &mut std::vec::IntoIter<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Nothing ran. The first job is dropped, so its caller hears that it was not
+        // committed (and the writer always makes progress); the rest try again.
+        tracing::warn!(error = %e, "database writer: BEGIN failed");
+        drop(jobs.next());
+        return;
+    }
+    let mut finishes: Vec<Finish> = Vec::new();
     for job in jobs.by_ref() {
-        if job.savepoint {
-            if open_savepoint {
-                pending.push("RELEASE write");
-            }
-            pending.push("SAVEPOINT write");
-            open_savepoint = true;
+        if job.savepoint
+            && let Err(e) = conn.execute_batch("SAVEPOINT write")
+        {
+            let _ = conn.execute_batch("ROLLBACK");
+            fail_all(finishes, &format!("SAVEPOINT: {e}"));
+            return;
         }
-        if !pending.is_empty() {
-            let sql = std::mem::take(&mut pending).join("; ");
-            if sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *conn)
-                .await
-                .is_err()
-            {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-                return;
-            }
-        }
-        let outcome = (job.run)(&mut *conn).await;
+        let outcome = (job.run)(conn);
         let failed = outcome.failed;
         finishes.push(outcome.finish);
-        if failed && job.savepoint {
-            // Undo this write alone; the savepoint is gone afterwards.
-            if sqlx::raw_sql("ROLLBACK TO write; RELEASE write")
-                .execute(&mut *conn)
-                .await
-                .is_err()
-            {
-                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back: everything before is gone too.
+            let error = "SQLite rolled back the transaction after a failed write";
+            let mut finishes = finishes;
+            let own = finishes.pop();
+            fail_all(finishes, error);
+            if let Some(own) = own {
+                own(Some(error));
+            }
+            return;
+        }
+        if job.savepoint {
+            let end = if failed {
+                "ROLLBACK TO write; RELEASE write"
+            } else {
+                "RELEASE write"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                let _ = conn.execute_batch("ROLLBACK");
+                fail_all(finishes, &format!("savepoint: {e}"));
                 return;
             }
-            open_savepoint = false;
-        } else if failed {
+        }
+        if finishes.len() >= MAX_BATCH {
             break;
         }
     }
-    if open_savepoint {
-        pending.push("RELEASE write");
-    }
-    pending.push("COMMIT");
-    let committed = sqlx::raw_sql(sqlx::AssertSqlSafe(pending.join("; ")))
-        .execute(&mut *conn)
-        .await;
-    if committed.is_err() {
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-    }
-    let error = committed.err();
-    for finish in finishes {
-        finish(error.as_ref());
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for finish in finishes {
+                finish(None);
+            }
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            fail_all(finishes, &format!("COMMIT: {e}"));
+        }
     }
 }
 
@@ -282,27 +382,11 @@ mod tests {
     const SCHEMA: &str =
         "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY NOT NULL, v INTEGER NOT NULL);";
 
-    async fn setup(dir: &tempfile::TempDir) -> (SqlitePool, GroupCommit) {
-        let url = dir.path().join("t.db").to_string_lossy().to_string();
-        let pool = open(&url, SCHEMA).await.expect("open");
-        let writer = GroupCommit::start(&url).await.expect("writer");
-        (pool, writer)
-    }
-
-    fn insert(
-        writer: &GroupCommit,
-        k: &str,
-        v: i64,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
-        insert_with(writer, k, v, true)
-    }
-
-    fn insert_statement(
-        writer: &GroupCommit,
-        k: &str,
-        v: i64,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
-        insert_with(writer, k, v, false)
+    fn setup(dir: &tempfile::TempDir) -> (Db, GroupCommit) {
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path, SCHEMA).expect("open");
+        let writer = GroupCommit::start(&path).expect("writer");
+        (db, writer)
     }
 
     /// One INSERT through [`GroupCommit::write`] (`savepoint`) or `write_statement`.
@@ -311,9 +395,12 @@ mod tests {
         k: &str,
         v: i64,
         savepoint: bool,
-    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
+    ) -> impl Future<Output = Result<usize>> + use<> {
         let writer = writer.clone();
-        let job = insert_job(k.to_string(), v);
+        let k = k.to_string();
+        let job = move |conn: &Connection| {
+            Ok(conn.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", params![k, v])?)
+        };
         async move {
             if savepoint {
                 writer.write(job).await
@@ -323,43 +410,38 @@ mod tests {
         }
     }
 
-    fn insert_job(
-        k: String,
+    fn insert(
+        writer: &GroupCommit,
+        k: &str,
         v: i64,
-    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, u64> + Send + 'static
-    {
-        move |conn| {
-            Box::pin(async move {
-                Ok(sqlx::query("INSERT INTO t (k, v) VALUES (?, ?)")
-                    .bind(k)
-                    .bind(v)
-                    .execute(conn)
-                    .await?
-                    .rows_affected())
-            })
-        }
+    ) -> impl Future<Output = Result<usize>> + use<> {
+        insert_with(writer, k, v, true)
     }
 
-    async fn rows(pool: &SqlitePool) -> Vec<(String, i64)> {
-        sqlx::query_as("SELECT k, v FROM t ORDER BY k")
-            .fetch_all(pool)
-            .await
-            .expect("select")
+    fn rows(db: &Db) -> Vec<(String, i64)> {
+        db.read(|conn| {
+            let mut stmt = conn.prepare("SELECT k, v FROM t ORDER BY k")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .expect("select")
     }
 
     #[tokio::test]
     async fn a_write_is_committed_when_it_returns() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (pool, writer) = setup(&dir).await;
+        let (db, writer) = setup(&dir);
         assert_eq!(insert(&writer, "a", 1).await.expect("insert"), 1);
         // Another connection sees it at once: it was committed before the answer.
-        assert_eq!(rows(&pool).await, vec![("a".to_string(), 1)]);
+        assert_eq!(rows(&db), vec![("a".to_string(), 1)]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_all_commit_and_a_failing_one_is_undone_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (pool, writer) = setup(&dir).await;
+        let (db, writer) = setup(&dir);
         insert(&writer, "dup", 0).await.expect("first");
         let mut tasks = Vec::new();
         for i in 0..100_i64 {
@@ -371,15 +453,9 @@ mod tests {
             tokio::spawn(async move {
                 writer
                     .write(|conn| {
-                        Box::pin(async move {
-                            sqlx::query("UPDATE t SET v = 99 WHERE k = 'dup'")
-                                .execute(&mut *conn)
-                                .await?;
-                            sqlx::query("INSERT INTO t (k, v) VALUES ('dup', 1)")
-                                .execute(&mut *conn)
-                                .await?;
-                            Ok(())
-                        })
+                        conn.execute("UPDATE t SET v = 99 WHERE k = 'dup'", [])?;
+                        conn.execute("INSERT INTO t (k, v) VALUES ('dup', 1)", [])?;
+                        Ok(())
                     })
                     .await
             })
@@ -388,11 +464,8 @@ mod tests {
             assert_eq!(t.await.expect("join").expect("insert"), 1);
         }
         let err = failing.await.expect("join").expect_err("duplicate key");
-        assert!(
-            matches!(err, sqlx::Error::Database(ref e) if e.is_unique_violation()),
-            "{err:?}"
-        );
-        let all = rows(&pool).await;
+        assert!(err.is_unique_violation(), "{err:?}");
+        let all = rows(&db);
         assert_eq!(all.len(), 101);
         assert!(all.contains(&("dup".to_string(), 0)));
         assert!(all.contains(&("k099".to_string(), 99)));
@@ -401,7 +474,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn statement_and_savepoint_writes_mix_and_failures_are_undone_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (pool, writer) = setup(&dir).await;
+        let (db, writer) = setup(&dir);
         insert(&writer, "dup", 0).await.expect("first");
         let mut tasks = Vec::new();
         let mut failing = Vec::new();
@@ -409,9 +482,9 @@ mod tests {
             let k = format!("k{i:03}");
             match i % 4 {
                 0 => tasks.push(tokio::spawn(insert(&writer, &k, i))),
-                1 | 2 => tasks.push(tokio::spawn(insert_statement(&writer, &k, i))),
+                1 | 2 => tasks.push(tokio::spawn(insert_with(&writer, &k, i, false))),
                 // A one-statement write that fails (duplicate key) among the others.
-                _ => failing.push(tokio::spawn(insert_statement(&writer, "dup", i))),
+                _ => failing.push(tokio::spawn(insert_with(&writer, "dup", i, false))),
             }
         }
         for t in tasks {
@@ -419,37 +492,48 @@ mod tests {
         }
         for t in failing {
             let err = t.await.expect("join").expect_err("duplicate key");
-            assert!(
-                matches!(err, sqlx::Error::Database(ref e) if e.is_unique_violation()),
-                "{err:?}"
-            );
+            assert!(err.is_unique_violation(), "{err:?}");
         }
-        let all = rows(&pool).await;
+        let all = rows(&db);
         assert_eq!(all.len(), 1 + 90);
         assert!(all.contains(&("dup".to_string(), 0)));
         assert!(all.contains(&("k118".to_string(), 118)));
         assert!(!all.iter().any(|(k, _)| k == "k003"));
         // The writer goes on.
-        assert_eq!(insert_statement(&writer, "z", 1).await.expect("insert"), 1);
+        assert_eq!(
+            insert_with(&writer, "z", 1, false).await.expect("insert"),
+            1
+        );
     }
 
     #[tokio::test]
     async fn a_failing_write_is_answered_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_pool, writer) = setup(&dir).await;
+        let (_db, writer) = setup(&dir);
         let err = writer
-            .write(|conn| {
-                Box::pin(async move {
-                    sqlx::raw_sql("CREATE TABLE nope (x")
-                        .execute(conn)
-                        .await
-                        .map(|_| ())
-                })
-            })
+            .write(|conn| Ok(conn.execute_batch("CREATE TABLE nope (x")?))
             .await
             .expect_err("syntax error");
-        assert!(matches!(err, sqlx::Error::Database(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Sqlite(_)), "{err:?}");
         // The writer goes on after a failed write.
         assert_eq!(insert(&writer, "b", 2).await.expect("insert"), 1);
+    }
+
+    #[test]
+    fn an_administrative_write_commits_or_rolls_back_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (db, _writer) = setup(&dir);
+        db.write(|conn| Ok(conn.execute("INSERT INTO t (k, v) VALUES ('a', 1)", [])?))
+            .expect("write");
+        let err = db
+            .write(|conn| {
+                conn.execute("INSERT INTO t (k, v) VALUES ('b', 2)", [])?;
+                conn.execute("INSERT INTO t (k, v) VALUES ('a', 3)", [])?;
+                Ok(())
+            })
+            .expect_err("duplicate");
+        assert!(err.is_unique_violation(), "{err:?}");
+        assert_eq!(rows(&db), vec![("a".to_string(), 1)]);
+        assert!(db.integrity_ok().expect("integrity"));
     }
 }

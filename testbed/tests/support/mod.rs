@@ -86,25 +86,10 @@ pub fn curl(
     (status, text[..split].to_vec())
 }
 
-/// Run a future on a fresh runtime.
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
-
 /// `PRAGMA integrity_check` of an SQLite database file.
 pub fn db_ok(path: &Path) -> bool {
-    block_on(async {
-        let pool = brski_service::store::open(path.to_str().expect("utf-8"), "SELECT 1;")
-            .await
-            .expect("open db");
-        let ok = brski_service::store::integrity_ok(&pool)
-            .await
-            .expect("integrity_check");
-        pool.close().await;
-        ok
-    })
+    brski_service::store::Db::open(path, "SELECT 1;")
+        .expect("open db")
+        .integrity_ok()
+        .expect("integrity_check")
 }
