@@ -122,9 +122,24 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let masa_pid = suite.masa.as_ref().map(|d| d.child.id());
     let pids = [registrar_pid, masa_pid, Some(std::process::id())];
     let cpu_before = pids.map(|p| p.and_then(cpu_ms));
+    let switches_before = pids.map(|p| p.and_then(context_switches));
+    let steal_before = steal_and_total_ticks();
     let load = rt.block_on(drive(shared, devices, opts.concurrency));
+    // Before the runtime's threads end: a thread's switches go with it.
+    let switches_after = pids.map(|p| p.and_then(context_switches));
     drop(rt);
     let cpu_after = pids.map(|p| p.and_then(cpu_ms));
+    let steal_pct = match (steal_before, steal_and_total_ticks()) {
+        (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => {
+            Some(round(100.0 * (s1 - s0) as f64 / (t1 - t0) as f64, 1))
+        }
+        _ => None,
+    };
+    let switches_per_enrollment = |i: usize| -> Option<f64> {
+        let n = switches_after.get(i).copied().flatten()?
+            - switches_before.get(i).copied().flatten()?;
+        (load.ok > 0).then(|| round(n as f64 / load.ok as f64, 1))
+    };
     let per_enrollment = |i: usize| -> Option<f64> {
         let used = cpu_after.get(i).copied().flatten()? - cpu_before.get(i).copied().flatten()?;
         (load.ok > 0).then(|| round(used / load.ok as f64, 3))
@@ -176,6 +191,12 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
             "masa": per_enrollment(1),
             "load_generator": per_enrollment(2),
         },
+        "context_switches_per_enrollment": {
+            "registrar": switches_per_enrollment(0),
+            "masa": switches_per_enrollment(1),
+            "load_generator": switches_per_enrollment(2),
+        },
+        "cpu_steal_pct": steal_pct,
         "pledge_bootstrap": pledge,
         "daemons_stopped_cleanly": daemons_ok,
         "mint_s": round(mint_s, 2),
@@ -485,6 +506,43 @@ pub fn cpu_ms(pid: u32) -> Option<f64> {
     Some((utime + stime) * 10.0)
 }
 
+/// Context switches (voluntary and involuntary, all threads) of a live process, from
+/// `/proc/<pid>/task/*/status`; far steadier between runs than times on a shared machine.
+pub fn context_switches(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        total += status
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+            })
+            .filter_map(|v| v.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total)
+}
+
+/// Steal and total ticks of all CPUs from `/proc/stat` (the time a virtual machine's CPUs
+/// waited for the host: figures of a run with much steal are not comparable).
+pub fn steal_and_total_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+    let steal = *ticks.get(7)?;
+    let total = ticks.iter().take(8).sum();
+    Some((steal, total))
+}
+
 /// Run `pledge bootstrap` once: wall time, peak RSS (from `/usr/bin/time -v` when present,
 /// else VmHWM sampled while it runs), and whether it enrolled.
 fn measure_pledge(suite: &Suite, config: &Path) -> Result<Value> {
@@ -572,6 +630,22 @@ mod tests {
         }
         let after = cpu_ms(std::process::id()).expect("stat");
         assert!(after - before >= 20.0, "{before} -> {after}");
+    }
+
+    #[test]
+    fn context_switches_of_this_process_grow_when_it_sleeps() {
+        let before = context_switches(std::process::id()).expect("status");
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let after = context_switches(std::process::id()).expect("status");
+        assert!(after >= before + 5, "{before} -> {after}");
+    }
+
+    #[test]
+    fn steal_is_part_of_the_total() {
+        let (steal, total) = steal_and_total_ticks().expect("/proc/stat");
+        assert!(total > 0 && steal <= total, "{steal} of {total}");
     }
 
     #[test]

@@ -35,6 +35,16 @@ fn bench_small_run_reports_zero_failures_and_the_json_shape() {
             "{daemon}"
         );
     }
+    for process in ["registrar", "masa", "load_generator"] {
+        // Each enrollment is at least one TLS connection the registrar and the load generator
+        // wait on, so their threads switch at least once.
+        let n = report["context_switches_per_enrollment"][process]
+            .as_f64()
+            .expect("context switches");
+        assert!(n > 0.0, "{process}: {n}");
+    }
+    let steal = report["cpu_steal_pct"].as_f64().expect("steal");
+    assert!((0.0..=100.0).contains(&steal), "{steal}");
     let pledge = &report["pledge_bootstrap"];
     assert_eq!(pledge["ok"], true, "{pledge}");
     assert!(pledge["wall_ms"].as_f64().expect("wall") > 0.0);
