@@ -6,7 +6,9 @@
 //! when the voucher is issued).
 
 use brski_common::audit::{Assertion, AuditEvent};
-use brski_service::store::{self, Connection, Db, GroupCommit, OptionalExtension, params};
+use brski_service::store::{
+    self, Connection, Db, GroupCommit, OptionalExtension, StoreError, params,
+};
 use std::path::Path;
 
 /// The schema; every statement is idempotent.
@@ -141,8 +143,21 @@ pub fn device(db: &Db, serial: &str) -> store::Result<Option<Device>> {
 
 /// The first owner of `serial`.
 pub fn owner(conn: &Connection, serial: &str) -> store::Result<Option<DomainRecord>> {
+    domain_record(
+        conn,
+        "SELECT domain_id, domain_cert FROM owners WHERE serial = ?1",
+        serial,
+    )
+}
+
+/// The domain record that `sql` (selecting domain ID and certificate by serial) finds.
+fn domain_record(
+    conn: &Connection,
+    sql: &str,
+    serial: &str,
+) -> store::Result<Option<DomainRecord>> {
     Ok(conn
-        .prepare_cached("SELECT domain_id, domain_cert FROM owners WHERE serial = ?1")?
+        .prepare_cached(sql)?
         .query_row(params![serial], |r| {
             Ok(DomainRecord {
                 domain_id: r.get(0)?,
@@ -163,22 +178,19 @@ pub fn set_owner(conn: &Connection, serial: &str, domain: &DomainRecord) -> stor
 
 /// Forget the owner of `serial`; `Ok(false)` when it had none.
 pub fn release(db: &Db, serial: &str) -> store::Result<bool> {
-    let done = db
-        .write(|conn| Ok(conn.execute("DELETE FROM owners WHERE serial = ?1", params![serial])?))?;
+    let done = db.write::<_, StoreError>(|conn| {
+        Ok(conn.execute("DELETE FROM owners WHERE serial = ?1", params![serial])?)
+    })?;
     Ok(done > 0)
 }
 
 /// The claim on `serial`.
 pub fn claim(conn: &Connection, serial: &str) -> store::Result<Option<DomainRecord>> {
-    Ok(conn
-        .prepare_cached("SELECT domain_id, domain_ca FROM claims WHERE serial = ?1")?
-        .query_row(params![serial], |r| {
-            Ok(DomainRecord {
-                domain_id: r.get(0)?,
-                cert: r.get(1)?,
-            })
-        })
-        .optional()?)
+    domain_record(
+        conn,
+        "SELECT domain_id, domain_ca FROM claims WHERE serial = ?1",
+        serial,
+    )
 }
 
 /// Record (or replace) the claim of `domain` on `serial`.
@@ -314,7 +326,7 @@ mod tests {
             cert: vec![1, 2, 3],
         };
         let ids = db
-            .write(|conn| {
+            .write::<_, StoreError>(|conn| {
                 assert!(owner(conn, "A")?.is_none());
                 set_owner(conn, "A", &dom)?;
                 let mut ids = Vec::new();

@@ -10,7 +10,7 @@ use brski_common::pki::ext::idevid_issuer;
 use brski_common::pki::{issue, name_from_parts, profile, self_signed};
 use brski_service::config::{PledgeConfig, TpmKey};
 use brski_service::files::{certs_to_pem, read_certs, read_key, write_atomic};
-use brski_service::store::{Connection, Db, StoreError};
+use brski_service::store::Db;
 use der::Encode;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -245,25 +245,6 @@ pub async fn mint(opts: &MintOptions) -> Result<PathBuf, MasaError> {
     mint_with(&db, &cfg, &vendor_ca, &vendor_key, opts).await
 }
 
-/// Run `f` in a write transaction of its own (`BEGIN IMMEDIATE`); any error of `f` rolls it
-/// back and is returned as it is.
-fn write_or_roll_back<T>(
-    db: &Db,
-    f: impl FnOnce(&Connection) -> Result<T, MasaError>,
-) -> Result<T, MasaError> {
-    let mut failure = None;
-    let written = db.write(|conn| {
-        f(conn).map_err(|e| {
-            failure = Some(e);
-            StoreError::Unexpected("rolled back".into())
-        })
-    });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(written?),
-    }
-}
-
 async fn mint_with(
     db: &Db,
     cfg: &MasaConfig,
@@ -323,7 +304,7 @@ async fn mint_with(
     };
     // The device row commits only after the files are written; the write lock held meanwhile
     // makes a concurrent mint of the same serial wait and then fail.
-    write_or_roll_back(db, |conn| {
+    db.write(|conn| {
         if !db::insert_device(conn, &device)? {
             return Err(MasaError::AlreadyMinted(opts.serial.clone()));
         }
@@ -393,7 +374,7 @@ pub fn mint_bulk(opts: &MintBulkOptions) -> Result<(PathBuf, u32), MasaError> {
         });
     }
     let db = db::open(&cfg.database)?;
-    write_or_roll_back(&db, |conn| {
+    db.write(|conn| {
         for device in &devices {
             if !db::insert_device(conn, device)? {
                 return Err(MasaError::AlreadyMinted(device.serial.clone()));

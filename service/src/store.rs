@@ -21,6 +21,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the database writer has stopped")]
     WriterStopped,
+    #[error("starting the database writer thread: {0}")]
+    WriterThread(std::io::Error),
     #[error("the transaction holding the write did not commit: {0}")]
     NotCommitted(String),
     /// A stored value this program cannot read back (e.g. an unknown enumeration value).
@@ -140,14 +142,20 @@ impl Db {
 
     /// Run `f` in a write transaction of its own (`BEGIN IMMEDIATE`, so that it waits for
     /// the write lock instead of failing when it upgrades), committed before this returns;
-    /// an error of `f` rolls it back. For administrative commands; the daemons' protocol
-    /// writes go through [`GroupCommit`].
-    pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// an error of `f` (of any type a [`StoreError`] converts into, so that a caller can roll
+    /// back for reasons of its own) rolls it back. For administrative commands; the daemons'
+    /// protocol writes go through [`GroupCommit`].
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self.take()?;
         let out = (|| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(StoreError::from)?;
             let value = f(&tx)?;
-            tx.commit()?;
+            tx.commit().map_err(StoreError::from)?;
             Ok(value)
         })();
         if conn.is_autocommit() {
@@ -213,7 +221,7 @@ impl GroupCommit {
         std::thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || run_writer(conn, queue))
-            .map_err(|e| StoreError::NotCommitted(format!("starting the writer thread: {e}")))?;
+            .map_err(StoreError::WriterThread)?;
         Ok(Self { jobs })
     }
 
@@ -523,10 +531,12 @@ mod tests {
     fn an_administrative_write_commits_or_rolls_back_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (db, _writer) = setup(&dir);
-        db.write(|conn| Ok(conn.execute("INSERT INTO t (k, v) VALUES ('a', 1)", [])?))
-            .expect("write");
+        db.write::<_, StoreError>(|conn| {
+            Ok(conn.execute("INSERT INTO t (k, v) VALUES ('a', 1)", [])?)
+        })
+        .expect("write");
         let err = db
-            .write(|conn| {
+            .write::<_, StoreError>(|conn| {
                 conn.execute("INSERT INTO t (k, v) VALUES ('b', 2)", [])?;
                 conn.execute("INSERT INTO t (k, v) VALUES ('a', 3)", [])?;
                 Ok(())
@@ -535,5 +545,26 @@ mod tests {
         assert!(err.is_unique_violation(), "{err:?}");
         assert_eq!(rows(&db), vec![("a".to_string(), 1)]);
         assert!(db.integrity_ok().expect("integrity"));
+
+        // A refusal of the caller's own rolls back too and comes back as it was.
+        #[derive(Debug)]
+        enum Refused {
+            Store(#[allow(dead_code)] StoreError),
+            ByCaller,
+        }
+        impl From<StoreError> for Refused {
+            fn from(e: StoreError) -> Self {
+                Self::Store(e)
+            }
+        }
+        let refused = db
+            .write(|conn| {
+                conn.execute("INSERT INTO t (k, v) VALUES ('c', 4)", [])
+                    .map_err(StoreError::from)?;
+                Err::<(), _>(Refused::ByCaller)
+            })
+            .expect_err("refused");
+        assert!(matches!(refused, Refused::ByCaller), "{refused:?}");
+        assert_eq!(rows(&db), vec![("a".to_string(), 1)]);
     }
 }
