@@ -3,7 +3,7 @@
 //! certificate through, and the memory stays bounded.
 
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
-use brski_common::pki::chain::{ChainError, signed_by, verified, verify_issued_by};
+use brski_common::pki::chain::{ChainError, remembered, signed_by, verified, verify_issued_by};
 use brski_common::pki::{
     CertificateParams, NotAfter, TimeCheck, TrustPolicy, issue, parse_name, profile, self_signed,
     validate_chain,
@@ -120,4 +120,16 @@ fn memory_stays_within_its_capacity() {
     }
     // The oldest entry was forgotten, and the certificate still verifies the slow way.
     assert!(signed_by(&first, &ca));
+}
+
+#[test]
+fn an_issued_certificate_is_remembered_as_verified_by_its_issuer_only() {
+    let ca_key = key();
+    let issuer = ca(&ca_key);
+    let cert = leaf(&issuer, &ca_key, &ldevid_params("issued"));
+    // `issue` checked its own signature: validating the certificate later costs no
+    // public-key operation.
+    assert!(remembered(&cert, &issuer));
+    assert!(!remembered(&cert, &ca(&key())));
+    assert!(!remembered(&with_other_serial(&cert), &issuer));
 }

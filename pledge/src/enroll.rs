@@ -201,19 +201,15 @@ pub fn check_issued(
         });
     };
     let ldevid = certs.remove(i);
-    let mut path = validate_chain(
-        &ldevid,
-        &certs,
-        &TrustPolicy::new(domain_ca.to_vec()).with_time(time),
-    )
-    .map_err(|e| Failure::Protocol {
+    let policy = TrustPolicy::new(domain_ca.to_vec()).with_time(time);
+    let mut path = validate_chain(&ldevid, &certs, &policy).map_err(|e| Failure::Protocol {
         step,
         reason: format!("the issued certificate does not validate to the domain CA: {e}"),
     })?;
     if path.len() > 1 {
         path.pop();
     }
-    Ok(path)
+    Ok(path.into_iter().cloned().collect())
 }
 
 #[cfg(test)]

@@ -80,8 +80,12 @@ pub fn check_pledge_voucher_request(
     let client = tls_client_chain
         .first()
         .ok_or(PledgeRequestError::NoClientCertificate)?;
-    let idevid_chain = validate_chain(client, &tls_client_chain[1..], manufacturers)
-        .map_err(PledgeRequestError::UnknownManufacturer)?;
+    let idevid_chain: Vec<Certificate> =
+        validate_chain(client, &tls_client_chain[1..], manufacturers)
+            .map_err(PledgeRequestError::UnknownManufacturer)?
+            .into_iter()
+            .cloned()
+            .collect();
     let serial = serial_number(client).ok_or(PledgeRequestError::NoSerialNumber)?;
 
     // The only key trusted to sign the request is the TLS client's (8995 §5.3).

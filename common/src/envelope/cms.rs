@@ -271,7 +271,12 @@ fn verify_signer_info(
             .to_der()
             .map_err(|e| malformed(format!("signer public key: {e}")))?;
         match verify_signature(&spki, sig_oid, message, signer_info.signature) {
-            Ok(()) => return Ok(validate_chain(cert, pool, policy)?),
+            Ok(()) => {
+                return Ok(validate_chain(cert, pool, policy)?
+                    .into_iter()
+                    .cloned()
+                    .collect());
+            }
             Err(KeyError::UnsupportedAlgorithm(a)) => err = EnvelopeError::UnsupportedAlgorithm(a),
             Err(KeyError::MalformedPublicKey(m)) => {
                 err = malformed(format!("signer public key: {m}"));

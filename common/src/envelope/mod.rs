@@ -165,9 +165,8 @@ pub(crate) fn find_signer_and_validate(
         match check(&spki) {
             Ok(()) => {
                 found_signer = true;
-                let pool: Vec<Certificate> = candidates.to_vec();
-                match crate::pki::chain::validate_chain(cert, &pool, policy) {
-                    Ok(chain) => return Ok(chain),
+                match crate::pki::chain::validate_chain(cert, candidates, policy) {
+                    Ok(chain) => return Ok(chain.into_iter().cloned().collect()),
                     Err(e) => last_err = Some(e),
                 }
             }

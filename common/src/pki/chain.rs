@@ -1,7 +1,7 @@
 //! Certification path validation against a set of trust anchors (RFC 5280 §6, reduced to what
 //! BRSKI needs: names, signatures, validity, basicConstraints, keyUsage, EKU on the leaf).
 
-use crate::keys::{KeyError, verify_with_algorithm_id};
+use crate::keys::KeyError;
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
@@ -86,13 +86,13 @@ const MAX_SIGNATURE_CHECKS: usize = 64;
 ///
 /// Returns the path, leaf first and anchor last (a single element when the leaf's key is itself
 /// an anchor's key).
-pub fn validate_chain(
-    leaf: &Certificate,
-    pool: &[Certificate],
-    policy: &TrustPolicy,
-) -> Result<Vec<Certificate>, ChainError> {
+pub fn validate_chain<'a>(
+    leaf: &'a Certificate,
+    pool: &'a [Certificate],
+    policy: &'a TrustPolicy,
+) -> Result<Vec<&'a Certificate>, ChainError> {
     check_leaf(leaf, policy)?;
-    let mut path = vec![leaf.clone()];
+    let mut path = vec![leaf];
     let mut best_err = None;
     let mut budget = MAX_SIGNATURE_CHECKS;
     if extend(&mut path, pool, policy, &mut best_err, &mut budget) {
@@ -123,18 +123,18 @@ fn check_leaf(leaf: &Certificate, policy: &TrustPolicy) -> Result<(), ChainError
 }
 
 /// Depth-first path building: `path` ends in the certificate whose issuer is sought.
-fn extend(
-    path: &mut Vec<Certificate>,
-    pool: &[Certificate],
-    policy: &TrustPolicy,
+fn extend<'a>(
+    path: &mut Vec<&'a Certificate>,
+    pool: &'a [Certificate],
+    policy: &'a TrustPolicy,
     best_err: &mut Option<ChainError>,
     budget: &mut usize,
 ) -> bool {
-    let Some(current) = path.last().cloned() else {
+    let Some(&current) = path.last() else {
         return false;
     };
     // The current certificate's key is an anchor's key: trusted directly.
-    if policy.anchors.iter().any(|a| same_key(a, &current)) {
+    if policy.anchors.iter().any(|a| same_key(a, current)) {
         return true;
     }
     if path.len() >= MAX_DEPTH {
@@ -158,7 +158,7 @@ fn extend(
             return false;
         }
         *budget -= 1;
-        if !signed_by(&current, candidate) {
+        if !signed_by(current, candidate) {
             continue;
         }
         if !is_anchor {
@@ -167,7 +167,7 @@ fn extend(
                 continue;
             }
         }
-        path.push(candidate.clone());
+        path.push(candidate);
         if is_anchor || extend(path, pool, policy, best_err, budget) {
             return true;
         }
@@ -187,30 +187,54 @@ pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
 /// checked again under the same issuer key (in the TLS handshake, then on the voucher-request's
 /// signer, then at the MASA) costs a digest instead of a public-key operation.
 pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<(), KeyError> {
-    let tbs = cert
-        .tbs_certificate()
-        .to_der()
-        .map_err(|e| KeyError::MalformedPublicKey(e.to_string()))?;
-    let sig = cert
-        .signature()
-        .as_bytes()
-        .ok_or(KeyError::MalformedSignature)?;
-    let spki = issuer
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| KeyError::MalformedPublicKey(e.to_string()))?;
-    let algorithm = cert
-        .signature_algorithm()
-        .to_der()
-        .map_err(|e| KeyError::MalformedPublicKey(e.to_string()))?;
-    let key = verified::key(&[&spki, &algorithm, &tbs, sig]);
-    if verified::contains(&key) {
-        return Ok(());
+    let p = SignatureParts::of(cert, issuer)?;
+    verified::check(
+        &p.spki,
+        cert.signature_algorithm(),
+        &p.algorithm,
+        &p.tbs,
+        p.signature,
+    )
+}
+
+/// Whether the signature on `cert` by `issuer`'s key is remembered as verified (nothing is
+/// verified here).
+pub fn remembered(cert: &Certificate, issuer: &Certificate) -> bool {
+    SignatureParts::of(cert, issuer).is_ok_and(|p| {
+        verified::contains(&verified::key(&[
+            &p.spki,
+            &p.algorithm,
+            &p.tbs,
+            p.signature,
+        ]))
+    })
+}
+
+/// The DER that a certificate's signature check depends on.
+struct SignatureParts<'a> {
+    spki: Vec<u8>,
+    algorithm: Vec<u8>,
+    tbs: Vec<u8>,
+    signature: &'a [u8],
+}
+
+impl<'a> SignatureParts<'a> {
+    fn of(cert: &'a Certificate, issuer: &Certificate) -> Result<Self, KeyError> {
+        let der = |e: der::Error| KeyError::MalformedPublicKey(e.to_string());
+        Ok(Self {
+            tbs: cert.tbs_certificate().to_der().map_err(der)?,
+            signature: cert
+                .signature()
+                .as_bytes()
+                .ok_or(KeyError::MalformedSignature)?,
+            spki: issuer
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .map_err(der)?,
+            algorithm: cert.signature_algorithm().to_der().map_err(der)?,
+        })
     }
-    verify_with_algorithm_id(&spki, cert.signature_algorithm(), &tbs, sig)?;
-    verified::insert(key);
-    Ok(())
 }
 
 /// A bounded, process-wide memory of certificate signatures that verified: the SHA-256 of the
@@ -269,6 +293,24 @@ pub mod verified {
         }
     }
 
+    /// Verify `signature` over `tbs` with `spki` under `algorithm` (whose DER is
+    /// `algorithm_der`), unless that exact signature verified before; remember it when it does.
+    pub fn check(
+        spki: &[u8],
+        algorithm: &spki::AlgorithmIdentifierOwned,
+        algorithm_der: &[u8],
+        tbs: &[u8],
+        signature: &[u8],
+    ) -> Result<(), crate::keys::KeyError> {
+        let key = key(&[spki, algorithm_der, tbs, signature]);
+        if contains(&key) {
+            return Ok(());
+        }
+        crate::keys::verify_with_algorithm_id(spki, algorithm, tbs, signature)?;
+        insert(key);
+        Ok(())
+    }
+
     /// How many signatures are remembered now.
     pub fn len() -> usize {
         memory()
@@ -286,20 +328,19 @@ pub fn same_key(a: &Certificate, b: &Certificate) -> bool {
 
 fn check_ca(cert: &Certificate) -> Result<(), ChainError> {
     check_critical_extensions(cert)?;
-    let subject = subject_string(cert);
     let is_ca = extension::<BasicConstraints>(cert)?
         .map(|bc| bc.ca)
         .unwrap_or(false);
     if !is_ca {
         return Err(ChainError::Malformed {
-            subject,
+            subject: subject_string(cert),
             reason: "issuer certificate is not a CA (basicConstraints)".into(),
         });
     }
     if let Some(ku) = extension::<KeyUsage>(cert)? {
         if !ku.0.contains(KeyUsages::KeyCertSign) {
             return Err(ChainError::Malformed {
-                subject,
+                subject: subject_string(cert),
                 reason: "issuer certificate lacks keyCertSign".into(),
             });
         }

@@ -11,12 +11,8 @@ fn anchors(files: &[&str]) -> TrustPolicy {
 #[test]
 fn rfc8995_c_1_2_masa_cert_chains_to_c_1_1() {
     let masa = cert("rfc8995/C.1.2-masa.crt.pem");
-    let path = validate_chain(
-        &masa,
-        &[],
-        &anchors(&["rfc8995/C.1.1-manufacturer-ca.crt.pem"]),
-    )
-    .expect("MASA chains to manufacturer CA");
+    let policy = anchors(&["rfc8995/C.1.1-manufacturer-ca.crt.pem"]);
+    let path = validate_chain(&masa, &[], &policy).expect("MASA chains to manufacturer CA");
     assert_eq!(path.len(), 2);
 }
 
@@ -70,7 +66,7 @@ fn registrar_cert_has_cmc_ra_and_masa_cert_does_not() {
 #[test]
 fn a_certificate_whose_key_is_an_anchor_is_trusted_directly() {
     let reg = cert("rfc8995/C.1.4-registrar.crt.pem");
-    let path = validate_chain(&reg, &[], &anchors(&["rfc8995/C.1.4-registrar.crt.pem"]))
-        .expect("pinned EE");
+    let policy = anchors(&["rfc8995/C.1.4-registrar.crt.pem"]);
+    let path = validate_chain(&reg, &[], &policy).expect("pinned EE");
     assert_eq!(path.len(), 1);
 }

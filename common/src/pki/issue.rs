@@ -7,7 +7,7 @@
 
 use super::ext::key_identifier;
 use super::name::NameError;
-use crate::keys::{KeyError, Signer, verify_with_algorithm_id};
+use crate::keys::{KeyError, Signer};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{BitString, Ia5StringRef, OctetString};
@@ -232,9 +232,12 @@ pub fn issue(
     };
     let tbs_der = tbs.to_der().map_err(encoding)?;
     let signature = issuer_key.sign(&tbs_der).map_err(PkiError::Signing)?;
-    verify_with_algorithm_id(
+    // Checked through the memory of verified signatures, so validating the new certificate
+    // later in this process (the LDevID's TLS chain, 8995 §5.9.4) costs a digest.
+    super::chain::verified::check(
         issuer_key.public_key_spki(),
         &signature_algorithm,
+        &signature_algorithm.to_der().map_err(encoding)?,
         &tbs_der,
         &signature,
     )
