@@ -36,18 +36,18 @@ fn ecdsa_signing(alg: SignatureAlgorithm) -> &'static signature::EcdsaSigningAlg
 impl SoftwareKey {
     /// Generate a fresh key for `alg`.
     pub fn generate(alg: SignatureAlgorithm) -> Result<Self, KeyError> {
-        let rng = SystemRandom::new();
-        let pkcs8 = match alg {
-            SignatureAlgorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|e| KeyError::SigningFailed(e.to_string()))?
-                .as_ref()
-                .to_vec(),
-            _ => EcdsaKeyPair::generate_pkcs8(ecdsa_signing(alg), &rng)
-                .map_err(|e| KeyError::SigningFailed(e.to_string()))?
-                .as_ref()
-                .to_vec(),
-        };
-        Self::from_pkcs8_der(&pkcs8)
+        let failed = |e: aws_lc_rs::error::Unspecified| KeyError::SigningFailed(e.to_string());
+        match alg {
+            SignatureAlgorithm::Ed25519 => {
+                let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(failed)?;
+                Self::from_pkcs8_der(pkcs8.as_ref())
+            }
+            // Kept as generated: parsing it back from PKCS#8 would check the key again.
+            _ => Self::from_ecdsa(
+                EcdsaKeyPair::generate(ecdsa_signing(alg)).map_err(failed)?,
+                alg,
+            ),
+        }
     }
 
     /// Load a private key from DER: PKCS#8 (RFC 5208/5958) or SEC1 `ECPrivateKey` (RFC 5915).
