@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 pub use rusqlite::{self, Connection, OptionalExtension, Row, params};
@@ -199,7 +199,7 @@ const MAX_BATCH: usize = 256;
 /// durability is that of a transaction per write; a write that fails is undone alone (a
 /// savepoint each, or SQLite's own statement atomicity for [`GroupCommit::write_statement`]).
 /// While one transaction commits the next writes queue up, and under concurrent load the
-/// writer waits [`COMMIT_DELAY`] for more before it begins one.
+/// writer begins one at most every [`COMMIT_INTERVAL`].
 #[derive(Clone)]
 pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
@@ -277,23 +277,26 @@ impl GroupCommit {
     }
 }
 
-/// How long the writer lets more writes queue before it begins a transaction, once writes
-/// come concurrently (the previous transaction held more than one, or more than one is
-/// waiting): every commit is an fsync, which costs CPU time and takes a millisecond or more,
-/// and a few milliseconds of commit latency are small beside an enrollment's round trips. A
-/// lone write is committed at once.
-const COMMIT_DELAY: Duration = Duration::from_millis(2);
+/// Under concurrent load (the previous transaction held more than one write, or more than
+/// one is waiting) the writer begins a transaction at most once per `COMMIT_INTERVAL`,
+/// letting the writes queue meanwhile: every commit is an fsync, which costs CPU time and
+/// takes a millisecond or more, and a few milliseconds of commit latency are small beside an
+/// enrollment's round trips. A lone write is committed at once.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(8);
 
 fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>) {
     let mut concurrent = false;
+    let mut last_begin: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         drain(&queue, &mut batch);
         if concurrent || batch.len() > 1 {
-            std::thread::sleep(COMMIT_DELAY);
+            let since = last_begin.map_or(Duration::ZERO, |t| t.elapsed());
+            std::thread::sleep(COMMIT_INTERVAL.saturating_sub(since));
             drain(&queue, &mut batch);
         }
         concurrent = batch.len() > 1;
+        last_begin = Some(Instant::now());
         let mut rest = batch.into_iter();
         while rest.len() > 0 {
             run_batch(&conn, &mut rest);
