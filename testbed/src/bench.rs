@@ -118,6 +118,7 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
         .worker_threads(threads.max(1))
         .enable_all()
         .build()?;
+    let host_verifies_per_s = p256_verifies_per_s(Duration::from_millis(300))?;
     let registrar_pid = suite.registrar.as_ref().map(|d| d.child.id());
     let masa_pid = suite.masa.as_ref().map(|d| d.child.id());
     let pids = [registrar_pid, masa_pid, Some(std::process::id())];
@@ -197,6 +198,7 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
             "load_generator": switches_per_enrollment(2),
         },
         "cpu_steal_pct": steal_pct,
+        "host_p256_verifies_per_s": host_verifies_per_s.round(),
         "pledge_bootstrap": pledge,
         "daemons_stopped_cleanly": daemons_ok,
         "mint_s": round(mint_s, 2),
@@ -484,6 +486,22 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
     Ok(())
 }
 
+/// ECDSA P-256 verifications per second on one thread of this host now, over `for_at_least`:
+/// a yardstick for the host's speed at the time of a run, which varies on shared machines.
+pub fn p256_verifies_per_s(for_at_least: Duration) -> Result<f64> {
+    let key = SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256)?;
+    let message = b"testbed bench host speed";
+    let signature = key.sign(message)?;
+    let oid = const_oid::db::rfc5912::ECDSA_WITH_SHA_256;
+    let start = Instant::now();
+    let mut n = 0u32;
+    while n == 0 || start.elapsed() < for_at_least {
+        brski_common::keys::verify_signature(key.public_key_spki(), oid, message, &signature)?;
+        n += 1;
+    }
+    Ok(f64::from(n) / start.elapsed().as_secs_f64())
+}
+
 /// VmHWM (peak resident set) of a live process, in KiB, from `/proc/<pid>/status`.
 pub fn vm_hwm_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -646,6 +664,12 @@ mod tests {
     fn steal_is_part_of_the_total() {
         let (steal, total) = steal_and_total_ticks().expect("/proc/stat");
         assert!(total > 0 && steal <= total, "{steal} of {total}");
+    }
+
+    #[test]
+    fn host_speed_counts_verifications_that_succeed() {
+        let rate = p256_verifies_per_s(Duration::from_millis(20)).expect("verifies");
+        assert!(rate > 0.0);
     }
 
     #[test]
