@@ -12,7 +12,7 @@
 
 use crate::keys::Signer;
 use crate::keys::tls::TlsSigningKey;
-use crate::pki::chain::{TimeCheck, TrustPolicy, validate_chain};
+use crate::pki::chain::{TimeCheck, TrustPolicy, chains_to, validate_chain};
 use der::Decode;
 use rustls::SupportedCipherSuite;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -227,15 +227,18 @@ impl ClientCertVerifier for ClientCertPolicyVerifier {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let (leaf, pool) = to_certs(end_entity, intermediates)?;
-        let mut first_err = None;
-        for policy in &self.policies {
-            match validate_chain(&leaf, &pool, policy) {
-                Ok(_) => return Ok(ClientCertVerified::assertion()),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
+        if self
+            .policies
+            .iter()
+            .any(|policy| chains_to(&leaf, &pool, policy))
+        {
+            return Ok(ClientCertVerified::assertion());
         }
+        // Refused: the first policy's reason, worked out only now.
+        let first_err = self
+            .policies
+            .iter()
+            .find_map(|policy| validate_chain(&leaf, &pool, policy).err());
         Err(first_err
             .map(chain_error)
             .unwrap_or(rustls::Error::NoCertificatesPresented))

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use brski_common::brski::paths;
 use brski_common::keys::{Signer, SoftwareKey};
 use brski_common::oid::ID_KP_CLIENT_AUTH;
-use brski_common::pki::chain::{TimeCheck, TrustPolicy, signed_by, validate_chain};
+use brski_common::pki::chain::{TimeCheck, TrustPolicy, chains_to, signed_by, validate_chain};
 use brski_service::files::{read_certs, read_key};
 use brski_service::https::ConnInfo;
 use brski_service::store::{Db, GroupCommit, StoreError};
@@ -234,7 +234,7 @@ impl Registrar {
             return Err(Reject::new(401, "no TLS client certificate"));
         };
         let pool = chain.get(1..).unwrap_or_default();
-        if validate_chain(leaf, pool, &self.idevid_policy).is_ok() {
+        if chains_to(leaf, pool, &self.idevid_policy) {
             return Ok(Client::Idevid { chain });
         }
         match validate_chain(leaf, pool, &self.ldevid_policy) {

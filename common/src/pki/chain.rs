@@ -91,6 +91,26 @@ pub fn validate_chain<'a>(
     pool: &'a [Certificate],
     policy: &'a TrustPolicy,
 ) -> Result<Vec<&'a Certificate>, ChainError> {
+    build_path(leaf, pool, policy).map_err(|e| {
+        e.unwrap_or_else(|| ChainError::Untrusted {
+            subject: subject_string(leaf),
+        })
+    })
+}
+
+/// Whether `leaf` validates under `policy`, as [`validate_chain`] decides, without describing
+/// why not: for trying one policy after another, where a miss is expected.
+pub fn chains_to(leaf: &Certificate, pool: &[Certificate], policy: &TrustPolicy) -> bool {
+    build_path(leaf, pool, policy).is_ok()
+}
+
+/// [`validate_chain`]; `Err(None)` when no path leads to an anchor and nothing more specific
+/// went wrong.
+fn build_path<'a>(
+    leaf: &'a Certificate,
+    pool: &'a [Certificate],
+    policy: &'a TrustPolicy,
+) -> Result<Vec<&'a Certificate>, Option<ChainError>> {
     check_leaf(leaf, policy)?;
     let mut path = vec![leaf];
     let mut best_err = None;
@@ -101,9 +121,7 @@ pub fn validate_chain<'a>(
         }
         return Ok(path);
     }
-    Err(best_err.unwrap_or_else(|| ChainError::Untrusted {
-        subject: subject_string(leaf),
-    }))
+    Err(best_err)
 }
 
 fn check_leaf(leaf: &Certificate, policy: &TrustPolicy) -> Result<(), ChainError> {

@@ -70,3 +70,25 @@ fn a_certificate_whose_key_is_an_anchor_is_trusted_directly() {
     let path = validate_chain(&reg, &[], &policy).expect("pinned EE");
     assert_eq!(path.len(), 1);
 }
+
+#[test]
+fn chains_to_decides_as_validate_chain_does() {
+    let masa = cert("rfc8995/C.1.2-masa.crt.pem");
+    let idevid = cert("rfc8995/C.1.5-pledge-idevid.crt.pem");
+    let manufacturer = anchors(&["rfc8995/C.1.1-manufacturer-ca.crt.pem"]);
+    let cases = [
+        (&masa, manufacturer.clone(), true),
+        // Signed by another CA of the same name.
+        (&idevid, manufacturer.clone(), false),
+        (&masa, manufacturer.clone().with_time(TimeCheck::Now), false),
+        (
+            &masa,
+            manufacturer.with_required_eku(crate::oid::ID_KP_CMC_RA),
+            false,
+        ),
+    ];
+    for (leaf, policy, valid) in cases {
+        assert_eq!(chains_to(leaf, &[], &policy), valid);
+        assert_eq!(validate_chain(leaf, &[], &policy).is_ok(), valid);
+    }
+}
