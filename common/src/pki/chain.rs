@@ -206,32 +206,20 @@ pub fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
 /// signer, then at the MASA) costs a digest instead of a public-key operation.
 pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<(), KeyError> {
     let p = SignatureParts::of(cert, issuer)?;
-    verified::check(
-        &p.spki,
-        cert.signature_algorithm(),
-        &p.algorithm,
-        &p.tbs,
-        p.signature,
-    )
+    verified::check(&p.spki, cert.signature_algorithm(), &p.tbs, p.signature)
 }
 
 /// Whether the signature on `cert` by `issuer`'s key is remembered as verified (nothing is
 /// verified here).
 pub fn remembered(cert: &Certificate, issuer: &Certificate) -> bool {
     SignatureParts::of(cert, issuer).is_ok_and(|p| {
-        verified::contains(&verified::key(&[
-            &p.spki,
-            &p.algorithm,
-            &p.tbs,
-            p.signature,
-        ]))
+        verified::remembers(&p.spki, cert.signature_algorithm(), &p.tbs, p.signature)
     })
 }
 
-/// The DER that a certificate's signature check depends on.
+/// The DER that a certificate's signature check depends on, besides its algorithm.
 struct SignatureParts<'a> {
     spki: Vec<u8>,
-    algorithm: Vec<u8>,
     tbs: Vec<u8>,
     signature: &'a [u8],
 }
@@ -250,7 +238,6 @@ impl<'a> SignatureParts<'a> {
                 .subject_public_key_info()
                 .to_der()
                 .map_err(der)?,
-            algorithm: cert.signature_algorithm().to_der().map_err(der)?,
         })
     }
 }
@@ -260,6 +247,8 @@ impl<'a> SignatureParts<'a> {
 /// pure function of those four, so a hit is as good as verifying again; failures are never
 /// remembered. Validity periods, CA flags and EKUs are checked on every validation regardless.
 pub mod verified {
+    use crate::keys::KeyError;
+    use spki::AlgorithmIdentifierOwned;
     use std::collections::{HashSet, VecDeque};
     use std::sync::{Mutex, OnceLock, PoisonError};
 
@@ -280,7 +269,7 @@ pub mod verified {
     }
 
     /// The memory's key for these parts (each length-prefixed, so no two splits collide).
-    pub(super) fn key(parts: &[&[u8]]) -> Key {
+    fn key(parts: &[&[u8]]) -> Key {
         let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for part in parts {
             ctx.update(&(part.len() as u64).to_be_bytes());
@@ -291,7 +280,7 @@ pub mod verified {
         key
     }
 
-    pub(super) fn contains(key: &Key) -> bool {
+    fn contains(key: &Key) -> bool {
         memory()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -299,7 +288,7 @@ pub mod verified {
             .contains(key)
     }
 
-    pub(super) fn insert(key: Key) {
+    fn insert(key: Key) {
         let mut m = memory().lock().unwrap_or_else(PoisonError::into_inner);
         if m.set.insert(key) {
             m.order.push_back(key);
@@ -311,22 +300,42 @@ pub mod verified {
         }
     }
 
-    /// Verify `signature` over `tbs` with `spki` under `algorithm` (whose DER is
-    /// `algorithm_der`), unless that exact signature verified before; remember it when it does.
+    /// Verify `signature` over `tbs` with `spki` under `algorithm`, unless that exact signature
+    /// verified before; remember it when it does.
     pub fn check(
         spki: &[u8],
-        algorithm: &spki::AlgorithmIdentifierOwned,
-        algorithm_der: &[u8],
+        algorithm: &AlgorithmIdentifierOwned,
         tbs: &[u8],
         signature: &[u8],
-    ) -> Result<(), crate::keys::KeyError> {
-        let key = key(&[spki, algorithm_der, tbs, signature]);
+    ) -> Result<(), KeyError> {
+        let key = key_of(spki, algorithm, tbs, signature)?;
         if contains(&key) {
             return Ok(());
         }
         crate::keys::verify_with_algorithm_id(spki, algorithm, tbs, signature)?;
         insert(key);
         Ok(())
+    }
+
+    /// Whether that exact signature is remembered (nothing is verified).
+    pub fn remembers(
+        spki: &[u8],
+        algorithm: &AlgorithmIdentifierOwned,
+        tbs: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        key_of(spki, algorithm, tbs, signature).is_ok_and(|k| contains(&k))
+    }
+
+    fn key_of(
+        spki: &[u8],
+        algorithm: &AlgorithmIdentifierOwned,
+        tbs: &[u8],
+        signature: &[u8],
+    ) -> Result<Key, KeyError> {
+        let algorithm = der::Encode::to_der(algorithm)
+            .map_err(|e| KeyError::MalformedPublicKey(e.to_string()))?;
+        Ok(key(&[spki, &algorithm, tbs, signature]))
     }
 
     /// How many signatures are remembered now.

@@ -237,7 +237,6 @@ pub fn issue(
     super::chain::verified::check(
         issuer_key.public_key_spki(),
         &signature_algorithm,
-        &signature_algorithm.to_der().map_err(encoding)?,
         &tbs_der,
         &signature,
     )
