@@ -285,7 +285,11 @@ pub(crate) fn decode_binary(text: &str) -> Option<Vec<u8>> {
     let config = GeneralPurposeConfig::new()
         .with_decode_padding_mode(DecodePaddingMode::Indifferent)
         .with_decode_allow_trailing_bits(true);
-    let cleaned: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let cleaned: std::borrow::Cow<'_, [u8]> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        text.bytes().filter(|b| !b.is_ascii_whitespace()).collect()
+    } else {
+        text.as_bytes().into()
+    };
     GeneralPurpose::new(&base64::alphabet::STANDARD, config)
         .decode(&cleaned)
         .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(&cleaned))
@@ -356,4 +360,25 @@ fn push_string(out: &mut String, s: &str) -> Result<(), EncodeError> {
     let quoted = serde_json::to_string(s).map_err(|e| EncodeError::Json(e.to_string()))?;
     out.push_str(&quoted);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_binary;
+
+    #[test]
+    fn binary_leaves_decode_with_or_without_whitespace_and_padding() {
+        let bytes = b"\x00\xfb\xff proximity";
+        let standard = "APv/IHByb3hpbWl0eQ==";
+        assert_eq!(decode_binary(standard).as_deref(), Some(&bytes[..]));
+        assert_eq!(
+            decode_binary("APv/IHBy\r\n b3hp\tbWl0eQ").as_deref(),
+            Some(&bytes[..])
+        );
+        assert_eq!(
+            decode_binary("APv_IHByb3hpbWl0eQ").as_deref(),
+            Some(&bytes[..])
+        );
+        assert_eq!(decode_binary("APv/IHB*b3hpbWl0eQ=="), None);
+    }
 }
