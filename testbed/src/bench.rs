@@ -114,10 +114,6 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()?;
     let host_verifies_per_s = p256_verifies_per_s(Duration::from_millis(300))?;
     let registrar_pid = suite.registrar.as_ref().map(|d| d.child.id());
     let masa_pid = suite.masa.as_ref().map(|d| d.child.id());
@@ -125,10 +121,11 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let cpu_before = pids.map(|p| p.and_then(cpu_ms));
     let switches_before = pids.map(|p| p.and_then(context_switches));
     let steal_before = steal_and_total_ticks();
-    let load = rt.block_on(drive(shared, devices, opts.concurrency));
-    // Before the runtime's threads end: a thread's switches go with it.
-    let switches_after = pids.map(|p| p.and_then(context_switches));
-    drop(rt);
+    let mut switches_after = [None; 3];
+    let load = drive(shared, devices, opts.concurrency, threads.max(1), || {
+        // Before the load threads end: a thread's switches go with it.
+        switches_after = pids.map(|p| p.and_then(context_switches));
+    });
     let cpu_after = pids.map(|p| p.and_then(cpu_ms));
     let steal_pct = match (steal_before, steal_and_total_ticks()) {
         (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => {
@@ -264,12 +261,89 @@ struct LoadResult {
     elapsed: Duration,
 }
 
-async fn drive(shared: Arc<Shared>, devices: Vec<Device>, concurrency: usize) -> LoadResult {
+/// Run the load on `threads` threads, each with its own single-threaded runtime and its share
+/// of the `concurrency` pledges in flight, taking devices from one shared queue (no work
+/// stealing between them: the generator's own overhead stays small). `when_done` runs once
+/// every thread has finished and before any has ended.
+fn drive(
+    shared: Arc<Shared>,
+    devices: Vec<Device>,
+    concurrency: usize,
+    threads: usize,
+    when_done: impl FnOnce(),
+) -> LoadResult {
     let devices = Arc::new(devices);
     let next = Arc::new(AtomicUsize::new(0));
+    let in_flight = concurrency.min(devices.len());
+    let threads = threads.min(in_flight).max(1);
+    let done = std::sync::Barrier::new(threads + 1);
+    let release = std::sync::Barrier::new(threads + 1);
     let start = Instant::now();
+    let (elapsed, outcomes) = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let share = in_flight / threads + usize::from(t < in_flight % threads);
+            let (shared, devices, next) = (shared.clone(), devices.clone(), next.clone());
+            let (done, release) = (&done, &release);
+            handles.push(scope.spawn(move || {
+                let out = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("load runtime: {e}"))
+                    .map(|rt| rt.block_on(run_pledges(&shared, &devices, &next, share)));
+                done.wait();
+                release.wait();
+                out
+            }));
+        }
+        done.wait();
+        let elapsed = start.elapsed();
+        when_done();
+        release.wait();
+        let mut all = Vec::with_capacity(threads);
+        for h in handles {
+            match h.join() {
+                Ok(Ok(v)) => all.push(v),
+                Ok(Err(e)) => all.push(vec![Err(e)]),
+                Err(_) => all.push(vec![Err("load thread panicked".to_string())]),
+            }
+        }
+        (elapsed, all)
+    });
+    let mut result = LoadResult {
+        ok: 0,
+        failures: 0,
+        reasons: Vec::new(),
+        latencies_ms: Vec::with_capacity(devices.len()),
+        elapsed,
+    };
+    for o in outcomes.into_iter().flatten() {
+        match o {
+            Ok(ms) => {
+                result.ok += 1;
+                result.latencies_ms.push(ms);
+            }
+            Err(reason) => {
+                result.failures += 1;
+                if result.reasons.len() < MAX_REASONS {
+                    result.reasons.push(reason);
+                }
+            }
+        }
+    }
+    result
+}
+
+/// `in_flight` pledges at a time on this thread's runtime, until the queue is empty; each
+/// outcome is the enrollment's latency in milliseconds or why it failed.
+async fn run_pledges(
+    shared: &Arc<Shared>,
+    devices: &Arc<Vec<Device>>,
+    next: &Arc<AtomicUsize>,
+    in_flight: usize,
+) -> Vec<Result<f64, String>> {
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.min(devices.len()) {
+    for _ in 0..in_flight {
         let (shared, devices, next) = (shared.clone(), devices.clone(), next.clone());
         workers.spawn(async move {
             let mut out: Vec<Result<f64, String>> = Vec::new();
@@ -286,35 +360,14 @@ async fn drive(shared: Arc<Shared>, devices: Vec<Device>, concurrency: usize) ->
             out
         });
     }
-    let mut result = LoadResult {
-        ok: 0,
-        failures: 0,
-        reasons: Vec::new(),
-        latencies_ms: Vec::with_capacity(devices.len()),
-        elapsed: Duration::ZERO,
-    };
+    let mut all = Vec::new();
     while let Some(joined) = workers.join_next().await {
-        let outcomes = match joined {
-            Ok(o) => o,
-            Err(e) => vec![Err(format!("load task failed: {e}"))],
-        };
-        for o in outcomes {
-            match o {
-                Ok(ms) => {
-                    result.ok += 1;
-                    result.latencies_ms.push(ms);
-                }
-                Err(reason) => {
-                    result.failures += 1;
-                    if result.reasons.len() < MAX_REASONS {
-                        result.reasons.push(reason);
-                    }
-                }
-            }
+        match joined {
+            Ok(o) => all.extend(o),
+            Err(e) => all.push(Err(format!("load task failed: {e}"))),
         }
     }
-    result.elapsed = start.elapsed();
-    result
+    all
 }
 
 async fn send(
@@ -408,12 +461,9 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
     let (leaf, rest) = registrar_chain
         .split_first()
         .ok_or_else(|| anyhow!("no registrar certificate"))?;
-    validate_chain(
-        leaf,
-        rest,
-        &TrustPolicy::new(cacerts.clone()).with_time(TimeCheck::Now),
-    )
-    .context("the CA certificates do not validate the registrar")?;
+    let domain = TrustPolicy::new(cacerts).with_time(TimeCheck::Now);
+    validate_chain(leaf, rest, &domain)
+        .context("the CA certificates do not validate the registrar")?;
 
     // §5.9.2: CSR attributes; the registrar asks for P-256.
     let r = send(
@@ -455,20 +505,14 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         })
         .ok_or_else(|| anyhow!("the issued certificate is not for the new key"))?;
     let ldevid = issued.remove(i);
-    validate_chain(
-        &ldevid,
-        &issued,
-        &TrustPolicy::new(cacerts.clone()).with_time(TimeCheck::Now),
-    )
-    .context("the LDevID does not validate to the domain CA")?;
+    validate_chain(&ldevid, &issued, &domain)
+        .context("the LDevID does not validate to the domain CA")?;
     drop(conn);
 
     // §5.9.4: success reported on a new connection with the LDevID.
     let key: Arc<dyn Signer> = Arc::new(key);
     let client = tls::certified_key(&[ldevid.to_der()?], key)?;
-    let policy = TrustPolicy::new(cacerts)
-        .with_time(TimeCheck::Now)
-        .with_required_eku(ID_KP_CMC_RA);
+    let policy = domain.with_required_eku(ID_KP_CMC_RA);
     let config = tls::client_config(
         Some(client),
         Arc::new(tls::AnchoredServerVerifier::new(policy)),
