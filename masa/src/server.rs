@@ -28,7 +28,7 @@ use brski_common::keys::{Signer, SoftwareKey};
 use brski_common::pki::chain::{ChainError, TimeCheck, TrustPolicy, subject_string};
 use brski_common::pki::ext::domain_id_base64;
 use brski_common::voucher::Assertion;
-use brski_service::https::ConnInfo;
+use brski_service::https::{ConnInfo, outcome_logged};
 use brski_service::store::{self, Connection, Db, GroupCommit};
 use brski_service::{files, https, notify};
 use der::{Decode, Encode};
@@ -183,7 +183,7 @@ fn refuse(refusal: &Refusal) -> Response {
             "refused"
         ),
     }
-    text(status, refusal.reason())
+    outcome_logged(text(status, refusal.reason()), status)
 }
 
 fn header(headers: &HeaderMap, name: http::HeaderName) -> Option<String> {
@@ -214,9 +214,13 @@ async fn body_bytes(req: Request) -> Result<(HeaderMap, Vec<u8>), Response> {
         Ok(b) => Ok((parts.headers, b.to_vec())),
         Err(e) => {
             tracing::info!(outcome = "body-unreadable", error = %e, "refused");
-            Err(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body unreadable or larger than {MAX_BODY} bytes"),
+            let status = StatusCode::PAYLOAD_TOO_LARGE;
+            Err(outcome_logged(
+                text(
+                    status,
+                    format!("request body unreadable or larger than {MAX_BODY} bytes"),
+                ),
+                status,
             ))
         }
     }
@@ -248,7 +252,8 @@ async fn request_voucher(State(app): State<Arc<App>>, req: Request) -> Response 
                         HeaderValue::from_static("base64"),
                     );
                 }
-                resp
+                // `voucher` logged "voucher issued".
+                outcome_logged(resp, StatusCode::OK)
             }
             Err(refusal) => refuse(&refusal),
         }
@@ -265,12 +270,16 @@ async fn request_audit_log(State(app): State<Arc<App>>, req: Request) -> Respons
             Err(resp) => return resp,
         };
         match app.audit_log(&headers, &body) {
-            Ok(json) => (
+            // `audit_log` logged "audit log sent".
+            Ok(json) => outcome_logged(
+                (
+                    StatusCode::OK,
+                    [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                    json,
+                )
+                    .into_response(),
                 StatusCode::OK,
-                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                json,
-            )
-                .into_response(),
+            ),
             Err(refusal) => refuse(&refusal),
         }
     }

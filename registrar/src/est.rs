@@ -17,7 +17,7 @@ use brski_common::pki::chain::subject_string;
 use brski_common::pki::csr::{spki_der, verify_csr};
 use brski_common::pki::ext::serial_number;
 use brski_common::pki::{NotAfter, issue, profile};
-use brski_service::https::ConnInfo;
+use brski_service::https::{ConnInfo, outcome_logged};
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, SECP_256_R_1};
 use der::{Any, Encode};
@@ -71,7 +71,8 @@ fn refused(path: &str, conn: &ConnInfo, reject: Reject) -> Response {
         reason = %reject.reason,
         "{path}"
     );
-    reject.into_response()
+    let status = reject.status;
+    outcome_logged(reject.into_response(), status)
 }
 
 /// `GET /.well-known/est/cacerts` (RFC 7030 §4.1): the domain CA as certs-only CMS.
@@ -85,7 +86,7 @@ pub async fn cacerts(
     match encode_certs_only_body(std::slice::from_ref(&s.domain_ca)) {
         Ok(body) => {
             tracing::info!(peer = %conn.peer, status = 200, outcome = "served", "cacerts");
-            respond(media_type::PKCS7_CERTS_ONLY, body)
+            outcome_logged(respond(media_type::PKCS7_CERTS_ONLY, body), StatusCode::OK)
         }
         Err(e) => Reject::internal("encoding /cacerts", e).into_response(),
     }
@@ -100,7 +101,10 @@ pub async fn csrattrs(
         return refused("csrattrs", &conn, r);
     }
     tracing::info!(peer = %conn.peer, status = 200, outcome = "served", "csrattrs");
-    respond(media_type::CSRATTRS, s.csrattrs_body.clone())
+    outcome_logged(
+        respond(media_type::CSRATTRS, s.csrattrs_body.clone()),
+        StatusCode::OK,
+    )
 }
 
 /// The CSR of a `/simpleenroll` or `/simplereenroll` body, checked (RFC 7030 §4.2.1,
@@ -221,7 +225,7 @@ fn answer_issued(
                 outcome,
                 "{step}"
             );
-            certs_only(&cert)
+            outcome_logged(certs_only(&cert), StatusCode::OK)
         }
         Err(r) => refused(step, conn, r),
     }

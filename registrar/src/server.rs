@@ -8,6 +8,7 @@ use crate::masa_client::MasaClient;
 use crate::wire::Reject;
 use axum::Router;
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +17,7 @@ use brski_common::keys::{Signer, SoftwareKey};
 use brski_common::oid::ID_KP_CLIENT_AUTH;
 use brski_common::pki::chain::{TimeCheck, TrustPolicy, chains_to, signed_by, validate_chain};
 use brski_service::files::{read_certs, read_key};
-use brski_service::https::ConnInfo;
+use brski_service::https::{ConnInfo, outcome_logged};
 use brski_service::store::{Db, GroupCommit, StoreError};
 use der::{Decode, Encode};
 use std::sync::Arc;
@@ -292,7 +293,10 @@ async fn not_found(req: Request) -> Response {
         outcome = "unknown-path",
         "not found"
     );
-    Reject::new(404, format!("no resource {}", req.uri().path())).into_response()
+    outcome_logged(
+        Reject::new(404, format!("no resource {}", req.uri().path())).into_response(),
+        StatusCode::NOT_FOUND,
+    )
 }
 
 /// The routes (RFC 8995 §5, §8.3; RFC 7030 §3.2.2).

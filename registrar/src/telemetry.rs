@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use brski_common::pki::ext::serial_number;
 use brski_common::telemetry::StatusTelemetry;
-use brski_service::https::ConnInfo;
+use brski_service::https::{ConnInfo, outcome_logged};
 use std::sync::Arc;
 
 pub async fn voucher_status(
@@ -41,7 +41,7 @@ async fn report(
     kind: TelemetryKind,
 ) -> Response {
     match handle(s, conn, headers, body, kind).await {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(()) => outcome_logged(StatusCode::OK.into_response(), StatusCode::OK),
         Err(reject) => {
             tracing::info!(
                 peer = %conn.peer,
@@ -51,7 +51,8 @@ async fn report(
                 "{}",
                 kind.as_str()
             );
-            reject.into_response()
+            let status = reject.status;
+            outcome_logged(reject.into_response(), status)
         }
     }
 }

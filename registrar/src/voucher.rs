@@ -19,7 +19,7 @@ use brski_common::brski::registrar::{
 };
 use brski_common::envelope::Format;
 use brski_common::pki::ext::{masa_base_uri, masa_url};
-use brski_service::https::ConnInfo;
+use brski_service::https::{ConnInfo, outcome_logged};
 use der::Decode;
 use std::sync::Arc;
 use x509_cert::Certificate;
@@ -75,7 +75,11 @@ pub async fn request_voucher(
     body: Bytes,
 ) -> Response {
     match handle(&s, &conn, &headers, &body).await {
-        Ok(resp) => resp,
+        // Every answer of `handle` logged its outcome with the status it answers.
+        Ok(resp) => {
+            let status = resp.status();
+            outcome_logged(resp, status)
+        }
         Err(reject) => {
             tracing::info!(
                 peer = %conn.peer,
@@ -84,7 +88,8 @@ pub async fn request_voucher(
                 reason = %reject.reason,
                 "requestvoucher"
             );
-            reject.into_response()
+            let status = reject.status;
+            outcome_logged(reject.into_response(), status)
         }
     }
 }
@@ -196,7 +201,7 @@ async fn handle(
         &s.registrar_chain,
     )
     .map_err(|e| Reject::internal("signing the registrar voucher-request", e))?;
-    tracing::info!(%serial, %peer, %masa_url, format = format.media_type(), "requesting voucher from MASA");
+    tracing::debug!(%serial, %peer, %masa_url, format = format.media_type(), "requesting voucher from MASA");
     let answer = s
         .masa
         .request_voucher(&base, format, accept.as_deref(), rvr)

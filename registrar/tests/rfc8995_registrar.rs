@@ -1125,3 +1125,44 @@ async fn rfc8995_5_4_the_masa_tls_certificate_is_verified() {
     assert!(a.text().contains("not valid for name"), "{}", a.text());
     assert_eq!(masa.calls(), 0);
 }
+
+/// Each request makes one line at info: the handler's outcome line where it logged one, the
+/// access line of `https::serve` otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_is_logged_once_at_info() {
+    let s = setup().await;
+    let p = s.pledge("SN-LOG");
+    p.obtain_voucher(&s.reg, &s.vendor).await;
+    let a = p.get(&s.reg, paths::CACERTS).await;
+    assert_eq!(a.status, 200);
+    let a = p.get(&s.reg, "/.well-known/est/nowhere").await;
+    assert_eq!(a.status, 404);
+    // No handler runs for a method the route does not take: only the access line tells.
+    let a = p.get(&s.reg, paths::SIMPLE_ENROLL).await;
+    assert_eq!(a.status, 405);
+
+    let log = s.reg.log();
+    let lines = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines("outcome=\"relayed\""), 1, "{log}");
+    assert_eq!(lines("outcome=\"served\""), 1, "{log}");
+    assert_eq!(
+        lines("path=\"/.well-known/est/nowhere\" outcome=\"unknown-path\""),
+        1,
+        "{log}"
+    );
+    for handled in [
+        paths::REQUEST_VOUCHER,
+        paths::CACERTS,
+        "/.well-known/est/nowhere",
+    ] {
+        assert_eq!(lines(&format!("path=\"{handled}\" status=")), 0, "{log}");
+    }
+    assert_eq!(
+        lines(&format!(
+            "method=GET path=\"{}\" status=405",
+            paths::SIMPLE_ENROLL
+        )),
+        1,
+        "{log}"
+    );
+}

@@ -52,6 +52,22 @@ impl std::fmt::Debug for ConnMemo {
     }
 }
 
+/// On a response whose handler has logged the request's outcome at info level, with the
+/// status it logged: [`serve`] then writes its access line for that request at debug level
+/// only, so that each request makes one line at info. A response whose status is no longer
+/// the one logged (say, it failed after the outcome line) keeps its access line.
+#[derive(Clone, Copy, Debug)]
+pub struct OutcomeLogged(pub http::StatusCode);
+
+/// `resp`, marked as logged by its handler with the status `logged` ([`OutcomeLogged`]).
+pub fn outcome_logged(
+    mut resp: axum::response::Response,
+    logged: http::StatusCode,
+) -> axum::response::Response {
+    resp.extensions_mut().insert(OutcomeLogged(logged));
+    resp
+}
+
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -117,14 +133,16 @@ pub async fn serve(
                     let start = Instant::now();
                     let resp = app.oneshot(req).await;
                     if let Ok(r) = &resp {
-                        tracing::info!(
-                            peer = %info.peer,
-                            %method,
-                            path,
-                            status = r.status().as_u16(),
-                            ms = start.elapsed().as_millis() as u64,
-                            "request"
-                        );
+                        let logged = r
+                            .extensions()
+                            .get::<OutcomeLogged>()
+                            .is_some_and(|l| l.0 == r.status());
+                        let (status, ms) = (r.status().as_u16(), start.elapsed().as_millis());
+                        if logged {
+                            tracing::debug!(peer = %info.peer, %method, path, status, ms = ms as u64, "request");
+                        } else {
+                            tracing::info!(peer = %info.peer, %method, path, status, ms = ms as u64, "request");
+                        }
                     }
                     resp
                 }
