@@ -252,7 +252,8 @@ async fn enroll(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(String, Certificate), Reject> {
-    let chain = match s.classify(conn)? {
+    let client = s.classify(conn)?;
+    let chain = match &*client {
         Client::Idevid { chain } => chain,
         Client::Ldevid { .. } => {
             return Err(Reject::new(
@@ -346,7 +347,8 @@ async fn reenroll(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(String, Certificate), Reject> {
-    let (current, der) = match s.classify(conn)? {
+    let client = s.classify(conn)?;
+    let (current, der) = match &*client {
         Client::Ldevid { cert, der } => (cert, der),
         Client::Idevid { .. } => {
             return Err(Reject::new(
@@ -355,8 +357,8 @@ async fn reenroll(
             ));
         }
     };
-    let current_serial = cert_serial_hex(&current);
-    let serial = match db::ldevid_status(&s.db, &current_serial, &der)
+    let current_serial = cert_serial_hex(current);
+    let serial = match db::ldevid_status(&s.db, &current_serial, der)
         .map_err(|e| Reject::internal("looking up the LDevID", e))?
     {
         LdevidStatus::Current { pledge_serial } => pledge_serial,

@@ -215,12 +215,12 @@ impl Registrar {
     /// Which kind of certificate the TLS client presented. The answer depends only on the TLS
     /// session, so it is computed on the connection's first request and kept for the others
     /// (as the handshake's own validation, it is not repeated within one connection).
-    pub fn classify(&self, conn: &ConnInfo) -> Result<Client, Reject> {
+    pub fn classify(&self, conn: &ConnInfo) -> Result<Arc<Client>, Reject> {
         if let Some(known) = conn.memo.get::<Client>() {
-            return Ok((*known).clone());
+            return Ok(known);
         }
-        let client = self.classify_chain(conn)?;
-        conn.memo.set(Arc::new(client.clone()));
+        let client = Arc::new(self.classify_chain(conn)?);
+        conn.memo.set(client.clone());
         Ok(client)
     }
 

@@ -62,15 +62,15 @@ pub async fn pledge_identity(
     s: &Registrar,
     conn: &ConnInfo,
 ) -> Result<(String, ClientCert), Reject> {
-    match s.classify(conn)? {
+    match &*s.classify(conn)? {
         Client::Idevid { chain } => chain
             .first()
             .and_then(serial_number)
             .map(|serial| (serial, ClientCert::Idevid))
             .ok_or_else(|| Reject::new(403, "IDevID subject has no serialNumber")),
         Client::Ldevid { cert, der } => {
-            let cert_serial = crate::est::cert_serial_hex(&cert);
-            match db::ldevid_status(&s.db, &cert_serial, &der)
+            let cert_serial = crate::est::cert_serial_hex(cert);
+            match db::ldevid_status(&s.db, &cert_serial, der)
                 .map_err(|e| Reject::internal("looking up the LDevID", e))?
             {
                 LdevidStatus::Current { pledge_serial }
