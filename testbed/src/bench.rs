@@ -46,7 +46,8 @@ const MAX_REASONS: usize = 5;
 pub struct BenchOptions {
     pub pledges: usize,
     pub concurrency: usize,
-    /// Load-generator worker threads (default: the number of CPUs).
+    /// Load-generator threads, each with its own single-threaded runtime (default: the number
+    /// of CPUs).
     pub threads: Option<usize>,
     /// Skip the `pledge bootstrap` measurement.
     pub skip_pledge: bool,

@@ -52,7 +52,8 @@ enum Command {
         /// How many pledges enroll at the same time.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
-        /// Worker threads of the load generator (default: number of CPUs).
+        /// Load-generator threads, each with its own single-threaded runtime (default: number
+        /// of CPUs).
         #[arg(long)]
         threads: Option<usize>,
         /// Do not measure a `pledge bootstrap` process.
