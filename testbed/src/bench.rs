@@ -265,7 +265,7 @@ struct LoadResult {
 /// Run the load on `threads` threads, each with its own single-threaded runtime and its share
 /// of the `concurrency` pledges in flight, taking devices from one shared queue (no work
 /// stealing between them: the generator's own overhead stays small). `when_done` runs once
-/// every thread has finished and before any has ended.
+/// every thread has finished its work and before any has ended.
 fn drive(
     shared: Arc<Shared>,
     devices: Vec<Device>,
@@ -277,36 +277,39 @@ fn drive(
     let next = Arc::new(AtomicUsize::new(0));
     let in_flight = concurrency.min(devices.len());
     let threads = threads.min(in_flight).max(1);
-    let done = std::sync::Barrier::new(threads + 1);
-    let release = std::sync::Barrier::new(threads + 1);
+    // Each thread sends its outcomes, then waits for `hold` to be released before it ends. A
+    // thread that panics drops its sender too, so collecting never waits for it.
+    let (sender, finished) = std::sync::mpsc::channel();
+    let hold = std::sync::RwLock::new(());
     let start = Instant::now();
     let (elapsed, outcomes) = std::thread::scope(|scope| {
+        let held = hold
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut handles = Vec::with_capacity(threads);
         for t in 0..threads {
             let share = in_flight / threads + usize::from(t < in_flight % threads);
             let (shared, devices, next) = (shared.clone(), devices.clone(), next.clone());
-            let (done, release) = (&done, &release);
+            let (sender, hold) = (sender.clone(), &hold);
             handles.push(scope.spawn(move || {
                 let out = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| format!("load runtime: {e}"))
-                    .map(|rt| rt.block_on(run_pledges(&shared, &devices, &next, share)));
-                done.wait();
-                release.wait();
-                out
+                    .map(|rt| rt.block_on(run_pledges(&shared, &devices, &next, share)))
+                    .unwrap_or_else(|e| vec![Err(format!("load runtime: {e}"))]);
+                let _ = sender.send(out);
+                drop(sender);
+                drop(hold.read());
             }));
         }
-        done.wait();
+        drop(sender);
+        let mut all: Vec<Vec<Result<f64, String>>> = finished.iter().collect();
         let elapsed = start.elapsed();
         when_done();
-        release.wait();
-        let mut all = Vec::with_capacity(threads);
+        drop(held);
         for h in handles {
-            match h.join() {
-                Ok(Ok(v)) => all.push(v),
-                Ok(Err(e)) => all.push(vec![Err(e)]),
-                Err(_) => all.push(vec![Err("load thread panicked".to_string())]),
+            if h.join().is_err() {
+                all.push(vec![Err("load thread panicked".to_string())]);
             }
         }
         (elapsed, all)
