@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use brski_common::audit::AuditLog;
 use brski_common::brski::masa::{
-    CheckedRegistrarRequest, RegistrarRequestError, build_voucher, chain_reaches,
-    check_registrar_voucher_request,
+    CheckedRegistrarRequest, PledgeIdevid, RegistrarRequestError, build_voucher, chain_reaches,
+    verify_registrar_voucher_request,
 };
 use brski_common::brski::paths;
 use brski_common::envelope::{self, EnvelopeError, Format};
@@ -369,17 +369,28 @@ impl App {
     fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Accepted, Refusal> {
         let format = request_format(headers)?;
         let (raw, encoding) = decode_body(format, body);
-        let checked = check_registrar_voucher_request(
-            format,
-            &raw,
-            &self.vendor_policy,
-            TimeCheck::Now,
-            false,
-        )?;
-        let serial = checked.serial_number.clone();
+        let signed = verify_registrar_voucher_request(format, &raw, TimeCheck::Now)?;
+        let serial = signed.serial_number().to_owned();
         tracing::Span::current().record("serial", serial.as_str());
         let device =
             db::device(&self.db, &serial)?.ok_or_else(|| Refusal::UnknownDevice(serial.clone()))?;
+        // 8995 §5.5.5: the pledge's request is verified with the IDevID this MASA minted for
+        // the device; a row that does not parse leaves only the manufacturer anchors (and then
+        // the byte comparison below refuses).
+        let known = Certificate::from_der(&device.idevid_cert).ok();
+        let idevid = match &known {
+            Some(idevid) => PledgeIdevid::Known {
+                idevid,
+                manufacturer: &self.vendor_policy,
+            },
+            None => PledgeIdevid::Manufacturer(&self.vendor_policy),
+        };
+        let checked = signed
+            .check_pledge_request(idevid, false)
+            .map_err(|e| match e {
+                RegistrarRequestError::NotTheKnownIdevid => Refusal::ForeignIdevid(serial.clone()),
+                other => other.into(),
+            })?;
         if checked
             .request
             .idevid_issuer

@@ -34,6 +34,8 @@ pub enum RegistrarRequestError {
     NonceMismatch,
     #[error("idevid-issuer differs from the pledge IDevID's")]
     IdevidIssuerMismatch,
+    #[error("prior-signed-voucher-request is signed with a certificate other than the device's")]
+    NotTheKnownIdevid,
     #[error("the pledge's proximity-registrar-cert is not in the registrar's chain")]
     ProximityMismatch,
 }
@@ -44,7 +46,7 @@ impl RegistrarRequestError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Malformed(_) | Self::Payload(_) | Self::PriorPayload(_) => 400,
-            Self::UnknownDevice(_) => 404,
+            Self::UnknownDevice(_) | Self::NotTheKnownIdevid => 404,
             Self::Signature(_)
             | Self::NotRegistrationAuthority
             | Self::RegistrarCertificate(_)
@@ -82,6 +84,33 @@ impl CheckedRegistrarRequest {
     }
 }
 
+/// Whose signature the MASA expects on the prior-signed pledge voucher-request (8995 §5.5.5:
+/// verified with the pledge's IDevID, as carried in the request or as known to the MASA).
+#[derive(Clone, Copy, Debug)]
+pub enum PledgeIdevid<'a> {
+    /// Any IDevID that validates to these manufacturer anchors.
+    Manufacturer(&'a TrustPolicy),
+    /// Exactly `idevid`, the certificate this MASA recorded when the device was minted: only a
+    /// request signed with its key and carrying these exact bytes is accepted. When one of the
+    /// `manufacturer` anchors issued it, the MASA's own signature on it is not verified again
+    /// (its validity period is); otherwise its path to an anchor is validated as for
+    /// [`Self::Manufacturer`].
+    Known {
+        idevid: &'a Certificate,
+        manufacturer: &'a TrustPolicy,
+    },
+}
+
+/// A registrar voucher-request whose own signature checked out (8995 §5.5.1–§5.5.4); the
+/// prior-signed pledge request is checked next, by [`Self::check_pledge_request`].
+#[derive(Debug)]
+pub struct SignedRegistrarRequest {
+    checked: CheckedRegistrarRequest,
+    /// Every certificate the request carried (a COSE pledge request's IDevID rides here).
+    carried: Vec<Certificate>,
+    time: TimeCheck,
+}
+
 /// Check a registrar voucher-request (8995 §5.5.1–§5.5.6): signature by a certificate carried in
 /// the request (an unknown domain CA is a temporary trust anchor, §5.5.2), id-kp-cmcRA on the
 /// signer (§5.5.4), then the prior-signed pledge request: signed by an IDevID of this
@@ -94,6 +123,20 @@ pub fn check_registrar_voucher_request(
     time: TimeCheck,
     require_prior_request: bool,
 ) -> Result<CheckedRegistrarRequest, RegistrarRequestError> {
+    verify_registrar_voucher_request(format, body, time)?.check_pledge_request(
+        PledgeIdevid::Manufacturer(manufacturer),
+        require_prior_request,
+    )
+}
+
+/// The first half of [`check_registrar_voucher_request`]: the registrar's signature, its
+/// id-kp-cmcRA and the payload (8995 §5.5.1–§5.5.4), so that the MASA can look the device up by
+/// serial-number before checking the pledge's request.
+pub fn verify_registrar_voucher_request(
+    format: Format,
+    body: &[u8],
+    time: TimeCheck,
+) -> Result<SignedRegistrarRequest, RegistrarRequestError> {
     let parsed = envelope::parse(format, body).map_err(RegistrarRequestError::Malformed)?;
     // Temporary trust anchors: the self-signed certificates carried, else the last one.
     let mut anchors: Vec<Certificate> = parsed
@@ -121,53 +164,114 @@ pub fn check_registrar_voucher_request(
     }
     let registrar_chain = verified.chain.clone();
     let request = VoucherRequest::from_payload(format, &verified.payload)?;
+    Ok(SignedRegistrarRequest {
+        checked: CheckedRegistrarRequest {
+            format,
+            serial_number: request.serial_number.clone(),
+            nonce: request.nonce.clone(),
+            request,
+            registrar_chain,
+            idevid: None,
+            proximity: false,
+        },
+        carried: parsed.certificates,
+        time,
+    })
+}
 
-    let mut checked = CheckedRegistrarRequest {
-        format,
-        serial_number: request.serial_number.clone(),
-        nonce: request.nonce.clone(),
-        request,
-        registrar_chain,
-        idevid: None,
-        proximity: false,
-    };
-    let Some(prior) = checked.request.prior_signed_voucher_request.clone() else {
-        if require_prior_request {
-            return Err(RegistrarRequestError::NoPriorRequest);
+impl SignedRegistrarRequest {
+    /// The serial-number the registrar asks a voucher for.
+    pub fn serial_number(&self) -> &str {
+        &self.checked.serial_number
+    }
+
+    /// The second half of [`check_registrar_voucher_request`]: the prior-signed pledge request
+    /// (8995 §5.5.5, §5.5.6), signed as `idevid` says.
+    pub fn check_pledge_request(
+        self,
+        idevid: PledgeIdevid<'_>,
+        require_prior_request: bool,
+    ) -> Result<CheckedRegistrarRequest, RegistrarRequestError> {
+        let Self {
+            mut checked,
+            carried,
+            time,
+        } = self;
+        let Some(prior) = checked.request.prior_signed_voucher_request.clone() else {
+            if require_prior_request {
+                return Err(RegistrarRequestError::NoPriorRequest);
+            }
+            return Ok(checked);
+        };
+        let prior_format = Format::detect(&prior).unwrap_or(checked.format);
+        // A COSE pledge request carries no certificates: its IDevID rides in the registrar
+        // request's x5bag (cBRSKI §9.2.1).
+        let pledge = match idevid {
+            PledgeIdevid::Manufacturer(manufacturer) => {
+                envelope::verify(prior_format, &prior, manufacturer, &carried)
+                    .map_err(RegistrarRequestError::UnknownDevice)?
+            }
+            PledgeIdevid::Known {
+                idevid,
+                manufacturer,
+            } => {
+                let issuer = idevid.tbs_certificate().issuer();
+                let pledge = if manufacturer
+                    .anchors
+                    .iter()
+                    .any(|a| a.tbs_certificate().subject() == issuer)
+                {
+                    // Issued by an anchor: the known certificate is the only anchor, so a
+                    // signer with its key is trusted directly (its validity still checked).
+                    let only = TrustPolicy::new(vec![idevid.clone()]).with_time(time);
+                    let mut candidates = vec![idevid.clone()];
+                    candidates.extend(carried.iter().cloned());
+                    envelope::verify(prior_format, &prior, &only, &candidates).map_err(
+                        |e| match e {
+                            EnvelopeError::Untrusted(ChainError::Untrusted { .. }) => {
+                                RegistrarRequestError::NotTheKnownIdevid
+                            }
+                            other => RegistrarRequestError::UnknownDevice(other),
+                        },
+                    )?
+                } else {
+                    // Under an intermediate (or an anchor no longer configured): the full path.
+                    envelope::verify(prior_format, &prior, manufacturer, &carried)
+                        .map_err(RegistrarRequestError::UnknownDevice)?
+                };
+                if pledge.signer() != Some(idevid) {
+                    return Err(RegistrarRequestError::NotTheKnownIdevid);
+                }
+                pledge
+            }
+        };
+        let idevid = pledge
+            .signer()
+            .ok_or(RegistrarRequestError::UnknownDevice(
+                EnvelopeError::SignerNotFound,
+            ))?
+            .clone();
+        let pvr = VoucherRequest::from_payload(prior_format, &pledge.payload)
+            .map_err(RegistrarRequestError::PriorPayload)?;
+        let idevid_serial = serial_number(&idevid).unwrap_or_default();
+        if idevid_serial != checked.serial_number {
+            return Err(RegistrarRequestError::SerialMismatch {
+                idevid: idevid_serial,
+                request: checked.serial_number,
+            });
         }
-        return Ok(checked);
-    };
-    let prior_format = Format::detect(&prior).unwrap_or(format);
-    // A COSE pledge request carries no certificates: its IDevID rides in the registrar
-    // request's x5bag (cBRSKI §9.2.1).
-    let pledge = envelope::verify(prior_format, &prior, manufacturer, &parsed.certificates)
-        .map_err(RegistrarRequestError::UnknownDevice)?;
-    let idevid = pledge
-        .signer()
-        .ok_or(RegistrarRequestError::UnknownDevice(
-            EnvelopeError::SignerNotFound,
-        ))?
-        .clone();
-    let pvr = VoucherRequest::from_payload(prior_format, &pledge.payload)
-        .map_err(RegistrarRequestError::PriorPayload)?;
-    let idevid_serial = serial_number(&idevid).unwrap_or_default();
-    if idevid_serial != checked.serial_number {
-        return Err(RegistrarRequestError::SerialMismatch {
-            idevid: idevid_serial,
-            request: checked.serial_number,
-        });
-    }
-    if pvr.nonce != checked.nonce {
-        return Err(RegistrarRequestError::NonceMismatch);
-    }
-    if let Some(issuer) = &checked.request.idevid_issuer {
-        if *issuer != idevid_issuer(&idevid) {
-            return Err(RegistrarRequestError::IdevidIssuerMismatch);
+        if pvr.nonce != checked.nonce {
+            return Err(RegistrarRequestError::NonceMismatch);
         }
+        if let Some(issuer) = &checked.request.idevid_issuer {
+            if *issuer != idevid_issuer(&idevid) {
+                return Err(RegistrarRequestError::IdevidIssuerMismatch);
+            }
+        }
+        checked.proximity = proximity_in_chain(&pvr, &checked.registrar_chain)?;
+        checked.idevid = Some(idevid);
+        Ok(checked)
     }
-    checked.proximity = proximity_in_chain(&pvr, &checked.registrar_chain)?;
-    checked.idevid = Some(idevid);
-    Ok(checked)
 }
 
 /// 8995 §5.5.5: the key of the pledge's `proximity-registrar-cert` (or `-pubk`, `-pubk-sha256`)

@@ -515,3 +515,184 @@ fn rfc8995_5_5_5_masa_refuses_a_registrar_the_pledge_did_not_see() {
         "{err:?}"
     );
 }
+
+/// The RVR a registrar sends for `w`'s pledge request in `format`.
+fn rvr_for(w: &World, format: Format) -> Vec<u8> {
+    let good = pvr(w, format, "SN-0001");
+    let checked = check_at_registrar(w, format, &good.bytes).expect("registrar accepts");
+    sign_rvr(w, &checked)
+}
+
+fn sign_rvr(w: &World, checked: &registrar::CheckedPledgeRequest) -> Vec<u8> {
+    registrar::sign_registrar_voucher_request(
+        checked,
+        time::OffsetDateTime::now_utc(),
+        &w.registrar.key,
+        &registrar_chain(w),
+    )
+    .expect("rvr")
+}
+
+/// The CMS RVR for a pledge "SN-0001" signing with `key` and presenting `chain`, accepted by
+/// a registrar trusting the vendor CA under `time`.
+fn rvr_from(w: &World, key: &SoftwareKey, chain: &[Certificate], time: TimeCheck) -> Vec<u8> {
+    let pvr = pledge::build_pledge_voucher_request(
+        Format::Cms,
+        "SN-0001",
+        &w.registrar.der(),
+        key,
+        chain,
+        Some(time::OffsetDateTime::now_utc()),
+    )
+    .expect("pvr");
+    let checked = registrar::check_pledge_voucher_request(
+        Format::Cms,
+        &pvr.bytes,
+        chain,
+        &w.registrar.der(),
+        &vendor_policy(w).with_time(time),
+    )
+    .expect("registrar accepts");
+    sign_rvr(w, &checked)
+}
+
+fn check_known(
+    rvr: &[u8],
+    format: Format,
+    known: &Certificate,
+    manufacturer: &TrustPolicy,
+) -> Result<masa::CheckedRegistrarRequest, masa::RegistrarRequestError> {
+    let signed =
+        masa::verify_registrar_voucher_request(format, rvr, TimeCheck::Now).expect("RVR verifies");
+    assert_eq!(signed.serial_number(), "SN-0001");
+    signed.check_pledge_request(
+        masa::PledgeIdevid::Known {
+            idevid: known,
+            manufacturer,
+        },
+        true,
+    )
+}
+
+#[test]
+fn rfc8995_5_5_5_masa_verifies_the_pledge_request_with_the_idevid_it_minted() {
+    for format in [Format::Cms, Format::Jws, Format::Cose] {
+        let w = world("SN-0001");
+        let rvr = rvr_for(&w, format);
+        let checked = check_known(&rvr, format, &w.idevid.cert, &vendor_policy(&w))
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert!(checked.proximity, "{format:?}");
+        assert_eq!(checked.idevid.as_ref(), Some(&w.idevid.cert), "{format:?}");
+    }
+}
+
+#[test]
+fn rfc8995_5_5_5_masa_refuses_a_pledge_request_not_signed_with_the_known_idevid() {
+    let w = world("SN-0001");
+    let rvr = rvr_for(&w, Format::Cms);
+    let policy = vendor_policy(&w);
+
+    // The record names another certificate (same serial, another key): refused, although
+    // the vendor CA issued the one that signed.
+    let other = issued(
+        profile::idevid("SN-0001", Some("masa.example:9443"), None).expect("p"),
+        &w.vendor,
+    );
+    let err = check_known(&rvr, Format::Cms, &other.cert, &policy).expect_err("other key");
+    assert!(
+        matches!(err, masa::RegistrarRequestError::NotTheKnownIdevid),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), 404);
+
+    // Same key, other bytes (re-issued with another serial number): refused as not the
+    // certificate on record.
+    let reissued = issue(
+        &profile::idevid("SN-0001", Some("masa.example:9443"), None).expect("p"),
+        w.idevid.key.public_key_spki(),
+        Some(&w.vendor.cert),
+        &w.vendor.key,
+    )
+    .expect("reissue");
+    assert_ne!(reissued, w.idevid.cert);
+    let err = check_known(&rvr, Format::Cms, &reissued, &policy).expect_err("other bytes");
+    assert!(
+        matches!(err, masa::RegistrarRequestError::NotTheKnownIdevid),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), 404);
+
+    // The record's issuer is no longer a configured manufacturer anchor.
+    let elsewhere = TrustPolicy::new(vec![ca("Other Vendor", true).cert]);
+    let err = check_known(&rvr, Format::Cms, &w.idevid.cert, &elsewhere)
+        .expect_err("issuer not an anchor");
+    assert!(
+        matches!(
+            err,
+            masa::RegistrarRequestError::UnknownDevice(EnvelopeError::Untrusted(
+                ChainError::Untrusted { .. }
+            ))
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn rfc8995_5_5_5_masa_checks_the_validity_of_the_known_idevid() {
+    let w = world("SN-0001");
+    let mut params = profile::idevid("SN-0001", Some("masa.example:9443"), None).expect("p");
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(20);
+    params.not_after =
+        pki::issue::NotAfter::At(time::OffsetDateTime::now_utc() - time::Duration::days(10));
+    let expired = issue(
+        &params,
+        w.idevid.key.public_key_spki(),
+        Some(&w.vendor.cert),
+        &w.vendor.key,
+    )
+    .expect("expired");
+    // A pledge whose IDevID has expired, accepted by a registrar that ignores IDevID expiry
+    // (8995 §2.6.2); the MASA checks the time of the certificate on record.
+    let rvr = rvr_from(
+        &w,
+        &w.idevid.key,
+        std::slice::from_ref(&expired),
+        TimeCheck::Skip,
+    );
+    let err =
+        check_known(&rvr, Format::Cms, &expired, &vendor_policy(&w)).expect_err("expired record");
+    assert!(
+        matches!(
+            err,
+            masa::RegistrarRequestError::UnknownDevice(EnvelopeError::Untrusted(
+                ChainError::Expired { .. }
+            ))
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn rfc8995_5_5_5_masa_validates_a_known_idevid_issued_under_an_intermediate() {
+    let w = world("SN-0001");
+    let factory = issued(
+        profile::vendor_ca(name_from_parts(Some("Factory CA"), None, None).expect("n")).expect("p"),
+        &w.vendor,
+    );
+    let idevid = issued(
+        profile::idevid("SN-0001", Some("masa.example:9443"), None).expect("p"),
+        &factory,
+    );
+    let chain = [idevid.cert.clone(), factory.cert.clone()];
+    let rvr = rvr_from(&w, &idevid.key, &chain, TimeCheck::Now);
+    let ok = check_known(&rvr, Format::Cms, &idevid.cert, &vendor_policy(&w))
+        .expect("validated through the factory CA");
+    assert_eq!(ok.idevid.as_ref(), Some(&idevid.cert));
+    // The same device when the MASA recorded another certificate for the serial.
+    let err = check_known(&rvr, Format::Cms, &w.idevid.cert, &vendor_policy(&w))
+        .expect_err("not the recorded certificate");
+    assert!(
+        matches!(err, masa::RegistrarRequestError::NotTheKnownIdevid),
+        "{err:?}"
+    );
+}
