@@ -3,7 +3,7 @@
 
 use crate::envelope::{self, EnvelopeError, Format};
 use crate::oid::ID_KP_CMC_RA;
-use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy, same_key, validate_chain};
+use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy, check_time, same_key, validate_chain};
 use crate::pki::ext::{idevid_issuer, serial_number};
 use crate::voucher::{Assertion, DecodeError, Nonce, Voucher, VoucherRequest};
 use der::{Decode, Encode};
@@ -92,9 +92,9 @@ pub enum PledgeIdevid<'a> {
     Manufacturer(&'a TrustPolicy),
     /// Exactly `idevid`, the certificate this MASA recorded when the device was minted: only a
     /// request signed with its key and carrying these exact bytes is accepted. When one of the
-    /// `manufacturer` anchors issued it, the MASA's own signature on it is not verified again
-    /// (its validity period is); otherwise its path to an anchor is validated as for
-    /// [`Self::Manufacturer`].
+    /// `manufacturer` anchors issued it (and is within its validity period), the MASA's own
+    /// signature on it is not verified again (its validity period is, at the `manufacturer`
+    /// policy's time); otherwise its path to an anchor is validated as for [`Self::Manufacturer`].
     Known {
         idevid: &'a Certificate,
         manufacturer: &'a TrustPolicy,
@@ -108,7 +108,6 @@ pub struct SignedRegistrarRequest {
     checked: CheckedRegistrarRequest,
     /// Every certificate the request carried (a COSE pledge request's IDevID rides here).
     carried: Vec<Certificate>,
-    time: TimeCheck,
 }
 
 /// Check a registrar voucher-request (8995 §5.5.1–§5.5.6): signature by a certificate carried in
@@ -175,7 +174,6 @@ pub fn verify_registrar_voucher_request(
             proximity: false,
         },
         carried: parsed.certificates,
-        time,
     })
 }
 
@@ -195,7 +193,6 @@ impl SignedRegistrarRequest {
         let Self {
             mut checked,
             carried,
-            time,
         } = self;
         let Some(prior) = checked.request.prior_signed_voucher_request.clone() else {
             if require_prior_request {
@@ -216,14 +213,13 @@ impl SignedRegistrarRequest {
                 manufacturer,
             } => {
                 let issuer = idevid.tbs_certificate().issuer();
-                let pledge = if manufacturer
-                    .anchors
-                    .iter()
-                    .any(|a| a.tbs_certificate().subject() == issuer)
-                {
-                    // Issued by an anchor: the known certificate is the only anchor, so a
-                    // signer with its key is trusted directly (its validity still checked).
-                    let only = TrustPolicy::new(vec![idevid.clone()]).with_time(time);
+                let pledge = if manufacturer.anchors.iter().any(|a| {
+                    a.tbs_certificate().subject() == issuer
+                        && check_time(a, manufacturer.time).is_ok()
+                }) {
+                    // Issued by a current anchor: the known certificate is the only anchor, so
+                    // a signer with its key is trusted directly (its validity still checked).
+                    let only = TrustPolicy::new(vec![idevid.clone()]).with_time(manufacturer.time);
                     let mut candidates = vec![idevid.clone()];
                     candidates.extend(carried.iter().cloned());
                     envelope::verify(prior_format, &prior, &only, &candidates).map_err(
@@ -235,7 +231,8 @@ impl SignedRegistrarRequest {
                         },
                     )?
                 } else {
-                    // Under an intermediate (or an anchor no longer configured): the full path.
+                    // Under an intermediate, or an anchor no longer configured or expired: the
+                    // full path, which says which.
                     envelope::verify(prior_format, &prior, manufacturer, &carried)
                         .map_err(RegistrarRequestError::UnknownDevice)?
                 };

@@ -556,6 +556,14 @@ fn rvr_from(w: &World, key: &SoftwareKey, chain: &[Certificate], time: TimeCheck
     sign_rvr(w, &checked)
 }
 
+/// The path error of a refusal for an IDevID that does not validate.
+fn untrusted_idevid(err: &masa::RegistrarRequestError) -> Option<&ChainError> {
+    match err {
+        masa::RegistrarRequestError::UnknownDevice(EnvelopeError::Untrusted(e)) => Some(e),
+        _ => None,
+    }
+}
+
 fn check_known(
     rvr: &[u8],
     format: Format,
@@ -627,12 +635,7 @@ fn rfc8995_5_5_5_masa_refuses_a_pledge_request_not_signed_with_the_known_idevid(
     let err = check_known(&rvr, Format::Cms, &w.idevid.cert, &elsewhere)
         .expect_err("issuer not an anchor");
     assert!(
-        matches!(
-            err,
-            masa::RegistrarRequestError::UnknownDevice(EnvelopeError::Untrusted(
-                ChainError::Untrusted { .. }
-            ))
-        ),
+        matches!(untrusted_idevid(&err), Some(ChainError::Untrusted { .. })),
         "{err:?}"
     );
 }
@@ -662,12 +665,7 @@ fn rfc8995_5_5_5_masa_checks_the_validity_of_the_known_idevid() {
     let err =
         check_known(&rvr, Format::Cms, &expired, &vendor_policy(&w)).expect_err("expired record");
     assert!(
-        matches!(
-            err,
-            masa::RegistrarRequestError::UnknownDevice(EnvelopeError::Untrusted(
-                ChainError::Expired { .. }
-            ))
-        ),
+        matches!(untrusted_idevid(&err), Some(ChainError::Expired { .. })),
         "{err:?}"
     );
 }
@@ -693,6 +691,30 @@ fn rfc8995_5_5_5_masa_validates_a_known_idevid_issued_under_an_intermediate() {
         .expect_err("not the recorded certificate");
     assert!(
         matches!(err, masa::RegistrarRequestError::NotTheKnownIdevid),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn rfc8995_5_5_5_masa_refuses_a_known_idevid_whose_vendor_ca_has_expired() {
+    let w = world("SN-0001");
+    let rvr = rvr_for(&w, Format::Cms);
+    // The vendor CA as configured at the MASA, with the same name and key but expired.
+    let mut params =
+        profile::vendor_ca(w.vendor.cert.tbs_certificate().subject().clone()).expect("p");
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(20);
+    params.not_after =
+        pki::issue::NotAfter::At(time::OffsetDateTime::now_utc() - time::Duration::days(10));
+    let expired = self_signed(&params, &w.vendor.key).expect("expired CA");
+    let err = check_known(
+        &rvr,
+        Format::Cms,
+        &w.idevid.cert,
+        &TrustPolicy::new(vec![expired]),
+    )
+    .expect_err("expired vendor CA");
+    assert!(
+        matches!(untrusted_idevid(&err), Some(ChainError::Expired { .. })),
         "{err:?}"
     );
 }

@@ -375,7 +375,8 @@ fn check_ca(cert: &Certificate) -> Result<(), ChainError> {
     Ok(())
 }
 
-fn check_time(cert: &Certificate, time: TimeCheck) -> Result<(), ChainError> {
+/// Whether `cert` is within its validity period at `time`.
+pub(crate) fn check_time(cert: &Certificate, time: TimeCheck) -> Result<(), ChainError> {
     let now = match time {
         TimeCheck::Skip => return Ok(()),
         TimeCheck::Now => time::OffsetDateTime::now_utc(),
