@@ -375,15 +375,12 @@ impl App {
         let device =
             db::device(&self.db, &serial)?.ok_or_else(|| Refusal::UnknownDevice(serial.clone()))?;
         // 8995 §5.5.5: the pledge's request is verified with the IDevID this MASA minted for
-        // the device; a row that does not parse leaves only the manufacturer anchors (and then
-        // the byte comparison below refuses).
-        let known = Certificate::from_der(&device.idevid_cert).ok();
-        let idevid = match &known {
-            Some(idevid) => PledgeIdevid::Known {
-                idevid,
-                manufacturer: &self.vendor_policy,
-            },
-            None => PledgeIdevid::Manufacturer(&self.vendor_policy),
+        // the device, and must carry exactly that certificate.
+        let known = Certificate::from_der(&device.idevid_cert)
+            .map_err(|e| internal("stored IDevID")(e.to_string()))?;
+        let idevid = PledgeIdevid::Known {
+            idevid: &known,
+            manufacturer: &self.vendor_policy,
         };
         let checked = signed
             .check_pledge_request(idevid, false)
@@ -398,14 +395,6 @@ impl App {
             .is_some_and(|i| *i != device.idevid_issuer)
         {
             return Err(Refusal::ForeignIdevid(serial));
-        }
-        if let Some(idevid) = &checked.idevid {
-            let der = idevid
-                .to_der()
-                .map_err(|e| internal("IDevID encoding")(e.to_string()))?;
-            if der != device.idevid_cert {
-                return Err(Refusal::ForeignIdevid(serial));
-            }
         }
         let nonceless = checked.nonce.is_none() || checked.idevid.is_none();
         if nonceless && self.ownership != Ownership::Claimed {

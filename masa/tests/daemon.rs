@@ -765,3 +765,38 @@ fn init_and_mint_write_what_the_contract_names() {
         assert!(!text(&out.stderr).trim().is_empty(), "{args:?}");
     }
 }
+
+#[tokio::test]
+async fn a_device_row_whose_idevid_does_not_parse_is_a_500_and_changes_nothing() {
+    let masa = Masa::start("log-only");
+    let pledge = masa.mint("SN-BROKEN");
+    let domain = Domain::new("Broken");
+    let req = pledge.requests(&domain, Format::Cms, &masa.vendor_ca);
+    let db = brski_service::store::Db::open(&masa.dir.join("masa.db"), "SELECT 1;").expect("db");
+    db.write(|conn| -> brski_service::store::Result<()> {
+        conn.execute(
+            "UPDATE devices SET idevid_cert = x'3000' WHERE serial = 'SN-BROKEN'",
+            [],
+        )?;
+        Ok(())
+    })
+    .expect("corrupt the row");
+    let (status, _, body) = masa.request_voucher(&req.rvr).await;
+    assert_eq!(status, 500, "{}", text(&body));
+    let vouchers: i64 = db
+        .read(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM audit_log WHERE serial = 'SN-BROKEN'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("count");
+    assert_eq!(vouchers, 0, "no voucher was logged");
+
+    // Another device is still served.
+    let other = masa.mint("SN-FINE");
+    let req = other.requests(&domain, Format::Cms, &masa.vendor_ca);
+    let (status, _, body) = masa.request_voucher(&req.rvr).await;
+    assert_eq!(status, 200, "{}", text(&body));
+}

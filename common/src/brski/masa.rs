@@ -101,6 +101,18 @@ pub enum PledgeIdevid<'a> {
     },
 }
 
+impl PledgeIdevid<'_> {
+    /// The manufacturer anchors either way.
+    fn manufacturer(&self) -> &TrustPolicy {
+        match self {
+            Self::Manufacturer(m)
+            | Self::Known {
+                manufacturer: m, ..
+            } => m,
+        }
+    }
+}
+
 /// A registrar voucher-request whose own signature checked out (8995 §5.5.1–§5.5.4); the
 /// prior-signed pledge request is checked next, by [`Self::check_pledge_request`].
 #[derive(Debug)]
@@ -203,45 +215,42 @@ impl SignedRegistrarRequest {
         let prior_format = Format::detect(&prior).unwrap_or(checked.format);
         // A COSE pledge request carries no certificates: its IDevID rides in the registrar
         // request's x5bag (cBRSKI §9.2.1).
-        let pledge = match idevid {
-            PledgeIdevid::Manufacturer(manufacturer) => {
-                envelope::verify(prior_format, &prior, manufacturer, &carried)
-                    .map_err(RegistrarRequestError::UnknownDevice)?
-            }
+        // The known IDevID, and whether it is trusted directly: its key is the only anchor
+        // when a current anchor issued it; otherwise its path is validated in full.
+        let (known, direct) = match idevid {
+            PledgeIdevid::Manufacturer(_) => (None, None),
             PledgeIdevid::Known {
                 idevid,
                 manufacturer,
             } => {
                 let issuer = idevid.tbs_certificate().issuer();
-                let pledge = if manufacturer.anchors.iter().any(|a| {
+                let current_anchor = manufacturer.anchors.iter().any(|a| {
                     a.tbs_certificate().subject() == issuer
                         && check_time(a, manufacturer.time).is_ok()
-                }) {
-                    // Issued by a current anchor: the known certificate is the only anchor, so
-                    // a signer with its key is trusted directly (its validity still checked).
+                });
+                let direct = current_anchor.then(|| {
                     let only = TrustPolicy::new(vec![idevid.clone()]).with_time(manufacturer.time);
                     let mut candidates = vec![idevid.clone()];
                     candidates.extend(carried.iter().cloned());
-                    envelope::verify(prior_format, &prior, &only, &candidates).map_err(
-                        |e| match e {
-                            EnvelopeError::Untrusted(ChainError::Untrusted { .. }) => {
-                                RegistrarRequestError::NotTheKnownIdevid
-                            }
-                            other => RegistrarRequestError::UnknownDevice(other),
-                        },
-                    )?
-                } else {
-                    // Under an intermediate, or an anchor no longer configured or expired: the
-                    // full path, which says which.
-                    envelope::verify(prior_format, &prior, manufacturer, &carried)
-                        .map_err(RegistrarRequestError::UnknownDevice)?
-                };
-                if pledge.signer() != Some(idevid) {
-                    return Err(RegistrarRequestError::NotTheKnownIdevid);
-                }
-                pledge
+                    (only, candidates)
+                });
+                (Some(idevid), direct)
             }
         };
+        let pledge = match &direct {
+            Some((only, candidates)) => envelope::verify(prior_format, &prior, only, candidates)
+                .map_err(|e| match e {
+                    EnvelopeError::Untrusted(ChainError::Untrusted { .. }) => {
+                        RegistrarRequestError::NotTheKnownIdevid
+                    }
+                    other => RegistrarRequestError::UnknownDevice(other),
+                })?,
+            None => envelope::verify(prior_format, &prior, idevid.manufacturer(), &carried)
+                .map_err(RegistrarRequestError::UnknownDevice)?,
+        };
+        if known.is_some_and(|k| pledge.signer() != Some(k)) {
+            return Err(RegistrarRequestError::NotTheKnownIdevid);
+        }
         let idevid = pledge
             .signer()
             .ok_or(RegistrarRequestError::UnknownDevice(
