@@ -1,20 +1,13 @@
-//! Locating the shared example artifacts (`shared/spec/vectors`) in tests.
+//! Locating the RFCs' example artifacts (`vectors/` at the repository root) in tests.
 
 use std::path::PathBuf;
 
-/// The vectors directory: `$BRSKI_VECTORS`, or `shared/spec/vectors` beside the repository.
+/// The vectors directory: `$BRSKI_VECTORS`, or `vectors/` at the root of this repository.
 pub fn dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("BRSKI_VECTORS") {
+    if let Some(d) = std::env::var_os("BRSKI_VECTORS").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for up in root.ancestors() {
-        let candidate = up.join("shared/spec/vectors");
-        if candidate.is_dir() {
-            return candidate;
-        }
-    }
-    root.join("../../shared/spec/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors")
 }
 
 /// Read a vector file, with its `#` header lines, as bytes.
