@@ -203,22 +203,55 @@ impl ServerCertVerifier for AnchoredServerVerifier {
     handshake_signatures!();
 }
 
+/// A check the TLS server makes on a client certificate that validated: e.g. that an LDevID has
+/// not been revoked or superseded. `Some(reason)` refuses the handshake.
+pub trait CertRefusal: std::fmt::Debug + Send + Sync {
+    fn refusal(&self, leaf: &Certificate) -> Option<String>;
+}
+
+/// Why a client certificate was refused by a [`CertRefusal`].
+#[derive(Debug, thiserror::Error)]
+#[error("client certificate refused: {0}")]
+pub struct Refused(pub String);
+
+/// How a TLS server authenticates its clients.
+#[derive(Clone, Debug, Default)]
+pub struct ClientAuth {
+    /// A client certificate must validate under one of these.
+    pub policies: Vec<TrustPolicy>,
+    /// Whether a client may connect without a certificate (RFC 7030 §4.1.1: `/cacerts`); the
+    /// application then decides per request.
+    pub optional: bool,
+    /// A further check of a certificate that validated.
+    pub refusal: Option<Arc<dyn CertRefusal>>,
+}
+
 /// Requires a client certificate that validates under one of several policies: manufacturer
 /// anchors for IDevIDs (expiry optionally ignored, 8995 §2.6.2) and the domain CA for LDevIDs.
 #[derive(Debug)]
 pub struct ClientCertPolicyVerifier {
-    policies: Vec<TrustPolicy>,
+    auth: ClientAuth,
 }
 
 impl ClientCertPolicyVerifier {
     pub fn new(policies: Vec<TrustPolicy>) -> Self {
-        Self { policies }
+        Self::with_auth(ClientAuth {
+            policies,
+            ..ClientAuth::default()
+        })
+    }
+
+    pub fn with_auth(auth: ClientAuth) -> Self {
+        Self { auth }
     }
 }
 
 impl ClientCertVerifier for ClientCertPolicyVerifier {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        !self.auth.optional
     }
     fn verify_client_cert(
         &self,
@@ -228,14 +261,21 @@ impl ClientCertVerifier for ClientCertPolicyVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         let (leaf, pool) = to_certs(end_entity, intermediates)?;
         if self
+            .auth
             .policies
             .iter()
             .any(|policy| chains_to(&leaf, &pool, policy))
         {
+            if let Some(reason) = self.auth.refusal.as_ref().and_then(|r| r.refusal(&leaf)) {
+                return Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Other(rustls::OtherError(Arc::new(Refused(reason)))),
+                ));
+            }
             return Ok(ClientCertVerified::assertion());
         }
         // Refused: the first policy's reason, worked out only now.
         let first_err = self
+            .auth
             .policies
             .iter()
             .find_map(|policy| validate_chain(&leaf, &pool, policy).err());
@@ -291,10 +331,27 @@ pub fn server_config(
     server: Arc<CertifiedKey>,
     client_policies: Option<Vec<TrustPolicy>>,
 ) -> Result<rustls::ServerConfig, TlsError> {
+    server_config_with(
+        server,
+        client_policies.map(|policies| ClientAuth {
+            policies,
+            ..ClientAuth::default()
+        }),
+    )
+}
+
+/// A server presenting `server` and authenticating clients as `client_auth` says (no client
+/// authentication when `None`).
+pub fn server_config_with(
+    server: Arc<CertifiedKey>,
+    client_auth: Option<ClientAuth>,
+) -> Result<rustls::ServerConfig, TlsError> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?;
-    let builder = match client_policies {
-        Some(p) => builder.with_client_cert_verifier(Arc::new(ClientCertPolicyVerifier::new(p))),
+    let builder = match client_auth {
+        Some(a) => {
+            builder.with_client_cert_verifier(Arc::new(ClientCertPolicyVerifier::with_auth(a)))
+        }
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_cert_resolver(Arc::new(FixedServerCert(server)));

@@ -24,6 +24,17 @@ pub struct ConnInfo {
     /// What the application derived from this connection's TLS session (e.g. the validated
     /// client identity), kept for the connection's later requests.
     pub memo: ConnMemo,
+    /// The RFC 9266 `tls-exporter` channel binding of the connection (32 bytes), against which
+    /// an EST server checks a CSR's challengePassword (RFC 7030 §3.5).
+    pub channel_binding: Option<Arc<[u8]>>,
+}
+
+/// RFC 9266 §2: the `tls-exporter` channel binding, 32 bytes exported with the label
+/// "EXPORTER-Channel-Binding" and no context (TLS 1.3; in TLS 1.2 rustls offers the extended
+/// master secret, RFC 7627, which RFC 9266 §4.2 requires for it to be unique).
+pub fn tls_exporter<S>(conn: &rustls::ConnectionCommon<S>) -> Option<Vec<u8>> {
+    conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+        .ok()
 }
 
 /// A once-set slot shared by all requests of one connection.
@@ -122,6 +133,7 @@ pub async fn serve(
                 peer,
                 peer_certs: Arc::new(peer_certs),
                 memo: ConnMemo::default(),
+                channel_binding: tls_exporter(tls.get_ref().1).map(Arc::from),
             };
             let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                 let info = info.clone();

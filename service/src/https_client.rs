@@ -143,6 +143,8 @@ pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
     authority: String,
     peer_certs: Vec<Vec<u8>>,
+    /// The RFC 9266 `tls-exporter` channel binding of this connection.
+    channel_binding: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -191,6 +193,7 @@ impl Connection {
             .peer_certificates()
             .map(|c| c.iter().map(|d| d.as_ref().to_vec()).collect())
             .unwrap_or_default();
+        let channel_binding = crate::https::tls_exporter(stream.get_ref().1);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -201,7 +204,14 @@ impl Connection {
             sender,
             authority: target.authority.clone(),
             peer_certs,
+            channel_binding,
         })
+    }
+
+    /// The RFC 9266 `tls-exporter` channel binding (32 bytes) of this connection: what an EST
+    /// client puts in a CSR's challengePassword to bind it to this TLS session (RFC 7030 §3.5).
+    pub fn channel_binding(&self) -> Option<&[u8]> {
+        self.channel_binding.as_deref()
     }
 
     /// The server's certificate chain as presented in the handshake, end entity first (DER).
