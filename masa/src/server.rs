@@ -463,13 +463,21 @@ impl App {
         };
         let chain = &a.checked.registrar_chain;
         let now = OffsetDateTime::now_utc();
-        let expires_on = a.nonceless.then(|| {
-            let limit = now + self.nonceless_lifetime;
-            chain
-                .first()
-                .and_then(not_after)
-                .map_or(limit, |registrar_end| limit.min(registrar_end))
-        });
+        // The lifetime is range-checked at load; the sum is still checked, never a panic.
+        let expires_on = match a.nonceless {
+            false => None,
+            true => {
+                let limit = now.checked_add(self.nonceless_lifetime).ok_or_else(|| {
+                    internal("expires-on")("now + nonceless-voucher-lifetime overflows".into())
+                })?;
+                Some(
+                    chain
+                        .first()
+                        .and_then(not_after)
+                        .map_or(limit, |registrar_end| limit.min(registrar_end)),
+                )
+            }
+        };
         let voucher = build_voucher(&a.checked, assertion, &a.pin, now, expires_on)
             .map_err(|e| internal("voucher")(e.to_string()))?;
         let payload = voucher
