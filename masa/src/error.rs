@@ -83,6 +83,14 @@ pub enum Refusal {
     /// requestauditlog from a domain that never received a voucher for the device (404).
     #[error("no voucher for device {0:?} was ever issued to this domain")]
     NeverOwner(String),
+    /// `require-client-cert`: the TLS client presented no certificate (RFC 8995 §5.4: 401).
+    #[error(
+        "a TLS client certificate is required: the registrar authenticates with the certificate that signs its voucher-request"
+    )]
+    ClientCertificateRequired,
+    /// The TLS client certificate is not the voucher-request's signer (RFC 8995 §5.5.4: 401).
+    #[error("the voucher-request is not signed with the key of the TLS client certificate {0:?}")]
+    ClientCertificateNotSigner(String),
     /// A fault on the MASA's side (database, signing); details are only logged.
     #[error("internal error")]
     Internal(String),
@@ -102,6 +110,7 @@ impl Refusal {
             Self::NoncelessNotAllowed
             | Self::OwnedByAnotherDomain(_)
             | Self::ClaimedByAnotherDomain(_) => 403,
+            Self::ClientCertificateRequired | Self::ClientCertificateNotSigner(_) => 401,
             Self::Internal(_) => 500,
         }
     }
@@ -118,6 +127,8 @@ impl Refusal {
             Self::NotClaimed(_) => "not-claimed",
             Self::ClaimedByAnotherDomain(_) => "claimed-by-another-domain",
             Self::NeverOwner(_) => "never-owner",
+            Self::ClientCertificateRequired => "client-certificate-required",
+            Self::ClientCertificateNotSigner(_) => "client-certificate-not-signer",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -155,6 +166,8 @@ mod tests {
             (Refusal::NotClaimed("s".into()), 404),
             (Refusal::ClaimedByAnotherDomain("s".into()), 403),
             (Refusal::NeverOwner("s".into()), 404),
+            (Refusal::ClientCertificateRequired, 401),
+            (Refusal::ClientCertificateNotSigner("CN=x".into()), 401),
             (Refusal::Internal("disk".into()), 500),
         ];
         for (refusal, status) in cases {
