@@ -91,6 +91,13 @@ pub enum Refusal {
     /// The TLS client certificate is not the voucher-request's signer (RFC 8995 §5.5.4: 401).
     #[error("the voucher-request is not signed with the key of the TLS client certificate {0:?}")]
     ClientCertificateNotSigner(String),
+    /// A certificate of the registrar's chain is listed in its CRL (RFC 8995 §5.5.3: 403).
+    #[error("certificate {0:?} of the registrar's chain is revoked")]
+    Revoked(String),
+    /// The CRL of a certificate of the registrar's chain cannot be fetched or verified: the
+    /// MASA must be able to check it (RFC 8995 §5.5.3: 403).
+    #[error("cannot check the revocation of {subject:?}: {reason}")]
+    RevocationUnknown { subject: String, reason: String },
     /// A fault on the MASA's side (database, signing); details are only logged.
     #[error("internal error")]
     Internal(String),
@@ -111,6 +118,7 @@ impl Refusal {
             | Self::OwnedByAnotherDomain(_)
             | Self::ClaimedByAnotherDomain(_) => 403,
             Self::ClientCertificateRequired | Self::ClientCertificateNotSigner(_) => 401,
+            Self::Revoked(_) | Self::RevocationUnknown { .. } => 403,
             Self::Internal(_) => 500,
         }
     }
@@ -128,6 +136,8 @@ impl Refusal {
             Self::ClaimedByAnotherDomain(_) => "claimed-by-another-domain",
             Self::NeverOwner(_) => "never-owner",
             Self::ClientCertificateRequired => "client-certificate-required",
+            Self::Revoked(_) => "revoked",
+            Self::RevocationUnknown { .. } => "revocation-unknown",
             Self::ClientCertificateNotSigner(_) => "client-certificate-not-signer",
             Self::Internal(_) => "internal-error",
         }
@@ -167,6 +177,14 @@ mod tests {
             (Refusal::ClaimedByAnotherDomain("s".into()), 403),
             (Refusal::NeverOwner("s".into()), 404),
             (Refusal::ClientCertificateRequired, 401),
+            (Refusal::Revoked("CN=r".into()), 403),
+            (
+                Refusal::RevocationUnknown {
+                    subject: "CN=r".into(),
+                    reason: "unreachable".into(),
+                },
+                403,
+            ),
             (Refusal::ClientCertificateNotSigner("CN=x".into()), 401),
             (Refusal::Internal("disk".into()), 500),
         ];

@@ -12,6 +12,7 @@ mod db;
 mod error;
 mod factory;
 mod media;
+mod revocation;
 mod server;
 
 use brski_common::cli::InspectArgs;

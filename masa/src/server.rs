@@ -56,6 +56,8 @@ pub struct App {
     nonceless_lifetime: time::Duration,
     /// `require-client-cert`: a request without a TLS client certificate is refused.
     require_client_cert: bool,
+    /// CRLs of registrar chains (RFC 8995 §5.5.3).
+    revocation: crate::revocation::Revocation,
 }
 
 /// A registrar voucher-request that passed every check that does not depend on ownership.
@@ -125,6 +127,7 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         ownership: cfg.ownership,
         nonceless_lifetime: cfg.nonceless_lifetime(),
         require_client_cert: cfg.require_client_cert,
+        revocation: crate::revocation::Revocation::default(),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -284,7 +287,7 @@ async fn request_audit_log(State(app): State<Arc<App>>, req: Request) -> Respons
             Ok(b) => b,
             Err(resp) => return resp,
         };
-        match app.audit_log(&headers, &body, client.as_deref()) {
+        match app.audit_log(&headers, &body, client.as_deref()).await {
             // `audit_log` logged "audit log sent".
             Ok(json) => outcome_logged(
                 (
@@ -472,6 +475,9 @@ impl App {
         let answer = negotiate(accept.as_deref(), request)
             .ok_or_else(|| Refusal::NotAcceptable(accept.clone().unwrap_or_default()))?;
         let a = self.accept(headers, body, client)?;
+        self.revocation
+            .check_chain(&a.checked.registrar_chain)
+            .await?;
         let serial = a.checked.serial_number.as_str();
 
         let proven = if a.checked.proximity {
@@ -561,13 +567,16 @@ impl App {
 
     /// requestauditlog (RFC 8995 §5.8.1): the abridged log, for a domain that has received a
     /// voucher for the device; 404 for others (never-owner).
-    fn audit_log(
+    async fn audit_log(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         client: Option<&[u8]>,
     ) -> Result<Vec<u8>, Refusal> {
         let a = self.accept(headers, body, client)?;
+        self.revocation
+            .check_chain(&a.checked.registrar_chain)
+            .await?;
         let serial = a.checked.serial_number.as_str();
         let events = db::audit_events(&self.db, serial)?;
         if !events.iter().any(|e| e.domain_id == a.domain_id) {
