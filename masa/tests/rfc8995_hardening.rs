@@ -339,3 +339,52 @@ fn rfc8995_2_3_1_mint_refuses_blank_and_control_character_serials() {
         .expect("count");
     assert_eq!(count, 0);
 }
+
+#[tokio::test]
+async fn rfc8995_5_8_2_domain_ids_stored_by_an_older_masa_are_recomputed_from_the_key() {
+    let masa = Masa::start("first-owner");
+    let pledge = masa.mint("SN-MIGRATE");
+    // The SKI is not the method-1 value: an older MASA stored it as the domainID.
+    let domain = domain_with_ski("Migrate", vec![0x24; 20]);
+    let req = pledge.requests(&domain, Format::Cms, &masa.vendor_ca);
+    let (status, _, body) = masa.request_voucher(&req.rvr).await;
+    assert_eq!(status, 200, "{}", text(&body));
+    let own = B64.encode(spki_sha256(&domain.ca.cert).expect("sha256"));
+    let old = B64.encode([0x24; 20]);
+
+    // Rewrite the database as the older MASA left it.
+    let db = brski_service::store::Db::open(&masa.dir.join("masa.db"), "SELECT 1;").expect("db");
+    db.write(|conn| -> brski_service::store::Result<()> {
+        for table in ["vouchers", "audit_log", "owners"] {
+            conn.execute(
+                &format!("UPDATE {table} SET domain_id = ?1"),
+                brski_service::store::params![old],
+            )?;
+        }
+        conn.execute_batch("PRAGMA user_version = 0")?;
+        Ok(())
+    })
+    .expect("rewrite");
+    drop(db);
+
+    // Any command opening the database brings it up to date.
+    let log = events_of(&masa, "SN-MIGRATE");
+    assert_eq!(log.events.len(), 1);
+    assert_eq!(log.events[0].domain_id, own);
+    let db = brski_service::store::Db::open(&masa.dir.join("masa.db"), "SELECT 1;").expect("db");
+    let stored: Vec<String> = db
+        .read(|conn| {
+            let mut out = Vec::new();
+            for table in ["vouchers", "audit_log", "owners"] {
+                out.push(
+                    conn.query_row(&format!("SELECT domain_id FROM {table}"), [], |r| r.get(0))?,
+                );
+            }
+            Ok(out)
+        })
+        .expect("read");
+    assert_eq!(stored, [own.clone(), own.clone(), own.clone()]);
+    // And the registrar still reads its log.
+    let (status, _, body) = masa.request_audit_log(&req.rvr).await;
+    assert_eq!(status, 200, "{}", text(&body));
+}
