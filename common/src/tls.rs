@@ -361,6 +361,56 @@ pub fn server_config_with(
     Ok(config)
 }
 
+/// Asks for a client certificate and accepts any well-formed chain (every certificate must
+/// decode), verifying the handshake signature with its key, like [`ProvisionalVerifier`] does
+/// for servers: for the MASA, which cannot know the registrars' CAs in advance (RFC 8995 §5.4)
+/// and authenticates the registrar by matching the client certificate's key with the signer of
+/// the voucher-request (§5.5.4). The application must make that match.
+#[derive(Debug)]
+pub struct AnyClientCertVerifier {
+    mandatory: bool,
+}
+
+impl AnyClientCertVerifier {
+    /// `mandatory`: whether a client without a certificate fails the handshake.
+    pub fn new(mandatory: bool) -> Self {
+        Self { mandatory }
+    }
+}
+
+impl ClientCertVerifier for AnyClientCertVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        to_certs(end_entity, intermediates)?;
+        Ok(ClientCertVerified::assertion())
+    }
+    handshake_signatures!();
+}
+
+/// A server presenting `server` that asks every client for a certificate and takes any
+/// well-formed one ([`AnyClientCertVerifier`]); `mandatory` refuses clients without one.
+pub fn server_config_any_client(
+    server: Arc<CertifiedKey>,
+    mandatory: bool,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(Arc::new(AnyClientCertVerifier::new(mandatory)))
+        .with_cert_resolver(Arc::new(FixedServerCert(server)));
+    config.send_tls13_tickets = 0;
+    Ok(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

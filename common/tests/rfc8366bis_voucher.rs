@@ -230,9 +230,10 @@ fn rfc8366bis_8_3_voucher_with_extension_cbor_form_round_trips() {
                 Value::Text("2016-10-07T19:31:42Z".into()),
             ),
             (Value::Integer(5.into()), Value::Bytes(vec![4, 0x18, 0x30])),
+            // The example's nonce h'831D5198A6CA2C7F' (the YANG length is 8..32 octets).
             (
                 Value::Integer(7.into()),
-                Value::Bytes(vec![0x83, 0x1d, 0x51]),
+                Value::Bytes(vec![0x83, 0x1d, 0x51, 0x98, 0xa6, 0xca, 0x2c, 0x7f]),
             ),
             (Value::Integer(8.into()), Value::Bytes(vec![0x30, 0x82])),
             (

@@ -329,7 +329,7 @@ fn spec_10_3_dates_with_and_without_fraction_and_offsets() {
 #[test]
 fn spec_10_3_request_rooted_at_voucher_accepted() {
     let vr = VoucherRequest::from_json(
-        br#"{"ietf-voucher:voucher":{"serial-number":"JADA123456789","nonce":"abc","proximity-registrar-cert":"AQI="}}"#,
+        br#"{"ietf-voucher:voucher":{"serial-number":"JADA123456789","nonce":"abcdefghijk","proximity-registrar-cert":"AQI="}}"#,
     )
     .expect("decode");
     assert_eq!(vr.serial_number, "JADA123456789");
@@ -471,8 +471,11 @@ fn rfc9254_same_leaf_under_two_keys_rejected() {
         Voucher::from_cbor(&cbor_voucher(
             true,
             vec![
-                (int(7), Value::Bytes(vec![1])),
-                (Value::Tag(47, Box::new(int(2458))), Value::Bytes(vec![2])),
+                (int(7), Value::Bytes(vec![1; 8])),
+                (
+                    Value::Tag(47, Box::new(int(2458))),
+                    Value::Bytes(vec![2; 8])
+                ),
             ]
         )),
         Err(DecodeError::DuplicateLeaf("nonce"))
@@ -641,15 +644,15 @@ fn rfc9254_unknown_keys_ignored_and_extension_data_kept() {
 
 #[test]
 fn rfc9254_indefinite_length_items_accepted() {
-    // {2451: {_ 11: (_ "JADA", "123456789"), 7: (_ h'0102', h'03')}}
+    // {2451: {_ 11: (_ "JADA", "123456789"), 7: (_ h'0102', h'030405060708')}}
     let bytes = [
         0xa1, 0x19, 0x09, 0x93, 0xbf, 0x0b, 0x7f, 0x64, b'J', b'A', b'D', b'A', 0x69, b'1', b'2',
-        b'3', b'4', b'5', b'6', b'7', b'8', b'9', 0xff, 0x07, 0x5f, 0x42, 0x01, 0x02, 0x41, 0x03,
-        0xff, 0xff,
+        b'3', b'4', b'5', b'6', b'7', b'8', b'9', 0xff, 0x07, 0x5f, 0x42, 0x01, 0x02, 0x46, 0x03,
+        0x04, 0x05, 0x06, 0x07, 0x08, 0xff, 0xff,
     ];
     let v = Voucher::from_cbor(&bytes).expect("decode");
     assert_eq!(v.serial_number, "JADA123456789");
-    assert_eq!(v.nonce, Some(Nonce::Bytes(vec![1, 2, 3])));
+    assert_eq!(v.nonce, Some(Nonce::Bytes(vec![1, 2, 3, 4, 5, 6, 7, 8])));
 }
 
 // ---------------------------------------------------------------------------------------------

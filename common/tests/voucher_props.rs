@@ -116,7 +116,7 @@ fn voucher() -> impl Strategy<Value = Voucher> {
             date(),
             binary(),
             date(),
-            option::of(vec(any::<u8>(), 0..32).prop_map(Nonce::Bytes)),
+            option::of(vec(any::<u8>(), Nonce::LENGTH).prop_map(Nonce::Bytes)),
         ),
         (
             binary(),

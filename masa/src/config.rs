@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9443";
 /// Default nonceless voucher lifetime in seconds: 20 minutes (RFC 8995 §5.6).
 pub const DEFAULT_NONCELESS_LIFETIME: u64 = 1200;
+/// Longest nonceless voucher lifetime accepted: 10 years (a voucher outliving the registrar
+/// certificate is cut at its notAfter anyway). Keeps `now + lifetime` far inside `time`'s range.
+pub const MAX_NONCELESS_LIFETIME: u64 = 10 * 365 * 24 * 3600;
 
 /// File names `masa init` writes, and the defaults of the path keys.
 pub mod names {
@@ -91,6 +94,10 @@ pub struct MasaConfig {
     /// Lifetime of nonceless vouchers in seconds (RFC 8995 §5.6).
     #[serde(default = "default_lifetime")]
     pub nonceless_voucher_lifetime: u64,
+    /// Demand a TLS client certificate whose key signed the registrar voucher-request
+    /// (RFC 8995 §5.4, §5.5.4). Without it a certificate is asked for but optional.
+    #[serde(default)]
+    pub require_client_cert: bool,
     /// SQLite database file.
     #[serde(default = "default_database")]
     pub database: PathBuf,
@@ -122,6 +129,7 @@ impl MasaConfig {
             masa_url,
             ownership,
             nonceless_voucher_lifetime: DEFAULT_NONCELESS_LIFETIME,
+            require_client_cert: false,
             database: default_database(),
             vendor_ca_cert: default_vendor_ca_cert(),
             vendor_ca_key: default_vendor_ca_key(),
@@ -132,19 +140,15 @@ impl MasaConfig {
         }
     }
 
-    /// Load `path` and resolve every file path against its directory.
+    /// Load `path` and resolve every file path against its directory; every value is checked
+    /// ([`MasaConfig::problems`]) so that none can fail later at request time.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut c: Self = load(path)?;
-        if c.nonceless_voucher_lifetime == 0 {
+        let problems = c.problems();
+        if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
-                reason: "nonceless-voucher-lifetime must be at least 1 second".into(),
-            });
-        }
-        if let Err(e) = brski_common::pki::masa_base_uri(&c.masa_url) {
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                reason: format!("masa-url: {e}"),
+                reason: problems.join("; "),
             });
         }
         for p in [
@@ -161,9 +165,104 @@ impl MasaConfig {
         Ok(c)
     }
 
+    /// What is wrong with the values (not the files): one line per problem, naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !(1..=MAX_NONCELESS_LIFETIME).contains(&self.nonceless_voucher_lifetime) {
+            out.push(format!(
+                "nonceless-voucher-lifetime = {} is out of range: 1 to {MAX_NONCELESS_LIFETIME} \
+                 seconds (RFC 8995 §5.6 suggests about 1200)",
+                self.nonceless_voucher_lifetime
+            ));
+        }
+        if let Err(e) = brski_common::pki::masa_base_uri(&self.masa_url) {
+            out.push(format!("masa-url: {e}"));
+        }
+        out
+    }
+
+    /// `masa check-config`: every key and file of `path` checked (DESIGN's CLI contract); one
+    /// line per problem, empty when `masa serve` would start with it.
+    pub fn check(path: &Path) -> Vec<String> {
+        let mut c: Self = match load(path) {
+            Ok(c) => c,
+            Err(e) => return vec![e.to_string()],
+        };
+        let mut out: Vec<String> = c
+            .problems()
+            .into_iter()
+            .map(|p| format!("{}: {p}", path.display()))
+            .collect();
+        for p in [
+            &mut c.database,
+            &mut c.vendor_ca_cert,
+            &mut c.vendor_ca_key,
+            &mut c.signer_cert,
+            &mut c.signer_key,
+            &mut c.tls_cert,
+            &mut c.tls_key,
+        ] {
+            *p = resolve(path, p);
+        }
+        let cert =
+            |key: &str, file: &Path, out: &mut Vec<String>| match brski_service::files::read_certs(
+                file,
+            ) {
+                Ok(certs) if certs.is_empty() => {
+                    out.push(format!("{key}: {}: no certificate", file.display()));
+                    None
+                }
+                Ok(mut certs) => Some(certs.remove(0)),
+                Err(e) => {
+                    out.push(format!("{key}: {e}"));
+                    None
+                }
+            };
+        let key = |name: &str, file: &Path, out: &mut Vec<String>| {
+            brski_service::files::read_key(file)
+                .map_err(|e| out.push(format!("{name}: {e}")))
+                .ok()
+        };
+        let pairs = [
+            ("vendor-ca", &c.vendor_ca_cert, &c.vendor_ca_key),
+            ("signer", &c.signer_cert, &c.signer_key),
+            ("tls", &c.tls_cert, &c.tls_key),
+        ];
+        for (what, cert_file, key_file) in pairs {
+            let certificate = cert(&format!("{what}-cert"), cert_file, &mut out);
+            let private = key(&format!("{what}-key"), key_file, &mut out);
+            if let (Some(certificate), Some(private)) = (certificate, private) {
+                use brski_common::keys::Signer;
+                use der::Encode;
+                let spki = certificate
+                    .tbs_certificate()
+                    .subject_public_key_info()
+                    .to_der()
+                    .unwrap_or_default();
+                if spki != private.public_key_spki() {
+                    out.push(format!(
+                        "{what}-key: {} is not the key of {}",
+                        key_file.display(),
+                        cert_file.display()
+                    ));
+                }
+            }
+        }
+        if let Some(dir) = c.database.parent() {
+            if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                out.push(format!(
+                    "database: directory {} does not exist",
+                    dir.display()
+                ));
+            }
+        }
+        out
+    }
+
     /// The lifetime of nonceless vouchers.
     pub fn nonceless_lifetime(&self) -> time::Duration {
-        time::Duration::seconds(i64::try_from(self.nonceless_voucher_lifetime).unwrap_or(i64::MAX))
+        let secs = self.nonceless_voucher_lifetime.min(MAX_NONCELESS_LIFETIME);
+        time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
     }
 
     /// `masa.toml` text: every key preceded by a comment saying what it does.
@@ -198,6 +297,13 @@ ownership = {ownership}
 #   past the registrar certificate's notAfter). RFC 8995 §5.6 recommends about 20 minutes.
 nonceless-voucher-lifetime = {lifetime}
 
+# require-client-cert: when true the TLS handshake demands a client certificate (any chain: the
+#   registrars' CAs are not known in advance) and a voucher or audit-log request is refused (401)
+#   unless its voucher-request was signed with the key of that certificate (RFC 8995 §5.4,
+#   §5.5.4). When false (the default) a client certificate is asked for but optional; one that
+#   is presented must still be the voucher-request's signer.
+{require_client_cert}
+
 # database: SQLite file holding minted devices, owners, claims, issued vouchers and the audit
 #   log (RFC 8995 §5.8). `masa claim`, `release` and `audit-log` use it while the server runs.
 database = {database}
@@ -219,6 +325,11 @@ tls-key = {tls_key}
             masa_url = s(&self.masa_url),
             ownership = s(self.ownership.as_str()),
             lifetime = self.nonceless_voucher_lifetime,
+            require_client_cert = if self.require_client_cert {
+                "require-client-cert = true"
+            } else {
+                "# require-client-cert = false"
+            },
             database = p(&self.database),
             vendor_ca_cert = p(&self.vendor_ca_cert),
             vendor_ca_key = p(&self.vendor_ca_key),
@@ -288,6 +399,14 @@ mod tests {
                 "lifetime",
             ),
             ("masa-url = \"x:1\"\nsurprise = 1\n", "surprise"),
+            (
+                "masa-url = \"x:1\"\nnonceless-voucher-lifetime = 9223372036854775807\n",
+                "nonceless-voucher-lifetime = 9223372036854775807 is out of range",
+            ),
+            (
+                "masa-url = \"x:1\"\nrequire-client-cert = \"yes\"\n",
+                "require-client-cert",
+            ),
             ("masa-url = \"has space\"\n", "masa-url"),
             ("listen = \"nowhere\"\nmasa-url = \"x:1\"\n", "listen"),
         ] {

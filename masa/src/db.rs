@@ -55,9 +55,79 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_by_serial ON audit_log(serial, id);
 ";
 
-/// Open (creating if needed) the database at `path`.
+/// `PRAGMA user_version` from which every stored domainID is `domain_id_base64` of its
+/// certificate, a function of the key (RFC 8995 §5.8.2, §11.2); older databases may hold an
+/// SKI copied from the certificate.
+const DOMAIN_ID_OF_THE_KEY: i64 = 1;
+
+/// Open (creating if needed) the database at `path`, bringing the stored domainIDs up to date.
 pub fn open(path: &Path) -> Result<Db, crate::error::MasaError> {
-    Ok(Db::open(path, SCHEMA)?)
+    let db = Db::open(path, SCHEMA)?;
+    db.write(migrate_domain_ids)?;
+    Ok(db)
+}
+
+/// Recompute the domainIDs of owners and claims from their stored certificates, and of
+/// vouchers and their audit entries from the voucher's `pinned-domain-cert`, once; a row whose
+/// certificate cannot be read keeps its value. Idempotent.
+fn migrate_domain_ids(conn: &Connection) -> store::Result<()> {
+    use brski_common::envelope::{self, Format};
+    use brski_common::pki::ext::domain_id_base64;
+    use brski_common::voucher::Voucher;
+    use der::Decode;
+    use x509_cert::Certificate;
+
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= DOMAIN_ID_OF_THE_KEY {
+        return Ok(());
+    }
+    let of_cert = |der: &[u8]| {
+        Certificate::from_der(der)
+            .ok()
+            .and_then(|c| domain_id_base64(&c).ok())
+    };
+    for (table, column) in [("owners", "domain_cert"), ("claims", "domain_ca")] {
+        let rows: Vec<(String, Vec<u8>)> = conn
+            .prepare(&format!("SELECT serial, {column} FROM {table}"))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (serial, der) in rows {
+            if let Some(id) = of_cert(&der) {
+                conn.execute(
+                    &format!("UPDATE {table} SET domain_id = ?1 WHERE serial = ?2"),
+                    params![id, serial],
+                )?;
+            }
+        }
+    }
+    let vouchers: Vec<(i64, String, Vec<u8>)> = conn
+        .prepare("SELECT id, format, voucher FROM vouchers")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, format, signed) in vouchers {
+        let format = match format.as_str() {
+            "cms" => Format::Cms,
+            "jws" => Format::Jws,
+            "cose" => Format::Cose,
+            _ => continue,
+        };
+        let pin = envelope::parse(format, &signed)
+            .ok()
+            .and_then(|p| Voucher::from_payload(format, &p.payload).ok())
+            .and_then(|v| v.pinned_domain_cert);
+        if let Some(id_text) = pin.as_deref().and_then(of_cert) {
+            conn.execute(
+                "UPDATE vouchers SET domain_id = ?1 WHERE id = ?2",
+                params![id_text, id],
+            )?;
+            conn.execute(
+                "UPDATE audit_log SET domain_id = ?1 WHERE voucher_id = ?2",
+                params![id_text, id],
+            )?;
+        }
+    }
+    conn.execute_batch(&format!("PRAGMA user_version = {DOMAIN_ID_OF_THE_KEY}"))?;
+    Ok(())
 }
 
 /// The group-commit writer of the database at `path` (opened by [`open`] first).

@@ -83,6 +83,21 @@ pub enum Refusal {
     /// requestauditlog from a domain that never received a voucher for the device (404).
     #[error("no voucher for device {0:?} was ever issued to this domain")]
     NeverOwner(String),
+    /// `require-client-cert`: the TLS client presented no certificate (RFC 8995 §5.4: 401).
+    #[error(
+        "a TLS client certificate is required: the registrar authenticates with the certificate that signs its voucher-request"
+    )]
+    ClientCertificateRequired,
+    /// The TLS client certificate is not the voucher-request's signer (RFC 8995 §5.5.4: 401).
+    #[error("the voucher-request is not signed with the key of the TLS client certificate {0:?}")]
+    ClientCertificateNotSigner(String),
+    /// A certificate of the registrar's chain is listed in its CRL (RFC 8995 §5.5.3: 403).
+    #[error("certificate {0:?} of the registrar's chain is revoked")]
+    Revoked(String),
+    /// The CRL of a certificate of the registrar's chain cannot be fetched or verified: the
+    /// MASA must be able to check it (RFC 8995 §5.5.3: 403).
+    #[error("cannot check the revocation of {subject:?}: {reason}")]
+    RevocationUnknown { subject: String, reason: String },
     /// A fault on the MASA's side (database, signing); details are only logged.
     #[error("internal error")]
     Internal(String),
@@ -102,6 +117,8 @@ impl Refusal {
             Self::NoncelessNotAllowed
             | Self::OwnedByAnotherDomain(_)
             | Self::ClaimedByAnotherDomain(_) => 403,
+            Self::ClientCertificateRequired | Self::ClientCertificateNotSigner(_) => 401,
+            Self::Revoked(_) | Self::RevocationUnknown { .. } => 403,
             Self::Internal(_) => 500,
         }
     }
@@ -118,6 +135,10 @@ impl Refusal {
             Self::NotClaimed(_) => "not-claimed",
             Self::ClaimedByAnotherDomain(_) => "claimed-by-another-domain",
             Self::NeverOwner(_) => "never-owner",
+            Self::ClientCertificateRequired => "client-certificate-required",
+            Self::Revoked(_) => "revoked",
+            Self::RevocationUnknown { .. } => "revocation-unknown",
+            Self::ClientCertificateNotSigner(_) => "client-certificate-not-signer",
             Self::Internal(_) => "internal-error",
         }
     }
@@ -155,6 +176,16 @@ mod tests {
             (Refusal::NotClaimed("s".into()), 404),
             (Refusal::ClaimedByAnotherDomain("s".into()), 403),
             (Refusal::NeverOwner("s".into()), 404),
+            (Refusal::ClientCertificateRequired, 401),
+            (Refusal::Revoked("CN=r".into()), 403),
+            (
+                Refusal::RevocationUnknown {
+                    subject: "CN=r".into(),
+                    reason: "unreachable".into(),
+                },
+                403,
+            ),
+            (Refusal::ClientCertificateNotSigner("CN=x".into()), 401),
             (Refusal::Internal("disk".into()), 500),
         ];
         for (refusal, status) in cases {

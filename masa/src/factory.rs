@@ -211,18 +211,39 @@ async fn tpm_idevid_key(_target: &TpmTarget) -> Result<Vec<u8>, MasaError> {
 }
 
 /// RFC 8995 §2.3.1: the serial goes into the subject serialNumber (X520SerialNumber, at most 64
-/// characters); refuse what a pledge could not present or a log line could not show.
+/// characters); refuse what a pledge could not present or a log line could not show: blank
+/// serials, control characters (C0, DEL, C1) and the Unicode bidirectional controls (U+061C,
+/// U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), which make a serial display as another.
 pub fn check_serial(serial: &str) -> Result<(), MasaError> {
-    let ok = !serial.is_empty()
-        && serial.chars().count() <= 64
-        && serial.chars().all(|c| !c.is_control() && c != '/');
-    if ok {
-        Ok(())
-    } else {
+    let refuse = |why: &str| {
         Err(MasaError::Invalid(format!(
-            "serial {serial:?} must be 1 to 64 printable characters without '/'"
+            "serial {serial:?} {why}; a serial is 1 to 64 printable characters without '/'"
         )))
+    };
+    if serial.trim().is_empty() {
+        return refuse("is blank");
     }
+    if serial.chars().count() > 64 {
+        return refuse("is longer than 64 characters");
+    }
+    if let Some(c) = serial
+        .chars()
+        .find(|c| c.is_control() || is_bidi_control(*c))
+    {
+        return refuse(&format!(
+            "contains the control character U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    if serial.contains('/') {
+        return refuse("contains '/'");
+    }
+    Ok(())
+}
+
+/// The Unicode bidirectional formatting characters (Unicode Standard Annex #9, §2).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `masa mint`: issue an IDevID for `serial` (P-256 key, serialNumber, MASA URL extension,
@@ -440,7 +461,20 @@ mod tests {
         for good in ["SN-0001", "0123456789", &"x".repeat(64), "Ünïcode"] {
             check_serial(good).expect(good);
         }
-        for bad in ["", &"x".repeat(65), "a\nb", "a/b", "tab\t"] {
+        for bad in [
+            "",
+            "   ",
+            &"x".repeat(65),
+            "a\nb",
+            "a/b",
+            "tab\t",
+            "del\u{7f}",
+            "nel\u{85}",
+            "\u{202E}NS",
+            "a\u{061C}b",
+            "a\u{2067}b",
+            "a\u{200F}",
+        ] {
             assert!(
                 matches!(check_serial(bad), Err(MasaError::Invalid(_))),
                 "{bad:?}"

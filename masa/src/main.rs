@@ -12,6 +12,7 @@ mod db;
 mod error;
 mod factory;
 mod media;
+mod revocation;
 mod server;
 
 use brski_common::cli::InspectArgs;
@@ -52,6 +53,8 @@ enum Command {
     AuditLog(AuditLogArgs),
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
     Inspect(InspectArgs),
+    /// Check every key and file of masa.toml; one line per problem, non-zero exit when any.
+    CheckConfig(ConfigArg),
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +225,20 @@ async fn run(command: Command) -> Result<(), MasaError> {
         }
         Command::AuditLog(a) => {
             println!("{}", admin::audit_log(&a.config, &a.serial, a.abridged)?);
+        }
+        Command::CheckConfig(a) => {
+            let problems = config::MasaConfig::check(&a.config);
+            for p in &problems {
+                println!("{}", p.replace('\n', " "));
+            }
+            if !problems.is_empty() {
+                return Err(MasaError::Invalid(format!(
+                    "{}: {} problem(s)",
+                    a.config.display(),
+                    problems.len()
+                )));
+            }
+            println!("{}: ok", a.config.display());
         }
         Command::Inspect(_) => {}
     }

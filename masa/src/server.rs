@@ -25,7 +25,7 @@ use brski_common::brski::masa::{
 use brski_common::brski::paths;
 use brski_common::envelope::{self, EnvelopeError, Format};
 use brski_common::keys::{Signer, SoftwareKey};
-use brski_common::pki::chain::{ChainError, TimeCheck, TrustPolicy, subject_string};
+use brski_common::pki::chain::{ChainError, TimeCheck, TrustPolicy, same_key, subject_string};
 use brski_common::pki::ext::domain_id_base64;
 use brski_common::voucher::Assertion;
 use brski_service::https::{ConnInfo, outcome_logged};
@@ -54,6 +54,10 @@ pub struct App {
     signer_chain: Vec<Certificate>,
     ownership: Ownership,
     nonceless_lifetime: time::Duration,
+    /// `require-client-cert`: a request without a TLS client certificate is refused.
+    require_client_cert: bool,
+    /// CRLs of registrar chains (RFC 8995 §5.5.3).
+    revocation: crate::revocation::Revocation,
 }
 
 /// A registrar voucher-request that passed every check that does not depend on ownership.
@@ -102,9 +106,12 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         .iter()
         .map(|c| c.to_der())
         .collect::<Result<Vec<_>, _>>()?;
-    let tls = brski_common::tls::server_config(
+    // RFC 8995 §5.4: a client certificate is always asked for (any chain: registrars' CAs are
+    // not known here), and demanded with `require-client-cert`; its key must be the signer of
+    // the voucher-request (see `App::accept`).
+    let tls = brski_common::tls::server_config_any_client(
         brski_common::tls::certified_key(&tls_der, Arc::new(tls_key))?,
-        None,
+        cfg.require_client_cert,
     )?;
     let db = db::open(&cfg.database)?;
     let writer = db::writer(&cfg.database)?;
@@ -119,6 +126,8 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         signer_chain: vec![signer_cert, vendor_ca],
         ownership: cfg.ownership,
         nonceless_lifetime: cfg.nonceless_lifetime(),
+        require_client_cert: cfg.require_client_cert,
+        revocation: crate::revocation::Revocation::default(),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -231,14 +240,22 @@ fn request_format(headers: &HeaderMap) -> Result<Format, Refusal> {
     Format::from_media_type(&content_type).ok_or(Refusal::UnsupportedMediaType(content_type))
 }
 
+/// The TLS client's end-entity certificate (DER), when it presented one.
+fn client_leaf(req: &Request) -> Option<Vec<u8>> {
+    req.extensions()
+        .get::<ConnInfo>()
+        .and_then(|c| c.peer_certs.first().cloned())
+}
+
 async fn request_voucher(State(app): State<Arc<App>>, req: Request) -> Response {
     let span = request_span(&req, "requestvoucher");
+    let client = client_leaf(&req);
     async move {
         let (headers, body) = match body_bytes(req).await {
             Ok(b) => b,
             Err(resp) => return resp,
         };
-        match app.voucher(&headers, &body).await {
+        match app.voucher(&headers, &body, client.as_deref()).await {
             Ok((format, encoding, bytes)) => {
                 let mut resp = (
                     StatusCode::OK,
@@ -264,12 +281,13 @@ async fn request_voucher(State(app): State<Arc<App>>, req: Request) -> Response 
 
 async fn request_audit_log(State(app): State<Arc<App>>, req: Request) -> Response {
     let span = request_span(&req, "requestauditlog");
+    let client = client_leaf(&req);
     async move {
         let (headers, body) = match body_bytes(req).await {
             Ok(b) => b,
             Err(resp) => return resp,
         };
-        match app.audit_log(&headers, &body) {
+        match app.audit_log(&headers, &body, client.as_deref()).await {
             // `audit_log` logged "audit log sent".
             Ok(json) => outcome_logged(
                 (
@@ -366,10 +384,16 @@ impl App {
     /// The checks both endpoints make (RFC 8995 §5.5): the request verifies, its device was
     /// minted here with the IDevID it presents, and a nonceless request is only taken under the
     /// claimed policy (§5.5.4, §7.4).
-    fn accept(&self, headers: &HeaderMap, body: &[u8]) -> Result<Accepted, Refusal> {
+    fn accept(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        client: Option<&[u8]>,
+    ) -> Result<Accepted, Refusal> {
         let format = request_format(headers)?;
         let (raw, encoding) = decode_body(format, body);
         let signed = verify_registrar_voucher_request(format, &raw, TimeCheck::Now)?;
+        self.authenticate(client, signed.registrar_certificate())?;
         let serial = signed.serial_number().to_owned();
         tracing::Span::current().record("serial", serial.as_str());
         let device =
@@ -439,6 +463,7 @@ impl App {
         &self,
         headers: &HeaderMap,
         body: &[u8],
+        client: Option<&[u8]>,
     ) -> Result<(Format, BodyEncoding, Vec<u8>), Refusal> {
         let request = request_format(headers)?;
         // Several Accept fields are one comma-separated list (RFC 9110 §5.3).
@@ -449,7 +474,10 @@ impl App {
             .reduce(|a, b| format!("{a}, {b}"));
         let answer = negotiate(accept.as_deref(), request)
             .ok_or_else(|| Refusal::NotAcceptable(accept.clone().unwrap_or_default()))?;
-        let a = self.accept(headers, body)?;
+        let a = self.accept(headers, body, client)?;
+        self.revocation
+            .check_chain(&a.checked.registrar_chain)
+            .await?;
         let serial = a.checked.serial_number.as_str();
 
         let proven = if a.checked.proximity {
@@ -463,13 +491,21 @@ impl App {
         };
         let chain = &a.checked.registrar_chain;
         let now = OffsetDateTime::now_utc();
-        let expires_on = a.nonceless.then(|| {
-            let limit = now + self.nonceless_lifetime;
-            chain
-                .first()
-                .and_then(not_after)
-                .map_or(limit, |registrar_end| limit.min(registrar_end))
-        });
+        // The lifetime is range-checked at load; the sum is still checked, never a panic.
+        let expires_on = match a.nonceless {
+            false => None,
+            true => {
+                let limit = now.checked_add(self.nonceless_lifetime).ok_or_else(|| {
+                    internal("expires-on")("now + nonceless-voucher-lifetime overflows".into())
+                })?;
+                Some(
+                    chain
+                        .first()
+                        .and_then(not_after)
+                        .map_or(limit, |registrar_end| limit.min(registrar_end)),
+                )
+            }
+        };
         let voucher = build_voucher(&a.checked, assertion, &a.pin, now, expires_on)
             .map_err(|e| internal("voucher")(e.to_string()))?;
         let payload = voucher
@@ -531,8 +567,16 @@ impl App {
 
     /// requestauditlog (RFC 8995 §5.8.1): the abridged log, for a domain that has received a
     /// voucher for the device; 404 for others (never-owner).
-    fn audit_log(&self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Refusal> {
-        let a = self.accept(headers, body)?;
+    async fn audit_log(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        client: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Refusal> {
+        let a = self.accept(headers, body, client)?;
+        self.revocation
+            .check_chain(&a.checked.registrar_chain)
+            .await?;
         let serial = a.checked.serial_number.as_str();
         let events = db::audit_events(&self.db, serial)?;
         if !events.iter().any(|e| e.domain_id == a.domain_id) {
@@ -544,6 +588,33 @@ impl App {
             .map_err(|e| internal("audit log")(e.to_string()))?;
         tracing::info!(outcome = "audit-log", "audit log sent");
         Ok(json)
+    }
+}
+
+impl App {
+    /// RFC 8995 §5.4, §5.5.4: the MASA authenticates the registrar by its TLS client
+    /// certificate, which must carry the key that signed the voucher-request. Required with
+    /// `require-client-cert`; without it a certificate is optional, but one that is presented
+    /// must still be the signer's (a client showing another identity than it signs with is
+    /// refused either way).
+    fn authenticate(
+        &self,
+        client: Option<&[u8]>,
+        signer: Option<&Certificate>,
+    ) -> Result<(), Refusal> {
+        let Some(client) = client else {
+            return if self.require_client_cert {
+                Err(Refusal::ClientCertificateRequired)
+            } else {
+                Ok(())
+            };
+        };
+        let client = Certificate::from_der(client)
+            .map_err(|e| internal("TLS client certificate")(e.to_string()))?;
+        match signer {
+            Some(signer) if same_key(&client, signer) => Ok(()),
+            _ => Err(Refusal::ClientCertificateNotSigner(subject_string(&client))),
+        }
     }
 }
 

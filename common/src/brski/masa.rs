@@ -195,6 +195,12 @@ impl SignedRegistrarRequest {
         &self.checked.serial_number
     }
 
+    /// The certificate that signed the request (the registrar's, §5.5.4), for matching the
+    /// TLS client certificate (§5.4).
+    pub fn registrar_certificate(&self) -> Option<&Certificate> {
+        self.checked.registrar_chain.first()
+    }
+
     /// The second half of [`check_registrar_voucher_request`]: the prior-signed pledge request
     /// (8995 §5.5.5, §5.5.6), signed as `idevid` says.
     pub fn check_pledge_request(

@@ -28,18 +28,18 @@ pub mod paths {
     pub const LEGACY_REQUEST_VOUCHER: &str = "/.well-known/est/requestvoucher";
 }
 
-/// An RFC 3339 `date-and-time` leaf for `instant`, in UTC with milliseconds.
+/// An RFC 3339 `date-and-time` leaf for `instant`, in UTC and whole seconds (the fraction is
+/// dropped): RFC 3339 §5.6 makes `time-secfrac` optional, and strict peers refuse it.
 pub fn date_time(instant: time::OffsetDateTime) -> DateTime {
     let utc = instant.to_offset(time::UtcOffset::UTC);
     let text = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         utc.year(),
         u8::from(utc.month()),
         utc.day(),
         utc.hour(),
         utc.minute(),
-        utc.second(),
-        utc.millisecond()
+        utc.second()
     );
     // The text above is always a valid RFC 3339 date-time for years 0000-9999.
     DateTime::parse(&text).unwrap_or_else(|_| {

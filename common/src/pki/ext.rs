@@ -205,12 +205,22 @@ pub fn subject_key_identifier(cert: &Certificate) -> Result<Option<Vec<u8>>, Ext
         .map(|ski| ski.0.as_bytes().to_vec()))
 }
 
-/// The domainID of a (pinned-domain) certificate (RFC 8995 §5.8.2): its SKI keyIdentifier if
-/// present, else SHA-256 over the DER SubjectPublicKeyInfo (RFC 7469 §2.4).
+/// The domainID of a (pinned-domain) certificate (RFC 8995 §5.8.2), always a function of its
+/// public key, so that a domain cannot be impersonated by copying its identifier (§11.2):
+///
+/// - the subjectKeyIdentifier keyIdentifier when it is the RFC 5280 §4.2.1.2 method-1 value
+///   (SHA-1 of the subjectPublicKey BIT STRING), as §5.8.2 names it and as the RFC's examples
+///   carry it;
+/// - otherwise (no SKI, or an SKI made by another method or simply copied from another
+///   certificate) SHA-256 over the DER SubjectPublicKeyInfo (RFC 7469 §2.4).
+///
+/// The MASA records and releases audit logs by this value and the registrar recognises its own
+/// domain by it, so both sides use this function. A malformed SKI is an error.
 pub fn domain_id(cert: &Certificate) -> Result<Vec<u8>, ExtError> {
+    let spki = cert.tbs_certificate().subject_public_key_info();
     match subject_key_identifier(cert)? {
-        Some(ski) => Ok(ski),
-        None => Ok(spki_sha256(cert)?.to_vec()),
+        Some(ski) if ski == key_identifier(spki) => Ok(ski),
+        _ => Ok(spki_sha256(cert)?.to_vec()),
     }
 }
 

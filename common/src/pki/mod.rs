@@ -2,6 +2,7 @@
 //! extensions (MASA URL, HardwareModuleName, `idevid-issuer`).
 
 pub mod chain;
+pub mod crl;
 pub mod csr;
 pub mod ext;
 pub mod issue;

@@ -165,7 +165,7 @@ fn leaf_value(leaf: Leaf, value: Value) -> Result<Option<LeafValue>, DecodeError
             _ => return Err(wrong("a byte string")),
         },
         Kind::Nonce => match value {
-            Value::Bytes(b) => LeafValue::Nonce(Nonce::Bytes(b)),
+            Value::Bytes(b) => LeafValue::Nonce(Nonce::Bytes(b).checked()?),
             _ => return Err(wrong("a byte string")),
         },
         Kind::Text => match value {

@@ -224,7 +224,7 @@ fn leaf_value(leaf: Leaf, node: Node) -> Result<Option<LeafValue>, DecodeError> 
             _ => return Err(wrong("a base64 string")),
         },
         Kind::Nonce => match value {
-            Node::Scalar(Value::String(s)) => LeafValue::Nonce(Nonce::Text(s)),
+            Node::Scalar(Value::String(s)) => LeafValue::Nonce(Nonce::Text(s).checked()?),
             _ => return Err(wrong("a string")),
         },
         Kind::Text => match value {

@@ -66,6 +66,10 @@ pub enum DecodeError {
     InvalidDateTime { leaf: &'static str, reason: String },
     #[error("leaf `assertion` has an unknown value {0:?}")]
     UnknownAssertion(String),
+    /// The `nonce` is outside the YANG `binary { length "8..32"; }` (RFC 8366bis §8.4),
+    /// measured as [`Nonce::octet_len`] says.
+    #[error("leaf `nonce` is {length} octets long; RFC 8366bis §8.4 allows 8 to 32")]
+    NonceLength { length: usize },
 }
 
 /// Why a voucher or voucher-request could not be encoded in the requested format.

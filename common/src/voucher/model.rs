@@ -167,6 +167,31 @@ impl Nonce {
         Ok(Nonce::Bytes(bytes))
     }
 
+    /// The YANG length range of `nonce`, in octets (RFC 8366bis §8.4: `binary`, `length 8..32`).
+    pub const LENGTH: std::ops::RangeInclusive<usize> = 8..=32;
+
+    /// The length the YANG `length` restriction is checked against: for bytes their number;
+    /// for text the number of octets it decodes to as base64 (standard or url alphabet, padding
+    /// optional: the `binary` encoding, and what real examples use), else, for text that is not
+    /// base64 at all, its UTF-8 length (it is relayed as opaque octets).
+    pub fn octet_len(&self) -> usize {
+        match self {
+            Nonce::Text(text) => json::decode_binary(text).map_or(text.len(), |b| b.len()),
+            Nonce::Bytes(bytes) => bytes.len(),
+        }
+    }
+
+    /// `self` when its [`Nonce::octet_len`] is within [`Nonce::LENGTH`] (what the decoders
+    /// accept), else [`DecodeError::NonceLength`].
+    pub fn checked(self) -> Result<Self, super::DecodeError> {
+        let length = self.octet_len();
+        if Self::LENGTH.contains(&length) {
+            Ok(self)
+        } else {
+            Err(super::DecodeError::NonceLength { length })
+        }
+    }
+
     /// The JSON string form: the text itself, or standard base64 of the bytes.
     pub fn json_string(&self) -> Cow<'_, str> {
         match self {
