@@ -9,7 +9,7 @@ use crate::db::{self, NewAuditCheck};
 use crate::server::Registrar;
 use brski_common::audit::AuditLog;
 use brski_common::envelope::Format;
-use brski_common::pki::ext::{domain_id, masa_base_uri};
+use brski_common::pki::ext::{domain_id, masa_base_uri, spki_sha256};
 use std::collections::BTreeSet;
 use x509_cert::Certificate;
 
@@ -26,13 +26,17 @@ pub enum AuditRefusal {
     Unavailable(String),
 }
 
-/// The domainIDs this registrar can be pinned under (RFC 8995 §5.8.2): one per certificate
-/// of its chain (registrar certificate and domain CA).
-///
-/// Computed with `brski_common::pki::ext::domain_id`, the MASA's own function, so both sides
-/// agree on the value.
+/// The domainIDs this registrar can be pinned under (RFC 8995 §5.8.2), for each certificate
+/// of its chain (registrar certificate and domain CA): `brski_common::pki::ext::domain_id`
+/// (the MASA's own function: SKI, else the SPKI hash) and the SHA-256 of the SPKI. Both are
+/// computed from this registrar's own certificates, so neither can name another domain.
 pub fn own_domain_ids(chain: &[Certificate]) -> Vec<Vec<u8>> {
-    chain.iter().filter_map(|c| domain_id(c).ok()).collect()
+    let mut ids = Vec::new();
+    for c in chain {
+        ids.extend(domain_id(c).ok());
+        ids.extend(spki_sha256(c).ok().map(|h| h.to_vec()));
+    }
+    ids
 }
 
 /// Apply `policy` to `log`; `Ok` describes what was seen.

@@ -339,6 +339,16 @@ async fn rfc8995_5_8_3_other_domains_in_the_audit_log_refuse_enrollment() {
     let entry = s.reg.pledge("SN-OWNED").await.expect("listed");
     assert_eq!(entry["audit_log"], "refused: 2 other domains");
     assert_eq!(entry["certificates"], 0);
+    let table = s.reg.pledges(&["list"]).await;
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("AUDIT_LOG")),
+        "{table}"
+    );
+    assert!(table.contains("refused: 2 other domains"), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
