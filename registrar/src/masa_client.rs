@@ -431,6 +431,38 @@ mod tests {
     }
 
     #[test]
+    fn rfc8995_5_4_the_registrar_identity_also_works_with_the_system_roots() {
+        use brski_common::keys::{SignatureAlgorithm, SoftwareKey};
+        use brski_common::pki::{name_from_parts, profile, self_signed};
+        let k = SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key");
+        let params =
+            profile::domain_ca(name_from_parts(Some("d"), None, None).expect("name")).expect("p");
+        let cert = self_signed(&params, &k).expect("cert");
+        let mut pem = brski_service::files::certs_to_pem(std::slice::from_ref(&cert)).into_bytes();
+        pem.extend(k.to_pkcs8_pem().as_bytes());
+        let settings = EndpointSettings {
+            anchors: Vec::new(),
+            client: Some(ClientIdentity {
+                chain: vec![cert.to_der().expect("der")],
+                key: Arc::new(k),
+                pem,
+            }),
+            basic: None,
+        };
+        Endpoint::new(&settings, Duration::from_secs(1)).expect("client with identity");
+        // A key file that is no key is refused when the client is built.
+        let broken = EndpointSettings {
+            client: settings.client.map(|c| ClientIdentity {
+                pem: b"not pem".to_vec(),
+                ..c
+            }),
+            ..EndpointSettings::default()
+        };
+        let err = Endpoint::new(&broken, Duration::from_secs(1)).expect_err("no identity");
+        assert!(matches!(err, ClientError::ClientCert(_)), "{err}");
+    }
+
+    #[test]
     fn rfc8995_5_6_masa_statuses_map_to_the_pledge() {
         let refused = |status, retry: Option<&str>| MasaError::Refused {
             status,
