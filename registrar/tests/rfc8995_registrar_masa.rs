@@ -42,7 +42,10 @@ async fn setup_with(
         let domain_ca =
             brski_service::files::read_certs(&dir.join("domain-ca.crt.pem")).expect("domain CA");
         brski_common::tls::ClientAuth {
-            policies: vec![TrustPolicy::new(domain_ca)],
+            // RFC 8995 §5.4: a TLS client certificate with id-kp-clientAuth.
+            policies: vec![
+                TrustPolicy::new(domain_ca).with_required_eku(brski_common::oid::ID_KP_CLIENT_AUTH),
+            ],
             ..Default::default()
         }
     });
