@@ -27,15 +27,104 @@ impl Accept {
 }
 
 /// One manufacturer whose IDevIDs may connect (RFC 8995 §5.3).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Manufacturer {
-    /// The manufacturer CA certificate(s) (PEM): trust anchors for IDevIDs and vouchers.
+    /// The manufacturer CA certificate(s) (PEM): trust anchors for IDevIDs (and for vouchers
+    /// unless `voucher-ca` is set).
     pub ca: PathBuf,
+    /// Trust anchors for this manufacturer's MASA voucher signatures (RFC 8995 §5.6);
+    /// absent = `ca`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voucher_ca: Option<PathBuf>,
     /// MASA URL (`host:port` or a full URI) for IDevIDs without the MASA URL extension
     /// (RFC 8995 §2.8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masa_url: Option<String>,
+    /// Use `masa-url` even for IDevIDs that carry the MASA URL extension (RFC 8995 §5.4: the
+    /// registrar MAY be configured with a MASA URL per manufacturer).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masa_url_overrides: bool,
+    /// Accept this manufacturer's IDevIDs past their notAfter (RFC 8995 §2.6.2); absent = the
+    /// global `allow-expired-idevid`. notBefore is always checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_expired_idevid: Option<bool>,
+}
+
+/// How the registrar talks to one MASA (RFC 8995 §5.4), selected by the MASA's base URI.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MasaSettings {
+    /// The MASA URL as in the IDevID (`host:port` or `https://host:port/.well-known/brski`).
+    pub url: String,
+    /// CA certificate(s) for this MASA's TLS server certificate; absent = `masa-ca`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// TLS client certificate (chain, PEM) and key; absent = the registrar's own (which
+    /// carries id-kp-clientAuth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// HTTP Basic credentials (RFC 7617) for a sales-integrated MASA; sent only over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// The audit-log check before enrollment (RFC 8995 §5.8.3, §11.4), `[audit-log]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuditLogPolicy {
+    /// Fetch the audit log after a successful voucher_status (RFC 8995 §5.8); `false` skips
+    /// the check.
+    #[serde(default = "default_true")]
+    pub fetch: bool,
+    /// How many other domains may appear in the log (prior owners).
+    #[serde(default)]
+    pub max_prior_owners: u32,
+    /// Whether other domains' nonceless entries are tolerated (RFC 8995 §5.8.3: a nonceless
+    /// voucher for another domain can be used at any time).
+    #[serde(default)]
+    pub allow_nonceless_entries: bool,
+    /// Whether the log must show this domain's own entry.
+    #[serde(default = "default_true")]
+    pub require_own_entry: bool,
+}
+
+impl Default for AuditLogPolicy {
+    fn default() -> Self {
+        Self {
+            fetch: true,
+            max_prior_owners: 0,
+            allow_nonceless_entries: false,
+            require_own_entry: true,
+        }
+    }
+}
+
+/// When a stored nonceless voucher (RFC 8995 §7.2) is relayed to a pledge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UseNonceless {
+    /// Only when the MASA cannot be reached.
+    #[default]
+    WhenMasaUnreachable,
+    /// Always, without asking the MASA.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl UseNonceless {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WhenMasaUnreachable => "when-masa-unreachable",
+            Self::Always => "always",
+            Self::Never => "never",
+        }
+    }
 }
 
 /// `registrar.toml`.
@@ -82,6 +171,15 @@ pub struct RegistrarConfig {
     /// The manufacturers whose IDevIDs may connect.
     #[serde(default, rename = "manufacturer")]
     pub manufacturers: Vec<Manufacturer>,
+    /// When stored nonceless vouchers are relayed (RFC 8995 §7.2).
+    #[serde(default)]
+    pub use_nonceless_vouchers: UseNonceless,
+    /// Per-MASA client settings (RFC 8995 §5.4).
+    #[serde(default, rename = "masa", skip_serializing_if = "Vec::is_empty")]
+    pub masas: Vec<MasaSettings>,
+    /// The audit-log check (RFC 8995 §5.8.3).
+    #[serde(default)]
+    pub audit_log: AuditLogPolicy,
 }
 
 fn default_retry_after() -> u32 {
@@ -123,6 +221,27 @@ impl RegistrarConfig {
                 brski_common::pki::ext::masa_base_uri(url)
                     .map_err(|e| invalid(format!("manufacturer masa-url: {e}")))?;
             }
+            if m.masa_url_overrides && m.masa_url.is_none() {
+                return Err(invalid(
+                    "manufacturer masa-url-overrides = true needs a masa-url".into(),
+                ));
+            }
+        }
+        for m in &c.masas {
+            brski_common::pki::ext::masa_base_uri(&m.url)
+                .map_err(|e| invalid(format!("[[masa]] url: {e}")))?;
+            if m.client_cert.is_some() != m.client_key.is_some() {
+                return Err(invalid(format!(
+                    "[[masa]] {}: client-cert and client-key go together",
+                    m.url
+                )));
+            }
+            if m.username.is_some() != m.password.is_some() {
+                return Err(invalid(format!(
+                    "[[masa]] {}: username and password go together",
+                    m.url
+                )));
+            }
         }
         c.registrar_cert = resolve(path, &c.registrar_cert);
         c.registrar_key = resolve(path, &c.registrar_key);
@@ -132,6 +251,12 @@ impl RegistrarConfig {
         c.database = resolve(path, &c.database);
         for m in &mut c.manufacturers {
             m.ca = resolve(path, &m.ca);
+            m.voucher_ca = m.voucher_ca.take().map(|p| resolve(path, &p));
+        }
+        for m in &mut c.masas {
+            m.ca = m.ca.take().map(|p| resolve(path, &p));
+            m.client_cert = m.client_cert.take().map(|p| resolve(path, &p));
+            m.client_key = m.client_key.take().map(|p| resolve(path, &p));
         }
         Ok(c)
     }
@@ -262,16 +387,87 @@ pub fn render(c: &RegistrarConfig) -> String {
          allow-expired-idevid = {}\n\n",
         c.allow_expired_idevid
     ));
+    out.push_str(&format!(
+        "# When a stored nonceless voucher (`registrar vouchers fetch`, RFC 8995 §7.2) is relayed:\n\
+         #   \"when-masa-unreachable\", \"always\" (without asking the MASA) or \"never\".\n\
+         use-nonceless-vouchers = {}\n\n",
+        toml_string(c.use_nonceless_vouchers.as_str())
+    ));
+    let a = &c.audit_log;
+    out.push_str(&format!(
+        "# The MASA audit-log check (RFC 8995 §5.8.3, §11.4): after a pledge's successful\n\
+         # voucher_status the registrar fetches the log from the MASA; EST enrollment is refused\n\
+         # (403) when the log breaks this policy. `fetch = false` skips the check.\n\
+         #   max-prior-owners        how many other domains may appear in the log;\n\
+         #   allow-nonceless-entries whether other domains' nonceless entries are tolerated;\n\
+         #   require-own-entry       whether the log must show this domain's voucher.\n\
+         [audit-log]\n\
+         fetch = {}\n\
+         max-prior-owners = {}\n\
+         allow-nonceless-entries = {}\n\
+         require-own-entry = {}\n\n",
+        a.fetch, a.max_prior_owners, a.allow_nonceless_entries, a.require_own_entry
+    ));
     out.push_str(
         "# Manufacturers whose IDevIDs may connect, one [[manufacturer]] table each:\n\
-         #   ca       the manufacturer CA certificate(s), trust anchors for IDevIDs and vouchers;\n\
-         #   masa-url MASA for IDevIDs without the MASA URL extension (RFC 8995 §2.8), \"host:port\".\n",
+         #   ca                   the manufacturer CA certificate(s), trust anchors for IDevIDs\n\
+         #                        (and for vouchers unless voucher-ca is set);\n\
+         #   voucher-ca           trust anchors for this manufacturer's vouchers (RFC 8995 §5.6);\n\
+         #   masa-url             MASA for IDevIDs without the MASA URL extension (RFC 8995 §2.8),\n\
+         #                        \"host:port\";\n\
+         #   masa-url-overrides   true: use masa-url even when the IDevID names a MASA (§5.4);\n\
+         #   allow-expired-idevid this manufacturer's value of allow-expired-idevid (§2.6.2).\n",
     );
     for m in &c.manufacturers {
         out.push_str(&format!("[[manufacturer]]\nca = {}\n", path(&m.ca)));
+        match &m.voucher_ca {
+            Some(p) => out.push_str(&format!("voucher-ca = {}\n", path(p))),
+            None => out.push_str("# voucher-ca = \"manufacturers/voucher-ca.crt.pem\"\n"),
+        }
         match &m.masa_url {
             Some(u) => out.push_str(&format!("masa-url = {}\n", toml_string(u))),
             None => out.push_str("# masa-url = \"masa.example.com:9443\"\n"),
+        }
+        if m.masa_url_overrides {
+            out.push_str("masa-url-overrides = true\n");
+        } else {
+            out.push_str("# masa-url-overrides = true\n");
+        }
+        match m.allow_expired_idevid {
+            Some(b) => out.push_str(&format!("allow-expired-idevid = {b}\n")),
+            None => out.push_str("# allow-expired-idevid = false\n"),
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "# Per-MASA client settings (RFC 8995 §5.4), one [[masa]] table each, selected by url\n\
+         # (the MASA URL as the IDevID or masa-url names it):\n\
+         #   ca                     CA certificate(s) of this MASA's TLS certificate (default masa-ca);\n\
+         #   client-cert/client-key TLS client certificate and key (default: registrar-cert/-key,\n\
+         #                          which carry id-kp-clientAuth);\n\
+         #   username/password      HTTP Basic credentials for a sales-integrated MASA (TLS only).\n",
+    );
+    if c.masas.is_empty() {
+        out.push_str(
+            "# [[masa]]\n# url = \"masa.example.com:9443\"\n# ca = \"masa-ca.crt.pem\"\n\
+             # username = \"registrar\"\n# password = \"secret\"\n",
+        );
+    }
+    for m in &c.masas {
+        out.push_str(&format!("[[masa]]\nurl = {}\n", toml_string(&m.url)));
+        for (key, value) in [
+            ("ca", &m.ca),
+            ("client-cert", &m.client_cert),
+            ("client-key", &m.client_key),
+        ] {
+            if let Some(p) = value {
+                out.push_str(&format!("{key} = {}\n", path(p)));
+            }
+        }
+        for (key, value) in [("username", &m.username), ("password", &m.password)] {
+            if let Some(v) = value {
+                out.push_str(&format!("{key} = {}\n", toml_string(v)));
+            }
         }
         out.push('\n');
     }
@@ -302,13 +498,31 @@ mod tests {
             manufacturers: vec![
                 Manufacturer {
                     ca: "manufacturers/0.crt.pem".into(),
+                    voucher_ca: Some("manufacturers/0.voucher.pem".into()),
                     masa_url: Some("masa.example:9443".into()),
+                    masa_url_overrides: true,
+                    allow_expired_idevid: Some(false),
                 },
                 Manufacturer {
                     ca: "manufacturers/1.crt.pem".into(),
-                    masa_url: None,
+                    ..Manufacturer::default()
                 },
             ],
+            use_nonceless_vouchers: UseNonceless::Always,
+            masas: vec![MasaSettings {
+                url: "masa.example:9443".into(),
+                ca: Some("masa.pem".into()),
+                client_cert: Some("c.pem".into()),
+                client_key: Some("k.pem".into()),
+                username: Some("u".into()),
+                password: Some("p\"w".into()),
+            }],
+            audit_log: AuditLogPolicy {
+                fetch: false,
+                max_prior_owners: 2,
+                allow_nonceless_entries: true,
+                require_own_entry: false,
+            },
         }
     }
 
@@ -326,6 +540,9 @@ mod tests {
             "masa-ca =",
             "ldevid-validity-days =",
             "allow-expired-idevid =",
+            "use-nonceless-vouchers =",
+            "[audit-log]",
+            "[[masa]]",
         ] {
             let i = text.find(key).expect("key present");
             assert!(
@@ -351,6 +568,11 @@ mod tests {
         assert!(c.csr_subject_must_match_idevid);
         assert_eq!(c.masa_ca, None);
         assert_eq!(c.ldevid_subject, None);
+        // RFC 8995 §5.8.3: the audit log is checked unless configured otherwise.
+        assert_eq!(c.audit_log, AuditLogPolicy::default());
+        assert!(c.audit_log.fetch && c.audit_log.require_own_entry);
+        assert_eq!(c.use_nonceless_vouchers, UseNonceless::WhenMasaUnreachable);
+        assert_eq!(c.manufacturers[0].allow_expired_idevid, None);
     }
 
     #[test]

@@ -59,6 +59,35 @@ CREATE TABLE IF NOT EXISTS certificates (
     revoked       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS certificates_pledge ON certificates(pledge_serial);
+-- The registrar voucher-request each voucher was obtained with (replayed to the MASA's
+-- /requestauditlog, RFC 8995 §5.8).
+CREATE TABLE IF NOT EXISTS voucher_requests (
+    voucher_id     INTEGER PRIMARY KEY NOT NULL REFERENCES vouchers(id),
+    request_format TEXT NOT NULL,
+    rvr            BLOB NOT NULL
+);
+-- Audit-log checks (RFC 8995 §5.8.3): one row per check of a voucher.
+CREATE TABLE IF NOT EXISTS audit_checks (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial     TEXT NOT NULL,
+    voucher_id INTEGER NOT NULL,
+    passed     INTEGER NOT NULL CHECK (passed IN (0, 1)),
+    reason     TEXT NOT NULL,
+    log        BLOB,
+    checked_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_checks_voucher ON audit_checks(voucher_id);
+-- Nonceless vouchers obtained ahead of time (`registrar vouchers fetch`, RFC 8995 §7.2).
+CREATE TABLE IF NOT EXISTS nonceless_vouchers (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial        TEXT NOT NULL,
+    masa_url      TEXT NOT NULL,
+    content_type  TEXT NOT NULL,
+    expires_on    TEXT,
+    voucher       BLOB NOT NULL,
+    fetched_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nonceless_vouchers_serial ON nonceless_vouchers(serial);
 -- A telemetry report is also a sighting of the pledge (one statement stores both).
 CREATE TRIGGER IF NOT EXISTS telemetry_seen AFTER INSERT ON telemetry BEGIN
     UPDATE pledges SET first_seen = COALESCE(first_seen, NEW.received_at),
@@ -214,10 +243,13 @@ pub struct NewVoucher<'a> {
     pub assertion: Option<&'a str>,
     pub masa_url: &'a str,
     pub voucher: &'a [u8],
+    /// The registrar voucher-request the voucher answered (absent for a stored nonceless
+    /// voucher relayed without asking the MASA).
+    pub rvr: Option<&'a [u8]>,
 }
 
-/// Store a voucher about to be relayed (the pledge's `last_seen` was set by [`record_seen`]
-/// when its request arrived).
+/// Store a voucher about to be relayed, with its registrar voucher-request, in one step (the
+/// pledge's `last_seen` was set by [`record_seen`] when its request arrived).
 pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i64> {
     let t = now();
     let serial = v.serial.to_string();
@@ -228,6 +260,7 @@ pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i
     let assertion = v.assertion.map(str::to_string);
     let masa_url = v.masa_url.to_string();
     let voucher = v.voucher.to_vec();
+    let rvr = v.rvr.map(<[u8]>::to_vec);
     writer
         .write_statement(move |conn: &Connection| {
             conn.prepare_cached(
@@ -246,9 +279,136 @@ pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i
                 voucher,
                 t
             ])?;
-            Ok(conn.last_insert_rowid())
+            let id = conn.last_insert_rowid();
+            if let Some(rvr) = &rvr {
+                conn.prepare_cached(
+                    "INSERT INTO voucher_requests (voucher_id, request_format, rvr)
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, request_format, rvr])?;
+            }
+            Ok(id)
         })
         .await
+}
+
+/// The latest voucher of `serial` with the registrar voucher-request it answered.
+#[derive(Clone, Debug)]
+pub struct VoucherWithRequest {
+    pub voucher_id: i64,
+    pub masa_url: String,
+    pub request_format: String,
+    pub rvr: Vec<u8>,
+}
+
+/// The latest voucher relayed to `serial`, if it was obtained with a stored request.
+pub fn latest_voucher_request(db: &Db, serial: &str) -> Result<Option<VoucherWithRequest>> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT v.id, v.masa_url, r.request_format, r.rvr FROM vouchers v
+                 JOIN voucher_requests r ON r.voucher_id = v.id
+                 WHERE v.id = (SELECT MAX(id) FROM vouchers WHERE serial = ?1)",
+            )?
+            .query_row(params![serial], |r| {
+                Ok(VoucherWithRequest {
+                    voucher_id: r.get(0)?,
+                    masa_url: r.get(1)?,
+                    request_format: r.get(2)?,
+                    rvr: r.get(3)?,
+                })
+            })
+            .optional()?)
+    })
+}
+
+/// An audit-log check of one voucher (RFC 8995 §5.8.3).
+pub struct NewAuditCheck<'a> {
+    pub serial: &'a str,
+    pub voucher_id: i64,
+    pub passed: bool,
+    pub reason: &'a str,
+    pub log: Option<&'a [u8]>,
+}
+
+/// Record an audit-log check.
+pub async fn store_audit_check(writer: &GroupCommit, a: &NewAuditCheck<'_>) -> Result<()> {
+    let (serial, voucher_id, passed) = (a.serial.to_string(), a.voucher_id, i64::from(a.passed));
+    let reason = a.reason.to_string();
+    let log = a.log.map(<[u8]>::to_vec);
+    let t = now();
+    writer
+        .write_statement(move |conn: &Connection| {
+            conn.prepare_cached(
+                "INSERT INTO audit_checks (serial, voucher_id, passed, reason, log, checked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![serial, voucher_id, passed, reason, log, t])?;
+            Ok(())
+        })
+        .await
+}
+
+/// A nonceless voucher to store (RFC 8995 §7.2).
+pub struct NewNoncelessVoucher<'a> {
+    pub serial: &'a str,
+    pub masa_url: &'a str,
+    pub content_type: &'a str,
+    /// RFC 3339 `expires-on` of the voucher.
+    pub expires_on: Option<&'a str>,
+    pub voucher: &'a [u8],
+}
+
+/// Store a nonceless voucher fetched ahead of time; returns its id.
+pub fn store_nonceless_voucher(db: &Db, v: &NewNoncelessVoucher<'_>) -> Result<i64> {
+    db.write(|conn| {
+        conn.prepare_cached(
+            "INSERT INTO nonceless_vouchers (serial, masa_url, content_type, expires_on,
+                                             voucher, fetched_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            v.serial,
+            v.masa_url,
+            v.content_type,
+            v.expires_on,
+            v.voucher,
+            now()
+        ])?;
+        Ok(conn.last_insert_rowid())
+    })
+}
+
+/// A stored nonceless voucher.
+#[derive(Clone, Debug)]
+pub struct StoredNonceless {
+    pub id: i64,
+    pub masa_url: String,
+    pub content_type: String,
+    pub expires_on: Option<String>,
+    pub voucher: Vec<u8>,
+}
+
+/// The stored nonceless vouchers of `serial`, newest first (the caller checks each).
+pub fn nonceless_vouchers(db: &Db, serial: &str) -> Result<Vec<StoredNonceless>> {
+    db.read(|conn| {
+        let rows = conn
+            .prepare_cached(
+                "SELECT id, masa_url, content_type, expires_on, voucher
+                 FROM nonceless_vouchers WHERE serial = ?1 ORDER BY id DESC",
+            )?
+            .query_map(params![serial], |r| {
+                Ok(StoredNonceless {
+                    id: r.get(0)?,
+                    masa_url: r.get(1)?,
+                    content_type: r.get(2)?,
+                    expires_on: r.get(3)?,
+                    voucher: r.get(4)?,
+                })
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(rows)
+    })
 }
 
 /// Which certificate authenticated a telemetry report (RFC 8995 §5.9.4 asks to log it).
@@ -339,8 +499,13 @@ pub fn may_enroll(
     serial: &str,
     idevid_sha256: &str,
 ) -> Result<(Option<Policy>, EnrollGate)> {
-    type GateRow = (Option<String>, Option<String>, Option<i64>);
-    let (policy, holder, status): GateRow = db.read(|conn| {
+    type GateRow = (
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<(i64, String)>,
+    );
+    let (policy, holder, status, audit): GateRow = db.read(|conn| {
         Ok(conn
             .prepare_cached(
                 "SELECT (SELECT policy FROM pledges WHERE serial = ?1) AS policy,
@@ -348,13 +513,23 @@ pub fn may_enroll(
                         (SELECT t.status FROM telemetry t
                          WHERE t.serial = v.serial AND t.kind = 'voucher_status'
                            AND t.voucher_id = v.id
-                         ORDER BY t.id DESC LIMIT 1) AS status
+                         ORDER BY t.id DESC LIMIT 1) AS status,
+                        a.passed AS audit_passed, a.reason AS audit_reason
                  FROM (SELECT 1)
                  LEFT JOIN (SELECT id, serial, idevid_sha256 FROM vouchers WHERE serial = ?1
-                            ORDER BY id DESC LIMIT 1) v",
+                            ORDER BY id DESC LIMIT 1) v
+                 LEFT JOIN audit_checks a
+                        ON a.id = (SELECT MAX(id) FROM audit_checks WHERE voucher_id = v.id)",
             )?
             .query_row(params![serial], |r| {
-                Ok((r.get("policy")?, r.get("holder")?, r.get("status")?))
+                let passed: Option<i64> = r.get("audit_passed")?;
+                let reason: Option<String> = r.get("audit_reason")?;
+                Ok((
+                    r.get("policy")?,
+                    r.get("holder")?,
+                    r.get("status")?,
+                    passed.zip(reason),
+                ))
             })?)
     })?;
     let policy = policy.and_then(|p| Policy::parse(&p));
@@ -366,6 +541,8 @@ pub fn may_enroll(
     }
     let gate = if status == Some(0) {
         EnrollGate::VoucherFailed
+    } else if let Some((0, reason)) = audit {
+        EnrollGate::AuditLogRefused(reason)
     } else {
         EnrollGate::Open
     };
@@ -373,8 +550,11 @@ pub fn may_enroll(
 }
 
 /// Answer of [`may_enroll`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EnrollGate {
+    /// The MASA's audit log of the latest voucher broke the `[audit-log]` policy
+    /// (RFC 8995 §5.8.3, §11.4); the reason says how.
+    AuditLogRefused(String),
     Open,
     /// No voucher was relayed for the serial.
     NoVoucher,
@@ -498,6 +678,8 @@ pub struct PledgeSummary {
     pub enrollstatus: Option<StatusReport>,
     pub ldevid_serial: Option<String>,
     pub ldevid_not_after: Option<String>,
+    /// The latest audit-log check (RFC 8995 §5.8.3): `ok: ...` or `refused: ...`.
+    pub audit_log: Option<String>,
     pub last_seen: Option<String>,
     pub last_peer: Option<String>,
     /// How many vouchers, telemetry reports and LDevIDs are stored for this serial.
@@ -581,7 +763,23 @@ pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
                 Some(Policy::Auto | Policy::Allowed) => "allowed",
                 None => "unknown",
             };
+            let audit_log: Option<String> = conn
+                .prepare_cached(
+                    "SELECT passed, reason FROM audit_checks WHERE serial = ?1
+                     ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![serial], |r| {
+                    let passed: i64 = r.get(0)?;
+                    let reason: String = r.get(1)?;
+                    Ok(if passed != 0 {
+                        format!("ok: {reason}")
+                    } else {
+                        format!("refused: {reason}")
+                    })
+                })
+                .optional()?;
             out.push(PledgeSummary {
+                audit_log,
                 state: state.to_string(),
                 policy,
                 voucher_assertion,
@@ -722,6 +920,7 @@ mod tests {
             assertion: Some("logged"),
             masa_url: "masa.example",
             voucher: b"v",
+            rvr: Some(b"rvr"),
         };
         store_voucher(&writer, &voucher("aa"))
             .await

@@ -307,6 +307,12 @@ async fn enroll(
                 format!("pledge {serial} reported that its voucher failed"),
             ));
         }
+        EnrollGate::AuditLogRefused(reason) => {
+            return Err(Reject::new(
+                403,
+                format!("audit log of the voucher for {serial} refused: {reason}"),
+            ));
+        }
     }
     let csr = checked_csr(headers, body)?;
     let idevid_subject = idevid.tbs_certificate().subject();

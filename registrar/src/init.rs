@@ -130,7 +130,7 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
         write(&dir.join(&rel), certs_to_pem(certs).as_bytes(), PUBLIC_MODE)?;
         manufacturers.push(Manufacturer {
             ca: rel,
-            masa_url: None,
+            ..Manufacturer::default()
         });
     }
     let masa_ca_path = match &masa_ca {
@@ -161,6 +161,9 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
         csr_subject_must_match_idevid: true,
         allow_expired_idevid: true,
         manufacturers,
+        use_nonceless_vouchers: Default::default(),
+        masas: Vec::new(),
+        audit_log: Default::default(),
     };
     crate::server::open_db(&dir.join("registrar.db")).map_err(|e| e.to_string())?;
     // Last: an interrupted init leaves no registrar.toml and can simply be rerun.

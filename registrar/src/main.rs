@@ -7,6 +7,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod announcer;
+mod audit;
 mod config;
 mod db;
 mod est;
@@ -17,6 +18,7 @@ mod proxy;
 mod server;
 mod telemetry;
 mod voucher;
+mod vouchers;
 mod wire;
 
 use brski_common::cli::InspectArgs;
@@ -56,6 +58,8 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// List, allow or deny pledges.
     Pledges(pledges::PledgesArgs),
+    /// Fetch nonceless vouchers ahead of time (RFC 8995 §7.2).
+    Vouchers(vouchers::VouchersArgs),
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
     Inspect(InspectArgs),
 }
@@ -83,6 +87,7 @@ async fn run(command: Command) -> Result<(), String> {
             proxy::run(&args).await
         }
         Command::Pledges(args) => pledges::run(&args).map(|out| println!("{out}")),
+        Command::Vouchers(args) => vouchers::run(&args).await.map(|out| println!("{out}")),
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),
     }
 }

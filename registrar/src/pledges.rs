@@ -49,9 +49,10 @@ fn table(rows: &[PledgeSummary]) -> String {
         "ENROLLSTATUS",
         "LDEVID",
         "NOT_AFTER",
+        "AUDIT_LOG",
         "LAST_SEEN",
     ];
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             [
@@ -62,11 +63,12 @@ fn table(rows: &[PledgeSummary]) -> String {
                 status_text(&r.enrollstatus),
                 r.ldevid_serial.clone().unwrap_or_else(|| "-".into()),
                 r.ldevid_not_after.clone().unwrap_or_else(|| "-".into()),
+                r.audit_log.clone().unwrap_or_else(|| "-".into()),
                 r.last_seen.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    let mut widths: [usize; 8] = header.map(str::len);
+    let mut widths: [usize; 9] = header.map(str::len);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());

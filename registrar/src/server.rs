@@ -31,6 +31,12 @@ pub struct ManufacturerAnchors {
     pub anchors: Vec<Certificate>,
     /// MASA URL for IDevIDs without the MASA URL extension (RFC 8995 §2.8).
     pub masa_url: Option<String>,
+    /// `masa_url` also replaces the IDevID's MASA URL extension (RFC 8995 §5.4).
+    pub masa_url_overrides: bool,
+    /// This manufacturer's IDevIDs: its anchors, expiry ignored when configured (§2.6.2).
+    pub idevid_policy: TrustPolicy,
+    /// Vouchers from this manufacturer's MASA: `voucher-ca` (default `ca`) with time checks.
+    pub voucher_policy: TrustPolicy,
 }
 
 /// Everything the handlers share.
@@ -50,10 +56,10 @@ pub struct Registrar {
     pub domain_ca: Certificate,
     pub domain_ca_key: SoftwareKey,
     pub manufacturers: Vec<ManufacturerAnchors>,
-    /// IDevIDs: the manufacturer anchors, expiry ignored when configured (RFC 8995 §2.6.2).
+    /// IDevIDs: every manufacturer's anchors, expiry ignored when any manufacturer allows it
+    /// (RFC 8995 §2.6.2; notBefore always checked). A voucher request is then held to its own
+    /// manufacturer's [`ManufacturerAnchors::idevid_policy`].
     pub idevid_policy: TrustPolicy,
-    /// Vouchers from MASAs: the manufacturer anchors with time checks.
-    pub voucher_policy: TrustPolicy,
     /// LDevIDs: the domain CA, with time checks and id-kp-clientAuth.
     pub ldevid_policy: TrustPolicy,
     /// The base64 `/csrattrs` answer.
@@ -105,12 +111,93 @@ pub fn open_db(path: &std::path::Path) -> Result<Db, StartError> {
     })
 }
 
+/// The MASA client (RFC 8995 §5.4): the registrar's certificate and key as TLS client
+/// identity unless a `[[masa]]` names another, `masa-ca` (or that MASA's `ca`) as TLS anchors.
+fn masa_client_for(
+    config: &RegistrarConfig,
+    registrar_key: Arc<SoftwareKey>,
+) -> Result<MasaClient, StartError> {
+    use crate::masa_client::{ClientIdentity, EndpointSettings};
+    let identity = |cert: &std::path::Path,
+                    key_path: &std::path::Path,
+                    key: Arc<dyn Signer>|
+     -> Result<ClientIdentity, StartError> {
+        let chain = read_certs(cert)?
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StartError::Invalid(format!("{}: {e}", cert.display())))?;
+        let mut pem = std::fs::read(cert)
+            .map_err(|e| StartError::Invalid(format!("{}: {e}", cert.display())))?;
+        pem.push(b'\n');
+        pem.extend(
+            std::fs::read(key_path)
+                .map_err(|e| StartError::Invalid(format!("{}: {e}", key_path.display())))?,
+        );
+        Ok(ClientIdentity { chain, key, pem })
+    };
+    let own_key: Arc<dyn Signer> = registrar_key;
+    let own = identity(&config.registrar_cert, &config.registrar_key, own_key)?;
+    // The registrar certificate alone would not chain at the MASA: carry the domain CA too.
+    let own = ClientIdentity {
+        chain: {
+            let mut c = own.chain;
+            c.push(
+                first_cert(&config.domain_ca_cert)?
+                    .to_der()
+                    .map_err(|e| StartError::Invalid(format!("domain CA: {e}")))?,
+            );
+            c
+        },
+        ..own
+    };
+    let masa_ca = match &config.masa_ca {
+        Some(p) => read_certs(p)?,
+        None => Vec::new(),
+    };
+    let default = EndpointSettings {
+        anchors: masa_ca.clone(),
+        client: Some(own.clone()),
+        basic: None,
+    };
+    let mut per_masa = Vec::new();
+    for m in &config.masas {
+        let base = brski_common::pki::ext::masa_base_uri(&m.url)
+            .map_err(|e| StartError::Invalid(format!("[[masa]] url: {e}")))?;
+        let client = match (&m.client_cert, &m.client_key) {
+            (Some(cert), Some(key)) => {
+                let signer: Arc<dyn Signer> = Arc::new(read_key(key)?);
+                identity(cert, key, signer)?
+            }
+            _ => own.clone(),
+        };
+        let anchors = match &m.ca {
+            Some(p) => read_certs(p)?,
+            None => masa_ca.clone(),
+        };
+        let basic = m.username.clone().zip(m.password.clone());
+        per_masa.push((
+            base,
+            EndpointSettings {
+                anchors,
+                client: Some(client),
+                basic,
+            },
+        ));
+    }
+    Ok(MasaClient::new(
+        &default,
+        &per_masa,
+        Duration::from_secs(u64::from(config.masa_timeout)),
+    )?)
+}
+
 impl Registrar {
     /// Load keys, certificates and anchors named by `config`, open the database and build the
     /// MASA client.
     pub async fn load(config: RegistrarConfig) -> Result<Self, StartError> {
         let registrar_cert = first_cert(&config.registrar_cert)?;
-        let registrar_key = read_key(&config.registrar_key)?;
+        let registrar_key = Arc::new(read_key(&config.registrar_key)?);
         let domain_ca = first_cert(&config.domain_ca_cert)?;
         let domain_ca_key = read_key(&config.domain_ca_key)?;
         if !key_matches(&registrar_cert, &registrar_key) {
@@ -137,30 +224,40 @@ impl Registrar {
         let registrar_cert_der = registrar_cert
             .to_der()
             .map_err(|e| StartError::Invalid(format!("registrar certificate: {e}")))?;
+        let idevid_time = |allow_expired: bool| {
+            if allow_expired {
+                TimeCheck::IgnoreExpiry
+            } else {
+                TimeCheck::Now
+            }
+        };
         let mut manufacturers = Vec::new();
         for m in &config.manufacturers {
+            let anchors = read_certs(&m.ca)?;
+            let voucher_anchors = match &m.voucher_ca {
+                Some(p) => read_certs(p)?,
+                None => anchors.clone(),
+            };
+            let allow_expired = m
+                .allow_expired_idevid
+                .unwrap_or(config.allow_expired_idevid);
             manufacturers.push(ManufacturerAnchors {
-                anchors: read_certs(&m.ca)?,
+                idevid_policy: TrustPolicy::new(anchors.clone())
+                    .with_time(idevid_time(allow_expired)),
+                voucher_policy: TrustPolicy::new(voucher_anchors),
+                anchors,
                 masa_url: m.masa_url.clone(),
+                masa_url_overrides: m.masa_url_overrides,
             });
         }
         let all_anchors: Vec<Certificate> = manufacturers
             .iter()
             .flat_map(|m| m.anchors.iter().cloned())
             .collect();
-        let idevid_time = if config.allow_expired_idevid {
-            TimeCheck::Skip
-        } else {
-            TimeCheck::Now
-        };
-        let masa_ca = match &config.masa_ca {
-            Some(p) => read_certs(p)?,
-            None => Vec::new(),
-        };
-        let masa = MasaClient::new(
-            &masa_ca,
-            Duration::from_secs(u64::from(config.masa_timeout)),
-        )?;
+        let any_expired_allowed = manufacturers
+            .iter()
+            .any(|m| m.idevid_policy.time == TimeCheck::IgnoreExpiry);
+        let masa = masa_client_for(&config, registrar_key.clone())?;
         let db = open_db(&config.database)?;
         let integrity = db.integrity_ok().map_err(|source| StartError::Database {
             path: config.database.display().to_string(),
@@ -175,13 +272,13 @@ impl Registrar {
                 source,
             })?;
         Ok(Self {
-            idevid_policy: TrustPolicy::new(all_anchors.clone()).with_time(idevid_time),
-            voucher_policy: TrustPolicy::new(all_anchors),
+            idevid_policy: TrustPolicy::new(all_anchors)
+                .with_time(idevid_time(any_expired_allowed)),
             ldevid_policy: TrustPolicy::new(vec![domain_ca.clone()])
                 .with_required_eku(ID_KP_CLIENT_AUTH),
             registrar_chain: vec![registrar_cert, domain_ca.clone()],
             registrar_cert_der,
-            registrar_key: Arc::new(registrar_key),
+            registrar_key,
             domain_ca,
             domain_ca_key,
             manufacturers,
@@ -252,14 +349,18 @@ impl Registrar {
 
     /// The configured MASA URL of the manufacturer whose anchor is `anchor`.
     pub fn manufacturer_masa_url(&self, anchor: &Certificate) -> Option<&str> {
-        self.manufacturers
-            .iter()
-            .find(|m| {
-                m.anchors
-                    .iter()
-                    .any(|a| brski_common::pki::chain::same_key(a, anchor))
-            })
+        self.manufacturer(anchor)
             .and_then(|m| m.masa_url.as_deref())
+    }
+
+    /// The manufacturer whose anchor is `anchor` (the last certificate of a validated IDevID
+    /// chain).
+    pub fn manufacturer(&self, anchor: &Certificate) -> Option<&ManufacturerAnchors> {
+        self.manufacturers.iter().find(|m| {
+            m.anchors
+                .iter()
+                .any(|a| brski_common::pki::chain::same_key(a, anchor))
+        })
     }
 }
 

@@ -144,6 +144,9 @@ async fn handle(
     )
     .await
     .map_err(|e| Reject::internal("storing telemetry", e))?;
+    if kind == TelemetryKind::VoucherStatus && parsed.status {
+        crate::audit::check_after_voucher_status(s, &serial).await;
+    }
     tracing::info!(
         %serial,
         %peer,

@@ -175,6 +175,12 @@ pub enum RelayError {
     NonceMismatch,
     #[error("voucher from the MASA pins a certificate that is not in this registrar's chain")]
     PinNotOurs,
+    #[error("voucher from the MASA carries a nonce; a nonceless voucher was requested")]
+    NotNonceless,
+    #[error("nonceless voucher from the MASA has no expires-on")]
+    NoExpiry,
+    #[error("nonceless voucher from the MASA expired at {0}")]
+    Expired(String),
 }
 
 /// Check the MASA's voucher before relaying it (8995 §5.6): signed by the pledge's
@@ -186,14 +192,54 @@ pub fn check_voucher_for_relay(
     manufacturers: &TrustPolicy,
     registrar_chain: &[Certificate],
 ) -> Result<Voucher, RelayError> {
+    let voucher = verified_voucher(
+        format,
+        bytes,
+        &pledge.serial_number,
+        manufacturers,
+        registrar_chain,
+    )?;
+    if voucher.nonce.is_some() && voucher.nonce != pledge.request.nonce {
+        return Err(RelayError::NonceMismatch);
+    }
+    Ok(voucher)
+}
+
+/// Check a nonceless voucher obtained ahead of time (8995 §7.2): as [`check_voucher_for_relay`]
+/// for `serial`, without a nonce, with an `expires-on` later than `now`.
+pub fn check_nonceless_voucher(
+    format: Format,
+    bytes: &[u8],
+    serial: &str,
+    manufacturers: &TrustPolicy,
+    registrar_chain: &[Certificate],
+    now: time::OffsetDateTime,
+) -> Result<Voucher, RelayError> {
+    let voucher = verified_voucher(format, bytes, serial, manufacturers, registrar_chain)?;
+    if voucher.nonce.is_some() {
+        return Err(RelayError::NotNonceless);
+    }
+    let expires = voucher.expires_on.as_ref().ok_or(RelayError::NoExpiry)?;
+    if expires.instant() <= now {
+        return Err(RelayError::Expired(expires.as_str().to_string()));
+    }
+    Ok(voucher)
+}
+
+/// A voucher signed under `manufacturers`, for `serial`, pinning a certificate of this
+/// registrar's chain (when it pins a certificate).
+fn verified_voucher(
+    format: Format,
+    bytes: &[u8],
+    serial: &str,
+    manufacturers: &TrustPolicy,
+    registrar_chain: &[Certificate],
+) -> Result<Voucher, RelayError> {
     use der::Encode;
     let verified = envelope::verify(format, bytes, manufacturers, &[])?;
     let voucher = Voucher::from_payload(format, &verified.payload)?;
-    if voucher.serial_number != pledge.serial_number {
+    if voucher.serial_number != serial {
         return Err(RelayError::SerialMismatch(voucher.serial_number));
-    }
-    if voucher.nonce.is_some() && voucher.nonce != pledge.request.nonce {
-        return Err(RelayError::NonceMismatch);
     }
     if let Some(pinned) = &voucher.pinned_domain_cert {
         let ours = registrar_chain

@@ -18,6 +18,9 @@ pub enum TimeCheck {
     At(time::OffsetDateTime),
     /// Do not check (a pledge with no trusted clock, 8995 §2.6.1; expired example certificates).
     Skip,
+    /// Check notBefore against the system clock but not notAfter: an IDevID past its notAfter
+    /// is accepted (8995 §2.6.2), one not yet valid is not.
+    IgnoreExpiry,
 }
 
 /// What a signer's certificate must satisfy to be trusted.
@@ -379,7 +382,7 @@ fn check_ca(cert: &Certificate) -> Result<(), ChainError> {
 pub(crate) fn check_time(cert: &Certificate, time: TimeCheck) -> Result<(), ChainError> {
     let now = match time {
         TimeCheck::Skip => return Ok(()),
-        TimeCheck::Now => time::OffsetDateTime::now_utc(),
+        TimeCheck::Now | TimeCheck::IgnoreExpiry => time::OffsetDateTime::now_utc(),
         TimeCheck::At(t) => t,
     };
     let validity = cert.tbs_certificate().validity();
@@ -391,7 +394,7 @@ pub(crate) fn check_time(cert: &Certificate, time: TimeCheck) -> Result<(), Chai
             not_before: validity.not_before.to_string(),
         });
     }
-    if now > not_after {
+    if now > not_after && time != TimeCheck::IgnoreExpiry {
         return Err(ChainError::Expired {
             subject: subject_string(cert),
             not_after: validity.not_after.to_string(),

@@ -151,6 +151,14 @@ pub enum MasaMode {
     SlowIssue(Duration),
     /// Issue a voucher signed by a key the pledge's manufacturer never certified.
     IssueWithForeignKey,
+    /// Answer this status with this reason and `Retry-After` value.
+    RefuseRetryAfter(u16, &'static str, &'static str),
+    /// Answer 200 with a body of this many zero bytes.
+    HugeBody(usize),
+    /// Issue the CMS voucher as base64 labelled with this Content-Type.
+    IssueBase64As(&'static str),
+    /// Issue a voucher without `created-on` (optional in RFC 8366bis §8.4).
+    IssueWithoutCreatedOn,
 }
 
 pub struct MasaState {
@@ -161,6 +169,19 @@ pub struct MasaState {
     pub last_request: Mutex<Option<(String, Vec<u8>)>>,
     /// The TCP peer of every request (to see connection reuse).
     pub peers: Mutex<Vec<SocketAddr>>,
+    /// The TLS client certificate (end entity, DER) of every request, if any.
+    pub client_certs: Mutex<Vec<Option<Vec<u8>>>>,
+    /// The Authorization header of every request, if any.
+    pub authorizations: Mutex<Vec<Option<String>>>,
+    /// The audit log by serial (RFC 8995 §5.8.1): an event per voucher issued, plus what a
+    /// test adds.
+    pub audit: Mutex<std::collections::HashMap<String, Vec<brski_common::audit::AuditEvent>>>,
+    /// Serials claimed for nonceless vouchers (the MASA's `claimed` policy, RFC 8995 §7.2).
+    pub claimed: Mutex<Vec<String>>,
+    /// Sign vouchers with this key and chain instead of the vendor's MASA signer.
+    pub voucher_signer: Mutex<Option<(Arc<SoftwareKey>, Vec<Certificate>)>>,
+    /// Audit-log requests received.
+    pub audit_calls: AtomicUsize,
 }
 
 /// The in-test MASA.
@@ -215,7 +236,7 @@ async fn masa_request_voucher(
     body: Bytes,
 ) -> Response {
     m.calls.fetch_add(1, Ordering::SeqCst);
-    m.peers.lock().expect("lock").push(conn.peer);
+    m.record(&conn, &headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -225,21 +246,22 @@ async fn masa_request_voucher(
     let mode = m.mode.lock().expect("lock").clone();
     match mode {
         MasaMode::Refuse(status, reason) => return text(status, reason),
+        MasaMode::RefuseRetryAfter(status, reason, retry) => {
+            let mut r = text(status, reason);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry.parse().expect("header"));
+            return r;
+        }
+        MasaMode::HugeBody(len) => return huge_body(len),
         MasaMode::SlowIssue(d) => tokio::time::sleep(d).await,
-        MasaMode::Issue | MasaMode::IssueWithForeignKey => {}
+        _ => {}
     }
     let Some(format) = Format::from_media_type(&content_type) else {
         return text(415, "unsupported Content-Type");
     };
-    let checked = match masa::check_registrar_voucher_request(
-        format,
-        &body,
-        &m.vendor.idevid_policy(),
-        TimeCheck::Now,
-        true,
-    ) {
+    let checked = match m.check(format, &body) {
         Ok(c) => c,
-        Err(e) => return text(e.status(), e),
+        Err(e) => return *e,
     };
     let Some(pin) = checked.domain_cert().cloned() else {
         return text(403, "no certificate to pin");
@@ -249,14 +271,29 @@ async fn masa_request_voucher(
     } else {
         Assertion::Logged
     };
-    let voucher = masa::build_voucher(
-        &checked,
-        assertion,
-        &pin,
-        time::OffsetDateTime::now_utc(),
-        None,
-    )
-    .expect("voucher");
+    let now = time::OffsetDateTime::now_utc();
+    // RFC 8995 §7.2: a nonceless voucher carries expires-on.
+    let expires = checked
+        .nonce
+        .is_none()
+        .then(|| now + time::Duration::hours(1));
+    let mut voucher =
+        masa::build_voucher(&checked, assertion, &pin, now, expires).expect("voucher");
+    if matches!(mode, MasaMode::IssueWithoutCreatedOn) {
+        voucher.created_on = None;
+    }
+    m.audit
+        .lock()
+        .expect("lock")
+        .entry(checked.serial_number.clone())
+        .or_default()
+        .push(brski_common::audit::AuditEvent {
+            date: "2026-01-01T00:00:00Z".into(),
+            domain_id: pki::ext::domain_id_base64(&pin).expect("domain id"),
+            nonce: checked.nonce.as_ref().map(|n| n.json_string().into_owned()),
+            assertion: brski_common::audit::Assertion::from_text(assertion.as_str()),
+            truncated: None,
+        });
     let out = answer_format(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
         format,
@@ -270,6 +307,8 @@ async fn masa_request_voucher(
             &*rogue.masa_signer.key,
             &[rogue.masa_signer.cert.clone(), rogue.ca.cert.clone()],
         )
+    } else if let Some((key, chain)) = m.voucher_signer.lock().expect("lock").clone() {
+        envelope::sign(out, &payload, &*key, &chain)
     } else {
         envelope::sign(
             out,
@@ -279,6 +318,14 @@ async fn masa_request_voucher(
         )
     }
     .expect("sign");
+    if let MasaMode::IssueBase64As(ct) = mode {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, ct)],
+            est::encode_base64_body(&signed),
+        )
+            .into_response();
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, out.media_type())],
@@ -287,22 +334,123 @@ async fn masa_request_voucher(
         .into_response()
 }
 
+/// A 200 of `len` zero bytes labelled as a voucher.
+fn huge_body(len: usize) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/voucher-cms+json")],
+        vec![0u8; len],
+    )
+        .into_response()
+}
+
+impl MasaState {
+    fn record(&self, conn: &brski_service::https::ConnInfo, headers: &HeaderMap) {
+        self.peers.lock().expect("lock").push(conn.peer);
+        self.client_certs
+            .lock()
+            .expect("lock")
+            .push(conn.peer_certs.first().cloned());
+        self.authorizations.lock().expect("lock").push(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        );
+    }
+
+    /// Check a registrar voucher-request (8995 §5.5); a claimed serial may come without a
+    /// prior-signed request (a nonceless request, §7.2).
+    fn check(
+        &self,
+        format: Format,
+        body: &[u8],
+    ) -> Result<masa::CheckedRegistrarRequest, Box<Response>> {
+        let signed = masa::verify_registrar_voucher_request(format, body, TimeCheck::Now)
+            .map_err(|e| Box::new(text(e.status(), e)))?;
+        let claimed = self
+            .claimed
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|s| s == signed.serial_number());
+        let policy = self.vendor.idevid_policy();
+        signed
+            .check_pledge_request(masa::PledgeIdevid::Manufacturer(&policy), !claimed)
+            .map_err(|e| Box::new(text(e.status(), e)))
+    }
+}
+
+/// `POST /requestauditlog` (RFC 8995 §5.8.1): the same checks, then the serial's log.
+async fn masa_request_audit_log(
+    State(m): State<Arc<MasaState>>,
+    Extension(conn): Extension<brski_service::https::ConnInfo>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    m.audit_calls.fetch_add(1, Ordering::SeqCst);
+    m.record(&conn, &headers);
+    let format = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Format::from_media_type);
+    let Some(format) = format else {
+        return text(415, "unsupported Content-Type");
+    };
+    let checked = match m.check(format, &body) {
+        Ok(c) => c,
+        Err(e) => return *e,
+    };
+    let events = m
+        .audit
+        .lock()
+        .expect("lock")
+        .get(&checked.serial_number)
+        .cloned()
+        .unwrap_or_default();
+    let log = brski_common::audit::AuditLog::new(events)
+        .to_json()
+        .expect("json");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        log,
+    )
+        .into_response()
+}
+
 /// Start the in-test MASA over TLS (its certificate issued by the vendor CA for 127.0.0.1).
 pub async fn start_masa(vendor: Arc<Vendor>, mode: MasaMode) -> TestMasa {
+    start_masa_with(vendor, mode, None).await
+}
+
+/// [`start_masa`], authenticating TLS clients as `client_auth` says.
+pub async fn start_masa_with(
+    vendor: Arc<Vendor>,
+    mode: MasaMode,
+    client_auth: Option<tls::ClientAuth>,
+) -> TestMasa {
     let state = Arc::new(MasaState {
         vendor: vendor.clone(),
         mode: Mutex::new(mode),
         calls: AtomicUsize::new(0),
         last_request: Mutex::new(None),
         peers: Mutex::new(Vec::new()),
+        client_certs: Mutex::new(Vec::new()),
+        authorizations: Mutex::new(Vec::new()),
+        audit: Mutex::new(std::collections::HashMap::new()),
+        claimed: Mutex::new(Vec::new()),
+        voucher_signer: Mutex::new(None),
+        audit_calls: AtomicUsize::new(0),
     });
     let app = Router::new()
         .route(paths::REQUEST_VOUCHER, post(masa_request_voucher))
+        .route(paths::REQUEST_AUDIT_LOG, post(masa_request_audit_log))
         .with_state(state.clone());
     let signer: Arc<dyn Signer> = vendor.masa_tls.key.clone();
     let key = tls::certified_key(&[vendor.masa_tls.der(), der(&vendor.ca.cert)], signer)
         .expect("certified key");
-    let config = Arc::new(tls::server_config(key, None).expect("server config"));
+    let config = Arc::new(tls::server_config_with(key, client_auth).expect("server config"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
