@@ -107,7 +107,10 @@ async fn report(
 ) -> Response {
     match handle(s, conn, headers, body, kind).await {
         Ok(()) => outcome_logged(StatusCode::OK.into_response(), StatusCode::OK),
-        Err(reject) => {
+        Err(Refused {
+            reject,
+            retry_after,
+        }) => {
             tracing::info!(
                 peer = %conn.peer,
                 status = reject.status.as_u16(),
@@ -117,7 +120,6 @@ async fn report(
                 kind.as_str()
             );
             let status = reject.status;
-            let retry_after = reject_retry_after(&reject);
             let mut resp = reject.into_response();
             if let Some(secs) = retry_after {
                 resp.headers_mut()
@@ -134,16 +136,19 @@ async fn report(
     }
 }
 
-/// The Retry-After of a 429 refusal (carried in its reason as "retry after N s").
-fn reject_retry_after(reject: &Reject) -> Option<u64> {
-    if reject.status != StatusCode::TOO_MANY_REQUESTS {
-        return None;
+/// A refusal, with the Retry-After of a 429.
+struct Refused {
+    reject: Reject,
+    retry_after: Option<u64>,
+}
+
+impl From<Reject> for Refused {
+    fn from(reject: Reject) -> Self {
+        Self {
+            reject,
+            retry_after: None,
+        }
     }
-    reject
-        .reason
-        .rsplit("retry after ")
-        .next()
-        .and_then(|t| t.trim_end_matches(" s").parse().ok())
 }
 
 /// The pledge's serial number and the kind of certificate it authenticated with.
@@ -184,7 +189,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     kind: TelemetryKind,
-) -> Result<(), Reject> {
+) -> Result<(), Refused> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -199,13 +204,13 @@ async fn handle(
         None | Some("application/json") => false,
         Some("application/cbor") => true,
         Some(other) => {
-            return Err(Reject::new(
+            return Err(Refused::from(Reject::new(
                 415,
                 format!(
                     "Content-Type {:?}: telemetry is application/json",
                     log_safe(other, MAX_LOGGED_CHARS)
                 ),
-            ));
+            )));
         }
     };
     let (serial, client_cert) = pledge_identity(s, conn).await?;
@@ -222,16 +227,16 @@ async fn handle(
     match kind {
         // RFC 8995 §5.7: the registrar MAY answer 404 for a voucher it did not relay.
         TelemetryKind::VoucherStatus if !known.has_voucher => {
-            return Err(Reject::new(
+            return Err(Refused::from(Reject::new(
                 404,
                 format!("no voucher was relayed to pledge {logged_serial} by this registrar"),
-            ));
+            )));
         }
         TelemetryKind::EnrollStatus if !known.has_voucher && !known.has_certificate => {
-            return Err(Reject::new(
+            return Err(Refused::from(Reject::new(
                 404,
                 format!("pledge {logged_serial} has not attempted enrollment with this registrar"),
-            ));
+            )));
         }
         _ => {}
     }
@@ -274,15 +279,18 @@ async fn handle(
     .await
     .map_err(|e| Reject::internal("storing telemetry", e))?;
     if let TelemetryStored::RateLimited { retry_after } = stored {
-        return Err(Reject::new(
-            429,
-            format!(
-                "more than {} {} reports from pledge {logged_serial} within {} s; retry after {retry_after} s",
-                db::TELEMETRY_PER_WINDOW,
-                kind.as_str(),
-                db::TELEMETRY_WINDOW_SECS
+        return Err(Refused {
+            reject: Reject::new(
+                429,
+                format!(
+                    "more than {} {} reports from pledge {logged_serial} within {} s; retry after {retry_after} s",
+                    db::TELEMETRY_PER_WINDOW,
+                    kind.as_str(),
+                    db::TELEMETRY_WINDOW_SECS
+                ),
             ),
-        ));
+            retry_after: Some(retry_after),
+        });
     }
     tracing::info!(
         serial = %logged_serial,
