@@ -21,6 +21,23 @@ use serde::{Serialize, Serializer};
 /// The telemetry version this crate writes (RFC 8995 §5.7).
 pub const VERSION: u64 = 1;
 
+/// The largest telemetry body a registrar accepts, in bytes. The CDDL of RFC 8995 §5.7 (also
+/// used by §5.9.4) is a version, a boolean, a human-readable reason and a small context map:
+/// 4 KiB holds a long reason with room to spare.
+pub const MAX_BODY_BYTES: usize = 4096;
+
+/// How many characters of `reason` a registrar stores (RFC 8995 §5.7: a human-readable
+/// explanation, not a document).
+pub const MAX_STORED_REASON_CHARS: usize = 1024;
+
+/// The first `max_chars` characters of `s`.
+pub fn truncate_chars(s: &str, max_chars: usize) -> &str {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 /// Why a telemetry body could not be decoded or encoded.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {

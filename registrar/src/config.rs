@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Accept {
-    /// Request a voucher at once (RFC 8995 §7.3: "accept all devices").
-    #[default]
+    /// Request a voucher at once (RFC 8995 §7.3: "accept all devices"), a reduced-security
+    /// mode that must be chosen explicitly.
     Auto,
-    /// Answer 202 + Retry-After until an administrator allows the serial (RFC 8995 §5.6).
+    /// Answer 202 + Retry-After until an administrator allows the serial (RFC 8995 §5.6);
+    /// the default.
+    #[default]
     Pending,
 }
 
@@ -196,53 +198,23 @@ fn default_true() -> bool {
 }
 
 impl RegistrarConfig {
-    /// Load `registrar.toml`, check it and resolve its paths against the file's directory.
+    /// Load `registrar.toml`, check it ([`RegistrarConfig::validate`]) and resolve its paths
+    /// against the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let c = Self::load_unchecked(path)?;
+        let problems = c.validate();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                reason: problems.join("; "),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Parse `registrar.toml` and resolve its paths, without checking the values.
+    pub fn load_unchecked(path: &Path) -> Result<Self, ConfigError> {
         let mut c: Self = load(path)?;
-        let invalid = |reason: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            reason,
-        };
-        if c.manufacturers.is_empty() {
-            return Err(invalid("at least one [[manufacturer]] is required".into()));
-        }
-        if c.ldevid_validity_days == 0 {
-            return Err(invalid("ldevid-validity-days must be at least 1".into()));
-        }
-        if c.masa_timeout == 0 {
-            return Err(invalid("masa-timeout must be at least 1".into()));
-        }
-        if let Some(template) = &c.ldevid_subject {
-            subject_from_template(template, "serial")
-                .map_err(|e| invalid(format!("ldevid-subject: {e}")))?;
-        }
-        for m in &c.manufacturers {
-            if let Some(url) = &m.masa_url {
-                brski_common::pki::ext::masa_base_uri(url)
-                    .map_err(|e| invalid(format!("manufacturer masa-url: {e}")))?;
-            }
-            if m.masa_url_overrides && m.masa_url.is_none() {
-                return Err(invalid(
-                    "manufacturer masa-url-overrides = true needs a masa-url".into(),
-                ));
-            }
-        }
-        for m in &c.masas {
-            brski_common::pki::ext::masa_base_uri(&m.url)
-                .map_err(|e| invalid(format!("[[masa]] url: {e}")))?;
-            if m.client_cert.is_some() != m.client_key.is_some() {
-                return Err(invalid(format!(
-                    "[[masa]] {}: client-cert and client-key go together",
-                    m.url
-                )));
-            }
-            if m.username.is_some() != m.password.is_some() {
-                return Err(invalid(format!(
-                    "[[masa]] {}: username and password go together",
-                    m.url
-                )));
-            }
-        }
         c.registrar_cert = resolve(path, &c.registrar_cert);
         c.registrar_key = resolve(path, &c.registrar_key);
         c.domain_ca_cert = resolve(path, &c.domain_ca_cert);
@@ -311,8 +283,12 @@ pub fn render(c: &RegistrarConfig) -> String {
     ));
     out.push_str(&format!(
         "# Pledges of a known manufacturer that are neither allowed nor denied:\n\
-         #   \"auto\"    request a voucher from the MASA at once;\n\
-         #   \"pending\" answer 202 + Retry-After until `registrar pledges allow SERIAL`.\n\
+         #   \"pending\" (the default) answer 202 + Retry-After until\n\
+         #             `registrar pledges allow SERIAL`;\n\
+         #   \"auto\"    request a voucher from the MASA at once for every device of a configured\n\
+         #             manufacturer: RFC 8995 §7.3 \"accept all devices\", a reduced-security mode\n\
+         #             in which anyone holding such a device (stolen, or meant for another owner)\n\
+         #             can join this domain. Choose it only where that is acceptable.\n\
          # `registrar pledges deny SERIAL` refuses a pledge (404, RFC 8995 §5.3).\n\
          accept = {}\n\n",
         toml_string(c.accept.as_str())
@@ -474,6 +450,83 @@ pub fn render(c: &RegistrarConfig) -> String {
     out
 }
 
+/// Allowed range of `retry-after`, seconds (RFC 8995 §5.6: the pledge waits at most 60 s
+/// between attempts anyway; 0 would make it spin).
+pub const RETRY_AFTER_RANGE: std::ops::RangeInclusive<u32> = 1..=3600;
+/// Allowed range of `masa-timeout`, seconds.
+pub const MASA_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=3600;
+/// Allowed range of `ldevid-validity-days`: at least a day, at most 100 years (a notAfter that
+/// stays far from the end of the X.509 GeneralizedTime range).
+pub const LDEVID_VALIDITY_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=36500;
+
+fn out_of_range(key: &str, value: u32, range: &std::ops::RangeInclusive<u32>) -> Option<String> {
+    (!range.contains(&value)).then(|| {
+        format!(
+            "{key} = {value} is out of range {}..={}",
+            range.start(),
+            range.end()
+        )
+    })
+}
+
+impl RegistrarConfig {
+    /// Every problem of the values themselves (ranges, templates, URLs), one line each, so
+    /// that nothing panics at request time. Files are checked by `registrar check-config`.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems: Vec<String> = [
+            out_of_range("retry-after", self.retry_after, &RETRY_AFTER_RANGE),
+            out_of_range("masa-timeout", self.masa_timeout, &MASA_TIMEOUT_RANGE),
+            out_of_range(
+                "ldevid-validity-days",
+                self.ldevid_validity_days,
+                &LDEVID_VALIDITY_DAYS_RANGE,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if self.manufacturers.is_empty() {
+            problems.push("at least one [[manufacturer]] is required".into());
+        }
+        if self.domain.trim().is_empty() {
+            problems.push("domain must not be empty".into());
+        }
+        if let Some(template) = &self.ldevid_subject {
+            if let Err(e) = subject_from_template(template, "serial") {
+                problems.push(format!("ldevid-subject: {e}"));
+            }
+        }
+        for m in &self.manufacturers {
+            if let Some(url) = &m.masa_url {
+                if let Err(e) = brski_common::pki::ext::masa_base_uri(url) {
+                    problems.push(format!("manufacturer masa-url {url:?}: {e}"));
+                }
+            }
+            if m.masa_url_overrides && m.masa_url.is_none() {
+                problems.push("manufacturer masa-url-overrides = true needs a masa-url".into());
+            }
+        }
+        for m in &self.masas {
+            if let Err(e) = brski_common::pki::ext::masa_base_uri(&m.url) {
+                problems.push(format!("[[masa]] url {:?}: {e}", m.url));
+            }
+            if m.client_cert.is_some() != m.client_key.is_some() {
+                problems.push(format!(
+                    "[[masa]] {}: client-cert and client-key go together",
+                    m.url
+                ));
+            }
+            if m.username.is_some() != m.password.is_some() {
+                problems.push(format!(
+                    "[[masa]] {}: username and password go together",
+                    m.url
+                ));
+            }
+        }
+        problems
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,7 +614,8 @@ mod tests {
                     registrar-key = \"b\"\ndomain-ca-cert = \"c\"\ndomain-ca-key = \"d\"\n\
                     database = \"e\"\n[[manufacturer]]\nca = \"m\"\n";
         let c: RegistrarConfig = toml::from_str(text).expect("parses");
-        assert_eq!(c.accept, Accept::Auto);
+        // RFC 8995 §7.3: accepting every device is never the default.
+        assert_eq!(c.accept, Accept::Pending);
         assert_eq!(c.retry_after, 5);
         assert_eq!(c.ldevid_validity_days, 365);
         assert!(c.allow_expired_idevid);

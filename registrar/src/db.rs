@@ -457,7 +457,9 @@ pub struct NewTelemetry<'a> {
 }
 
 /// Store a telemetry report, linked to the latest voucher of the serial; the trigger
-/// `telemetry_seen` updates the pledge's `last_seen` in the same statement.
+/// `telemetry_seen` updates the pledge's `last_seen` in the same statement. Unlimited: the
+/// handlers use [`store_telemetry_limited`].
+#[cfg(test)]
 pub async fn store_telemetry(writer: &GroupCommit, t: &NewTelemetry<'_>) -> Result<()> {
     let received = now();
     let serial = t.serial.to_string();
@@ -486,6 +488,110 @@ pub async fn store_telemetry(writer: &GroupCommit, t: &NewTelemetry<'_>) -> Resu
                 received
             ])?;
             Ok(())
+        })
+        .await
+}
+
+/// At most this many telemetry reports are stored per serial and kind within
+/// [`TELEMETRY_WINDOW_SECS`]; further ones are refused with 429 and Retry-After, so the pledge
+/// knows to send its report again later: the first reports of a window are kept, and the
+/// latest one is stored once the window allows (RFC 8995 §5.7 expects one report per voucher).
+pub const TELEMETRY_PER_WINDOW: i64 = 10;
+/// The rate window of [`TELEMETRY_PER_WINDOW`], in seconds.
+pub const TELEMETRY_WINDOW_SECS: i64 = 3600;
+
+/// What the registrar knows of a serial before it takes its telemetry (RFC 8995 §5.7, §5.9.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TelemetryContext {
+    /// A voucher was relayed to this serial by this registrar.
+    pub has_voucher: bool,
+    /// An LDevID was issued to this serial.
+    pub has_certificate: bool,
+}
+
+/// One read: whether `serial` got a voucher or an LDevID from this registrar.
+pub fn telemetry_context(db: &Db, serial: &str) -> Result<TelemetryContext> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM vouchers WHERE serial = ?1) AS v,
+                        EXISTS(SELECT 1 FROM certificates WHERE pledge_serial = ?1) AS c",
+            )?
+            .query_row(params![serial], |r| {
+                Ok(TelemetryContext {
+                    has_voucher: r.get::<_, i64>("v")? != 0,
+                    has_certificate: r.get::<_, i64>("c")? != 0,
+                })
+            })?)
+    })
+}
+
+/// Outcome of [`store_telemetry_limited`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TelemetryStored {
+    Stored,
+    /// [`TELEMETRY_PER_WINDOW`] reports are already stored in the window; the oldest of them
+    /// leaves it in `retry_after` seconds.
+    RateLimited {
+        retry_after: u64,
+    },
+}
+
+/// Store a telemetry report as [`store_telemetry`] does, unless [`TELEMETRY_PER_WINDOW`]
+/// reports of the same serial and kind were stored in the last [`TELEMETRY_WINDOW_SECS`]; the
+/// count and the insert are one statement of the single writer, so concurrent reports cannot
+/// exceed the limit.
+pub async fn store_telemetry_limited(
+    writer: &GroupCommit,
+    t: &NewTelemetry<'_>,
+) -> Result<TelemetryStored> {
+    let now_t = OffsetDateTime::now_utc();
+    let received = rfc3339(now_t);
+    let cutoff = rfc3339(now_t - time::Duration::seconds(TELEMETRY_WINDOW_SECS));
+    let serial = t.serial.to_string();
+    let kind = t.kind.as_str();
+    let status = i64::from(t.status);
+    let reason = t.reason.map(str::to_string);
+    let body = t.body.to_vec();
+    let client_cert = t.client_cert.as_str();
+    let peer = t.peer.to_string();
+    writer
+        .write_statement(move |conn: &Connection| {
+            let (recent, oldest): (i64, Option<String>) = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM telemetry
+                     WHERE serial = ?1 AND kind = ?2 AND received_at >= ?3",
+                )?
+                .query_row(params![serial, kind, cutoff], |r| {
+                    Ok((r.get("n")?, r.get("oldest")?))
+                })?;
+            if recent >= TELEMETRY_PER_WINDOW {
+                let leaves = oldest
+                    .and_then(|o| OffsetDateTime::parse(&o, &Rfc3339).ok())
+                    .map(|o| o + time::Duration::seconds(TELEMETRY_WINDOW_SECS) - now_t)
+                    .map(|d| d.whole_seconds().max(1))
+                    .unwrap_or(TELEMETRY_WINDOW_SECS);
+                return Ok(TelemetryStored::RateLimited {
+                    retry_after: u64::try_from(leaves).unwrap_or(1),
+                });
+            }
+            conn.prepare_cached(
+                "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
+                                        voucher_id, peer, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+                         (SELECT MAX(id) FROM vouchers WHERE serial = ?1), ?7, ?8)",
+            )?
+            .execute(params![
+                serial,
+                kind,
+                status,
+                reason,
+                body,
+                client_cert,
+                peer,
+                received
+            ])?;
+            Ok(TelemetryStored::Stored)
         })
         .await
 }

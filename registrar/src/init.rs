@@ -26,8 +26,10 @@ pub struct InitArgs {
     /// HTTPS listen address.
     #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
-    /// What happens to a pledge of a known manufacturer that is not yet allowed.
-    #[arg(long, value_enum, default_value_t = Accept::Auto)]
+    /// What happens to a pledge of a known manufacturer that is not yet allowed: `pending`
+    /// (wait for `registrar pledges allow`) or `auto` (accept every device, the reduced-security
+    /// mode of RFC 8995 §7.3, never the default).
+    #[arg(long, value_enum, default_value_t = Accept::Pending)]
     pub accept: Accept,
 }
 

@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod announcer;
 mod audit;
+mod check_config;
 mod config;
 mod db;
 mod est;
@@ -50,9 +51,16 @@ enum Command {
         /// `_brski-registrar._tcp`, RFC 8995 §4.3); repeatable.
         #[arg(long, value_name = "IFACE")]
         announce: Vec<String>,
-        /// Seconds between two AN_join_registrar floods (RFC 8995 §4.3: default 60).
-        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        /// Seconds between two AN_join_registrar floods (RFC 8995 §4.3: default 60), 1..=86400.
+        #[arg(long, value_name = "SECS", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..=86400))]
         announce_interval: u64,
+    },
+    /// Check registrar.toml and every file it names; one line per problem, non-zero exit on any.
+    CheckConfig {
+        /// The registrar's configuration file.
+        #[arg(long, default_value = "registrar.toml")]
+        config: PathBuf,
     },
     /// RFC 8995 §4 circuit join proxy: relay pledge connections to the registrar.
     Proxy(proxy::ProxyArgs),
@@ -78,9 +86,28 @@ async fn run(command: Command) -> Result<(), String> {
         } => {
             brski_service::logging::init("registrar");
             let config = config::RegistrarConfig::load(&config).map_err(|e| e.to_string())?;
-            let period = std::time::Duration::from_secs(announce_interval.max(1));
+            let period = std::time::Duration::from_secs(announce_interval);
             let _announcing = announcer::start(&announce, config.listen.port(), period)?;
             server::serve(config).await.map_err(|e| e.to_string())
+        }
+        Command::CheckConfig { config } => {
+            let problems = check_config::problems(&config);
+            for p in &problems {
+                eprintln!(
+                    "registrar: check-config: {}",
+                    masa_client::one_line(p, 2000)
+                );
+            }
+            if problems.is_empty() {
+                println!("{}: OK", config.display());
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: {} problem(s) found",
+                    config.display(),
+                    problems.len()
+                ))
+            }
         }
         Command::Proxy(args) => {
             brski_service::logging::init("registrar-proxy");

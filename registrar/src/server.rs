@@ -89,14 +89,14 @@ pub enum StartError {
     },
 }
 
-fn first_cert(path: &std::path::Path) -> Result<Certificate, StartError> {
+pub(crate) fn first_cert(path: &std::path::Path) -> Result<Certificate, StartError> {
     read_certs(path)?
         .into_iter()
         .next()
         .ok_or_else(|| StartError::Invalid(format!("{}: no certificate", path.display())))
 }
 
-fn key_matches(cert: &Certificate, key: &SoftwareKey) -> bool {
+pub(crate) fn key_matches(cert: &Certificate, key: &SoftwareKey) -> bool {
     cert.tbs_certificate()
         .subject_public_key_info()
         .to_der()

@@ -98,7 +98,14 @@ pub async fn request_voucher(
                 "requestvoucher"
             );
             let status = reject.status;
-            outcome_logged(reject.into_response(), status)
+            let mut resp = reject.into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                // RFC 8995 §5.3: after a proximity failure (possible man-in-the-middle) the
+                // registrar closes the connection; hyper does on `Connection: close`.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            outcome_logged(resp, status)
         }
     }
 }

@@ -29,15 +29,29 @@ pub enum PledgeRequestError {
     NoProximityCert,
     #[error("proximity-registrar-cert is not this registrar's certificate")]
     ProximityMismatch,
+    #[error("assertion {0:?} in a pledge voucher-request: RFC 8995 §5.2 requires \"proximity\"")]
+    AssertionNotProximity(String),
 }
 
 impl PledgeRequestError {
+    /// Whether this is a proximity failure (8995 §5.3: possible man-in-the-middle), after
+    /// which the registrar closes the connection.
+    pub fn is_proximity_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::NoProximityCert | Self::ProximityMismatch | Self::AssertionNotProximity(_)
+        )
+    }
+
     /// The HTTP status for this refusal (8995 §5.3, §5.6).
     pub fn status(&self) -> u16 {
         match self {
             Self::Malformed(_) | Self::Payload(_) => 400,
             // 8995 §5.3: a proximity failure (possible MITM) is answered with 401.
-            Self::NoClientCertificate | Self::NoProximityCert | Self::ProximityMismatch => 401,
+            Self::NoClientCertificate
+            | Self::NoProximityCert
+            | Self::ProximityMismatch
+            | Self::AssertionNotProximity(_) => 401,
             Self::UnknownManufacturer(_)
             | Self::NoSerialNumber
             | Self::SignerNotTlsClient(_)
@@ -68,8 +82,12 @@ impl CheckedPledgeRequest {
 
 /// Check a pledge voucher-request (8995 §5.3): the TLS client certificate is an IDevID of a
 /// known manufacturer, it signed the request, its serialNumber equals the request's
-/// `serial-number`, and `proximity-registrar-cert` is the certificate this registrar presented
-/// (`registrar_cert_der`).
+/// `serial-number`, `proximity-registrar-cert` is the certificate this registrar presented
+/// (`registrar_cert_der`), and `assertion`, when present, is `proximity` (8995 §5.2).
+///
+/// An absent `assertion` is accepted: the voucher-request examples of RFC 8995 (JWS
+/// appendix, cBRSKI) omit it, and `proximity-registrar-cert`, which is required here, is
+/// the proximity evidence itself; the registrar voucher-request then carries none either.
 pub fn check_pledge_voucher_request(
     format: Format,
     body: &[u8],
@@ -115,6 +133,14 @@ pub fn check_pledge_voucher_request(
         .ok_or(PledgeRequestError::NoProximityCert)?;
     if proximity != registrar_cert_der {
         return Err(PledgeRequestError::ProximityMismatch);
+    }
+    match request.assertion {
+        None | Some(crate::voucher::Assertion::Proximity) => {}
+        Some(other) => {
+            return Err(PledgeRequestError::AssertionNotProximity(
+                other.as_str().to_string(),
+            ));
+        }
     }
     Ok(CheckedPledgeRequest {
         format,

@@ -470,9 +470,16 @@ pub fn registrar_bin() -> &'static str {
     env!("CARGO_BIN_EXE_registrar")
 }
 
-/// `registrar init` in `dir` with the vendor CA (and the vendor CA as MASA TLS anchor).
+/// `registrar init` in `dir` with the vendor CA (and the vendor CA as MASA TLS anchor), with
+/// `--accept auto` unless `extra` names another `--accept` (`pending` is init's default,
+/// RFC 8995 §7.3).
 pub async fn init_registrar(dir: &Path, vendor_ca: &Path, extra: &[&str]) -> SocketAddr {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let accept: &[&str] = if extra.contains(&"--accept") {
+        &[]
+    } else {
+        &["--accept", "auto"]
+    };
     let out = tokio::process::Command::new(registrar_bin())
         .arg("init")
         .arg("--dir")
@@ -483,6 +490,7 @@ pub async fn init_registrar(dir: &Path, vendor_ca: &Path, extra: &[&str]) -> Soc
         .arg("--masa-ca")
         .arg(vendor_ca)
         .args(["--listen", &addr.to_string()])
+        .args(accept)
         .args(extra)
         .output()
         .await

@@ -299,6 +299,10 @@ impl Lab {
                 &vendor_ca,
                 "--listen",
                 &format!("[::]:{REGISTRAR_PORT}"),
+                // The lab's pledges are enrolled at once (RFC 8995 §7.3 "accept all
+                // devices", explicit since `pending` is the default).
+                "--accept",
+                "auto",
             ]))?;
             Ok(())
         };

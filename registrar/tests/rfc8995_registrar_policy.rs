@@ -1,0 +1,512 @@
+//! The real `registrar` binary: bounded telemetry (RFC 8995 §5.7, §5.9.4), the proximity
+//! checks of §5.2/§5.3, the reduced-security default of §7.3, configuration checks at load and
+//! `registrar check-config`, and log lines that a pledge cannot forge.
+
+mod support;
+
+use brski_common::brski::paths;
+use brski_common::envelope::{self, Format};
+use brski_common::keys::Signer;
+use brski_common::telemetry::StatusTelemetry;
+use brski_common::tls;
+use brski_common::voucher::{Assertion, VoucherRequest};
+use brski_service::https_client::{Connection, Target};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+use tempfile::TempDir;
+
+const JSON: &str = "application/json";
+
+struct Setup {
+    _tmp: TempDir,
+    vendor: Arc<Vendor>,
+    masa: TestMasa,
+    reg: RegistrarProc,
+}
+
+async fn setup() -> Setup {
+    let tmp = TempDir::new().expect("tempdir");
+    let vendor = Arc::new(Vendor::new("Vendor"));
+    let masa = start_masa(vendor.clone(), MasaMode::Issue).await;
+    let ca_file = vendor.write_ca(tmp.path());
+    let dir = tmp.path().join("registrar");
+    let addr = init_registrar(&dir, &ca_file, &[]).await;
+    let reg = RegistrarProc::start(&dir, addr).await;
+    Setup {
+        _tmp: tmp,
+        vendor,
+        masa,
+        reg,
+    }
+}
+
+impl Setup {
+    fn pledge(&self, serial: &str) -> Pledge {
+        Pledge::new(serial, self.vendor.mint(serial, Some(&self.masa.url())))
+    }
+}
+
+fn report(status: bool, reason: Option<&str>) -> Vec<u8> {
+    let mut t = StatusTelemetry::success();
+    t.status = status;
+    t.reason = reason.map(str::to_string);
+    t.to_json().expect("json")
+}
+
+/// `SELECT` one integer from the registrar's database.
+fn db_int(reg: &RegistrarProc, sql: &str, serial: &str) -> i64 {
+    let conn = rusqlite::Connection::open(reg.dir.join("registrar.db")).expect("open db");
+    conn.query_row(sql, [serial], |r| r.get(0)).expect("query")
+}
+
+fn stored_reports(reg: &RegistrarProc, serial: &str) -> i64 {
+    db_int(
+        reg,
+        "SELECT COUNT(*) FROM telemetry WHERE serial = ?1",
+        serial,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_7_telemetry_body_larger_than_4_kib_is_413_and_not_stored() {
+    let s = setup().await;
+    let p = s.pledge("TEL-BIG");
+    p.obtain_voucher(&s.reg, &s.vendor).await;
+    let huge = "x".repeat(8 * 1024);
+    for path in [paths::VOUCHER_STATUS, paths::ENROLL_STATUS] {
+        let a = p.post(&s.reg, path, JSON, report(false, Some(&huge))).await;
+        assert_eq!(a.status, 413, "{path}: {}", a.text());
+        assert!(a.text().contains("4096 bytes"), "{}", a.text());
+    }
+    assert_eq!(stored_reports(&s.reg, "TEL-BIG"), 0);
+    assert!(
+        !s.reg.log().contains(&huge[..1000]),
+        "the body is not logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_7_reason_is_stored_once_truncated_and_logged_short() {
+    let s = setup().await;
+    let p = s.pledge("TEL-LONG");
+    p.obtain_voucher(&s.reg, &s.vendor).await;
+    let reason = "r".repeat(3000);
+    let a = p
+        .post(
+            &s.reg,
+            paths::VOUCHER_STATUS,
+            JSON,
+            report(false, Some(&reason)),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(
+        db_int(
+            &s.reg,
+            "SELECT length(reason) FROM telemetry WHERE serial = ?1",
+            "TEL-LONG"
+        ),
+        1024,
+        "reason truncated to 1024 characters"
+    );
+    // The body is not stored a second time next to its reason column.
+    assert_eq!(
+        db_int(
+            &s.reg,
+            "SELECT length(body) FROM telemetry WHERE serial = ?1",
+            "TEL-LONG"
+        ),
+        0
+    );
+    assert!(
+        !s.reg.log().contains(&reason[..300]),
+        "log holds a short reason"
+    );
+    assert!(s.reg.log().contains(&reason[..200]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_7_voucher_status_without_a_voucher_is_404() {
+    let s = setup().await;
+    let p = s.pledge("TEL-NOVOUCHER");
+    let a = p
+        .post(&s.reg, paths::VOUCHER_STATUS, JSON, report(true, None))
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text());
+    assert!(a.text().contains("no voucher"), "{}", a.text());
+    assert_eq!(stored_reports(&s.reg, "TEL-NOVOUCHER"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_9_4_enrollstatus_without_an_enrollment_attempt_is_404() {
+    let s = setup().await;
+    let p = s.pledge("TEL-NOENROLL");
+    let a = p
+        .post(&s.reg, paths::ENROLL_STATUS, JSON, report(false, Some("x")))
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text());
+    assert!(
+        a.text().contains("not attempted enrollment"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(stored_reports(&s.reg, "TEL-NOENROLL"), 0);
+    // After the voucher (the precondition of enrollment, §5.9.3) it is taken.
+    p.obtain_voucher(&s.reg, &s.vendor).await;
+    let a = p
+        .post(&s.reg, paths::ENROLL_STATUS, JSON, report(false, Some("x")))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_7_reports_per_pledge_are_limited_with_429_and_retry_after() {
+    let s = setup().await;
+    let p = s.pledge("TEL-FLOOD");
+    p.obtain_voucher(&s.reg, &s.vendor).await;
+    for n in 0..10 {
+        let a = p
+            .post(
+                &s.reg,
+                paths::VOUCHER_STATUS,
+                JSON,
+                report(true, Some(&format!("r{n}"))),
+            )
+            .await;
+        assert_eq!(a.status, 200, "report {n}: {}", a.text());
+    }
+    let a = p
+        .post(
+            &s.reg,
+            paths::VOUCHER_STATUS,
+            JSON,
+            report(false, Some("r10")),
+        )
+        .await;
+    assert_eq!(a.status, 429, "{}", a.text());
+    let retry: u64 = a
+        .headers
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=3600).contains(&retry), "{retry}");
+    assert_eq!(stored_reports(&s.reg, "TEL-FLOOD"), 10);
+    // The other kind has its own budget.
+    let a = p
+        .post(&s.reg, paths::ENROLL_STATUS, JSON, report(true, None))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+}
+
+/// A PVR like the pledge's, with `assertion` replaced.
+fn pvr_with_assertion(p: &Pledge, registrar_cert: &[u8], assertion: Option<Assertion>) -> Vec<u8> {
+    let base = p.pvr(Format::Cms, registrar_cert);
+    let mut request: VoucherRequest = base.request.clone();
+    request.assertion = assertion;
+    let payload = request.to_payload(Format::Cms).expect("payload");
+    envelope::sign(
+        Format::Cms,
+        &payload,
+        &*p.idevid.key as &dyn Signer,
+        std::slice::from_ref(&p.idevid.cert),
+    )
+    .expect("sign")
+}
+
+/// A raw HTTPS connection presenting `p`'s IDevID.
+async fn connection(reg: &RegistrarProc, p: &Pledge) -> Connection {
+    let signer: Arc<dyn Signer> = p.idevid.key.clone();
+    let ck = tls::certified_key(&[p.idevid.der()], signer).expect("key");
+    let config = tls::client_config(Some(ck), Arc::new(tls::ProvisionalVerifier)).expect("tls");
+    Connection::connect(
+        &Target::parse(&reg.base()).expect("target"),
+        Arc::new(config),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("connect")
+}
+
+async fn post_on(conn: &mut Connection, body: &[u8]) -> Result<u16, String> {
+    conn.request(
+        http::Method::POST,
+        paths::REQUEST_VOUCHER,
+        Some(Format::Cms.media_type()),
+        None,
+        body,
+        Duration::from_secs(10),
+    )
+    .await
+    .map(|r| r.status)
+    .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_3_proximity_failure_is_401_and_closes_the_connection() {
+    let s = setup().await;
+    let p = s.pledge("PROX-1");
+    let cert = p.registrar_cert(&s.reg).await;
+    let mut other = cert.clone();
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    for (what, body) in [
+        (
+            "other registrar cert",
+            p.pvr(Format::Cms, &other).bytes.clone(),
+        ),
+        (
+            "assertion verified",
+            pvr_with_assertion(&p, &cert, Some(Assertion::Verified)),
+        ),
+        (
+            "assertion logged",
+            pvr_with_assertion(&p, &cert, Some(Assertion::Logged)),
+        ),
+    ] {
+        let mut conn = connection(&s.reg, &p).await;
+        assert_eq!(post_on(&mut conn, &body).await, Ok(401), "{what}");
+        // The registrar closed the connection: a second request on it fails.
+        let again = post_on(&mut conn, &body).await;
+        assert!(again.is_err(), "{what}: second request answered {again:?}");
+    }
+    assert_eq!(s.masa.calls(), 0, "no voucher requested");
+    // An absent assertion is the RFC examples' form and is accepted (documented interop).
+    let mut conn = connection(&s.reg, &p).await;
+    let body = pvr_with_assertion(&p, &cert, None);
+    assert_eq!(post_on(&mut conn, &body).await, Ok(200));
+    // A good request keeps the connection open.
+    let body = p.pvr(Format::Cms, &cert).bytes;
+    assert_eq!(post_on(&mut conn, &body).await, Ok(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_3_init_defaults_to_pending_and_auto_is_explained() {
+    let tmp = TempDir::new().expect("tempdir");
+    let vendor = Vendor::new("Vendor");
+    let ca_file = vendor.write_ca(tmp.path());
+    let dir = tmp.path().join("registrar");
+    let out = tokio::process::Command::new(registrar_bin())
+        .arg("init")
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--domain", "registrar.example", "--vendor-ca"])
+        .arg(&ca_file)
+        .output()
+        .await
+        .expect("init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.join("registrar.toml")).expect("config");
+    assert!(text.contains("accept = \"pending\""), "{text}");
+    assert!(text.contains("RFC 8995 §7.3"), "{text}");
+    // A config without `accept` is pending as well.
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("accept ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("registrar.toml"), without).expect("write");
+    let masa = start_masa(Arc::new(vendor), MasaMode::Issue).await;
+    let addr: std::net::SocketAddr = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .expect("listen")
+        .trim_matches('"')
+        .parse()
+        .expect("addr");
+    let reg = RegistrarProc::start(&dir, addr).await;
+    assert!(
+        reg.log().contains("accept=\"pending\"") || reg.log().contains("accept=pending"),
+        "{}",
+        reg.log()
+    );
+    drop(masa);
+}
+
+fn bad_config(dir: &std::path::Path, from: &str, to: &str) {
+    edit_config(dir, |t| {
+        assert!(t.contains(from), "{from} in config");
+        t.replace(from, to)
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_each() {
+    let tmp = TempDir::new().expect("tempdir");
+    let vendor = Vendor::new("Vendor");
+    let ca_file = vendor.write_ca(tmp.path());
+    let dir = tmp.path().join("registrar");
+    init_registrar(&dir, &ca_file, &[]).await;
+    let config = dir.join("registrar.toml");
+    let check = || async {
+        tokio::process::Command::new(registrar_bin())
+            .arg("check-config")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .await
+            .expect("check-config")
+    };
+    let out = check().await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    bad_config(
+        &dir,
+        "ldevid-validity-days = 365",
+        "ldevid-validity-days = 4000000",
+    );
+    let serve = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(registrar_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("serve must refuse to start, not run")
+    .expect("serve");
+    assert!(!serve.status.success());
+    let err = String::from_utf8_lossy(&serve.stderr);
+    assert!(
+        err.contains("ldevid-validity-days = 4000000 is out of range 1..=36500"),
+        "{err}"
+    );
+
+    bad_config(&dir, "retry-after = 5", "retry-after = 0");
+    bad_config(&dir, "masa-timeout = 30", "masa-timeout = 0");
+    // A registrar key that is not the registrar certificate's.
+    std::fs::copy(dir.join("domain-ca.key.pem"), dir.join("registrar.key.pem")).expect("copy");
+    std::fs::remove_file(dir.join("manufacturers/0.crt.pem")).expect("rm");
+    let out = check().await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    for needle in [
+        "retry-after = 0 is out of range 1..=3600",
+        "masa-timeout = 0 is out of range 1..=3600",
+        "ldevid-validity-days = 4000000 is out of range 1..=36500",
+        "is not the key of registrar-cert",
+        "0.crt.pem",
+    ] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(needle)).count(),
+            1,
+            "one line with {needle:?}: {err}"
+        );
+    }
+    assert_eq!(lines.len(), 6, "five problems and the summary: {err}");
+
+    // A registrar certificate without id-kp-cmcRA, not issued by the domain CA.
+    let mut t = check_config_fixture_cert(&vendor);
+    std::fs::write(dir.join("registrar.crt.pem"), std::mem::take(&mut t)).expect("write");
+    let out = check().await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no extended key usage id-kp-cmcRA"),
+        "{err}"
+    );
+    assert!(err.contains("is not issued by the domain CA"), "{err}");
+}
+
+/// An IDevID-profile certificate (no id-kp-cmcRA) from the vendor CA, as PEM.
+fn check_config_fixture_cert(vendor: &Vendor) -> String {
+    pem(std::slice::from_ref(
+        &vendor.mint("NOT-A-REGISTRAR", None).cert,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_an_announce_interval_out_of_range() {
+    let out = tokio::process::Command::new(registrar_bin())
+        .args(["serve", "--announce-interval", "0"])
+        .output()
+        .await
+        .expect("serve");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("announce-interval"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const FORGED: &str = "2026-01-01T00:00:00Z  INFO pledges allow FORGED";
+
+/// A serial holding a newline, a forged log line, ESC and a bidi override.
+fn evil_serial() -> String {
+    format!("EVIL\n{FORGED}\u{1b}[2J\u{202e}")
+}
+
+fn assert_log_not_forged(log: &str) {
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("2026-01-01T00:00:00"),
+            "forged line: {line:?}"
+        );
+    }
+    assert!(!log.contains('\u{1b}'), "raw ESC in the log");
+    assert!(!log.contains('\u{202e}'), "raw bidi override in the log");
+    let evil: Vec<&str> = log.lines().filter(|l| l.contains("EVIL")).collect();
+    assert!(!evil.is_empty(), "the serial is logged: {log}");
+    for line in evil {
+        assert!(
+            line.contains("pledges allow FORGED"),
+            "escaped in place: {line:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_injection_through_a_telemetry_report_is_escaped() {
+    let s = setup().await;
+    let serial = evil_serial();
+    let p = Pledge::new(&serial, s.vendor.mint(&serial, Some(&s.masa.url())));
+    let reason = format!("bad\n{FORGED}\u{1b}[31m");
+    let a = p
+        .post(
+            &s.reg,
+            paths::VOUCHER_STATUS,
+            JSON,
+            report(false, Some(&reason)),
+        )
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text());
+    assert_log_not_forged(&s.reg.log());
+}
+
+/// The whole exchange (voucher request, telemetry, EST) with the forged serial: every log line
+/// the registrar writes about it. Needs the log formatter's escaping as well as this branch's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_injection_through_an_idevid_serial_number_is_escaped() {
+    let s = setup().await;
+    let serial = evil_serial();
+    let p = Pledge::new(&serial, s.vendor.mint(&serial, Some(&s.masa.url())));
+    let cert = p.registrar_cert(&s.reg).await;
+    let pvr = p.pvr(Format::Cms, &cert);
+    let a = p.request_voucher(&s.reg, &pvr).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let reason = format!("bad\n{FORGED}\u{1b}[31m");
+    let a = p
+        .post(
+            &s.reg,
+            paths::VOUCHER_STATUS,
+            JSON,
+            report(false, Some(&reason)),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_log_not_forged(&s.reg.log());
+}
