@@ -186,6 +186,34 @@ pub fn artifact_bytes(data: &[u8]) -> Result<(Encoding, Vec<Vec<u8>>), InputErro
     Ok((Encoding::Der, vec![data.to_vec()]))
 }
 
+/// Unicode bidirectional formatting characters (Unicode UAX #9 explicit controls and marks),
+/// which reorder how a line is displayed ("Trojan Source", CVE-2021-42574).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with control characters (C0, DEL, C1) and bidi controls escaped (`\n`, `\r`, `\t`,
+/// otherwise `\u{..}`), so that text from outside cannot forge or reorder log lines.
+/// Everything else, backslashes included, is kept.
+pub fn escape_for_log(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)))
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +253,26 @@ mod tests {
                 artifact_bytes(data).expect("binary"),
                 (Encoding::Der, vec![data.to_vec()])
             );
+        }
+    }
+
+    #[test]
+    fn log_text_has_no_controls_or_bidi_left() {
+        assert_eq!(
+            escape_for_log("a\nFORGED\x1b[31m\u{202e}\u{85}\\x"),
+            "a\\nFORGED\\u{1b}[31m\\u{202e}\\u{85}\\x"
+        );
+        assert!(matches!(
+            escape_for_log("plain é"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_log_text_is_one_safe_line(text in "\\PC*|[\\x00-\\x1f\\u{202a}-\\u{202e}a]*") {
+            let out = escape_for_log(&text);
+            proptest::prop_assert!(!out.chars().any(|c| c.is_control() || is_bidi_control(c)));
         }
     }
 

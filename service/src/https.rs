@@ -159,7 +159,10 @@ pub async fn serve(
                     resp
                 }
             });
+            // Title-case header names (`Content-Type`): RFC 9110 §5.1 makes names
+            // case-insensitive, but a widely deployed EST client matches them exactly.
             let conn = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
                 .serve_connection(TokioIo::new(tls), service);

@@ -258,9 +258,11 @@ fn rfc8995_5_5_4_masa_refuses_a_registrar_without_cmc_ra() {
     let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let reason = stderr(&out);
+    // RFC 8995 §5.6: the MASA's 403 and its reason reach the pledge as they are.
     assert!(
-        reason.contains("502") && reason.contains("403"),
-        "registrar relays the MASA's 403 as 502: {reason}"
+        reason.contains("registrar answered 403")
+            && reason.contains("MASA answered 403: registrar certificate lacks id-kp-cmcRA"),
+        "registrar relays the MASA's 403: {reason}"
     );
     assert!(
         !config
