@@ -28,6 +28,10 @@ pub enum StoreError {
     /// A stored value this program cannot read back (e.g. an unknown enumeration value).
     #[error("unexpected value in the database: {0}")]
     Unexpected(String),
+    /// The database cannot be written (read-only file, directory or file system): found at
+    /// start, not at the first request.
+    #[error("database {path} is not writable: {reason}")]
+    ReadOnly { path: String, reason: String },
 }
 
 impl StoreError {
@@ -66,6 +70,46 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Why the database file at `path`, or the directory that holds it (SQLite writes its WAL and
+/// shared-memory files there), cannot be written; `None` when both can.
+fn not_writable(path: &Path) -> Option<String> {
+    if path.exists() {
+        if let Err(e) = std::fs::OpenOptions::new().write(true).open(path) {
+            return Some(e.to_string());
+        }
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let mut probe = path.as_os_str().to_os_string();
+    probe.push(format!("-probe-{}", std::process::id()));
+    let probe = PathBuf::from(probe);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if dir.is_dir() => Some(format!("directory {}: {e}", dir.display())),
+        Err(_) => None,
+    }
+}
+
+/// Whether `conn` can write: a write transaction that changes the header (`user_version` set
+/// to its own value) and is rolled back, so nothing changes on disk.
+fn probe_writable(conn: &Connection) -> Result<()> {
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(StoreError::Unexpected("opened read-only".into()));
+    }
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let written = conn.execute_batch(&format!("PRAGMA user_version = {version}"));
+    conn.execute_batch("ROLLBACK")?;
+    written?;
+    Ok(())
+}
+
 /// The database for reads and for administrative writes (`registrar pledges allow`,
 /// `masa claim`); cheap to clone.
 #[derive(Clone)]
@@ -90,6 +134,12 @@ impl Db {
     /// Open (creating if needed) the database at `path` and apply `schema` (idempotent
     /// `CREATE ... IF NOT EXISTS` statements).
     pub fn open(path: &Path, schema: &str) -> Result<Self> {
+        if let Some(reason) = not_writable(path) {
+            return Err(StoreError::ReadOnly {
+                path: path.display().to_string(),
+                reason,
+            });
+        }
         let conn = connect(path)?;
         conn.execute_batch(schema)?;
         Ok(Self {
@@ -216,7 +266,12 @@ impl GroupCommit {
     /// and start its thread. The thread ends when every handle is dropped, after the writes
     /// already queued.
     pub fn start(path: &Path) -> Result<Self> {
-        let conn = connect(path)?;
+        let read_only = |reason: String| StoreError::ReadOnly {
+            path: path.display().to_string(),
+            reason,
+        };
+        let conn = connect(path).map_err(|e| read_only(e.to_string()))?;
+        probe_writable(&conn).map_err(|e| read_only(e.to_string()))?;
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("db-writer".into())
