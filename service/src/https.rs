@@ -84,16 +84,240 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Serve `app` over TLS on `listener` until `shutdown` completes, then stop accepting and let
-/// in-flight requests finish (bounded by a drain timeout).
+/// What one server lets its clients hold: bodies are read whole by the server before the
+/// application sees them, within a size, a deadline and a budget shared by all connections,
+/// so that stalled or dripping bodies cannot hold memory or connections without bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest request body (413 beyond it).
+    pub max_body: usize,
+    /// Time to receive a whole body once its headers are in (408 after it).
+    pub body_timeout: Duration,
+    /// Bytes all requests being read or served may hold together (503 + Retry-After beyond).
+    pub body_budget: usize,
+    /// Concurrent connections from one peer address; more are closed at accept. A join proxy
+    /// relays every pledge from its own address, so this is generous.
+    pub per_peer_connections: usize,
+    /// Concurrent connections in all; more are closed at accept.
+    pub max_connections: usize,
+    /// Time to receive a request's headers, including the wait for the next request on a
+    /// kept-alive connection.
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body: 256 * 1024,
+            body_timeout: Duration::from_secs(10),
+            body_budget: 32 * 1024 * 1024,
+            per_peer_connections: 256,
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Bytes held by request bodies, shared by the connections of one server.
+#[derive(Debug)]
+struct Budget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+/// A share of the [`Budget`], given back when dropped.
+struct Held {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Take `n` more bytes; `false` (and nothing taken) when the budget cannot give them.
+    fn take(&mut self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::AcqRel;
+        let taken = self
+            .budget
+            .used
+            .fetch_update(AcqRel, std::sync::atomic::Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|t| *t <= self.budget.limit)
+            })
+            .is_ok();
+        if taken {
+            self.bytes += n;
+        }
+        taken
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget
+            .used
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Why a request body was not read whole.
+#[derive(Debug, thiserror::Error)]
+enum BodyRefusal {
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("request body not received within {0:?}")]
+    Timeout(Duration),
+    #[error("the server holds too many unfinished request bodies; retry later")]
+    Busy,
+    #[error("request body unreadable: {0}")]
+    Unreadable(String),
+}
+
+impl BodyRefusal {
+    fn response(&self) -> http::Response<axum::body::Body> {
+        let status = match self {
+            Self::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout(_) => http::StatusCode::REQUEST_TIMEOUT,
+            Self::Busy => http::StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unreadable(_) => http::StatusCode::BAD_REQUEST,
+        };
+        let mut resp = http::Response::new(axum::body::Body::from(format!("{self}\n")));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        // The rest of the body is not read: the connection cannot carry another request.
+        h.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        if matches!(self, Self::Busy) {
+            h.insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
+    }
+}
+
+/// Read `body` whole within `limits`, holding its bytes in `held`.
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limits: &Limits,
+    held: &mut Held,
+) -> Result<axum::body::Bytes, BodyRefusal> {
+    use http_body_util::BodyExt;
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body as u64) {
+        return Err(BodyRefusal::TooLarge(limits.max_body));
+    }
+    let collect = async {
+        let mut body = body;
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyRefusal::Unreadable(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if out.len() + data.len() > limits.max_body {
+                return Err(BodyRefusal::TooLarge(limits.max_body));
+            }
+            if !held.take(data.len()) {
+                return Err(BodyRefusal::Busy);
+            }
+            out.extend_from_slice(&data);
+        }
+        Ok(axum::body::Bytes::from(out))
+    };
+    tokio::time::timeout(limits.body_timeout, collect)
+        .await
+        .map_err(|_| BodyRefusal::Timeout(limits.body_timeout))?
+}
+
+/// Open connections per peer address.
+#[derive(Debug, Default)]
+struct Peers {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+/// One admitted connection, counted until dropped.
+struct Admitted {
+    peers: Arc<Peers>,
+    ip: std::net::IpAddr,
+}
+
+impl Peers {
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr, limits: &Limits) -> Option<Admitted> {
+        use std::sync::atomic::Ordering::AcqRel;
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = open.entry(ip).or_insert(0);
+        if *mine >= limits.per_peer_connections
+            || self.total.load(std::sync::atomic::Ordering::Acquire) >= limits.max_connections
+        {
+            return None;
+        }
+        *mine += 1;
+        self.total.fetch_add(1, AcqRel);
+        Some(Admitted {
+            peers: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self
+            .peers
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+        self.peers
+            .total
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Serve `app` over TLS on `listener` with the default [`Limits`] until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, tls, app, shutdown, Limits::default()).await
+}
+
+/// Serve `app` over TLS on `listener` within `limits` until `shutdown` completes, then stop
+/// accepting and let in-flight requests finish (bounded by a drain timeout).
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
+    let budget = Arc::new(Budget {
+        limit: limits.body_budget,
+        used: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let peers = Arc::new(Peers::default());
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -107,11 +331,18 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(admitted) = peers.admit(peer.ip(), &limits) else {
+            tracing::info!(%peer, outcome = "connection-limit", "connection refused: too many open");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
+        let budget = budget.clone();
         tokio::spawn(async move {
+            let _admitted = admitted;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -135,15 +366,29 @@ pub async fn serve(
                 memo: ConnMemo::default(),
                 channel_binding: tls_exporter(tls.get_ref().1).map(Arc::from),
             };
-            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
                 let info = info.clone();
                 let app = app.clone();
+                let budget = budget.clone();
                 async move {
                     let method = req.method().clone();
                     let path = req.uri().path().to_string();
-                    req.extensions_mut().insert(info.clone());
                     let start = Instant::now();
-                    let resp = app.oneshot(req).await;
+                    let (parts, body) = req.into_parts();
+                    let mut held = Held { budget, bytes: 0 };
+                    let resp = match read_body(&parts.headers, body, &limits, &mut held).await {
+                        Ok(bytes) => {
+                            let mut req =
+                                http::Request::from_parts(parts, axum::body::Body::from(bytes));
+                            req.extensions_mut().insert(info.clone());
+                            app.oneshot(req).await
+                        }
+                        Err(refusal) => {
+                            tracing::info!(peer = %info.peer, %method, path, outcome = "body-refused", reason = %refusal, "request refused");
+                            Ok(refusal.response())
+                        }
+                    };
+                    drop(held);
                     if let Ok(r) = &resp {
                         let logged = r
                             .extensions()
@@ -164,7 +409,7 @@ pub async fn serve(
             let conn = hyper::server::conn::http1::Builder::new()
                 .title_case_headers(true)
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
