@@ -51,6 +51,13 @@ pub struct Manufacturer {
     /// global `allow-expired-idevid`. notBefore is always checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_expired_idevid: Option<bool>,
+    /// Where this manufacturer's IDevIDs carry the serial number (RFC 8995 §2.3.1).
+    #[serde(default, skip_serializing_if = "is_default_serial_source")]
+    pub serial_number_from: brski_common::pki::ext::SerialNumberSource,
+}
+
+fn is_default_serial_source(s: &brski_common::pki::ext::SerialNumberSource) -> bool {
+    *s == brski_common::pki::ext::SerialNumberSource::default()
 }
 
 /// How the registrar talks to one MASA (RFC 8995 §5.4), selected by the MASA's base URI.
@@ -392,7 +399,10 @@ pub fn render(c: &RegistrarConfig) -> String {
          #   masa-url             MASA for IDevIDs without the MASA URL extension (RFC 8995 §2.8),\n\
          #                        \"host:port\";\n\
          #   masa-url-overrides   true: use masa-url even when the IDevID names a MASA (§5.4);\n\
-         #   allow-expired-idevid this manufacturer's value of allow-expired-idevid (§2.6.2).\n",
+         #   allow-expired-idevid this manufacturer's value of allow-expired-idevid (§2.6.2);\n\
+         #   serial-number-from   where its IDevIDs carry the serial number (§2.3.1):\n\
+         #                        \"subject-serial-number\" (default), \"subject-common-name\"\n\
+         #                        or \"hardware-module-name\" (the SAN's hwSerialNum).\n",
     );
     for m in &c.manufacturers {
         out.push_str(&format!("[[manufacturer]]\nca = {}\n", path(&m.ca)));
@@ -412,6 +422,14 @@ pub fn render(c: &RegistrarConfig) -> String {
         match m.allow_expired_idevid {
             Some(b) => out.push_str(&format!("allow-expired-idevid = {b}\n")),
             None => out.push_str("# allow-expired-idevid = false\n"),
+        }
+        if is_default_serial_source(&m.serial_number_from) {
+            out.push_str("# serial-number-from = \"subject-serial-number\"\n");
+        } else {
+            out.push_str(&format!(
+                "serial-number-from = {}\n",
+                toml_string(m.serial_number_from.as_str())
+            ));
         }
         out.push('\n');
     }
@@ -555,6 +573,8 @@ mod tests {
                     masa_url: Some("masa.example:9443".into()),
                     masa_url_overrides: true,
                     allow_expired_idevid: Some(false),
+                    serial_number_from:
+                        brski_common::pki::ext::SerialNumberSource::HardwareModuleName,
                 },
                 Manufacturer {
                     ca: "manufacturers/1.crt.pem".into(),

@@ -37,6 +37,8 @@ pub struct ManufacturerAnchors {
     pub idevid_policy: TrustPolicy,
     /// Vouchers from this manufacturer's MASA: `voucher-ca` (default `ca`) with time checks.
     pub voucher_policy: TrustPolicy,
+    /// Where its IDevIDs carry the serial number (RFC 8995 §2.3.1).
+    pub serial_number_from: brski_common::pki::ext::SerialNumberSource,
 }
 
 /// Everything the handlers share.
@@ -248,6 +250,7 @@ impl Registrar {
                 anchors,
                 masa_url: m.masa_url.clone(),
                 masa_url_overrides: m.masa_url_overrides,
+                serial_number_from: m.serial_number_from,
             });
         }
         let all_anchors: Vec<Certificate> = manufacturers
@@ -351,6 +354,39 @@ impl Registrar {
     pub fn manufacturer_masa_url(&self, anchor: &Certificate) -> Option<&str> {
         self.manufacturer(anchor)
             .and_then(|m| m.masa_url.as_deref())
+    }
+
+    /// The serial number of the pledge whose validated IDevID chain (end entity first,
+    /// manufacturer anchor last) is `chain`, read where its manufacturer puts it (§2.3.1).
+    pub fn serial_of_validated(&self, chain: &[Certificate]) -> Option<String> {
+        let source = chain
+            .last()
+            .and_then(|anchor| self.manufacturer(anchor))
+            .map(|m| m.serial_number_from)
+            .unwrap_or_default();
+        brski_common::pki::ext::serial_number_from(chain.first()?, source)
+    }
+
+    /// The serial number of the pledge whose IDevID chain `presented` (end entity first, as
+    /// in the TLS handshake, which validated it) is (§2.3.1). When every manufacturer keeps it
+    /// in the subject serialNumber that is read directly; otherwise the manufacturer is the one
+    /// whose anchors the chain validates to.
+    pub fn idevid_serial(&self, presented: &[Certificate]) -> Option<String> {
+        use brski_common::pki::ext::{SerialNumberSource, serial_number_from};
+        let leaf = presented.first()?;
+        if self
+            .manufacturers
+            .iter()
+            .all(|m| m.serial_number_from == SerialNumberSource::SubjectSerialNumber)
+        {
+            return serial_number_from(leaf, SerialNumberSource::SubjectSerialNumber);
+        }
+        let pool = presented.get(1..).unwrap_or_default();
+        let m = self
+            .manufacturers
+            .iter()
+            .find(|m| chains_to(leaf, pool, &m.idevid_policy))?;
+        serial_number_from(leaf, m.serial_number_from)
     }
 
     /// The manufacturer whose anchor is `anchor` (the last certificate of a validated IDevID

@@ -20,7 +20,6 @@ use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use brski_common::pki::ext::serial_number;
 use brski_common::telemetry::{
     MAX_BODY_BYTES, MAX_STORED_REASON_CHARS, StatusTelemetry, truncate_chars,
 };
@@ -157,9 +156,8 @@ pub async fn pledge_identity(
     conn: &ConnInfo,
 ) -> Result<(String, ClientCert), Reject> {
     match &*s.classify(conn)? {
-        Client::Idevid { chain } => chain
-            .first()
-            .and_then(serial_number)
+        Client::Idevid { chain } => s
+            .idevid_serial(chain)
             .map(|serial| (serial, ClientCert::Idevid))
             .ok_or_else(|| Reject::new(403, "IDevID subject has no serialNumber")),
         Client::Ldevid { cert, der } => {

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use brski_common::brski::registrar::{
-    CheckedPledgeRequest, check_nonceless_voucher, check_pledge_voucher_request,
+    CheckedPledgeRequest, check_nonceless_voucher, check_pledge_voucher_request_with,
     check_voucher_for_relay, sign_registrar_voucher_request,
 };
 use brski_common::envelope::Format;
@@ -149,12 +149,13 @@ async fn handle(
         .map(|d| Certificate::from_der(d))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Reject::new(400, format!("TLS client certificate: {e}")))?;
-    let checked = check_pledge_voucher_request(
+    let checked = check_pledge_voucher_request_with(
         format,
         &pvr,
         &chain,
         &s.registrar_cert_der,
         &s.idevid_policy,
+        &|validated| s.serial_of_validated(validated),
     )
     .map_err(|e| Reject::new(e.status(), e))?;
     let serial = checked.serial_number.clone();

@@ -95,6 +95,27 @@ pub fn check_pledge_voucher_request(
     registrar_cert_der: &[u8],
     manufacturers: &TrustPolicy,
 ) -> Result<CheckedPledgeRequest, PledgeRequestError> {
+    check_pledge_voucher_request_with(
+        format,
+        body,
+        tls_client_chain,
+        registrar_cert_der,
+        manufacturers,
+        &|chain| chain.first().and_then(serial_number),
+    )
+}
+
+/// [`check_pledge_voucher_request`] with the serial number read by `serial_of` from the
+/// validated IDevID chain (end entity first, manufacturer anchor last), for manufacturers that
+/// put it elsewhere than the subject serialNumber (8995 §2.3.1).
+pub fn check_pledge_voucher_request_with(
+    format: Format,
+    body: &[u8],
+    tls_client_chain: &[Certificate],
+    registrar_cert_der: &[u8],
+    manufacturers: &TrustPolicy,
+    serial_of: &dyn Fn(&[Certificate]) -> Option<String>,
+) -> Result<CheckedPledgeRequest, PledgeRequestError> {
     let client = tls_client_chain
         .first()
         .ok_or(PledgeRequestError::NoClientCertificate)?;
@@ -104,7 +125,7 @@ pub fn check_pledge_voucher_request(
             .into_iter()
             .cloned()
             .collect();
-    let serial = serial_number(client).ok_or(PledgeRequestError::NoSerialNumber)?;
+    let serial = serial_of(&idevid_chain).ok_or(PledgeRequestError::NoSerialNumber)?;
 
     // The only key trusted to sign the request is the TLS client's (8995 §5.3).
     let only_client = TrustPolicy::new(vec![client.clone()]).with_time(TimeCheck::Skip);

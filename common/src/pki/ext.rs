@@ -244,6 +244,56 @@ pub fn spki_sha256(cert: &Certificate) -> Result<[u8; 32], ExtError> {
     Ok(out)
 }
 
+/// Where a manufacturer's IDevIDs carry the device serial number (RFC 8995 §2.3.1: the
+/// subject's serialNumber attribute; registrars SHOULD be configurable per manufacturer to
+/// find it elsewhere).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SerialNumberSource {
+    /// The subject's serialNumber attribute (2.5.4.5).
+    #[default]
+    SubjectSerialNumber,
+    /// The subject's commonName.
+    SubjectCommonName,
+    /// The hwSerialNum of the subjectAltName HardwareModuleName (RFC 4108 §5), as UTF-8.
+    HardwareModuleName,
+}
+
+impl SerialNumberSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SubjectSerialNumber => "subject-serial-number",
+            Self::SubjectCommonName => "subject-common-name",
+            Self::HardwareModuleName => "hardware-module-name",
+        }
+    }
+}
+
+/// The device serial number of `cert` read from `source` (RFC 8995 §2.3.1); `None` when it is
+/// not there (or, for a HardwareModuleName, not UTF-8).
+pub fn serial_number_from(cert: &Certificate, source: SerialNumberSource) -> Option<String> {
+    match source {
+        SerialNumberSource::SubjectSerialNumber => serial_number(cert),
+        SerialNumberSource::SubjectCommonName => cert
+            .tbs_certificate()
+            .subject()
+            .iter()
+            .filter(|atv| atv.oid == rfc4519::CN)
+            .find_map(|atv| {
+                PrintableStringRef::try_from(&atv.value)
+                    .map(|s| s.as_str().to_string())
+                    .or_else(|_| {
+                        Utf8StringRef::try_from(&atv.value).map(|s| s.as_str().to_string())
+                    })
+                    .ok()
+            }),
+        SerialNumberSource::HardwareModuleName => hardware_module_name(cert)
+            .ok()
+            .flatten()
+            .and_then(|h| String::from_utf8(h.hw_serial_num.as_bytes().to_vec()).ok()),
+    }
+}
+
 /// The HardwareModuleName in the subjectAltName (RFC 4108 §5; 802.1AR DevID), if any.
 pub fn hardware_module_name(cert: &Certificate) -> Result<Option<HardwareModuleName>, ExtError> {
     hardware_module_name_in(cert_extensions(cert))
