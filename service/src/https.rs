@@ -149,11 +149,19 @@ impl Held {
     }
 }
 
+impl Held {
+    /// Give back every byte held.
+    fn release(&mut self) {
+        self.budget.used.fetch_sub(
+            std::mem::take(&mut self.bytes),
+            std::sync::atomic::Ordering::AcqRel,
+        );
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
-        self.budget
-            .used
-            .fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+        self.release();
     }
 }
 
@@ -200,23 +208,30 @@ impl BodyRefusal {
     }
 }
 
+/// How long, at most, the rest of a refused body is read and thrown away so that its client
+/// can read the refusal (see [`discard`]).
+const DISCARD_TIME: Duration = Duration::from_secs(1);
+
+/// The declared length of a request body (`Content-Length`), when there is one.
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// Read `body` whole within `limits`, holding its bytes in `held`.
 async fn read_body(
     headers: &http::HeaderMap,
-    body: Incoming,
+    body: &mut Incoming,
     limits: &Limits,
     held: &mut Held,
 ) -> Result<axum::body::Bytes, BodyRefusal> {
     use http_body_util::BodyExt;
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body as u64) {
+    if declared_length(headers).is_some_and(|n| n > limits.max_body as u64) {
         return Err(BodyRefusal::TooLarge(limits.max_body));
     }
     let collect = async {
-        let mut body = body;
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| BodyRefusal::Unreadable(e.to_string()))?;
@@ -236,6 +251,31 @@ async fn read_body(
     tokio::time::timeout(limits.body_timeout, collect)
         .await
         .map_err(|_| BodyRefusal::Timeout(limits.body_timeout))?
+}
+
+/// Read and throw away what is left of a refused body, holding none of it, for at most
+/// [`DISCARD_TIME`] and `max_body` more bytes (nothing when the declared rest is larger).
+/// A client that sends its whole body before reading the answer (most do) would otherwise
+/// find the connection reset under it and never see the 413 or 503 (a lingering close, as
+/// RFC 9112 §9.6 describes for servers that close).
+async fn discard(headers: &http::HeaderMap, body: &mut Incoming, limits: &Limits) {
+    use http_body_util::BodyExt;
+    let cap = limits.max_body as u64;
+    if declared_length(headers).is_some_and(|n| n > cap.saturating_mul(2)) {
+        return;
+    }
+    let drain = async {
+        let mut seen = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                seen += data.len() as u64;
+                if seen > cap.saturating_mul(2) {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
 }
 
 /// Open connections per peer address.
@@ -374,9 +414,10 @@ pub async fn serve_with(
                     let method = req.method().clone();
                     let path = req.uri().path().to_string();
                     let start = Instant::now();
-                    let (parts, body) = req.into_parts();
+                    let (parts, mut body) = req.into_parts();
                     let mut held = Held { budget, bytes: 0 };
-                    let resp = match read_body(&parts.headers, body, &limits, &mut held).await {
+                    let resp = match read_body(&parts.headers, &mut body, &limits, &mut held).await
+                    {
                         Ok(bytes) => {
                             let mut req =
                                 http::Request::from_parts(parts, axum::body::Body::from(bytes));
@@ -385,6 +426,10 @@ pub async fn serve_with(
                         }
                         Err(refusal) => {
                             tracing::info!(peer = %info.peer, %method, path, outcome = "body-refused", reason = %refusal, "request refused");
+                            held.release();
+                            if matches!(refusal, BodyRefusal::TooLarge(_) | BodyRefusal::Busy) {
+                                discard(&parts.headers, &mut body, &limits).await;
+                            }
                             Ok(refusal.response())
                         }
                     };

@@ -177,6 +177,32 @@ async fn an_oversized_body_is_refused_413_before_it_is_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_sent_whole_before_reading_still_gets_its_413() {
+    // As most clients do: the whole body is written, then the answer read. Without the
+    // lingering read, the server's close with unread bytes resets the connection and the
+    // client sees a broken pipe or a reset instead of the 413.
+    let addr = start(Limits {
+        max_body: 1024,
+        ..Limits::default()
+    })
+    .await;
+    for _ in 0..5 {
+        let mut s = connect(addr).await.expect("connect");
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n\r\n")
+            .await
+            .expect("headers");
+        // In pieces, as a client writes a body larger than its socket buffer.
+        for _ in 0..4 {
+            s.write_all(&[b'x'; 500]).await.expect("body");
+            s.flush().await.expect("flush");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        assert_eq!(status(&mut s).await, Some(413));
+    }
+    assert_eq!(small_post(addr).await, Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_peer_cannot_open_connections_without_bound() {
     let addr = start(Limits {
         per_peer_connections: 3,
