@@ -274,6 +274,33 @@ fn rfc8995_5_5_4_masa_refuses_a_registrar_without_cmc_ra() {
 }
 
 #[test]
+fn rfc8995_5_6_the_masas_404_reaches_the_pledge_as_404() {
+    // A MASA that issues vouchers only for claimed devices, and a device nobody claimed.
+    let (_tmp, s) = started(&SuiteOptions {
+        ownership: "claimed".into(),
+        ..SuiteOptions::default()
+    });
+    let config = s.mint("E2E-UNCLAIMED").expect("mint");
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let reason = stderr(&out);
+    assert!(
+        reason.contains("registrar answered 404")
+            && reason.contains(
+                "MASA answered 404: device \"E2E-UNCLAIMED\" is not claimed by any domain"
+            ),
+        "registrar relays the MASA's 404 with its reason: {reason}"
+    );
+    assert!(
+        !config
+            .parent()
+            .expect("dir")
+            .join("ldevid.crt.pem")
+            .exists()
+    );
+}
+
+#[test]
 fn rfc8995_masa_down_registrar_answers_502_and_pledge_run_retries() {
     let (_tmp, mut s) = suite(&SuiteOptions::default());
     s.start_registrar().expect("registrar only");
