@@ -18,35 +18,6 @@ use tempfile::TempDir;
 
 const JSON: &str = "application/json";
 
-struct Setup {
-    _tmp: TempDir,
-    vendor: Arc<Vendor>,
-    masa: TestMasa,
-    reg: RegistrarProc,
-}
-
-async fn setup() -> Setup {
-    let tmp = TempDir::new().expect("tempdir");
-    let vendor = Arc::new(Vendor::new("Vendor"));
-    let masa = start_masa(vendor.clone(), MasaMode::Issue).await;
-    let ca_file = vendor.write_ca(tmp.path());
-    let dir = tmp.path().join("registrar");
-    let addr = init_registrar(&dir, &ca_file, &[]).await;
-    let reg = RegistrarProc::start(&dir, addr).await;
-    Setup {
-        _tmp: tmp,
-        vendor,
-        masa,
-        reg,
-    }
-}
-
-impl Setup {
-    fn pledge(&self, serial: &str) -> Pledge {
-        Pledge::new(serial, self.vendor.mint(serial, Some(&self.masa.url())))
-    }
-}
-
 fn report(status: bool, reason: Option<&str>) -> Vec<u8> {
     let mut t = StatusTelemetry::success();
     t.status = status;
