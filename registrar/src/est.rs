@@ -10,6 +10,7 @@
 //! until the new LDevID is first used, and is revoked then. Revoked and superseded LDevIDs are
 //! refused in the TLS handshake ([`crate::server::LdevidRefusal`]).
 
+use crate::config::CsrAttributes;
 use crate::db::{self, EnrollGate, LdevidStatus, NewCertificate, Policy, StoredLdevid};
 use crate::server::{Client, Registrar};
 use crate::wire::{Refused, Reject};
@@ -20,38 +21,98 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use brski_common::est::{
     AttrOrOid, CsrAttrs, RawOid, decode_base64_body, encode_certs_only_body, media_type,
+    pop_linking_value,
 };
+use brski_common::oid::{CHALLENGE_PASSWORD, EXTENSION_REQUEST};
 use brski_common::pki::chain::subject_string;
-use brski_common::pki::csr::{spki_der, verify_csr};
+use brski_common::pki::csr::{challenge_password, requested_extensions, spki_der, verify_csr};
 use brski_common::pki::ext::serial_number;
+use brski_common::pki::ext::{cert_extensions, subject_alt_names};
 use brski_common::pki::{NotAfter, issue, profile};
 use brski_service::https::{ConnInfo, outcome_logged};
-use const_oid::ObjectIdentifier;
+use const_oid::AssociatedOid;
 use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, SECP_256_R_1};
 use der::{Any, Decode, Encode};
 use std::sync::Arc;
 use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::name::Name;
 use x509_cert::request::CertReq;
 
 /// The CSR attributes this registrar asks for (RFC 8995 §5.9.2, RFC 8951 §3.4): an EC key on
-/// secp256r1, signed with ecdsa-with-SHA256.
-pub fn csr_attrs() -> Result<CsrAttrs, der::Error> {
-    Ok(CsrAttrs(vec![
+/// secp256r1, signed with ecdsa-with-SHA256; challengePassword when `[csr-attributes]`
+/// requires POP linking (RFC 7030 §3.5, §4.5.2); and `names`, when there are any, as the
+/// subjectAltName of an extensionRequest (RFC 8994 §6.2.2 for the ACP node name).
+pub fn csr_attrs(config: &CsrAttributes, names: &[GeneralName]) -> Result<CsrAttrs, der::Error> {
+    let mut attrs = vec![
         AttrOrOid::Attribute {
             oid: RawOid::from(ID_EC_PUBLIC_KEY),
             values: vec![Any::encode_from(&SECP_256_R_1)?],
         },
         AttrOrOid::Oid(RawOid::from(ECDSA_WITH_SHA_256)),
-    ]))
+    ];
+    if config.require_pop_linking {
+        attrs.push(AttrOrOid::Oid(RawOid::from(CHALLENGE_PASSWORD)));
+    }
+    if !names.is_empty() {
+        let san = x509_cert::ext::Extension {
+            extn_id: SubjectAltName::OID,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(SubjectAltName(names.to_vec()).to_der()?)?,
+        };
+        attrs.push(AttrOrOid::Attribute {
+            oid: RawOid::from(EXTENSION_REQUEST),
+            values: vec![Any::encode_from(&vec![san])?],
+        });
+    }
+    Ok(CsrAttrs(attrs))
 }
 
-/// The base64 body of `/csrattrs`.
-pub fn csrattrs_body() -> Result<String, String> {
-    csr_attrs()
-        .map_err(|e| e.to_string())?
-        .to_body()
-        .map_err(|e| e.to_string())
+/// What `/csrattrs` asks of the pledge `serial` enrolling with its IDevID: the names of
+/// `[csr-attributes]` (403 when the serial cannot form them).
+fn enrollment_attrs(s: &Registrar, serial: &str) -> Result<(CsrAttrs, Vec<GeneralName>), Reject> {
+    let names = crate::config::csr_alt_names(&s.config.csr_attributes, serial).map_err(|e| {
+        Reject::new(
+            403,
+            format!("serial number {serial:?} cannot form the [csr-attributes] names: {e}"),
+        )
+    })?;
+    let attrs = csr_attrs(&s.config.csr_attributes, &names)
+        .map_err(|e| Reject::internal("encoding the CSR attributes", e))?;
+    Ok((attrs, names))
+}
+
+/// What `/csrattrs` asks of the holder of the LDevID `current` about to renew it: its own
+/// subjectAltName (RFC 7030 §4.2.2).
+fn renewal_attrs(
+    s: &Registrar,
+    current: &Certificate,
+) -> Result<(CsrAttrs, Vec<GeneralName>), Reject> {
+    let names = subject_alt_names(cert_extensions(current))
+        .map_err(|e| Reject::internal("reading the LDevID's subjectAltName", e))?;
+    let attrs = csr_attrs(&s.config.csr_attributes, &names)
+        .map_err(|e| Reject::internal("encoding the CSR attributes", e))?;
+    Ok((attrs, names))
+}
+
+/// The CSR attributes for the client of `conn` (its IDevID or its LDevID).
+async fn attrs_for_client(
+    s: &Registrar,
+    conn: &ConnInfo,
+) -> Result<(CsrAttrs, Vec<GeneralName>), Reject> {
+    match &*s.classify(conn)? {
+        Client::Idevid { chain } => {
+            let serial = s
+                .idevid_serial(chain)
+                .ok_or_else(|| Reject::new(403, "IDevID subject has no serialNumber"))?;
+            enrollment_attrs(s, &serial)
+        }
+        Client::Ldevid { cert, der } => {
+            ldevid_holder(s, cert, der, LdevidUse::Renewal).await?;
+            renewal_attrs(s, cert)
+        }
+    }
 }
 
 /// SHA-256 of a DER certificate, lower-case hex.
@@ -169,25 +230,36 @@ pub async fn cacerts(
     }
 }
 
-/// `GET /.well-known/est/csrattrs` (RFC 7030 §4.5, RFC 8995 §5.9.2).
+/// `GET /.well-known/est/csrattrs` (RFC 7030 §4.5, RFC 8995 §5.9.2): what this client's CSR
+/// must hold.
 pub async fn csrattrs(
     State(s): State<Arc<Registrar>>,
     Extension(conn): Extension<ConnInfo>,
 ) -> Response {
-    if let Err(r) = s.classify(&conn) {
-        return refused("csrattrs", &conn, r);
+    let body = attrs_for_client(&s, &conn).await.and_then(|(attrs, _)| {
+        attrs
+            .to_body()
+            .map_err(|e| Reject::internal("encoding the CSR attributes", e))
+    });
+    match body {
+        Ok(body) => {
+            tracing::info!(peer = %conn.peer, status = 200, outcome = "served", "csrattrs");
+            outcome_logged(respond(media_type::CSRATTRS, body), StatusCode::OK)
+        }
+        Err(r) => refused("csrattrs", &conn, r),
     }
-    tracing::info!(peer = %conn.peer, status = 200, outcome = "served", "csrattrs");
-    outcome_logged(
-        respond(media_type::CSRATTRS, s.csrattrs_body.clone()),
-        StatusCode::OK,
-    )
 }
 
 /// The CSR of a `/simpleenroll` or `/simplereenroll` body, checked (RFC 7030 §4.2.1,
-/// RFC 8995 §5.9.2): base64 DER PKCS#10, self-signature valid (proof of possession), an EC
-/// P-256 key signed with ecdsa-with-SHA256 as `/csrattrs` asks.
-fn checked_csr(headers: &HeaderMap, body: &[u8]) -> Result<CertReq, Reject> {
+/// RFC 8995 §5.9.2): base64 DER PKCS#10, a key this suite accepts, self-signature valid
+/// (proof of possession), what `attrs` asked for, and a challengePassword, when there is one,
+/// equal to the TLS channel binding of `conn` (RFC 7030 §3.5; the RFC 9266 `tls-exporter`).
+fn checked_csr(
+    headers: &HeaderMap,
+    body: &[u8],
+    attrs: &CsrAttrs,
+    conn: &ConnInfo,
+) -> Result<CertReq, Reject> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -208,22 +280,19 @@ fn checked_csr(headers: &HeaderMap, body: &[u8]) -> Result<CertReq, Reject> {
     }
     let der = decode_base64_body(body).map_err(|e| Reject::new(400, e))?;
     let csr = verify_csr(&der).map_err(|e| Reject::new(400, e))?;
-    let key_alg = &csr.info.public_key.algorithm;
-    let curve = key_alg
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-    if key_alg.oid != ID_EC_PUBLIC_KEY || curve != Some(SECP_256_R_1) {
-        return Err(Reject::new(
-            400,
-            "CSR key is not an EC key on secp256r1 as /csrattrs asks",
-        ));
-    }
-    if csr.algorithm.oid != ECDSA_WITH_SHA_256 {
-        return Err(Reject::new(
-            400,
-            "CSR is not signed with ecdsa-with-SHA256 as /csrattrs asks",
-        ));
+    attrs.check_csr(&csr).map_err(|e| Reject::new(400, e))?;
+    if let Some(password) = challenge_password(&csr).map_err(|e| Reject::new(400, e))? {
+        let linked = conn
+            .channel_binding
+            .as_deref()
+            .is_some_and(|cb| pop_linking_value(cb) == password);
+        if !linked {
+            return Err(Reject::new(
+                400,
+                "CSR challengePassword is not the channel binding of this TLS connection \
+                 (RFC 7030 §3.5, RFC 9266 tls-exporter)",
+            ));
+        }
     }
     Ok(csr)
 }
@@ -246,17 +315,19 @@ enum Origin<'a> {
     Renewal(&'a str),
 }
 
-/// Issue an LDevID for `subject` and the CSR's key (RFC 8995 §5.9.3) and store it
+/// Issue an LDevID for `subject`, `alt_names` and the CSR's key (RFC 8995 §5.9.3) and store it
 /// ([`db::store_certificate`] says what it does to the pledge's others).
 async fn issue_and_store(
     s: &Registrar,
     pledge_serial: &str,
     subject: Name,
+    alt_names: &[GeneralName],
     csr: &CertReq,
     origin: Origin<'_>,
 ) -> Result<Certificate, Reject> {
     let spki = spki_der(csr).map_err(|e| Reject::new(400, e))?;
     let mut params = profile::ldevid(subject).map_err(|e| Reject::internal("LDevID profile", e))?;
+    params.subject_alt_names = alt_names.to_vec();
     params.not_after = NotAfter::At(
         time::OffsetDateTime::now_utc()
             + time::Duration::days(i64::from(s.config.ldevid_validity_days)),
@@ -439,7 +510,8 @@ async fn enroll(
             .into());
         }
     };
-    let csr = checked_csr(headers, body)?;
+    let (attrs, names) = enrollment_attrs(s, &serial)?;
+    let csr = checked_csr(headers, body, &attrs, conn)?;
     let idevid_subject = idevid.tbs_certificate().subject();
     if s.config.csr_subject_must_match_idevid && !same_name(&csr.info.subject, idevid_subject) {
         return Err(Reject::new(400, "CSR subject differs from the IDevID subject").into());
@@ -472,7 +544,15 @@ async fn enroll(
             .map_err(|e| Reject::internal("ldevid-subject template", e))?,
         None => csr.info.subject.clone(),
     };
-    let cert = issue_and_store(s, &serial, subject, &csr, Origin::Voucher(voucher_id)).await?;
+    let cert = issue_and_store(
+        s,
+        &serial,
+        subject,
+        &names,
+        &csr,
+        Origin::Voucher(voucher_id),
+    )
+    .await?;
     Ok(Issued {
         serial,
         cert,
@@ -520,11 +600,26 @@ async fn reenroll(
     {
         return Err(Reject::new(403, format!("pledge {serial} is denied")).into());
     }
-    let csr = checked_csr(headers, body)?;
+    let (attrs, names) = renewal_attrs(s, current)?;
+    let csr = checked_csr(headers, body, &attrs, conn)?;
     if !same_name(&csr.info.subject, current.tbs_certificate().subject()) {
         return Err(Reject::new(
             400,
             "CSR subject differs from the LDevID being renewed (RFC 7030 §4.2.2)",
+        )
+        .into());
+    }
+    // The attributes ask for the LDevID's own subjectAltName; without one, none is renewed.
+    if names.is_empty()
+        && !requested_extensions(&csr)
+            .map_err(|e| Reject::new(400, e))?
+            .iter()
+            .all(|e| e.extn_id != SubjectAltName::OID)
+    {
+        return Err(Reject::new(
+            400,
+            "CSR requests a subjectAltName the LDevID being renewed does not have \
+             (RFC 7030 §4.2.2)",
         )
         .into());
     }
@@ -545,7 +640,15 @@ async fn reenroll(
         }
     }
     let subject = current.tbs_certificate().subject().clone();
-    let cert = issue_and_store(s, &serial, subject, &csr, Origin::Renewal(&current_serial)).await?;
+    let cert = issue_and_store(
+        s,
+        &serial,
+        subject,
+        &names,
+        &csr,
+        Origin::Renewal(&current_serial),
+    )
+    .await?;
     Ok(Issued {
         serial,
         cert,
@@ -560,7 +663,10 @@ mod tests {
 
     #[test]
     fn rfc8995_5_9_2_csrattrs_ask_for_p256_and_ecdsa_sha256() {
-        let body = csrattrs_body().expect("encodes");
+        let body = csr_attrs(&CsrAttributes::default(), &[])
+            .expect("encodes")
+            .to_body()
+            .expect("body");
         let attrs = CsrAttrs::from_body(body.as_bytes()).expect("decodes");
         assert_eq!(
             attrs.requested_key(),
@@ -571,6 +677,26 @@ mod tests {
         assert_eq!(
             attrs.requested_signature_algorithm(),
             Some(ECDSA_WITH_SHA_256)
+        );
+        assert!(!attrs.requests_challenge_password());
+        assert!(attrs.extension_templates().is_empty());
+    }
+
+    #[test]
+    fn rfc8994_6_2_2_csrattrs_carry_the_acp_node_name_and_pop_linking() {
+        let config = CsrAttributes {
+            acp_node_name: Some("0+{serial}@acp.example".into()),
+            require_pop_linking: true,
+            ..CsrAttributes::default()
+        };
+        let names = crate::config::csr_alt_names(&config, "SN-7").expect("names");
+        let attrs = csr_attrs(&config, &names).expect("encodes");
+        assert!(attrs.requests_challenge_password());
+        let templates = attrs.extension_templates();
+        assert_eq!(templates.len(), 1);
+        assert_eq!(
+            subject_alt_names(&templates).expect("san"),
+            vec![brski_common::pki::profile::acp_node_name("0+SN-7@acp.example").expect("name")]
         );
     }
 }

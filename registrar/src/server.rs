@@ -64,8 +64,6 @@ pub struct Registrar {
     pub idevid_policy: TrustPolicy,
     /// LDevIDs: the domain CA, with time checks and id-kp-clientAuth.
     pub ldevid_policy: TrustPolicy,
-    /// The base64 `/csrattrs` answer.
-    pub csrattrs_body: String,
     pub shutting_down: AtomicBool,
 }
 
@@ -315,8 +313,6 @@ impl Registrar {
             domain_ca,
             domain_ca_key,
             manufacturers,
-            csrattrs_body: crate::est::csrattrs_body()
-                .map_err(|e| StartError::Invalid(format!("csrattrs: {e}")))?,
             masa,
             db,
             writer,

@@ -7,11 +7,19 @@
 mod support;
 
 use brski_common::brski::paths;
+use brski_common::est::{CsrAttrs, pop_linking_value};
 use brski_common::keys::{Signer, SoftwareKey};
+use brski_common::pki::csr::{CsrParams, build_csr};
+use brski_common::pki::ext::subject_alt_names;
+use brski_common::pki::profile;
 use brski_common::telemetry::StatusTelemetry;
+use brski_service::https_client::{Connection, Target};
 use std::sync::Arc;
+use std::time::Duration;
 use support::*;
 use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::name::Name;
 
 const JSON: &str = "application/json";
 const PKCS10: &str = "application/pkcs10";
@@ -143,6 +151,21 @@ async fn curl_anonymous(s: &Setup, method: &str, path: &str) -> (u16, Vec<u8>) {
     (status, text[..split].to_vec())
 }
 
+/// `openssl ARGS`, which must succeed; its standard output.
+async fn openssl(args: &[&std::ffi::OsStr]) -> String {
+    let out = tokio::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .await
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 async fn registrar_cli(s: &Setup, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(registrar_bin())
         .args(args)
@@ -177,18 +200,14 @@ async fn rfc7030_4_1_1_cacerts_without_client_certificate() {
         ),
     )
     .expect("write");
-    let out = tokio::process::Command::new("openssl")
-        .args(["pkcs7", "-print_certs", "-noout", "-in"])
-        .arg(&p7)
-        .output()
-        .await
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed = String::from_utf8_lossy(&out.stdout);
+    let printed = openssl(&[
+        "pkcs7".as_ref(),
+        "-print_certs".as_ref(),
+        "-noout".as_ref(),
+        "-in".as_ref(),
+        p7.as_os_str(),
+    ])
+    .await;
     assert!(
         printed.contains("registrar.example Domain CA"),
         "the domain CA: {printed}"
@@ -431,29 +450,15 @@ async fn rfc7030_4_2_1_csr_with_rsa_512_key_is_refused_naming_the_key() {
     let s = setup().await;
     let p = vouchered(&s, "SN-RSA512").await;
     let dir = s.tmp.path();
-    let out = tokio::process::Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:512",
-            "-nodes",
-            "-subj",
-            "/CN=small",
-        ])
-        .args(["-outform", "DER", "-keyout"])
-        .arg(dir.join("rsa512.key"))
-        .arg("-out")
-        .arg(dir.join("rsa512.csr"))
-        .output()
-        .await
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let csr = std::fs::read(dir.join("rsa512.csr")).expect("csr");
+    let (key_file, csr_file) = (dir.join("rsa512.key"), dir.join("rsa512.csr"));
+    let mut args: Vec<&std::ffi::OsStr> = ["req", "-new", "-newkey", "rsa:512", "-nodes"]
+        .into_iter()
+        .chain(["-subj", "/CN=small", "-outform", "DER", "-keyout"])
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.extend([key_file.as_os_str(), "-out".as_ref(), csr_file.as_os_str()]);
+    openssl(&args).await;
+    let csr = std::fs::read(&csr_file).expect("csr");
     let a = p
         .post(
             &s.reg,
@@ -472,5 +477,269 @@ async fn rfc7030_4_2_1_csr_with_rsa_512_key_is_refused_naming_the_key() {
     assert_eq!(
         s.reg.pledge("SN-RSA512").await.expect("listed")["certificates"],
         0
+    );
+}
+
+/// One EST connection of the pledge `p` (its IDevID), whose channel binding the test reads.
+async fn est_connection(s: &Setup, chain: &[Vec<u8>], key: Arc<SoftwareKey>) -> Connection {
+    let signer: Arc<dyn Signer> = key;
+    let ck = brski_common::tls::certified_key(chain, signer).expect("certified key");
+    let config = brski_common::tls::client_config(Some(ck), Arc::new(Recording::default()))
+        .expect("client config");
+    let target = Target::parse(&s.reg.base()).expect("target");
+    Connection::connect(&target, Arc::new(config), Duration::from_secs(10))
+        .await
+        .expect("connect")
+}
+
+/// POST a CSR on `conn`; (status, reason or body).
+async fn post_csr(conn: &mut Connection, path: &str, csr_der: &[u8]) -> (u16, Vec<u8>) {
+    let r = conn
+        .request(
+            http::Method::POST,
+            path,
+            Some(PKCS10),
+            None,
+            brski_common::est::encode_base64_body(csr_der).as_bytes(),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("request");
+    (r.status, r.body)
+}
+
+fn csr_der(subject: &Name, key: &dyn Signer, params: CsrParams) -> Vec<u8> {
+    build_csr(subject, key, &params).expect("csr")
+}
+
+fn text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc7030_3_5_challenge_password_is_checked_against_the_channel_binding() {
+    let s = setup().await;
+    let p = vouchered(&s, "SN-POP").await;
+    let subject = p.idevid.cert.tbs_certificate().subject().clone();
+    let mut conn = est_connection(&s, &[p.idevid.der()], p.idevid.key.clone()).await;
+    let other = est_connection(&s, &[p.idevid.der()], p.idevid.key.clone()).await;
+    let binding = conn.channel_binding().expect("binding").to_vec();
+    assert_eq!(binding.len(), 32, "RFC 9266: 32 bytes");
+    assert_ne!(other.channel_binding(), Some(binding.as_slice()));
+    let k = key();
+    // The binding of another connection: refused.
+    let mismatch = CsrParams {
+        challenge_password: Some(pop_linking_value(other.channel_binding().expect("b"))),
+        ..CsrParams::default()
+    };
+    let (status, body) = post_csr(
+        &mut conn,
+        paths::SIMPLE_ENROLL,
+        &csr_der(&subject, &k, mismatch),
+    )
+    .await;
+    assert_eq!(
+        (status, text(&body)),
+        (
+            400,
+            "CSR challengePassword is not the channel binding of this TLS connection (RFC 7030 §3.5, RFC 9266 tls-exporter)".into()
+        )
+    );
+    // Any other value: refused the same way.
+    let (status, _) = post_csr(
+        &mut conn,
+        paths::SIMPLE_ENROLL,
+        &csr_der(
+            &subject,
+            &k,
+            CsrParams {
+                challenge_password: Some("secret".into()),
+                ..CsrParams::default()
+            },
+        ),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        s.reg.pledge("SN-POP").await.expect("listed")["certificates"],
+        0
+    );
+    // This connection's binding: enrolled.
+    let matching = CsrParams {
+        challenge_password: Some(pop_linking_value(&binding)),
+        ..CsrParams::default()
+    };
+    let (status, body) = post_csr(
+        &mut conn,
+        paths::SIMPLE_ENROLL,
+        &csr_der(&subject, &k, matching),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", text(&body));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc7030_3_5_csr_without_channel_binding_is_refused_when_required() {
+    let s = setup_with(MasaMode::Issue, &[], |t| {
+        t.replace("require-pop-linking = false", "require-pop-linking = true")
+    })
+    .await;
+    let p = vouchered(&s, "SN-POP-REQ").await;
+    let a = p.get(&s.reg, paths::CSRATTRS).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let attrs = CsrAttrs::from_body(&a.body).expect("csrattrs");
+    assert!(attrs.requests_challenge_password(), "RFC 7030 §4.5.2");
+    let a = simple_enroll(&s, &p, &key()).await;
+    assert_eq!(
+        (a.status, a.text().trim()),
+        (
+            400,
+            "CSR has no challengePassword, which /csrattrs asks for (RFC 7030 §3.5)"
+        )
+    );
+    let subject = p.idevid.cert.tbs_certificate().subject().clone();
+    let mut conn = est_connection(&s, &[p.idevid.der()], p.idevid.key.clone()).await;
+    let binding = conn.channel_binding().expect("binding").to_vec();
+    let params = CsrParams {
+        challenge_password: Some(pop_linking_value(&binding)),
+        ..CsrParams::default()
+    };
+    let (status, body) = post_csr(
+        &mut conn,
+        paths::SIMPLE_ENROLL,
+        &csr_der(&subject, &key(), params),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", text(&body));
+}
+
+/// `openssl x509 -text` of `cert`.
+async fn openssl_text(s: &Setup, cert: &Certificate, name: &str) -> String {
+    let path = s.tmp.path().join(name);
+    std::fs::write(&path, pem(std::slice::from_ref(cert))).expect("write");
+    openssl(&[
+        "x509".as_ref(),
+        "-noout".as_ref(),
+        "-text".as_ref(),
+        "-in".as_ref(),
+        path.as_os_str(),
+    ])
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_9_2_csr_that_ignores_csrattrs_is_refused_and_the_ldevid_carries_the_san() {
+    let s = setup_with(MasaMode::Issue, &[], |t| {
+        t.replace(
+            "# acp-node-name = \"0+{serial}@acp.example.net\"",
+            "acp-node-name = \"fd89b714f3db00000200000064000000+{serial}@acp.example.net\"",
+        )
+        .replace(
+            "# dns-names = [\"{serial}.pledges.example.net\"]",
+            "dns-names = [\"{serial}.pledges.example.net\"]",
+        )
+    })
+    .await;
+    let p = vouchered(&s, "SN-SAN").await;
+    let subject = p.idevid.cert.tbs_certificate().subject().clone();
+    // /csrattrs asks for both names in an extensionRequest subjectAltName.
+    let a = p.get(&s.reg, paths::CSRATTRS).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let attrs = CsrAttrs::from_body(&a.body).expect("csrattrs");
+    let templates = attrs.extension_templates();
+    let acp = profile::acp_node_name("fd89b714f3db00000200000064000000+SN-SAN@acp.example.net")
+        .expect("acp");
+    let dns = profile::alt_names(&["SN-SAN.pledges.example.net"], &[]).expect("dns");
+    assert_eq!(
+        subject_alt_names(&templates).expect("san"),
+        vec![acp.clone(), dns[0].clone()]
+    );
+    // A CSR that ignores them: 400 naming what is missing.
+    let a = simple_enroll(&s, &p, &key()).await;
+    assert_eq!(
+        (a.status, a.text().trim()),
+        (
+            400,
+            "CSR does not request subjectAltName otherName AcpNodeName \"fd89b714f3db00000200000064000000+SN-SAN@acp.example.net\" as /csrattrs asks"
+        )
+    );
+    // One name more than asked: 400 naming it.
+    let mut extra = templates.clone();
+    let mut names = vec![acp.clone(), dns[0].clone()];
+    names.extend(profile::alt_names(&["other.example"], &[]).expect("dns"));
+    extra[0].extn_value =
+        der::asn1::OctetString::new(der::Encode::to_der(&SubjectAltName(names)).expect("der"))
+            .expect("octets");
+    let with = |extensions: Vec<x509_cert::ext::Extension>, k: &dyn Signer| {
+        brski_common::est::encode_base64_body(&csr_der(
+            &subject,
+            k,
+            CsrParams {
+                extensions,
+                ..CsrParams::default()
+            },
+        ))
+    };
+    let a = p
+        .post(&s.reg, paths::SIMPLE_ENROLL, PKCS10, with(extra, &key()))
+        .await;
+    assert_eq!(
+        (a.status, a.text().trim()),
+        (
+            400,
+            "CSR requests subjectAltName dNSName \"other.example\", which /csrattrs does not ask for"
+        )
+    );
+    assert_eq!(
+        s.reg.pledge("SN-SAN").await.expect("listed")["certificates"],
+        0
+    );
+    // The template followed: the LDevID carries the names.
+    let k = Arc::new(key());
+    let a = p
+        .post(
+            &s.reg,
+            paths::SIMPLE_ENROLL,
+            PKCS10,
+            with(templates.clone(), &*k),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let ldevid = single_cert(&a.body);
+    let printed = openssl_text(&s, &ldevid, "san.crt.pem").await;
+    assert!(
+        printed.contains("X509v3 Subject Alternative Name"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("DNS:SN-SAN.pledges.example.net"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("othername:") && printed.contains("1.3.6.1.5.5.7.8.10"),
+        "the AcpNodeName otherName: {printed}"
+    );
+    // RFC 7030 §4.2.2: a renewal keeps subject and subjectAltName.
+    let renewing = ldevid_client(&ldevid, &k);
+    let post = |body: String| {
+        renewing
+            .post(s.reg.url(paths::SIMPLE_REENROLL))
+            .header(reqwest::header::CONTENT_TYPE, PKCS10)
+            .body(body)
+    };
+    let a = send(post(with(Vec::new(), &key()))).await.expect("renew");
+    assert_eq!(
+        (a.status, a.text().trim()),
+        (
+            400,
+            "CSR does not request subjectAltName otherName AcpNodeName \"fd89b714f3db00000200000064000000+SN-SAN@acp.example.net\" as /csrattrs asks"
+        )
+    );
+    let a = send(post(with(templates, &key()))).await.expect("renew");
+    assert_eq!(a.status, 200, "{}", a.text());
+    let renewed = single_cert(&a.body);
+    assert_eq!(
+        subject_alt_names(brski_common::pki::ext::cert_extensions(&renewed)).expect("san"),
+        vec![acp, dns[0].clone()]
     );
 }
