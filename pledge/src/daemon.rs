@@ -246,6 +246,21 @@ async fn renew(
         time,
     )?;
     state.commit_renewal(&key, &chain)?;
+    // Only now is the old TPM key of no use (its certificate is replaced on disk).
+    let old = enrollment
+        .key
+        .tpm_handle()
+        .filter(|old| key.tpm_handle() != Some(*old));
+    if let (Some((tcti, _)), Some(old)) = (tpm, old) {
+        match crate::tpm::evict(tcti, old) {
+            Ok(_) => {
+                tracing::info!(serial = %id.serial, handle = %format_args!("{old:#010x}"), "old LDevID key evicted")
+            }
+            Err(e) => {
+                tracing::warn!(serial = %id.serial, handle = %format_args!("{old:#010x}"), error = %e, "cannot evict the old LDevID key; the next renewal replaces it")
+            }
+        }
+    }
     // The new LDevID's first use: the registrar revokes the old one from then on (RFC 7030
     // §4.2.2), and learns of the renewal (RFC 8995 §5.9.4).
     drop(session);
@@ -265,21 +280,6 @@ async fn renew(
             .await
         }
         Err(e) => tracing::warn!(step = "enrollstatus", error = %e, "cannot report the renewal"),
-    }
-    // Only now is the old TPM key of no use (its certificate is replaced on disk).
-    let old = enrollment
-        .key
-        .tpm_handle()
-        .filter(|old| key.tpm_handle() != Some(*old));
-    if let (Some((tcti, _)), Some(old)) = (tpm, old) {
-        match crate::tpm::evict(tcti, old) {
-            Ok(_) => {
-                tracing::info!(serial = %id.serial, handle = %format_args!("{old:#010x}"), "old LDevID key evicted")
-            }
-            Err(e) => {
-                tracing::warn!(serial = %id.serial, handle = %format_args!("{old:#010x}"), error = %e, "cannot evict the old LDevID key; the next renewal replaces it")
-            }
-        }
     }
     Ok(())
 }
