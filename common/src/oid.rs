@@ -18,6 +18,8 @@ pub const ID_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
 pub const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
 /// id-on-hardwareModuleName: otherName of the 802.1AR SAN (RFC 4108 §5).
 pub const ID_ON_HARDWARE_MODULE_NAME: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.8.4");
+/// id-on-AcpNodeName, the ACP node name otherName (RFC 8994 §6.2.2).
+pub const ID_ON_ACP_NODE_NAME: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.8.10");
 /// TCG hwType for a TPM 2.0 (TCG EK Credential Profile; SPEC 8.2).
 pub const TCG_TPM2_HW_TYPE: Oid = Oid::new_unwrap("2.23.133.1.2");
 /// challengePassword (RFC 2985 §5.4.1), used in CsrAttrs to ask for tls-unique PoP (RFC 7030 §3.5).

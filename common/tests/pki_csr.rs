@@ -441,3 +441,64 @@ fn rfc2985_5_4_attribute_rejections() {
         Err(CsrError::MalformedAttribute { oid, .. }) if oid == CHALLENGE_PASSWORD
     ));
 }
+
+/// A CSR made by `openssl req -newkey ARG` (DER).
+fn openssl_csr(newkey: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            newkey,
+            "-nodes",
+            "-subj",
+            "/CN=small",
+        ])
+        .args(["-outform", "DER", "-keyout"])
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("req.der"))
+        .output()
+        .expect("`openssl` must be installed to run this test (CI installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(dir.path().join("req.der")).expect("req")
+}
+
+#[test]
+fn rfc7030_4_2_1_rsa_512_key_is_named_not_a_bad_signature() {
+    let der = openssl_csr("rsa:512");
+    let err = verify_csr(&der).expect_err("RSA-512");
+    assert!(
+        matches!(&err, CsrError::KeyNotAccepted(r) if r == "RSA key of 512 bits; 2048 to 8192 bits are accepted"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "CSR key not accepted: RSA key of 512 bits; 2048 to 8192 bits are accepted"
+    );
+    // An accepted size still verifies.
+    verify_csr(&openssl_csr("rsa:2048")).expect("RSA-2048");
+}
+
+#[test]
+fn rfc7030_4_2_1_curve_that_is_not_accepted_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let params = dir.path().join("p521.pem");
+    let out = Command::new("openssl")
+        .args(["ecparam", "-name", "secp521r1", "-out"])
+        .arg(&params)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success());
+    let der = openssl_csr(&format!("ec:{}", params.display()));
+    let err = verify_csr(&der).expect_err("P-521");
+    assert_eq!(
+        err.to_string(),
+        "CSR key not accepted: EC key on curve 1.3.132.0.35; P-256 and P-384 are accepted"
+    );
+}

@@ -318,7 +318,7 @@ fn chain_der(chain: &[Certificate]) -> Result<Vec<Vec<u8>>, Failure> {
         .map_err(|e| Failure::Internal(e.to_string()))
 }
 
-async fn enroll_status_success(
+pub(crate) async fn enroll_status_success(
     id: &Identity,
     key: Arc<dyn Signer>,
     chain: &[Vec<u8>],
@@ -398,17 +398,17 @@ async fn est(
     let attrs = enroll::csrattrs(session).await?;
     let alg = enroll::key_algorithm(attrs.as_ref());
     let (key, signer) = new_ldevid_key(id, alg, None)?;
-    let csr = enroll::csr(
-        idevid.tbs_certificate().subject(),
-        signer.as_ref(),
-        Vec::new(),
-    )?;
+    let request = enroll::CsrRequest {
+        subject: idevid.tbs_certificate().subject(),
+        key: signer.as_ref(),
+        extensions: enroll::requested_extensions(attrs.as_ref()),
+    };
     tracing::info!(step = "simpleenroll", algorithm = ?signer.algorithm(), "requesting the LDevID");
     let certs = enroll::enroll(
         session,
         Step::SimpleEnroll,
         paths::SIMPLE_ENROLL,
-        &csr,
+        &request,
         options.max_wait,
     )
     .await?;

@@ -199,7 +199,9 @@ fn san_extension(enrollment: &Enrollment) -> Vec<Extension> {
 }
 
 /// RFC 7030 §4.2.2: a new key and certificate, authenticated by the current LDevID, with the
-/// registrar trusted through the domain CA.
+/// registrar trusted through the domain CA; then `/enrollstatus` with the new LDevID. After a
+/// lost answer the next attempt renews again from the same LDevID, which the registrar allows
+/// until the new one is first used.
 async fn renew(
     id: &Identity,
     state: &StateDir,
@@ -222,17 +224,17 @@ async fn renew(
         crate::tpm::next_slot(handles, enrollment.key.tpm_handle().unwrap_or(handles[1]))
     });
     let (key, signer) = bootstrap::new_ldevid_key(id, current.algorithm(), slot)?;
-    let csr = enroll::csr(
-        enrollment.ldevid.tbs_certificate().subject(),
-        signer.as_ref(),
-        san_extension(enrollment),
-    )?;
+    let request = enroll::CsrRequest {
+        subject: enrollment.ldevid.tbs_certificate().subject(),
+        key: signer.as_ref(),
+        extensions: san_extension(enrollment),
+    };
     tracing::info!(serial = %id.serial, step = "simplereenroll", "renewing the LDevID");
     let certs = enroll::enroll(
         &mut session,
         Step::SimpleReenroll,
         paths::SIMPLE_REENROLL,
-        &csr,
+        &request,
         options.bootstrap.max_wait,
     )
     .await?;
@@ -258,6 +260,26 @@ async fn renew(
                 tracing::warn!(serial = %id.serial, handle = %format_args!("{old:#010x}"), error = %e, "cannot evict the old LDevID key; the next renewal replaces it")
             }
         }
+    }
+    // The new LDevID's first use: the registrar revokes the old one from then on (RFC 7030
+    // §4.2.2), and learns of the renewal (RFC 8995 §5.9.4).
+    drop(session);
+    match chain
+        .iter()
+        .map(der::Encode::to_der)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(chain_der) => {
+            bootstrap::enroll_status_success(
+                id,
+                signer.clone(),
+                &chain_der,
+                enrollment.domain_ca.clone(),
+                time,
+            )
+            .await
+        }
+        Err(e) => tracing::warn!(step = "enrollstatus", error = %e, "cannot report the renewal"),
     }
     Ok(())
 }

@@ -148,32 +148,57 @@ pub fn generate_key(alg: SignatureAlgorithm) -> Result<SoftwareKey, Failure> {
     SoftwareKey::generate(alg).map_err(|e| Failure::Internal(format!("key generation: {e}")))
 }
 
-/// A DER PKCS#10 request for `key` with `subject` and the requested `extensions`.
-pub fn csr(
-    subject: &Name,
-    key: &dyn Signer,
-    extensions: Vec<Extension>,
-) -> Result<Vec<u8>, Failure> {
-    let params = CsrParams {
-        extensions,
-        ..CsrParams::default()
-    };
-    build_csr(subject, key, &params).map_err(|e| Failure::Internal(format!("CSR: {e}")))
+/// What a CSR holds besides the channel binding: the subject, the key, and the extensions
+/// to request (what `/csrattrs` asks for, RFC 8995 §5.9.2; or those of the LDevID renewed,
+/// RFC 7030 §4.2.2).
+pub struct CsrRequest<'a> {
+    pub subject: &'a Name,
+    pub key: &'a dyn Signer,
+    pub extensions: Vec<Extension>,
 }
 
-/// POST the CSR to `path` (simpleenroll or simplereenroll), waiting out 202 answers as the
-/// registrar's `Retry-After` says (RFC 7030 §4.2.3), and decode the certs-only reply.
+/// A DER PKCS#10 request; with `channel_binding`, linked to the TLS connection it is sent on
+/// by its challengePassword (RFC 7030 §3.5, the RFC 9266 `tls-exporter` in place of
+/// tls-unique).
+pub fn csr(request: &CsrRequest<'_>, channel_binding: Option<&[u8]>) -> Result<Vec<u8>, Failure> {
+    let params = CsrParams {
+        extensions: request.extensions.clone(),
+        challenge_password: channel_binding.map(est::pop_linking_value),
+        ..CsrParams::default()
+    };
+    build_csr(request.subject, request.key, &params)
+        .map_err(|e| Failure::Internal(format!("CSR: {e}")))
+}
+
+/// The extensions `/csrattrs` asks the CSR to request with their values (RFC 8995 §5.9.2,
+/// RFC 8994 §6.2.2: e.g. a subjectAltName with the ACP node name).
+pub fn requested_extensions(attrs: Option<&CsrAttrs>) -> Vec<Extension> {
+    attrs.map(CsrAttrs::extension_templates).unwrap_or_default()
+}
+
+/// The longest wait between two attempts while the registrar answers 202 (RFC 7030 §4.2.3):
+/// a Retry-After beyond it is not honoured in full.
+pub const PENDING_RETRY_CAP: Duration = Duration::from_secs(60);
+
+/// POST a CSR to `path` (simpleenroll or simplereenroll), made for each connection it is
+/// sent on, waiting out 202 answers as the registrar's `Retry-After` says, at most
+/// [`PENDING_RETRY_CAP`] each and `max_wait` in all (RFC 7030 §4.2.3); decode the certs-only
+/// reply.
 pub async fn enroll(
     session: &mut Session,
     step: Step,
     path: &str,
-    csr_der: &[u8],
+    request: &CsrRequest<'_>,
     max_wait: Duration,
 ) -> Result<Vec<Certificate>, Failure> {
-    let body = est::encode_base64_body(csr_der);
-    let x = Exchange::post(step, path, media_type::PKCS10, body.as_bytes())
-        .accepting(media_type::PKCS7_CERTS_ONLY);
-    let r = session.send_until_done(&x, None, max_wait).await?;
+    let make = |binding: Option<&[u8]>| {
+        csr(request, binding).map(|der| est::encode_base64_body(&der).into_bytes())
+    };
+    let x =
+        Exchange::post(step, path, media_type::PKCS10, &[]).accepting(media_type::PKCS7_CERTS_ONLY);
+    let r = session
+        .send_made_until_done(&x, &make, Some(PENDING_RETRY_CAP), max_wait)
+        .await?;
     expect_ok(step, &r)?;
     decode_certs(step, &r.body)
 }

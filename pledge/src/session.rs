@@ -116,11 +116,23 @@ impl Session {
 
     /// Send once (again on a new connection if the registrar had closed this one).
     pub async fn send(&mut self, x: &Exchange<'_>) -> Result<Response, Failure> {
+        self.send_made(x, &|_| Ok(x.body.to_vec())).await
+    }
+
+    /// Send once a body made for the connection it goes on: `make` gets the connection's
+    /// channel binding (RFC 9266 `tls-exporter`), as a CSR linked to its TLS connection needs
+    /// (RFC 7030 §3.5), and makes the body anew for a new connection.
+    pub async fn send_made(
+        &mut self,
+        x: &Exchange<'_>,
+        make: &MakeBody<'_>,
+    ) -> Result<Response, Failure> {
         if self.conn.is_closed() {
             self.reconnect(x.step).await?;
         }
         let mut retried = false;
         loop {
+            let body = make(self.conn.channel_binding())?;
             let result = self
                 .conn
                 .request(
@@ -128,7 +140,7 @@ impl Session {
                     x.path,
                     x.content_type,
                     x.accept,
-                    x.body,
+                    &body,
                     REQUEST_TIMEOUT,
                 )
                 .await;
@@ -156,9 +168,21 @@ impl Session {
         cap: Option<Duration>,
         max_wait: Duration,
     ) -> Result<Response, Failure> {
+        self.send_made_until_done(x, &|_| Ok(x.body.to_vec()), cap, max_wait)
+            .await
+    }
+
+    /// [`Self::send_until_done`] with a body made per connection ([`Self::send_made`]).
+    pub async fn send_made_until_done(
+        &mut self,
+        x: &Exchange<'_>,
+        make: &MakeBody<'_>,
+        cap: Option<Duration>,
+        max_wait: Duration,
+    ) -> Result<Response, Failure> {
         let start = Instant::now();
         loop {
-            let response = self.send(x).await?;
+            let response = self.send_made(x, make).await?;
             if response.status != 202 {
                 return Ok(response);
             }
@@ -180,6 +204,9 @@ impl Session {
         }
     }
 }
+
+/// Makes a request body for a connection, given its channel binding.
+pub type MakeBody<'a> = dyn Fn(Option<&[u8]>) -> Result<Vec<u8>, Failure> + Sync + 'a;
 
 #[cfg(test)]
 mod tests {

@@ -342,17 +342,11 @@ async fn rfc8995_5_6_2_voucher_pinning_another_domain_stops_enrollment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc8995_5_6_pending_voucher_request_is_resent_identically() {
     let world = world();
-    let registrar = Registrar::start(
-        world.clone(),
-        Behaviour {
-            pending: 2,
-            ..Behaviour::default()
-        },
-    )
-    .await;
-    let p = pledge_dir(&world, "SN-202", "cms", Some(&registrar.url));
-    let out = pledge(&["bootstrap", "--config", &p.config.to_string_lossy()]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let behaviour = Behaviour {
+        pending: 2,
+        ..Behaviour::default()
+    };
+    let (registrar, p) = bootstrapped(&world, behaviour, "SN-202").await;
     assert_enrolled(&p, &world, "voucher.vcj");
     let log = registrar.log();
     assert_eq!(log.pvrs.len(), 3, "two 202 answers, then 200");
@@ -420,18 +414,16 @@ async fn rfc8995_5_new_connection_must_present_the_same_registrar_certificate() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rfc8995_5_6_pending_beyond_max_wait_gives_up() {
-    let world = world();
-    let registrar = Registrar::start(
-        world.clone(),
-        Behaviour {
-            pending: usize::MAX,
-            ..Behaviour::default()
-        },
-    )
-    .await;
-    let p = pledge_dir(&world, "SN-WAIT", "cms", Some(&registrar.url));
+/// `pledge bootstrap --max-wait 2` against a registrar behaving as `behaviour` gives up at
+/// `step` as still pending, enrolling nothing.
+async fn gives_up_pending(
+    world: &std::sync::Arc<World>,
+    behaviour: Behaviour,
+    serial: &str,
+    step: &str,
+) -> Registrar {
+    let registrar = Registrar::start(world.clone(), behaviour).await;
+    let p = pledge_dir(world, serial, "cms", Some(&registrar.url));
     let out = pledge(&[
         "bootstrap",
         "--config",
@@ -442,11 +434,22 @@ async fn rfc8995_5_6_pending_beyond_max_wait_gives_up() {
     .await;
     assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
     assert!(
-        reason(&out).starts_with("pledge: requestvoucher: still pending after"),
+        reason(&out).starts_with(&format!("pledge: {step}: still pending after")),
         "{}",
         reason(&out)
     );
     assert_not_enrolled(&p);
+    registrar
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_6_pending_beyond_max_wait_gives_up() {
+    let world = world();
+    let behaviour = Behaviour {
+        pending: usize::MAX,
+        ..Behaviour::default()
+    };
+    let registrar = gives_up_pending(&world, behaviour, "SN-WAIT", "requestvoucher").await;
     let log = registrar.log();
     assert!((2..=3).contains(&log.pvrs.len()), "{}", log.pvrs.len());
 }
@@ -796,4 +799,56 @@ async fn killed_bootstrap_leaves_no_credentials_and_a_rerun_enrolls() {
     );
     let pvrs = &registrar.log().pvrs;
     assert_ne!(pvrs[0], pvrs[1], "a fresh nonce for the new attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc7030_4_2_3_pending_simpleenroll_is_resent_after_retry_after() {
+    let world = world();
+    let behaviour = Behaviour {
+        enroll_pending: 2,
+        ..Behaviour::default()
+    };
+    let (registrar, p) = bootstrapped(&world, behaviour, "SN-EST-202").await;
+    assert_enrolled(&p, &world, "voucher.vcj");
+    assert_eq!(
+        registrar.count(paths::SIMPLE_ENROLL),
+        3,
+        "two 202, then 200"
+    );
+    // Each CSR sent was linked to its connection (RFC 7030 §3.5).
+    assert!(registrar.log().csrs.iter().all(|(linked, _)| *linked));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc7030_4_2_3_retry_after_is_bounded_by_max_wait() {
+    let world = world();
+    let behaviour = Behaviour {
+        enroll_pending: usize::MAX,
+        enroll_retry_after: Some("86400"),
+        ..Behaviour::default()
+    };
+    let started = std::time::Instant::now();
+    gives_up_pending(&world, behaviour, "SN-EST-WAIT", "simpleenroll").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a day's Retry-After is not waited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_9_2_csr_follows_csrattrs_names_and_pop_linking() {
+    let world = world();
+    let behaviour = Behaviour {
+        csrattrs: CsrAttrsReply::P256WithNames,
+        ..Behaviour::default()
+    };
+    let (registrar, p) = bootstrapped(&world, behaviour, "SN-NAMES").await;
+    assert_enrolled(&p, &world, "voucher.vcj");
+    let log = registrar.log();
+    let (linked, extensions) = log.csrs.last().expect("a CSR").clone();
+    assert!(linked, "challengePassword = the connection's tls-exporter");
+    let asked = csr_attrs(CsrAttrsReply::P256WithNames)
+        .expect("attrs")
+        .extension_templates();
+    assert_eq!(extensions, asked, "the subjectAltName asked for, as given");
 }

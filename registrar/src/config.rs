@@ -113,6 +113,56 @@ impl Default for AuditLogPolicy {
     }
 }
 
+/// What `/csrattrs` asks of a pledge's CSR beyond the key type (RFC 7030 §4.5, RFC 8995
+/// §5.9.2), `[csr-attributes]`. Each name is a template: `{serial}` becomes the pledge's serial
+/// number. The names are asked for in an extensionRequest subjectAltName, checked in every
+/// `/simpleenroll` CSR (400 naming what is missing) and put into the LDevID.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CsrAttributes {
+    /// The ACP node name (RFC 8994 §6.2.2), an otherName AcpNodeName.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acp_node_name: Option<String>,
+    /// dNSName entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
+    /// rfc822Name entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rfc822_names: Vec<String>,
+    /// RFC 7030 §3.5: every CSR must carry the TLS channel binding (RFC 9266 `tls-exporter`,
+    /// base64) as challengePassword; `/csrattrs` then lists challengePassword. A CSR that
+    /// carries one is checked whatever this says.
+    #[serde(default)]
+    pub require_pop_linking: bool,
+}
+
+/// The subjectAltName entries of `[csr-attributes]` for the pledge `serial`.
+pub fn csr_alt_names(
+    c: &CsrAttributes,
+    serial: &str,
+) -> Result<Vec<x509_cert::ext::pkix::name::GeneralName>, brski_common::pki::PkiError> {
+    use brski_common::pki::profile::{acp_node_name, alt_names, rfc822_name};
+    let fill = |t: &String| t.replace("{serial}", serial);
+    let mut names = Vec::new();
+    if let Some(t) = &c.acp_node_name {
+        names.push(acp_node_name(&fill(t))?);
+    }
+    for t in &c.dns_names {
+        let name = fill(t);
+        if !brski_common::pki::profile::is_dns_name(&name) {
+            return Err(brski_common::pki::PkiError::InvalidField {
+                field: "dNSName",
+                reason: format!("{name:?} is not a DNS name"),
+            });
+        }
+        names.extend(alt_names(&[&name], &[])?);
+    }
+    for t in &c.rfc822_names {
+        names.push(rfc822_name(&fill(t))?);
+    }
+    Ok(names)
+}
+
 /// When a stored nonceless voucher (RFC 8995 §7.2) is relayed to a pledge.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -189,6 +239,9 @@ pub struct RegistrarConfig {
     /// The audit-log check (RFC 8995 §5.8.3).
     #[serde(default)]
     pub audit_log: AuditLogPolicy,
+    /// What `/csrattrs` asks for and every CSR is checked against (RFC 7030 §4.5).
+    #[serde(default)]
+    pub csr_attributes: CsrAttributes,
 }
 
 fn default_retry_after() -> u32 {
@@ -376,6 +429,43 @@ pub fn render(c: &RegistrarConfig) -> String {
          use-nonceless-vouchers = {}\n\n",
         toml_string(c.use_nonceless_vouchers.as_str())
     ));
+    let ca = &c.csr_attributes;
+    out.push_str(
+        "# What /csrattrs asks of every CSR besides an EC P-256 key signed with ecdsa-with-SHA256\n\
+         # (RFC 7030 §4.5, RFC 8995 §5.9.2). A /simpleenroll CSR that does not follow it gets 400\n\
+         # naming what is missing; the names are put into the LDevID, and a /simplereenroll CSR\n\
+         # must keep the subject and subjectAltName of the LDevID it renews (RFC 7030 §4.2.2).\n\
+         # In names, {serial} is the pledge's serial number.\n\
+         #   acp-node-name        subjectAltName otherName AcpNodeName (RFC 8994 §6.2.2):\n\
+         #                        [32 hex digits or \"0\"][+rsub[+extension]]@acp-domain-name;\n\
+         #   dns-names            subjectAltName dNSName entries;\n\
+         #   rfc822-names         subjectAltName rfc822Name entries (local-part@domain);\n\
+         #   require-pop-linking  RFC 7030 §3.5: every CSR must carry the TLS channel binding\n\
+         #                        (RFC 9266 tls-exporter, base64) as its challengePassword; a CSR\n\
+         #                        that carries a challengePassword is checked in any case.\n\
+         [csr-attributes]\n",
+    );
+    match &ca.acp_node_name {
+        Some(t) => out.push_str(&format!("acp-node-name = {}\n", toml_string(t))),
+        None => out.push_str("# acp-node-name = \"0+{serial}@acp.example.net\"\n"),
+    }
+    let list = |v: &[String]| {
+        toml::Value::Array(v.iter().cloned().map(toml::Value::String).collect()).to_string()
+    };
+    if ca.dns_names.is_empty() {
+        out.push_str("# dns-names = [\"{serial}.pledges.example.net\"]\n");
+    } else {
+        out.push_str(&format!("dns-names = {}\n", list(&ca.dns_names)));
+    }
+    if ca.rfc822_names.is_empty() {
+        out.push_str("# rfc822-names = [\"{serial}@pledges.example.net\"]\n");
+    } else {
+        out.push_str(&format!("rfc822-names = {}\n", list(&ca.rfc822_names)));
+    }
+    out.push_str(&format!(
+        "require-pop-linking = {}\n\n",
+        ca.require_pop_linking
+    ));
     let a = &c.audit_log;
     out.push_str(&format!(
         "# The MASA audit-log check (RFC 8995 §5.8.3, §11.4): after a pledge's successful\n\
@@ -514,6 +604,11 @@ impl RegistrarConfig {
                 problems.push(format!("ldevid-subject: {e}"));
             }
         }
+        // A serial of letters, digits and a hyphen, as IDevIDs carry them: a template that
+        // fails with it is wrong whatever the pledge.
+        if let Err(e) = csr_alt_names(&self.csr_attributes, "SN-0001") {
+            problems.push(format!("[csr-attributes]: {e}"));
+        }
         for m in &self.manufacturers {
             if let Some(url) = &m.masa_url {
                 if let Err(e) = brski_common::pki::ext::masa_base_uri(url) {
@@ -596,6 +691,12 @@ mod tests {
                 allow_nonceless_entries: true,
                 require_own_entry: false,
             },
+            csr_attributes: CsrAttributes {
+                acp_node_name: Some("fd89b714f3db00000200000064000000+{serial}@acp.example".into()),
+                dns_names: vec!["{serial}.pledges.example".into()],
+                rfc822_names: vec!["{serial}@pledges.example".into()],
+                require_pop_linking: true,
+            },
         }
     }
 
@@ -615,6 +716,7 @@ mod tests {
             "allow-expired-idevid =",
             "use-nonceless-vouchers =",
             "[audit-log]",
+            "[csr-attributes]",
             "[[masa]]",
         ] {
             let i = text.find(key).expect("key present");
@@ -647,6 +749,43 @@ mod tests {
         assert!(c.audit_log.fetch && c.audit_log.require_own_entry);
         assert_eq!(c.use_nonceless_vouchers, UseNonceless::WhenMasaUnreachable);
         assert_eq!(c.manufacturers[0].allow_expired_idevid, None);
+    }
+
+    #[test]
+    fn rfc8994_6_2_2_csr_attribute_templates_are_checked_at_load() {
+        let mut c = sample();
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        for (field, value, problem) in [
+            ("acp", "node@", "acp-domain-name is not a DNS name"),
+            (
+                "acp",
+                "123+{serial}@acp.example",
+                "acp-address is neither 32 hex digits nor \"0\"",
+            ),
+            (
+                "acp",
+                "0+bad_sub@acp.example",
+                "rsub is not a DNS subdomain",
+            ),
+            ("dns", "{serial}..example", "is not a DNS name"),
+            ("rfc822", "{serial}", "is not local-part@domain"),
+        ] {
+            let mut broken = sample();
+            match field {
+                "acp" => broken.csr_attributes.acp_node_name = Some(value.into()),
+                "dns" => broken.csr_attributes.dns_names = vec![value.into()],
+                _ => broken.csr_attributes.rfc822_names = vec![value.into()],
+            }
+            let problems = broken.validate();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("[csr-attributes]: ") && p.contains(problem)),
+                "{value}: {problems:?}"
+            );
+        }
+        c.csr_attributes = CsrAttributes::default();
+        assert!(c.validate().is_empty());
     }
 
     #[test]

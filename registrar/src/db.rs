@@ -4,7 +4,7 @@
 //! either the whole step or none of it.
 
 use brski_service::store::{
-    Connection, Db, GroupCommit, OptionalExtension, Result, StoreError, params,
+    Connection, Db, GroupCommit, OptionalExtension, Result, Row, StoreError, params,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -56,7 +56,12 @@ CREATE TABLE IF NOT EXISTS certificates (
     issued_at     TEXT NOT NULL,
     renewed_from  TEXT,
     superseded_by TEXT,
-    revoked       INTEGER NOT NULL DEFAULT 0
+    revoked       INTEGER NOT NULL DEFAULT 0,
+    -- Columns of ADDED_COLUMNS (added to older databases at open):
+    voucher_id     INTEGER,
+    spki_sha256    TEXT,
+    first_seen     TEXT,
+    revoked_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS certificates_pledge ON certificates(pledge_serial);
 -- The registrar voucher-request each voucher was obtained with (replayed to the MASA's
@@ -94,13 +99,40 @@ CREATE TRIGGER IF NOT EXISTS telemetry_seen AFTER INSERT ON telemetry BEGIN
                        last_seen = NEW.received_at, last_peer = NEW.peer
     WHERE serial = NEW.serial;
 END;
--- A new LDevID supersedes every current one of the same pledge.
-CREATE TRIGGER IF NOT EXISTS certificates_supersede AFTER INSERT ON certificates BEGIN
-    UPDATE certificates SET superseded_by = NEW.cert_serial
-    WHERE pledge_serial = NEW.pledge_serial AND superseded_by IS NULL
-      AND cert_serial != NEW.cert_serial;
-END;
+-- Supersession is written by `store_certificate` itself (it depends on the renewal).
+DROP TRIGGER IF EXISTS certificates_supersede;
 "#;
+
+/// Columns added to a table after its first release: `ALTER TABLE ... ADD COLUMN` for a
+/// database that lacks them, then the indexes on them ([`migrate`]).
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("certificates", "voucher_id", "INTEGER"),
+    ("certificates", "spki_sha256", "TEXT"),
+    ("certificates", "first_seen", "TEXT"),
+    ("certificates", "revoked_reason", "TEXT"),
+];
+
+/// Bring a database written by an older release to this schema (after [`SCHEMA`]).
+pub fn migrate(db: &Db) -> Result<()> {
+    db.write(|conn| {
+        for (table, column, kind) in ADDED_COLUMNS {
+            let present: bool = conn
+                .prepare(&format!(
+                    "SELECT EXISTS(SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1)"
+                ))?
+                .query_row(params![column], |r| r.get(0))?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+            }
+        }
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS certificates_voucher ON certificates(voucher_id);
+             CREATE INDEX IF NOT EXISTS certificates_superseded_by
+                 ON certificates(superseded_by);",
+        )?;
+        Ok(())
+    })
+}
 
 /// RFC 3339 text of `t` (UTC).
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -607,15 +639,15 @@ pub fn may_enroll(
 ) -> Result<(Option<Policy>, EnrollGate)> {
     type GateRow = (
         Option<String>,
-        Option<String>,
+        Option<(i64, String)>,
         Option<i64>,
         Option<(i64, String)>,
     );
-    let (policy, holder, status, audit): GateRow = db.read(|conn| {
+    let (policy, voucher, status, audit): GateRow = db.read(|conn| {
         Ok(conn
             .prepare_cached(
                 "SELECT (SELECT policy FROM pledges WHERE serial = ?1) AS policy,
-                        v.idevid_sha256 AS holder,
+                        v.id AS voucher_id, v.idevid_sha256 AS holder,
                         (SELECT t.status FROM telemetry t
                          WHERE t.serial = v.serial AND t.kind = 'voucher_status'
                            AND t.voucher_id = v.id
@@ -630,16 +662,18 @@ pub fn may_enroll(
             .query_row(params![serial], |r| {
                 let passed: Option<i64> = r.get("audit_passed")?;
                 let reason: Option<String> = r.get("audit_reason")?;
+                let id: Option<i64> = r.get("voucher_id")?;
+                let holder: Option<String> = r.get("holder")?;
                 Ok((
                     r.get("policy")?,
-                    r.get("holder")?,
+                    id.zip(holder),
                     r.get("status")?,
                     passed.zip(reason),
                 ))
             })?)
     })?;
     let policy = policy.and_then(|p| Policy::parse(&p));
-    let Some(holder) = holder else {
+    let Some((voucher_id, holder)) = voucher else {
         return Ok((policy, EnrollGate::NoVoucher));
     };
     if holder != idevid_sha256 {
@@ -650,7 +684,7 @@ pub fn may_enroll(
     } else if let Some((0, reason)) = audit {
         EnrollGate::AuditLogRefused(reason)
     } else {
-        EnrollGate::Open
+        EnrollGate::Open { voucher_id }
     };
     Ok((policy, gate))
 }
@@ -661,7 +695,8 @@ pub enum EnrollGate {
     /// The MASA's audit log of the latest voucher broke the `[audit-log]` policy
     /// (RFC 8995 §5.8.3, §11.4); the reason says how.
     AuditLogRefused(String),
-    Open,
+    /// Enrollment may go on, on the voucher `voucher_id`.
+    Open { voucher_id: i64 },
     /// No voucher was relayed for the serial.
     NoVoucher,
     /// The latest voucher for the serial went to another IDevID with the same serial.
@@ -680,10 +715,17 @@ pub struct NewCertificate<'a> {
     pub der: &'a [u8],
     /// The LDevID this one renews (`/simplereenroll`).
     pub renewed_from: Option<&'a str>,
+    /// The voucher it was enrolled on (`/simpleenroll`; a renewal keeps its predecessor's).
+    pub voucher_id: Option<i64>,
+    /// SHA-256 (hex) of the SubjectPublicKeyInfo it certifies.
+    pub spki_sha256: &'a str,
 }
 
-/// Store an issued LDevID; the trigger `certificates_supersede` marks every other current
-/// LDevID of the pledge superseded by it in the same statement.
+/// Store an issued LDevID, in one transaction with what it does to the pledge's others
+/// (RFC 7030 §4.2.2): the LDevID it renews is superseded by it but stays usable for renewal
+/// until the new one is first seen ([`ldevid_seen`]); every other unrevoked LDevID of the
+/// pledge (an older one, a renewal that was never used, or all of them after a new
+/// `/simpleenroll`) is superseded and revoked at once.
 pub async fn store_certificate(writer: &GroupCommit, c: &NewCertificate<'_>) -> Result<()> {
     let cert_serial = c.cert_serial.to_string();
     let pledge_serial = c.pledge_serial.to_string();
@@ -692,13 +734,16 @@ pub async fn store_certificate(writer: &GroupCommit, c: &NewCertificate<'_>) -> 
     let not_after = c.not_after.to_string();
     let der = c.der.to_vec();
     let renewed_from = c.renewed_from.map(str::to_string);
+    let voucher_id = c.voucher_id;
+    let spki_sha256 = c.spki_sha256.to_string();
     let issued_at = now();
     writer
-        .write_statement(move |conn: &Connection| {
+        .write(move |conn: &Connection| {
             conn.prepare_cached(
                 "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before,
-                                           not_after, der, issued_at, renewed_from)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                           not_after, der, issued_at, renewed_from,
+                                           voucher_id, spki_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 cert_serial,
@@ -708,8 +753,48 @@ pub async fn store_certificate(writer: &GroupCommit, c: &NewCertificate<'_>) -> 
                 not_after,
                 der,
                 issued_at,
-                renewed_from
+                renewed_from,
+                voucher_id,
+                spki_sha256
             ])?;
+            conn.prepare_cached(
+                "UPDATE certificates
+                 SET superseded_by = COALESCE(superseded_by, ?1), revoked = 1,
+                     revoked_reason = 'superseded by ' || ?1
+                 WHERE pledge_serial = ?2 AND cert_serial != ?1
+                   AND cert_serial IS NOT ?3 AND revoked = 0",
+            )?
+            .execute(params![cert_serial, pledge_serial, renewed_from])?;
+            conn.prepare_cached(
+                "UPDATE certificates SET superseded_by = ?1 WHERE cert_serial = ?2",
+            )?
+            .execute(params![cert_serial, renewed_from])?;
+            Ok(())
+        })
+        .await
+}
+
+/// Record that the LDevID `cert_serial` authenticated a request (its first use, RFC 7030
+/// §4.2.2): from now on the LDevID it renewed is revoked. Writes only the first time.
+pub async fn ldevid_seen(writer: &GroupCommit, cert_serial: &str) -> Result<()> {
+    let cert_serial = cert_serial.to_string();
+    let t = now();
+    writer
+        .write(move |conn: &Connection| {
+            let first = conn
+                .prepare_cached(
+                    "UPDATE certificates SET first_seen = ?2
+                     WHERE cert_serial = ?1 AND first_seen IS NULL",
+                )?
+                .execute(params![cert_serial, t])?;
+            if first > 0 {
+                conn.prepare_cached(
+                    "UPDATE certificates SET revoked = 1,
+                         revoked_reason = 'superseded by ' || ?1 || ', which is in use'
+                     WHERE superseded_by = ?1 AND revoked = 0",
+                )?
+                .execute(params![cert_serial])?;
+            }
             Ok(())
         })
         .await
@@ -718,48 +803,155 @@ pub async fn store_certificate(writer: &GroupCommit, c: &NewCertificate<'_>) -> 
 /// What the database says about a certificate presented as an LDevID.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LdevidStatus {
-    /// Issued here and neither superseded nor revoked.
-    Current {
+    /// Issued here and neither superseded nor revoked; `seen` once it has authenticated a
+    /// request.
+    Current { pledge_serial: String, seen: bool },
+    /// Renewed by `successor`, which has not been used yet: this one may renew again (a lost
+    /// answer, RFC 7030 §4.2.2), nothing else.
+    Renewed {
         pledge_serial: String,
+        successor: String,
     },
-    /// Issued here but renewed since.
-    Superseded {
-        pledge_serial: String,
-    },
+    /// Renewed, and the successor is in use (normally revoked by then too).
+    Superseded { pledge_serial: String },
     Revoked {
         pledge_serial: String,
+        reason: String,
     },
     /// Not issued by this registrar.
     Unknown,
 }
 
-/// Look up a certificate by its serial number and exact DER.
+/// Look up a certificate by its serial number and exact DER: one read by primary key (with
+/// its successor's row, also by primary key), cheap enough for the TLS handshake.
 pub fn ldevid_status(db: &Db, cert_serial: &str, der: &[u8]) -> Result<LdevidStatus> {
-    type CertRow = (String, Option<String>, i64);
+    type CertRow = (
+        String,
+        Vec<u8>,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        bool,
+    );
     let row: Option<CertRow> = db.read(|conn| {
         Ok(conn
             .prepare_cached(
-                "SELECT pledge_serial, superseded_by, revoked FROM certificates
-                 WHERE cert_serial = ?1 AND der = ?2",
+                "SELECT c.pledge_serial, c.der, c.revoked, c.revoked_reason, c.superseded_by,
+                        c.first_seen, s.first_seen IS NOT NULL AS successor_seen
+                 FROM certificates c
+                 LEFT JOIN certificates s ON s.cert_serial = c.superseded_by
+                 WHERE c.cert_serial = ?1",
             )?
-            .query_row(params![cert_serial, der], |r| {
+            .query_row(params![cert_serial], |r| {
                 Ok((
-                    r.get("pledge_serial")?,
-                    r.get("superseded_by")?,
-                    r.get("revoked")?,
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
                 ))
             })
             .optional()?)
     })?;
-    let Some((pledge_serial, superseded, revoked)) = row else {
+    let Some((pledge_serial, stored, revoked, reason, successor, seen, successor_seen)) = row
+    else {
         return Ok(LdevidStatus::Unknown);
     };
-    Ok(if revoked != 0 {
-        LdevidStatus::Revoked { pledge_serial }
-    } else if superseded.is_some() {
-        LdevidStatus::Superseded { pledge_serial }
-    } else {
-        LdevidStatus::Current { pledge_serial }
+    if stored != der {
+        return Ok(LdevidStatus::Unknown);
+    }
+    Ok(match successor {
+        _ if revoked != 0 => LdevidStatus::Revoked {
+            pledge_serial,
+            reason: reason.unwrap_or_else(|| "revoked".into()),
+        },
+        Some(successor) if !successor_seen => LdevidStatus::Renewed {
+            pledge_serial,
+            successor,
+        },
+        Some(_) => LdevidStatus::Superseded { pledge_serial },
+        None => LdevidStatus::Current {
+            pledge_serial,
+            seen: seen.is_some(),
+        },
+    })
+}
+
+/// A stored LDevID: its DER and the hash of the key it certifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredLdevid {
+    pub cert_serial: String,
+    pub der: Vec<u8>,
+    pub spki_sha256: Option<String>,
+    pub revoked: bool,
+    pub superseded: bool,
+}
+
+fn stored_ldevid(r: &Row<'_>) -> brski_service::store::rusqlite::Result<StoredLdevid> {
+    Ok(StoredLdevid {
+        cert_serial: r.get("cert_serial")?,
+        der: r.get("der")?,
+        spki_sha256: r.get("spki_sha256")?,
+        revoked: r.get::<_, i64>("revoked")? != 0,
+        superseded: r.get::<_, Option<String>>("superseded_by")?.is_some(),
+    })
+}
+
+/// The LDevID `cert_serial`.
+pub fn certificate(db: &Db, cert_serial: &str) -> Result<Option<StoredLdevid>> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT cert_serial, der, spki_sha256, revoked, superseded_by FROM certificates
+                 WHERE cert_serial = ?1",
+            )?
+            .query_row(params![cert_serial], stored_ldevid)
+            .optional()?)
+    })
+}
+
+/// The LDevID `/simpleenroll` issued on the voucher `voucher_id`, if any (RFC 8995 §5.9.3:
+/// one per voucher).
+pub fn enrolled_on_voucher(db: &Db, voucher_id: i64) -> Result<Option<StoredLdevid>> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT cert_serial, der, spki_sha256, revoked, superseded_by FROM certificates
+                 WHERE voucher_id = ?1 AND renewed_from IS NULL ORDER BY issued_at LIMIT 1",
+            )?
+            .query_row(params![voucher_id], stored_ldevid)
+            .optional()?)
+    })
+}
+
+/// Which LDevIDs `registrar ldevid revoke` revokes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RevokeWhat {
+    /// One LDevID by its serial number (upper-case hex).
+    Serial(String),
+    /// Every unrevoked LDevID of a pledge.
+    Pledge(String),
+}
+
+/// Revoke LDevIDs (`registrar ldevid revoke`); the serial numbers revoked now. A revoked
+/// LDevID is refused in the TLS handshake from the next connection on.
+pub fn revoke(db: &Db, what: &RevokeWhat, reason: &str) -> Result<Vec<String>> {
+    let (column, value) = match what {
+        RevokeWhat::Serial(s) => ("cert_serial", s),
+        RevokeWhat::Pledge(p) => ("pledge_serial", p),
+    };
+    db.write(|conn| {
+        let revoked = conn
+            .prepare(&format!(
+                "UPDATE certificates SET revoked = 1, revoked_reason = ?2
+                 WHERE {column} = ?1 AND revoked = 0 RETURNING cert_serial"
+            ))?
+            .query_map(params![value, reason], |r| r.get(0))?
+            .collect::<std::result::Result<Vec<String>, _>>()?;
+        Ok(revoked)
     })
 }
 
@@ -937,6 +1129,8 @@ mod tests {
             not_after: "2027-01-01T00:00:00Z",
             der,
             renewed_from: None,
+            voucher_id: Some(1),
+            spki_sha256: "00",
         }
     }
 
@@ -966,43 +1160,97 @@ mod tests {
         assert_eq!(p1.last_peer.as_deref(), Some("[fe80::2]:2"));
     }
 
+    fn current(seen: bool) -> LdevidStatus {
+        LdevidStatus::Current {
+            pledge_serial: "P1".into(),
+            seen,
+        }
+    }
+
     #[tokio::test]
-    async fn rfc7030_4_2_2_a_new_ldevid_supersedes_the_current_one_only() {
+    async fn rfc7030_4_2_2_renewed_ldevid_may_renew_until_its_successor_is_seen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (db, writer) = setup(&dir);
         store_certificate(&writer, &certificate("01", b"first"))
             .await
             .expect("first");
         assert_eq!(
-            ldevid_status(&db, "01", b"first").expect("status"),
-            LdevidStatus::Current {
-                pledge_serial: "P1".into()
-            }
+            ldevid_status(&db, "01", b"first").expect("s"),
+            current(false)
         );
-        store_certificate(&writer, &certificate("02", b"second"))
+        ldevid_seen(&writer, "01").await.expect("seen");
+        assert_eq!(
+            ldevid_status(&db, "01", b"first").expect("s"),
+            current(true)
+        );
+        // Another DER under the same serial is not this LDevID.
+        assert_eq!(
+            ldevid_status(&db, "01", b"forged").expect("s"),
+            LdevidStatus::Unknown
+        );
+        // A renewal: the old one may renew again until the new one is used.
+        let renewal = |serial, der| NewCertificate {
+            renewed_from: Some("01"),
+            ..certificate(serial, der)
+        };
+        store_certificate(&writer, &renewal("02", b"second"))
             .await
             .expect("second");
         assert_eq!(
-            ldevid_status(&db, "01", b"first").expect("status"),
-            LdevidStatus::Superseded {
-                pledge_serial: "P1".into()
+            ldevid_status(&db, "01", b"first").expect("s"),
+            LdevidStatus::Renewed {
+                pledge_serial: "P1".into(),
+                successor: "02".into()
+            }
+        );
+        // Renewed again from 01 (the answer for 02 was lost): 02, never used, is revoked.
+        store_certificate(&writer, &renewal("03", b"third"))
+            .await
+            .expect("third");
+        assert!(matches!(
+            ldevid_status(&db, "02", b"second").expect("s"),
+            LdevidStatus::Revoked { .. }
+        ));
+        // 03 in use: 01 is revoked.
+        ldevid_seen(&writer, "03").await.expect("seen");
+        assert_eq!(
+            ldevid_status(&db, "01", b"first").expect("s"),
+            LdevidStatus::Revoked {
+                pledge_serial: "P1".into(),
+                reason: "superseded by 03, which is in use".into()
             }
         );
         assert_eq!(
-            ldevid_status(&db, "02", b"second").expect("status"),
-            LdevidStatus::Current {
-                pledge_serial: "P1".into()
-            }
+            ldevid_status(&db, "03", b"third").expect("s"),
+            current(true)
         );
-        // A certificate serial issued twice is refused, and the current LDevID stays current.
-        store_certificate(&writer, &certificate("02", b"again"))
+        // A certificate serial issued twice is refused, and nothing changes.
+        store_certificate(&writer, &certificate("03", b"again"))
             .await
             .expect_err("duplicate serial");
         assert_eq!(
-            ldevid_status(&db, "02", b"second").expect("status"),
-            LdevidStatus::Current {
-                pledge_serial: "P1".into()
+            ldevid_status(&db, "03", b"third").expect("s"),
+            current(true)
+        );
+        // A new /simpleenroll revokes every other LDevID at once.
+        store_certificate(&writer, &certificate("04", b"fourth"))
+            .await
+            .expect("fourth");
+        assert_eq!(
+            ldevid_status(&db, "03", b"third").expect("s"),
+            LdevidStatus::Revoked {
+                pledge_serial: "P1".into(),
+                reason: "superseded by 04".into()
             }
+        );
+        assert_eq!(
+            revoke(&db, &RevokeWhat::Pledge("P1".into()), "stolen").expect("revoke"),
+            vec!["04".to_string()]
+        );
+        assert!(
+            revoke(&db, &RevokeWhat::Serial("04".into()), "again")
+                .expect("revoke")
+                .is_empty()
         );
     }
 
@@ -1033,7 +1281,7 @@ mod tests {
             .expect("voucher");
         assert_eq!(
             may_enroll(&db, "P1", "aa").expect("gate"),
-            (Some(Policy::Auto), EnrollGate::Open)
+            (Some(Policy::Auto), EnrollGate::Open { voucher_id: 1 })
         );
         assert_eq!(
             may_enroll(&db, "P1", "bb").expect("gate"),
@@ -1063,7 +1311,7 @@ mod tests {
             .expect("voucher");
         assert_eq!(
             may_enroll(&db, "P1", "aa").expect("gate"),
-            (Some(Policy::Auto), EnrollGate::Open)
+            (Some(Policy::Auto), EnrollGate::Open { voucher_id: 2 })
         );
     }
 }

@@ -166,6 +166,7 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
         use_nonceless_vouchers: Default::default(),
         masas: Vec::new(),
         audit_log: Default::default(),
+        csr_attributes: Default::default(),
     };
     crate::server::open_db(&dir.join("registrar.db")).map_err(|e| e.to_string())?;
     // Last: an interrupted init leaves no registrar.toml and can simply be rerun.

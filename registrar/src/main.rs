@@ -13,6 +13,7 @@ mod config;
 mod db;
 mod est;
 mod init;
+mod ldevid;
 mod masa_client;
 mod pledges;
 mod proxy;
@@ -66,6 +67,8 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// List, allow or deny pledges.
     Pledges(pledges::PledgesArgs),
+    /// Revoke LDevIDs: refused in the TLS handshake from then on.
+    Ldevid(ldevid::LdevidArgs),
     /// Fetch nonceless vouchers ahead of time (RFC 8995 §7.2).
     Vouchers(vouchers::VouchersArgs),
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
@@ -114,6 +117,7 @@ async fn run(command: Command) -> Result<(), String> {
             proxy::run(&args).await
         }
         Command::Pledges(args) => pledges::run(&args).map(|out| println!("{out}")),
+        Command::Ldevid(args) => ldevid::run(&args).map(|out| println!("{out}")),
         Command::Vouchers(args) => vouchers::run(&args).await.map(|out| println!("{out}")),
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),
     }

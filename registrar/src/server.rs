@@ -1,6 +1,6 @@
 //! `registrar serve`: the HTTPS server for pledges (BRSKI-EST, RFC 8995 §5) and EST clients
-//! (RFC 7030), requiring a client certificate: an IDevID of a configured manufacturer or an
-//! LDevID of the domain CA.
+//! (RFC 7030). Every resource but `/cacerts` (RFC 7030 §4.1.1) requires a client certificate:
+//! an IDevID of a configured manufacturer or an LDevID of the domain CA.
 
 use crate::config::RegistrarConfig;
 use crate::db;
@@ -64,8 +64,6 @@ pub struct Registrar {
     pub idevid_policy: TrustPolicy,
     /// LDevIDs: the domain CA, with time checks and id-kp-clientAuth.
     pub ldevid_policy: TrustPolicy,
-    /// The base64 `/csrattrs` answer.
-    pub csrattrs_body: String,
     pub shutting_down: AtomicBool,
 }
 
@@ -107,10 +105,40 @@ pub(crate) fn key_matches(cert: &Certificate, key: &SoftwareKey) -> bool {
 
 /// Open the database at `path` (creating it and the schema when needed).
 pub fn open_db(path: &std::path::Path) -> Result<Db, StartError> {
-    Db::open(path, db::SCHEMA).map_err(|source| StartError::Database {
+    let database = |source| StartError::Database {
         path: path.display().to_string(),
         source,
-    })
+    };
+    let db = Db::open(path, db::SCHEMA).map_err(database)?;
+    db::migrate(&db).map_err(database)?;
+    Ok(db)
+}
+
+/// Refuses, in the TLS handshake, an LDevID this registrar revoked or superseded (RFC 7030
+/// §4.2.2; `registrar ldevid revoke`): one read of the certificate's row by primary key. A
+/// renewed LDevID whose successor has not been used yet passes; the handlers then let it
+/// renew and nothing else.
+#[derive(Debug)]
+pub struct LdevidRefusal {
+    db: Db,
+}
+
+impl brski_common::tls::CertRefusal for LdevidRefusal {
+    fn refusal(&self, leaf: &Certificate) -> Option<String> {
+        let der = leaf.to_der().ok()?;
+        let serial = crate::est::cert_serial_hex(leaf);
+        match db::ldevid_status(&self.db, &serial, &der) {
+            Ok(db::LdevidStatus::Revoked { reason, .. }) => {
+                Some(format!("LDevID {serial} is revoked: {reason}"))
+            }
+            Ok(db::LdevidStatus::Superseded { .. }) => {
+                Some(format!("LDevID {serial} is superseded by one in use"))
+            }
+            Ok(_) => None,
+            // Fail closed: an LDevID whose state cannot be read is not let in.
+            Err(e) => Some(format!("LDevID {serial}: its state cannot be read: {e}")),
+        }
+    }
 }
 
 /// The MASA client (RFC 8995 §5.4): the registrar's certificate and key as TLS client
@@ -285,8 +313,6 @@ impl Registrar {
             domain_ca,
             domain_ca_key,
             manufacturers,
-            csrattrs_body: crate::est::csrattrs_body()
-                .map_err(|e| StartError::Invalid(format!("csrattrs: {e}")))?,
             masa,
             db,
             writer,
@@ -296,7 +322,11 @@ impl Registrar {
     }
 
     /// The TLS server configuration: the registrar chain, and client certificates that are
-    /// IDevIDs of a configured manufacturer or LDevIDs of the domain CA.
+    /// IDevIDs of a configured manufacturer or LDevIDs of the domain CA and not refused by
+    /// [`LdevidRefusal`]. A client certificate is optional in the handshake (RFC 7030
+    /// §4.1.1: `/cacerts` without one) and required by every other resource. TLS 1.2 needs
+    /// the extended master secret (RFC 7627), so that the `tls-exporter` channel binding is
+    /// unique to the connection (RFC 9266 §4.2).
     pub fn tls_config(&self) -> Result<rustls::ServerConfig, StartError> {
         let chain = self
             .registrar_chain
@@ -306,10 +336,18 @@ impl Registrar {
             .map_err(|e| StartError::Invalid(format!("registrar chain: {e}")))?;
         let signer: Arc<dyn Signer> = self.registrar_key.clone();
         let key = brski_common::tls::certified_key(&chain, signer)?;
-        Ok(brski_common::tls::server_config(
+        let mut config = brski_common::tls::server_config_with(
             key,
-            Some(vec![self.idevid_policy.clone(), self.ldevid_policy.clone()]),
-        )?)
+            Some(brski_common::tls::ClientAuth {
+                policies: vec![self.idevid_policy.clone(), self.ldevid_policy.clone()],
+                optional: true,
+                refusal: Some(Arc::new(LdevidRefusal {
+                    db: self.db.clone(),
+                })),
+            }),
+        )?;
+        config.require_ems = true;
+        Ok(config)
     }
 
     /// Which kind of certificate the TLS client presented. The answer depends only on the TLS

@@ -11,9 +11,9 @@
 //! (no voucher, no LDevID: §5.9.3 enrollment follows the voucher), are 404. Every string from
 //! the pledge is logged escaped and truncated ([`log_safe`]).
 
-use crate::db::{self, ClientCert, LdevidStatus, NewTelemetry, TelemetryKind, TelemetryStored};
+use crate::db::{self, ClientCert, NewTelemetry, TelemetryKind, TelemetryStored};
 use crate::server::{Client, Registrar};
-use crate::wire::Reject;
+use crate::wire::{Refused, Reject};
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -119,11 +119,11 @@ async fn report(
                 kind.as_str()
             );
             let status = reject.status;
-            let mut resp = reject.into_response();
-            if let Some(secs) = retry_after {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            let mut resp = Refused {
+                reject,
+                retry_after,
             }
+            .into_response();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
                 // The rest of the body is not read: do not keep the connection for another
                 // request behind it.
@@ -131,21 +131,6 @@ async fn report(
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             outcome_logged(resp, status)
-        }
-    }
-}
-
-/// A refusal, with the Retry-After of a 429.
-struct Refused {
-    reject: Reject,
-    retry_after: Option<u64>,
-}
-
-impl From<Reject> for Refused {
-    fn from(reject: Reject) -> Self {
-        Self {
-            reject,
-            retry_after: None,
         }
     }
 }
@@ -161,22 +146,9 @@ pub async fn pledge_identity(
             .map(|serial| (serial, ClientCert::Idevid))
             .ok_or_else(|| Reject::new(403, "IDevID subject has no serialNumber")),
         Client::Ldevid { cert, der } => {
-            let cert_serial = crate::est::cert_serial_hex(cert);
-            match db::ldevid_status(&s.db, &cert_serial, der)
-                .map_err(|e| Reject::internal("looking up the LDevID", e))?
-            {
-                LdevidStatus::Current { pledge_serial }
-                | LdevidStatus::Superseded { pledge_serial } => {
-                    Ok((pledge_serial, ClientCert::Ldevid))
-                }
-                LdevidStatus::Revoked { .. } => {
-                    Err(Reject::new(403, "client certificate is revoked"))
-                }
-                LdevidStatus::Unknown => Err(Reject::new(
-                    403,
-                    "client certificate is not an LDevID issued by this registrar",
-                )),
-            }
+            crate::est::ldevid_holder(s, cert, der, crate::est::LdevidUse::Other)
+                .await
+                .map(|(serial, _)| (serial, ClientCert::Ldevid))
         }
     }
 }

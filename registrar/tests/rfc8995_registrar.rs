@@ -23,42 +23,15 @@ use tempfile::TempDir;
 const JSON: &str = "application/json";
 const PKCS10: &str = "application/pkcs10";
 
-struct Setup {
-    tmp: TempDir,
-    vendor: Arc<Vendor>,
-    masa: TestMasa,
-    reg: RegistrarProc,
-}
-
-async fn setup_with(
-    mode: MasaMode,
-    init_extra: &[&str],
-    edit: impl FnOnce(String) -> String,
-) -> Setup {
-    let tmp = TempDir::new().expect("tempdir");
-    let vendor = Arc::new(Vendor::new("Vendor"));
-    let masa = start_masa(vendor.clone(), mode).await;
-    let ca_file = vendor.write_ca(tmp.path());
-    let dir = tmp.path().join("registrar");
-    let addr = init_registrar(&dir, &ca_file, init_extra).await;
-    edit_config(&dir, edit);
-    let reg = RegistrarProc::start(&dir, addr).await;
-    Setup {
-        tmp,
-        vendor,
-        masa,
-        reg,
-    }
-}
-
-async fn setup() -> Setup {
-    setup_with(MasaMode::Issue, &[], |t| t).await
-}
-
-impl Setup {
-    fn pledge(&self, serial: &str) -> Pledge {
-        Pledge::new(serial, self.vendor.mint(serial, Some(&self.masa.url())))
-    }
+/// A successful `/enrollstatus` sent with `http` (8995 §5.9.4).
+async fn enroll_success(s: &Setup, http: &reqwest::Client) -> Answer {
+    send(
+        http.post(s.reg.url(paths::ENROLL_STATUS))
+            .header(reqwest::header::CONTENT_TYPE, JSON)
+            .body(success_json()),
+    )
+    .await
+    .expect("enrollstatus")
 }
 
 fn success_json() -> Vec<u8> {
@@ -219,14 +192,7 @@ async fn rfc8995_5_happy_path_voucher_est_telemetry_and_reenroll() {
 
     // 8995 §5.9.4: enrollstatus on a new connection authenticated by the LDevID.
     let (ldevid_http, _) = client(&[der(&ldevid)], ldevid_key.clone());
-    let a = send(
-        ldevid_http
-            .post(s.reg.url(paths::ENROLL_STATUS))
-            .header(reqwest::header::CONTENT_TYPE, JSON)
-            .body(success_json()),
-    )
-    .await
-    .expect("enrollstatus");
+    let a = enroll_success(&s, &ldevid_http).await;
     assert_eq!(a.status, 200, "{}", a.text());
 
     let entry = s.reg.pledge("SN-HAPPY").await.expect("listed");
@@ -274,7 +240,8 @@ async fn rfc8995_5_happy_path_voucher_est_telemetry_and_reenroll() {
     assert_eq!(entry["ldevid_serial"], cert_serial_hex(&renewed));
     assert_eq!(entry["certificates"], 2);
 
-    // The renewed LDevID is superseded: it cannot renew again.
+    // The renewed LDevID is superseded; until its successor is used it may renew again (a
+    // lost answer): the same key gets the same certificate (RFC 7030 §4.2.2).
     let a = send(
         ldevid_http
             .post(s.reg.url(paths::SIMPLE_REENROLL))
@@ -283,8 +250,26 @@ async fn rfc8995_5_happy_path_voucher_est_telemetry_and_reenroll() {
     )
     .await
     .expect("simplereenroll");
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(single_cert(&a.body), renewed);
+    // Once the renewed one is in use, the old one is revoked.
+    let (renewed_http, _) = client(&[der(&renewed)], Arc::new(renewed_key));
+    let a = enroll_success(&s, &renewed_http).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = send(
+        ldevid_http
+            .post(s.reg.url(paths::SIMPLE_REENROLL))
+            .header(reqwest::header::CONTENT_TYPE, PKCS10)
+            .body(csr_body(ldevid.tbs_certificate().subject(), &key())),
+    )
+    .await
+    .expect("simplereenroll");
     assert_eq!(a.status, 403, "{}", a.text());
-    assert!(a.text().contains("renewed already"), "{}", a.text());
+    assert!(
+        a.text().contains("is revoked: superseded by"),
+        "{}",
+        a.text()
+    );
     assert_eq!(a.content_type(), "text/plain; charset=utf-8");
 }
 

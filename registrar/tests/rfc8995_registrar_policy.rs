@@ -18,35 +18,6 @@ use tempfile::TempDir;
 
 const JSON: &str = "application/json";
 
-struct Setup {
-    _tmp: TempDir,
-    vendor: Arc<Vendor>,
-    masa: TestMasa,
-    reg: RegistrarProc,
-}
-
-async fn setup() -> Setup {
-    let tmp = TempDir::new().expect("tempdir");
-    let vendor = Arc::new(Vendor::new("Vendor"));
-    let masa = start_masa(vendor.clone(), MasaMode::Issue).await;
-    let ca_file = vendor.write_ca(tmp.path());
-    let dir = tmp.path().join("registrar");
-    let addr = init_registrar(&dir, &ca_file, &[]).await;
-    let reg = RegistrarProc::start(&dir, addr).await;
-    Setup {
-        _tmp: tmp,
-        vendor,
-        masa,
-        reg,
-    }
-}
-
-impl Setup {
-    fn pledge(&self, serial: &str) -> Pledge {
-        Pledge::new(serial, self.vendor.mint(serial, Some(&self.masa.url())))
-    }
-}
-
 fn report(status: bool, reason: Option<&str>) -> Vec<u8> {
     let mut t = StatusTelemetry::success();
     t.status = status;
@@ -387,6 +358,12 @@ async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_
 
     bad_config(&dir, "retry-after = 5", "retry-after = 0");
     bad_config(&dir, "masa-timeout = 30", "masa-timeout = 0");
+    // RFC 8994 §6.2.2: an ACP node name of the wrong shape.
+    bad_config(
+        &dir,
+        "# acp-node-name = \"0+{serial}@acp.example.net\"",
+        "acp-node-name = \"12+{serial}@acp.example.net\"",
+    );
     // A registrar key that is not the registrar certificate's.
     std::fs::copy(dir.join("domain-ca.key.pem"), dir.join("registrar.key.pem")).expect("copy");
     std::fs::remove_file(dir.join("manufacturers/0.crt.pem")).expect("rm");
@@ -398,6 +375,7 @@ async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_
         "retry-after = 0 is out of range 1..=3600",
         "masa-timeout = 0 is out of range 1..=3600",
         "ldevid-validity-days = 4000000 is out of range 1..=36500",
+        "[csr-attributes]: invalid AcpNodeName: \"12+SN-0001@acp.example.net\": acp-address is neither 32 hex digits nor \"0\" (RFC 8994 §6.2.2)",
         "is not the key of registrar-cert",
         "0.crt.pem",
     ] {
@@ -407,7 +385,7 @@ async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_
             "one line with {needle:?}: {err}"
         );
     }
-    assert_eq!(lines.len(), 6, "five problems and the summary: {err}");
+    assert_eq!(lines.len(), 7, "six problems and the summary: {err}");
 
     // A registrar certificate without id-kp-cmcRA, not issued by the domain CA.
     let mut t = check_config_fixture_cert(&vendor);

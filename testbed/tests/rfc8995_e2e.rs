@@ -429,3 +429,167 @@ fn rfc8995_malformed_bodies_get_400_and_nothing_is_stored() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "400");
     assert_eq!(audit(&s), events);
 }
+
+/// `openssl x509 -text` of a PEM certificate file.
+fn openssl_text(cert: &std::path::Path) -> String {
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(cert))
+    .expect("openssl x509");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Edit the registrar's configuration before it starts.
+fn edit_registrar_config(s: &testbed::loopback::Suite, edit: impl FnOnce(String) -> String) {
+    let path = s.registrar_config();
+    let text = std::fs::read_to_string(&path).expect("registrar.toml");
+    std::fs::write(&path, edit(text)).expect("write registrar.toml");
+}
+
+#[test]
+fn rfc8995_5_9_2_pledge_follows_csrattrs_names_and_pop_linking() {
+    let (_tmp, mut s) = suite(&SuiteOptions::default());
+    edit_registrar_config(&s, |t| {
+        t.replace(
+            "# acp-node-name = \"0+{serial}@acp.example.net\"",
+            "acp-node-name = \"0+{serial}@acp.example.net\"",
+        )
+        .replace(
+            "# dns-names = [\"{serial}.pledges.example.net\"]",
+            "dns-names = [\"{serial}.pledges.example.net\"]",
+        )
+        .replace("require-pop-linking = false", "require-pop-linking = true")
+    });
+    s.start_masa().expect("masa serve");
+    s.start_registrar().expect("registrar serve");
+    let config = s.mint("E2E-SAN-1").expect("mint");
+    let dir = config.parent().expect("dir").to_path_buf();
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+    let printed = openssl_text(&dir.join("ldevid.crt.pem"));
+    assert!(
+        printed.contains("DNS:e2e-san-1.pledges.example.net")
+            || printed.contains("DNS:E2E-SAN-1.pledges.example.net"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("othername:") && printed.contains("1.3.6.1.5.5.7.8.10"),
+        "the AcpNodeName: {printed}"
+    );
+    assert_eq!(
+        pledge_row(&s, "E2E-SAN-1").expect("row")["state"],
+        "enrolled"
+    );
+}
+
+#[test]
+fn rfc7030_4_2_2_pledge_run_recovers_from_a_lost_renewal_answer() {
+    let (tmp, mut s) = suite(&SuiteOptions::default());
+    edit_registrar_config(&s, |t| {
+        t.replace("ldevid-validity-days = 365", "ldevid-validity-days = 1")
+    });
+    s.start_masa().expect("masa serve");
+    s.start_registrar().expect("registrar serve");
+    let config = s.mint("E2E-LOST-1").expect("mint");
+    let dir = config.parent().expect("dir").to_path_buf();
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+    let first = cert(&dir.join("ldevid.crt.pem"));
+
+    // A renewal with the pledge's LDevID whose answer never reaches it.
+    let csr = brski_common::pki::build_csr(
+        first.tbs_certificate().subject(),
+        &SoftwareKey::generate(brski_common::keys::SignatureAlgorithm::EcdsaP256Sha256)
+            .expect("key"),
+        &Default::default(),
+    )
+    .expect("csr");
+    let body = tmp.path().join("renew.b64");
+    std::fs::write(&body, brski_common::est::encode_base64_body(&csr)).expect("write");
+    let lost = output(
+        Command::new("curl")
+            .args(["-sS", "-k", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["-H", "Content-Type: application/pkcs10", "--data-binary"])
+            .arg(format!("@{}", body.display()))
+            .arg("--cert")
+            .arg(dir.join("ldevid.crt.pem"))
+            .arg("--key")
+            .arg(dir.join("ldevid.key.pem"))
+            .arg(format!(
+                "{}/.well-known/est/simplereenroll",
+                s.registrar_url()
+            )),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&lost.stdout),
+        "200",
+        "{}",
+        stderr(&lost)
+    );
+    let lost_serial = pledge_row(&s, "E2E-LOST-1").expect("row")["ldevid_serial"].clone();
+
+    for (from, to) in [
+        ("ldevid.crt.pem", "old.crt.pem"),
+        ("ldevid.key.pem", "old.key.pem"),
+    ] {
+        std::fs::copy(dir.join(from), tmp.path().join(to)).expect("copy");
+    }
+    // `pledge run` renews (at once: --renew-at) from the LDevID it has, on its own.
+    let mut child = s
+        .pledge("run", &config)
+        .expect("cmd")
+        .args(["--renew-at", "0.003"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pledge run");
+    let start = Instant::now();
+    let renewed = loop {
+        let now = cert(&dir.join("ldevid.crt.pem"));
+        if now != first {
+            break now;
+        }
+        if start.elapsed() > Duration::from_secs(45) {
+            let _ = child.kill();
+            panic!("pledge run did not renew after the lost answer");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let renewed_serial = hex::encode_upper(renewed.tbs_certificate().serial_number().as_bytes());
+    assert_ne!(serde_json::Value::String(renewed_serial), lost_serial);
+    // Once the new LDevID is used (the pledge reports the renewal with it), the old one is
+    // refused in the TLS handshake.
+    let start = Instant::now();
+    loop {
+        let old = output(
+            Command::new("curl")
+                .args(["-sS", "-k", "-o", "/dev/null", "-w", "%{http_code}"])
+                .arg("--cert")
+                .arg(tmp.path().join("old.crt.pem"))
+                .arg("--key")
+                .arg(tmp.path().join("old.key.pem"))
+                .arg(format!("{}/.well-known/est/csrattrs", s.registrar_url())),
+        );
+        if !old.status.success() {
+            assert_eq!(
+                String::from_utf8_lossy(&old.stdout),
+                "000",
+                "no HTTP answer"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the old LDevID is still let in: {}",
+            String::from_utf8_lossy(&old.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = std::fs::read_to_string(s.dir.join("registrar.log")).expect("registrar log");
+    assert!(
+        log.contains("tls-rejected") && log.contains("which is in use"),
+        "{log}"
+    );
+}

@@ -10,11 +10,15 @@ use super::EstError;
 use super::RawOid;
 use super::body::{decode_base64_body, encode_base64_body};
 use crate::oid::{CHALLENGE_PASSWORD, EXTENSION_REQUEST};
+use const_oid::AssociatedOid;
 use const_oid::ObjectIdentifier;
 use const_oid::db::{rfc5639, rfc5912, rfc8410};
 use der::asn1::SetOfVec;
 use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
-use x509_cert::ext::Extensions;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::{Extension, Extensions};
+use x509_cert::request::CertReq;
 
 /// One requirement of a CSR attributes response (RFC 8951 §3.4). OIDs are [`RawOid`]s because
 /// examples use arcs `const_oid` cannot hold (`2.999.1`, RFC 7030 §A.2).
@@ -47,6 +51,79 @@ pub enum RequestedKey {
     Ed25519,
     /// An Ed448 key (RFC 8410 §3).
     Ed448,
+}
+
+/// RFC 7030 §3.5, with the RFC 9266 `tls-exporter` channel binding in place of tls-unique
+/// (which TLS 1.3 does not have): the challengePassword that links a CSR to the TLS connection
+/// it is sent on, the base64 of the binding.
+pub fn pop_linking_value(channel_binding: &[u8]) -> String {
+    use base64::Engine;
+    crate::input::B64.encode(channel_binding)
+}
+
+/// How a CSR falls short of the CSR attributes response it was meant to follow (RFC 7030
+/// §4.5.2; RFC 8995 §5.9.2: the registrar asks, the pledge complies).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unmet {
+    #[error("CSR key is not {0} as /csrattrs asks")]
+    Key(String),
+    #[error("CSR is not signed with {0} as /csrattrs asks")]
+    SignatureAlgorithm(ObjectIdentifier),
+    #[error("CSR does not request {0} as /csrattrs asks")]
+    Missing(String),
+    #[error("CSR requests {0}, which /csrattrs does not ask for")]
+    Unasked(String),
+    #[error("CSR has no challengePassword, which /csrattrs asks for (RFC 7030 §3.5)")]
+    ChallengePassword,
+    #[error("CSR extensionRequest is malformed: {0}")]
+    Malformed(String),
+}
+
+/// The names of a subjectAltName extension value, each as its DER (for comparing as sets).
+fn san_entries(ext: &Extension) -> Result<Vec<(Vec<u8>, GeneralName)>, Unmet> {
+    let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
+        .map_err(|e| Unmet::Malformed(format!("subjectAltName: {e}")))?;
+    san.0
+        .into_iter()
+        .map(|n| {
+            n.to_der()
+                .map(|d| (d, n))
+                .map_err(|e| Unmet::Malformed(e.to_string()))
+        })
+        .collect()
+}
+
+fn key_description(key: &RequestedKey) -> String {
+    match key {
+        RequestedKey::Ec { curve: Some(c) } if *c == rfc5912::SECP_256_R_1 => {
+            "an EC key on secp256r1".into()
+        }
+        RequestedKey::Ec { curve: Some(c) } if *c == rfc5912::SECP_384_R_1 => {
+            "an EC key on secp384r1".into()
+        }
+        RequestedKey::Ec { curve: Some(c) } => format!("an EC key on {c}"),
+        RequestedKey::Ec { curve: None } => "an EC key".into(),
+        RequestedKey::Rsa { .. } => "an RSA key".into(),
+        RequestedKey::Ed25519 => "an Ed25519 key".into(),
+        RequestedKey::Ed448 => "an Ed448 key".into(),
+    }
+}
+
+fn key_matches(key: &RequestedKey, spki: &spki::SubjectPublicKeyInfoOwned) -> bool {
+    let oid = spki.algorithm.oid;
+    match key {
+        RequestedKey::Ec { curve } => {
+            let named = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+            oid == rfc5912::ID_EC_PUBLIC_KEY && curve.is_none_or(|c| named == Some(c))
+        }
+        RequestedKey::Rsa { .. } => oid == rfc5912::RSA_ENCRYPTION,
+        RequestedKey::Ed25519 => oid == rfc8410::ID_ED_25519,
+        RequestedKey::Ed448 => oid == rfc8410::ID_ED_448,
+    }
 }
 
 /// A CSR attributes response (RFC 8951 §3.4). An empty list means no requirements; entries the
@@ -229,6 +306,81 @@ impl CsrAttrs {
             }
         }
         out
+    }
+
+    /// RFC 7030 §4.5.2, RFC 8951 §3.4: the extensions to request with the values given, from
+    /// every `Extensions` value of an `extensionRequest` attribute (e.g. a subjectAltName with
+    /// the names the server will certify, RFC 8995 §5.9.2).
+    pub fn extension_templates(&self) -> Vec<Extension> {
+        self.0
+            .iter()
+            .filter_map(|item| match item {
+                AttrOrOid::Attribute { oid, values } if *oid == EXTENSION_REQUEST => Some(values),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(any_as::<Extensions>)
+            .flatten()
+            .collect()
+    }
+
+    /// Whether `csr` follows this response: the key type and curve, the signature algorithm,
+    /// a challengePassword when one is asked for (its value is the caller's to check), and
+    /// every extension of [`Self::extension_templates`] with its value; a subjectAltName with
+    /// exactly the names asked for (none missing, none added).
+    pub fn check_csr(&self, csr: &CertReq) -> Result<(), Unmet> {
+        if let Some(key) = self.requested_key() {
+            if !key_matches(&key, &csr.info.public_key) {
+                return Err(Unmet::Key(key_description(&key)));
+            }
+        }
+        if let Some(alg) = self.requested_signature_algorithm() {
+            if csr.algorithm.oid != alg {
+                return Err(Unmet::SignatureAlgorithm(alg));
+            }
+        }
+        if self.requests_challenge_password()
+            && !csr
+                .info
+                .attributes
+                .iter()
+                .any(|a| a.oid == CHALLENGE_PASSWORD)
+        {
+            return Err(Unmet::ChallengePassword);
+        }
+        let requested = crate::pki::csr::requested_extensions(csr)
+            .map_err(|e| Unmet::Malformed(e.to_string()))?;
+        for asked in self.extension_templates() {
+            let got = requested.iter().find(|e| e.extn_id == asked.extn_id);
+            if asked.extn_id != SubjectAltName::OID {
+                if got.is_none_or(|g| g.extn_value != asked.extn_value) {
+                    return Err(Unmet::Missing(format!(
+                        "extension {} with the value given",
+                        asked.extn_id
+                    )));
+                }
+                continue;
+            }
+            let asked_names = san_entries(&asked)?;
+            let got_names = match got {
+                Some(g) => san_entries(g)?,
+                None => Vec::new(),
+            };
+            let describe = crate::pki::profile::describe_general_name;
+            if let Some((_, n)) = asked_names
+                .iter()
+                .find(|(d, _)| !got_names.iter().any(|(g, _)| g == d))
+            {
+                return Err(Unmet::Missing(format!("subjectAltName {}", describe(n))));
+            }
+            if let Some((_, n)) = got_names
+                .iter()
+                .find(|(d, _)| !asked_names.iter().any(|(a, _)| a == d))
+            {
+                return Err(Unmet::Unasked(format!("subjectAltName {}", describe(n))));
+            }
+        }
+        Ok(())
     }
 
     /// RFC 7030 §4.5.2: the key type (and curve or size) asked for by the first entry that names

@@ -25,7 +25,7 @@ pub use body::{
 pub use certs_only::{
     decode_certs_only, decode_certs_only_body, encode_certs_only, encode_certs_only_body,
 };
-pub use csrattrs::{AttrOrOid, CsrAttrs, RequestedKey};
+pub use csrattrs::{AttrOrOid, CsrAttrs, RequestedKey, Unmet, pop_linking_value};
 pub use media::{ContentFormat, media_type};
 pub use multipart::{
     MultipartPart, decode_crts_multipart, decode_multipart_core, encode_crts_multipart,

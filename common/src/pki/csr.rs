@@ -21,6 +21,10 @@ pub enum CsrError {
     Malformed(String),
     #[error("CSR self-signature does not verify")]
     BadSignature,
+    /// The key to be certified is of a type or size this suite does not sign for (RFC 7030
+    /// §4.2.1: the server checks the request before it issues).
+    #[error("CSR key not accepted: {0}")]
+    KeyNotAccepted(String),
     #[error("unsupported CSR signature algorithm: {0}")]
     UnsupportedAlgorithm(String),
     #[error("CSR attribute {oid} is malformed: {reason}")]
@@ -152,12 +156,71 @@ pub fn verify_csr(der: &[u8]) -> Result<CertReq, CsrError> {
         .as_bytes()
         .ok_or_else(|| CsrError::Malformed("signature BIT STRING has unused bits".into()))?;
     let spki_der = spki_der(&req)?;
+    accepted_key(&req.info.public_key)?;
     match verify_with_algorithm_id(&spki_der, &req.algorithm, &info_der, signature) {
         Ok(()) => Ok(req),
         Err(KeyError::BadSignature | KeyError::MalformedSignature) => Err(CsrError::BadSignature),
         Err(KeyError::UnsupportedAlgorithm(alg)) => Err(CsrError::UnsupportedAlgorithm(alg)),
         Err(e) => Err(CsrError::Malformed(e.to_string())),
     }
+}
+
+/// Smallest and largest RSA modulus accepted, in bits (what aws-lc-rs verifies).
+pub const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+
+/// Whether the key to be certified is one this suite verifies and issues for: an EC key on
+/// P-256 or P-384, an RSA key of [`RSA_BITS`], or Ed25519. Checked before the self-signature,
+/// so that a small or unknown key is named as such rather than as a bad signature.
+pub fn accepted_key(spki: &SubjectPublicKeyInfoOwned) -> Result<(), CsrError> {
+    use const_oid::db::{rfc5912, rfc8410};
+    let oid = spki.algorithm.oid;
+    if oid == rfc5912::ID_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+        return match curve {
+            Some(c) if c == rfc5912::SECP_256_R_1 || c == rfc5912::SECP_384_R_1 => Ok(()),
+            Some(c) => Err(CsrError::KeyNotAccepted(format!(
+                "EC key on curve {c}; P-256 and P-384 are accepted"
+            ))),
+            None => Err(CsrError::KeyNotAccepted(
+                "EC key without a named curve".into(),
+            )),
+        };
+    }
+    if oid == rfc5912::RSA_ENCRYPTION {
+        let bits = rsa_modulus_bits(spki).ok_or_else(|| {
+            CsrError::KeyNotAccepted("RSA key whose modulus does not decode".into())
+        })?;
+        return if RSA_BITS.contains(&bits) {
+            Ok(())
+        } else {
+            Err(CsrError::KeyNotAccepted(format!(
+                "RSA key of {bits} bits; {} to {} bits are accepted",
+                RSA_BITS.start(),
+                RSA_BITS.end()
+            )))
+        };
+    }
+    if oid == rfc8410::ID_ED_25519 {
+        return Ok(());
+    }
+    Err(CsrError::KeyNotAccepted(format!("key type {oid}")))
+}
+
+/// The size in bits of an RSA public key's modulus (RFC 8017 §A.1.1).
+fn rsa_modulus_bits(spki: &SubjectPublicKeyInfoOwned) -> Option<usize> {
+    #[derive(der::Sequence)]
+    struct RsaPublicKey<'a> {
+        modulus: der::asn1::UintRef<'a>,
+        public_exponent: der::asn1::UintRef<'a>,
+    }
+    let key = RsaPublicKey::from_der(spki.subject_public_key.as_bytes()?).ok()?;
+    let bytes = key.modulus.as_bytes();
+    let first = bytes.first()?;
+    Some(bytes.len() * 8 - first.leading_zeros() as usize)
 }
 
 /// The requested subject DN.

@@ -47,7 +47,7 @@ pub fn find_extension(
     Ok(first)
 }
 
-fn cert_extensions(cert: &Certificate) -> &[Extension] {
+pub fn cert_extensions(cert: &Certificate) -> &[Extension] {
     cert.tbs_certificate()
         .extensions()
         .map(Vec::as_slice)
@@ -292,6 +292,14 @@ pub fn serial_number_from(cert: &Certificate, source: SerialNumberSource) -> Opt
             .flatten()
             .and_then(|h| String::from_utf8(h.hw_serial_num.as_bytes().to_vec()).ok()),
     }
+}
+
+/// The subjectAltName entries among `extensions` (a certificate's, or a CSR's requested
+/// ones); none when there is no subjectAltName.
+pub fn subject_alt_names(extensions: &[Extension]) -> Result<Vec<GeneralName>, ExtError> {
+    Ok(decode_ext::<SubjectAltName>(extensions)?
+        .map(|san| san.0)
+        .unwrap_or_default())
 }
 
 /// The HardwareModuleName in the subjectAltName (RFC 4108 §5; 802.1AR DevID), if any.

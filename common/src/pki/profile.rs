@@ -5,7 +5,7 @@
 
 use super::issue::{CertificateParams, NotAfter, PkiError};
 use super::name::build_name;
-use crate::oid::{ID_KP_CLIENT_AUTH, ID_KP_CMC_RA, ID_KP_SERVER_AUTH};
+use crate::oid::{ID_KP_CLIENT_AUTH, ID_KP_CMC_RA, ID_KP_SERVER_AUTH, ID_ON_ACP_NODE_NAME};
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc4519;
 use der::asn1::{Ia5String, OctetString};
@@ -157,6 +157,112 @@ pub fn tls_server(
     p.subject_key_identifier = true;
     p.subject_alt_names = alt_names(dns_names, ip_addresses)?;
     Ok(p)
+}
+
+/// Whether `name` is a DNS name in the preferred name syntax (RFC 1034 §3.5, RFC 1123 §2.1):
+/// dot-separated labels of letters, digits and inner hyphens, 1 to 63 octets each, 253 in all.
+pub fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn invalid(field: &'static str, reason: String) -> PkiError {
+    PkiError::InvalidField { field, reason }
+}
+
+/// An rfc822Name entry (RFC 5280 §4.2.1.6): `local-part@domain`, ASCII, the domain a DNS name.
+pub fn rfc822_name(address: &str) -> Result<GeneralName, PkiError> {
+    let domain = match address.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && local.bytes().all(|b| b.is_ascii_graphic() && b != b'@') =>
+        {
+            domain
+        }
+        _ => {
+            return Err(invalid(
+                "rfc822Name",
+                format!("{address:?} is not local-part@domain"),
+            ));
+        }
+    };
+    if !is_dns_name(domain) {
+        return Err(invalid(
+            "rfc822Name",
+            format!("{domain:?} in {address:?} is not a DNS name"),
+        ));
+    }
+    let ia5 = Ia5String::new(address).map_err(|e| invalid("rfc822Name", e.to_string()))?;
+    Ok(GeneralName::Rfc822Name(ia5))
+}
+
+/// RFC 8994 §6.2.2 `etext`: printable characters other than "@" that may form an extension.
+fn is_etext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
+}
+
+/// An ACP node name (RFC 8994 §6.2.2) as a subjectAltName otherName `AcpNodeName`
+/// (IA5String): `[acp-address] ["+" rsub *("+" extension)] "@" acp-domain-name`, the
+/// acp-address 32 hex digits or "0", rsub a DNS subdomain, the domain a DNS name.
+pub fn acp_node_name(name: &str) -> Result<GeneralName, PkiError> {
+    let bad = |why: &str| invalid("AcpNodeName", format!("{name:?}: {why} (RFC 8994 §6.2.2)"));
+    let (local, domain) = name
+        .split_once('@')
+        .ok_or_else(|| bad("no \"@\" acp-domain-name"))?;
+    if !is_dns_name(domain) {
+        return Err(bad("acp-domain-name is not a DNS name"));
+    }
+    let mut parts = local.split('+');
+    let address = parts.next().unwrap_or_default();
+    let address_ok = address.is_empty()
+        || address == "0"
+        || (address.len() == 32 && address.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !address_ok {
+        return Err(bad("acp-address is neither 32 hex digits nor \"0\""));
+    }
+    if let Some(rsub) = parts.next() {
+        if !rsub.is_empty() && !is_dns_name(rsub) {
+            return Err(bad("rsub is not a DNS subdomain"));
+        }
+    }
+    if !parts.all(|ext| !ext.is_empty() && ext.bytes().all(is_etext)) {
+        return Err(bad("an extension is empty or not etext"));
+    }
+    let ia5 = Ia5String::new(name).map_err(|e| invalid("AcpNodeName", e.to_string()))?;
+    Ok(GeneralName::OtherName(OtherName {
+        type_id: ID_ON_ACP_NODE_NAME,
+        value: der::Any::encode_from(&ia5).map_err(|e| PkiError::Encoding(e.to_string()))?,
+    }))
+}
+
+/// A subjectAltName entry as people write it: `dNSName "x"`, `otherName AcpNodeName "x"`.
+pub fn describe_general_name(name: &GeneralName) -> String {
+    match name {
+        GeneralName::DnsName(n) => format!("dNSName {:?}", n.as_str()),
+        GeneralName::Rfc822Name(n) => format!("rfc822Name {:?}", n.as_str()),
+        GeneralName::UniformResourceIdentifier(n) => {
+            format!("uniformResourceIdentifier {:?}", n.as_str())
+        }
+        GeneralName::OtherName(o) if o.type_id == ID_ON_ACP_NODE_NAME => {
+            match o.value.decode_as::<Ia5String>() {
+                Ok(v) => format!("otherName AcpNodeName {:?}", v.as_str()),
+                Err(_) => "otherName AcpNodeName (not an IA5String)".into(),
+            }
+        }
+        GeneralName::OtherName(o) => format!("otherName {}", o.type_id),
+        GeneralName::IpAddress(ip) => format!("iPAddress {}", hex::encode(ip.as_bytes())),
+        GeneralName::DirectoryName(n) => format!("directoryName \"{n}\""),
+        GeneralName::RegisteredId(oid) => format!("registeredID {oid}"),
+        GeneralName::EdiPartyName(_) => "ediPartyName".into(),
+    }
 }
 
 /// dNSName and iPAddress entries (RFC 5280 §4.2.1.6): names must be non-empty visible ASCII.

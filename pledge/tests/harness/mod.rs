@@ -147,6 +147,56 @@ pub enum CsrAttrsReply {
     P384,
     Ed25519,
     NotFound,
+    /// P-256, challengePassword (RFC 7030 §3.5) and an extensionRequest subjectAltName with
+    /// [`ACP_NODE_NAME`] and [`DNS_NAME`] (RFC 8995 §5.9.2, RFC 8994 §6.2.2).
+    P256WithNames,
+}
+
+/// The ACP node name asked for by [`CsrAttrsReply::P256WithNames`].
+pub const ACP_NODE_NAME: &str = "fd89b714f3db00000200000064000000+pledge@acp.example.net";
+/// The dNSName asked for by [`CsrAttrsReply::P256WithNames`].
+pub const DNS_NAME: &str = "pledge.example.net";
+
+/// The CSR attributes of `reply` (`None` for a 404).
+pub fn csr_attrs(reply: CsrAttrsReply) -> Option<CsrAttrs> {
+    let ec = |curve: const_oid::ObjectIdentifier, sig: const_oid::ObjectIdentifier| {
+        vec![
+            AttrOrOid::Attribute {
+                oid: RawOid::from(rfc5912::ID_EC_PUBLIC_KEY),
+                values: vec![der::Any::from(&curve)],
+            },
+            AttrOrOid::Oid(RawOid::from(sig)),
+        ]
+    };
+    Some(CsrAttrs(match reply {
+        CsrAttrsReply::NotFound => return None,
+        CsrAttrsReply::P256 => ec(rfc5912::SECP_256_R_1, rfc5912::ECDSA_WITH_SHA_256),
+        CsrAttrsReply::P384 => ec(rfc5912::SECP_384_R_1, rfc5912::ECDSA_WITH_SHA_384),
+        CsrAttrsReply::Ed25519 => vec![AttrOrOid::Oid(RawOid::from(rfc8410::ID_ED_25519))],
+        CsrAttrsReply::P256WithNames => {
+            let mut names = vec![profile::acp_node_name(ACP_NODE_NAME).expect("acp")];
+            names.extend(profile::alt_names(&[DNS_NAME], &[]).expect("dns"));
+            let san = x509_cert::ext::Extension {
+                extn_id: const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME,
+                critical: false,
+                extn_value: der::asn1::OctetString::new(
+                    x509_cert::ext::pkix::SubjectAltName(names)
+                        .to_der()
+                        .expect("der"),
+                )
+                .expect("octets"),
+            };
+            let mut attrs = ec(rfc5912::SECP_256_R_1, rfc5912::ECDSA_WITH_SHA_256);
+            attrs.push(AttrOrOid::Oid(RawOid::from(
+                brski_common::oid::CHALLENGE_PASSWORD,
+            )));
+            attrs.push(AttrOrOid::Attribute {
+                oid: RawOid::from(brski_common::oid::EXTENSION_REQUEST),
+                values: vec![der::Any::encode_from(&vec![san]).expect("any")],
+            });
+            attrs
+        }
+    }))
 }
 
 /// Ways for the harness to misbehave.
@@ -173,6 +223,11 @@ pub struct Behaviour {
     pub close_on_pending: bool,
     /// Connections after the first present the other domain's registrar certificate.
     pub switch_cert_on_reconnect: bool,
+    /// Answer this many `/simpleenroll` requests with 202 + `Retry-After` first (RFC 7030
+    /// §4.2.3).
+    pub enroll_pending: usize,
+    /// The Retry-After of those 202 answers (default "1").
+    pub enroll_retry_after: Option<&'static str>,
 }
 
 /// What the harness saw.
@@ -190,6 +245,9 @@ pub struct Log {
     pub vouchered: HashSet<String>,
     /// TLS handshakes (full ones: the harness does not resume sessions).
     pub handshakes: usize,
+    /// Per CSR received: whether its challengePassword was the channel binding of the
+    /// connection it came on (RFC 7030 §3.5), and the extensions it requested.
+    pub csrs: Vec<(bool, Vec<x509_cert::ext::Extension>)>,
 }
 
 pub struct Shared {
@@ -416,22 +474,8 @@ async fn cacerts(State(s): State<Arc<Shared>>) -> Response {
 
 async fn csrattrs(State(s): State<Arc<Shared>>) -> Response {
     s.record(paths::CSRATTRS);
-    let ec = |curve: const_oid::ObjectIdentifier, sig: const_oid::ObjectIdentifier| {
-        CsrAttrs(vec![
-            AttrOrOid::Attribute {
-                oid: RawOid::from(rfc5912::ID_EC_PUBLIC_KEY),
-                values: vec![der::Any::from(&curve)],
-            },
-            AttrOrOid::Oid(RawOid::from(sig)),
-        ])
-    };
-    let attrs = match s.behaviour().csrattrs {
-        CsrAttrsReply::NotFound => return text(404, "no CSR attributes"),
-        CsrAttrsReply::P256 => ec(rfc5912::SECP_256_R_1, rfc5912::ECDSA_WITH_SHA_256),
-        CsrAttrsReply::P384 => ec(rfc5912::SECP_384_R_1, rfc5912::ECDSA_WITH_SHA_384),
-        CsrAttrsReply::Ed25519 => {
-            CsrAttrs(vec![AttrOrOid::Oid(RawOid::from(rfc8410::ID_ED_25519))])
-        }
+    let Some(attrs) = csr_attrs(s.behaviour().csrattrs) else {
+        return text(404, "no CSR attributes");
     };
     match attrs.to_body() {
         Ok(body) => ok(media_type::CSRATTRS, body),
@@ -466,8 +510,16 @@ fn issue_ldevid(
     .map_err(|e| e.to_string())
 }
 
-/// Check a base64 CSR body (RFC 7030 §4.2.1) whose subject must be `subject`; issue.
-fn enroll_csr(s: &Shared, b: &Behaviour, body: &[u8], subject: &x509_cert::name::Name) -> Response {
+/// Check a base64 CSR body (RFC 7030 §4.2.1) whose subject must be `subject`, received on
+/// `conn`, against the CSR attributes served (for `/simpleenroll`); issue.
+fn enroll_csr(
+    s: &Shared,
+    b: &Behaviour,
+    conn: &ConnInfo,
+    body: &[u8],
+    subject: &x509_cert::name::Name,
+    attrs: Option<CsrAttrs>,
+) -> Response {
     let der = match est::decode_base64_body(body) {
         Ok(d) => d,
         Err(e) => return text(400, e),
@@ -476,6 +528,20 @@ fn enroll_csr(s: &Shared, b: &Behaviour, body: &[u8], subject: &x509_cert::name:
         Ok(r) => r,
         Err(e) => return text(400, e),
     };
+    let linked = match pki::csr::challenge_password(&req) {
+        Ok(Some(pw)) => conn
+            .channel_binding
+            .as_deref()
+            .is_some_and(|cb| est::pop_linking_value(cb) == pw),
+        _ => false,
+    };
+    let extensions = pki::csr::requested_extensions(&req).unwrap_or_default();
+    s.log.lock().expect("lock").csrs.push((linked, extensions));
+    if let Some(attrs) = attrs {
+        if let Err(e) = attrs.check_csr(&req) {
+            return text(400, e);
+        }
+    }
     if pki::csr::subject(&req) != subject {
         return text(400, "CSR subject differs from the client certificate's");
     }
@@ -517,7 +583,29 @@ async fn simple_enroll(
     if !s.log.lock().expect("lock").vouchered.contains(&serial) {
         return text(403, "no voucher for this pledge");
     }
-    enroll_csr(&s, &b, &body, idevid.tbs_certificate().subject())
+    let pending = {
+        let mut behaviour = s.behaviour.lock().expect("lock");
+        let pending = behaviour.enroll_pending > 0;
+        behaviour.enroll_pending = behaviour.enroll_pending.saturating_sub(1);
+        pending
+    };
+    if pending {
+        let mut r = text(202, "pending");
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            b.enroll_retry_after.unwrap_or("1").parse().expect("header"),
+        );
+        return r;
+    }
+    let attrs = csr_attrs(b.csrattrs);
+    enroll_csr(
+        &s,
+        &b,
+        &conn,
+        &body,
+        idevid.tbs_certificate().subject(),
+        attrs,
+    )
 }
 
 async fn simple_reenroll(
@@ -534,7 +622,14 @@ async fn simple_reenroll(
     if validate_chain(ldevid, rest, &s.world.domain_policy()).is_err() {
         return text(403, "not an LDevID of this domain");
     }
-    enroll_csr(&s, &b, &body, ldevid.tbs_certificate().subject())
+    enroll_csr(
+        &s,
+        &b,
+        &conn,
+        &body,
+        ldevid.tbs_certificate().subject(),
+        None,
+    )
 }
 
 /// The registrar's certificate, or the other domain's registrar certificate for connections
@@ -799,6 +894,20 @@ pub async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cond()
+}
+
+/// A harness registrar behaving as `behaviour` and a pledge `serial` that `pledge bootstrap`
+/// must have enrolled with it (exit 0).
+pub async fn bootstrapped(
+    world: &Arc<World>,
+    behaviour: Behaviour,
+    serial: &str,
+) -> (Registrar, PledgeDir) {
+    let registrar = Registrar::start(world.clone(), behaviour).await;
+    let p = pledge_dir(world, serial, "cms", Some(&registrar.url));
+    let out = pledge(&["bootstrap", "--config", &p.config.to_string_lossy()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (registrar, p)
 }
 
 pub fn stderr(o: &Output) -> String {

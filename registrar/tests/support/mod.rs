@@ -855,6 +855,50 @@ impl Pledge {
     }
 }
 
+/// A registrar with an in-test MASA of its manufacturer, in a temporary directory.
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+    pub vendor: Arc<Vendor>,
+    pub masa: TestMasa,
+    pub reg: RegistrarProc,
+}
+
+/// [`Setup`]: `registrar init` with `init_extra`, `registrar.toml` changed by `edit`, then
+/// `registrar serve`.
+pub async fn setup_with(
+    mode: MasaMode,
+    init_extra: &[&str],
+    edit: impl FnOnce(String) -> String,
+) -> Setup {
+    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let vendor = Arc::new(Vendor::new("Vendor"));
+    let masa = start_masa(vendor.clone(), mode).await;
+    let ca_file = vendor.write_ca(tmp.path());
+    let dir = tmp.path().join("registrar");
+    let addr = init_registrar(&dir, &ca_file, init_extra).await;
+    edit_config(&dir, edit);
+    let reg = RegistrarProc::start(&dir, addr).await;
+    Setup {
+        tmp,
+        vendor,
+        masa,
+        reg,
+    }
+}
+
+/// [`setup_with`] a MASA that issues vouchers and the configuration as `registrar init` writes
+/// it.
+pub async fn setup() -> Setup {
+    setup_with(MasaMode::Issue, &[], |t| t).await
+}
+
+impl Setup {
+    /// A pledge of this manufacturer, its IDevID naming the MASA.
+    pub fn pledge(&self, serial: &str) -> Pledge {
+        Pledge::new(serial, self.vendor.mint(serial, Some(&self.masa.url())))
+    }
+}
+
 /// A CSR for `key` with `subject`, as the base64 body of `/simpleenroll` (RFC 7030 §4.2.1).
 pub fn csr_body(subject: &x509_cert::name::Name, key: &dyn Signer) -> String {
     let der = pki::build_csr(subject, key, &pki::CsrParams::default()).expect("csr");
