@@ -112,6 +112,21 @@ fn openssl_verify(ca: &std::path::Path, cert: &std::path::Path) -> std::process:
         .expect("openssl runs")
 }
 
+/// `pledge bootstrap` of a new pledge `serial` of `world`, its `pledge.toml` edited by `edit`,
+/// against a harness registrar behaving as `behaviour`.
+async fn bootstrap_with(
+    world: &std::sync::Arc<World>,
+    serial: &str,
+    behaviour: Behaviour,
+    edit: impl Fn(String) -> String,
+) -> (std::process::Output, PledgeDir, Registrar) {
+    let registrar = Registrar::start(world.clone(), behaviour).await;
+    let p = pledge_dir(world, serial, "cms", Some(&registrar.url));
+    std::fs::write(&p.config, edit(p.config_text())).expect("write");
+    let out = pledge(&["bootstrap", "--config", &p.config.to_string_lossy()]).await;
+    (out, p, registrar)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc8995_5_bootstrap_enrolls_and_reports() {
     let world = world();
@@ -408,7 +423,7 @@ async fn rfc8995_5_new_connection_must_present_the_same_registrar_certificate() 
     assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
     assert_eq!(
         reason(&out),
-        "pledge: requestvoucher: the registrar presented another certificate on a new connection"
+        "pledge: requestvoucher: the registrar presented another certificate chain on a new connection"
     );
     assert_not_enrolled(&p);
     let log = registrar.log();
@@ -417,6 +432,57 @@ async fn rfc8995_5_new_connection_must_present_the_same_registrar_certificate() 
         log.pvrs.len(),
         1,
         "nothing sent to the other certificate's holder"
+    );
+}
+
+/// RFC 8995 §5: the pledge refused, at `step`, a new connection presenting another chain.
+fn assert_refused_changed_chain(out: &std::process::Output, p: &PledgeDir, step: &str) {
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(out));
+    assert_eq!(
+        reason(out),
+        format!(
+            "pledge: {step}: the registrar presented another certificate chain on a new connection"
+        )
+    );
+    assert_not_enrolled(p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_new_connection_must_present_the_same_registrar_chain() {
+    // The same end-entity certificate, but another CA certificate after it (same name and
+    // key, so every signature still verifies): not the chain the pledge saw first.
+    let behaviour = Behaviour {
+        pending: 1,
+        close_on_pending: true,
+        reissued_ca_on_reconnect: true,
+        ..Behaviour::default()
+    };
+    let (out, p, registrar) = bootstrap_with(&world(), "SN-CHAIN", behaviour, |t| t).await;
+    assert_refused_changed_chain(&out, &p, "requestvoucher");
+    let log = registrar.log();
+    assert_eq!(log.handshakes, 2);
+    assert_eq!(log.pvrs.len(), 1, "nothing resent over the changed chain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_reconnection_after_the_voucher_must_present_the_pinned_chain() {
+    // The connection drops after the voucher was accepted against the first chain; EST on
+    // the new connection must see that very chain again.
+    let behaviour = Behaviour {
+        close_after_voucher_status: true,
+        reissued_ca_on_reconnect: true,
+        ..Behaviour::default()
+    };
+    let (out, p, registrar) = bootstrap_with(&world(), "SN-DROP", behaviour, |t| t).await;
+    assert_refused_changed_chain(&out, &p, "cacerts");
+    assert!(!p.exists("domain-ca.crt.pem"));
+    let log = registrar.log();
+    assert_eq!(log.voucher_status.len(), 1);
+    assert!(log.voucher_status[0].status, "the voucher was accepted");
+    assert_eq!(
+        log.requests,
+        vec![paths::REQUEST_VOUCHER, paths::VOUCHER_STATUS],
+        "no EST request went over the changed chain"
     );
 }
 

@@ -101,6 +101,8 @@ pub struct World {
     /// A second domain: its CA is what a voucher "for another domain" pins.
     pub other_domain_ca: Party,
     pub other_registrar: Party,
+    /// The domain CA issued again: same name and key, another serial number.
+    pub domain_ca_reissued: Certificate,
 }
 
 pub fn world() -> Arc<World> {
@@ -114,6 +116,12 @@ pub fn world() -> Arc<World> {
     let registrar = registrar_cert(&domain_ca, "registrar");
     let other_domain_ca = ca("Other Domain CA", false);
     let other_registrar = registrar_cert(&other_domain_ca, "other registrar");
+    let domain_ca_reissued = self_signed(
+        &profile::domain_ca(name_from_parts(Some("Domain CA"), Some("Example"), None).expect("n"))
+            .expect("params"),
+        domain_ca.key.as_ref(),
+    )
+    .expect("reissued CA");
     Arc::new(World {
         vendor,
         masa,
@@ -121,6 +129,7 @@ pub fn world() -> Arc<World> {
         registrar,
         other_domain_ca,
         other_registrar,
+        domain_ca_reissued,
     })
 }
 
@@ -173,6 +182,11 @@ pub struct Behaviour {
     pub close_on_pending: bool,
     /// Connections after the first present the other domain's registrar certificate.
     pub switch_cert_on_reconnect: bool,
+    /// Connections after the first present the same registrar certificate, followed by the
+    /// reissued domain CA instead of the original one.
+    pub reissued_ca_on_reconnect: bool,
+    /// The voucher_status answer carries `Connection: close`, so EST needs a new connection.
+    pub close_after_voucher_status: bool,
 }
 
 /// What the harness saw.
@@ -376,6 +390,9 @@ async fn voucher_status(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     match StatusTelemetry::from_json(&body) {
         Ok(t) => {
             s.log.lock().expect("lock").voucher_status.push(t);
+            if s.behaviour().close_after_voucher_status {
+                return (StatusCode::OK, [(header::CONNECTION, "close")], "ok\n").into_response();
+            }
             text(200, "ok")
         }
         Err(e) => text(400, e),
@@ -544,6 +561,7 @@ struct CertResolver {
     shared: Arc<Shared>,
     ours: Arc<rustls::sign::CertifiedKey>,
     other: Arc<rustls::sign::CertifiedKey>,
+    reissued: Arc<rustls::sign::CertifiedKey>,
 }
 
 impl rustls::server::ResolvesServerCert for CertResolver {
@@ -556,8 +574,11 @@ impl rustls::server::ResolvesServerCert for CertResolver {
             log.handshakes += 1;
             log.handshakes - 1
         };
-        if earlier > 0 && self.shared.behaviour().switch_cert_on_reconnect {
+        let b = self.shared.behaviour();
+        if earlier > 0 && b.switch_cert_on_reconnect {
             Some(self.other.clone())
+        } else if earlier > 0 && b.reissued_ca_on_reconnect {
+            Some(self.reissued.clone())
         } else {
             Some(self.ours.clone())
         }
@@ -605,6 +626,14 @@ impl Registrar {
         let resolver = CertResolver {
             ours: certified(&world.registrar, &world.domain_ca),
             other: certified(&world.other_registrar, &world.other_domain_ca),
+            reissued: {
+                let key: Arc<dyn Signer> = world.registrar.key.clone();
+                let chain = [
+                    world.registrar.der(),
+                    world.domain_ca_reissued.to_der().expect("der"),
+                ];
+                tls::certified_key(&chain, key).expect("certified key")
+            },
             shared: Arc::new(Shared {
                 world,
                 behaviour: Mutex::new(behaviour),
