@@ -194,6 +194,56 @@ fn rfc8995_5_6_1_expires_on_also_applies_to_nonced_vouchers() {
 }
 
 #[test]
+fn rfc8995_2_6_1_voucher_created_in_the_future_is_refused() {
+    // created-on is 2021-04-13T17:43:24.589-04:00, i.e. 21:43:24.589Z; the skew is 5 minutes.
+    let v = c_2_3_voucher();
+    let expectations = PledgeExpectations::for_request(&c_2_1_pvr());
+    assert!(
+        validate_voucher(
+            &v,
+            &expectations
+                .clone()
+                .with_trusted_time(datetime!(2021-04-13 21:38:25 UTC))
+        )
+        .is_ok(),
+        "within the allowed skew"
+    );
+    let err = validate_voucher(
+        &v,
+        &expectations
+            .clone()
+            .with_trusted_time(datetime!(2021-04-13 21:38:24 UTC)),
+    );
+    assert_eq!(
+        err,
+        Err(VoucherCheckError::CreatedInFuture {
+            created_on: "2021-04-13T17:43:24.589-04:00".into()
+        })
+    );
+    assert_eq!(
+        err.err().map(|e| e.to_string()).as_deref(),
+        Some(
+            "voucher created-on 2021-04-13T17:43:24.589-04:00 is in the future (more than 300 s ahead of this pledge's clock)"
+        )
+    );
+    // Without a trusted clock created-on is not judged (RFC 8995 §2.6.1: MAY ignore it).
+    assert!(validate_voucher(&v, &expectations).is_ok());
+}
+
+#[test]
+fn rfc8366bis_8_4_voucher_without_created_on_is_accepted() {
+    // created-on is optional in RFC 8366bis ("primarily for human consumption and auditing").
+    let mut v = c_2_3_voucher();
+    v.created_on = None;
+    let expectations = PledgeExpectations::for_request(&c_2_1_pvr())
+        .with_trusted_time(datetime!(2021-04-13 21:50:00 UTC));
+    assert!(matches!(
+        validate_voucher(&v, &expectations),
+        Ok(Pin::DomainCert(_))
+    ));
+}
+
+#[test]
 fn rfc8366bis_6_1_idevid_issuer_must_match() {
     // The cBRSKI pledge IDevID has an AKI; the C.4 RVR carries it as idevid-issuer.
     let idevid = cert("cbrski/C-pledge.crt.pem");

@@ -9,7 +9,8 @@ use crate::state::{Enrollment, LdevidKey, StateDir, StateFile};
 use crate::timing::VOUCHER_RETRY_CAP;
 use brski_common::brski::paths;
 use brski_common::brski::pledge::{
-    PledgeError, accept_voucher, build_pledge_voucher_request, validate_registrar,
+    AcceptedVoucher, PledgeError, PledgeVoucherRequest, accept_voucher,
+    build_pledge_voucher_request, validate_registrar,
 };
 use brski_common::envelope::Format;
 use brski_common::est::media_type;
@@ -194,15 +195,10 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         .and_then(Format::from_media_type)
         .unwrap_or(id.format);
     let voucher = voucher_bytes(format, response.body);
-    let mut expected = PledgeExpectations::for_request(&pvr.request)
-        .with_idevid_issuer(Some(idevid_issuer(idevid)));
-    expected.trusted_time = id.trusted_now();
-    let manufacturer = TrustPolicy::new(id.manufacturer.clone()).with_time(time);
-    let accepted = match accept_voucher(format, &voucher, &manufacturer, &expected) {
+    let accepted = match imprint(id, format, &voucher, &pvr, idevid, session.server_chain()).await {
         Ok(a) => a,
-        Err(e) => {
-            let failure = Failure::Voucher(e);
-            tracing::warn!(step = "voucher", outcome = "rejected", error = %failure, "voucher rejected");
+        Err((step, failure)) => {
+            tracing::warn!(step, outcome = "rejected", error = %failure, "voucher not accepted");
             voucher_status(
                 &mut session,
                 StatusTelemetry::failure(failure.telemetry_reason()),
@@ -211,20 +207,6 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
             return Err(failure);
         }
     };
-    // RFC 8995 §5.6.2: the registrar's certificate must validate against the pin.
-    if let Err(e) = validate_registrar(&accepted.pin, session.server_chain(), time) {
-        let failure = Failure::NotPinned(match e {
-            PledgeError::RegistrarNotPinned(detail) => detail,
-            other => other.to_string(),
-        });
-        tracing::warn!(step = "pin", outcome = "rejected", error = %failure, "registrar not pinned");
-        voucher_status(
-            &mut session,
-            StatusTelemetry::failure(failure.telemetry_reason()),
-        )
-        .await;
-        return Err(failure);
-    }
     let assertion = accepted
         .voucher
         .assertion
@@ -283,6 +265,41 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         issuer,
         not_after,
     })
+}
+
+/// RFC 8995 §5.6.1, §5.6.2: the voucher's checks, then the registrar's chain against its pin.
+/// A refusal names its step.
+async fn imprint(
+    id: &Identity,
+    format: Format,
+    voucher: &[u8],
+    pvr: &PledgeVoucherRequest,
+    idevid: &Certificate,
+    server_chain: &[Vec<u8>],
+) -> Result<AcceptedVoucher, (&'static str, Failure)> {
+    let time = id.time_check();
+    let mut expected = PledgeExpectations::for_request(&pvr.request)
+        .with_idevid_issuer(Some(idevid_issuer(idevid)));
+    expected.trusted_time = id.trusted_now();
+    let manufacturer = TrustPolicy::new(id.manufacturer.clone()).with_time(time);
+    let accepted = accept_voucher(format, voucher, &manufacturer, &expected)
+        .map_err(|e| ("voucher", Failure::Voucher(e)))?;
+    if accepted.voucher.created_on.is_none() {
+        // RFC 8366bis §8.4: created-on is optional ("primarily for human consumption and
+        // auditing"); the voucher is accepted, and its absence noted.
+        tracing::info!(
+            step = "voucher",
+            "the voucher has no created-on (optional in RFC 8366bis); its age is not checked"
+        );
+    }
+    validate_registrar(&accepted.pin, server_chain, time).map_err(|e| {
+        let detail = match e {
+            PledgeError::RegistrarNotPinned(detail) => detail,
+            other => other.to_string(),
+        };
+        ("pin", Failure::NotPinned(detail))
+    })?;
+    Ok(accepted)
 }
 
 /// A voucher body: raw as RFC 8995 §5.6 says, or base64 from registrars that encode it anyway.

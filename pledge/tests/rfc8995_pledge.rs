@@ -127,6 +127,10 @@ async fn bootstrap_with(
     (out, p, registrar)
 }
 
+fn without_trusted_clock(text: String) -> String {
+    text.replace("trust-clock = true", "trust-clock = false")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc8995_5_bootstrap_enrolls_and_reports() {
     let world = world();
@@ -280,6 +284,71 @@ async fn rfc8995_2_6_1_pledge_without_a_trusted_clock_enrolls() {
     assert_eq!(
         pvr.created_on, None,
         "no created-on without a trusted clock"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_2_6_1_voucher_created_in_the_future_is_refused() {
+    let world = world();
+    let ahead = || Behaviour {
+        created_on_ahead: Some(time::Duration::hours(1)),
+        ..Behaviour::default()
+    };
+    let (out, p, registrar) = bootstrap_with(&world, "SN-FUTURE", ahead(), |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.starts_with("pledge: voucher rejected: voucher created-on 20")
+            && why.ends_with(" is in the future (more than 300 s ahead of this pledge's clock)"),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+    assert!(!p.exists("voucher.vcj"));
+    {
+        let log = registrar.log();
+        assert_eq!(log.voucher_status.len(), 1);
+        assert!(!log.voucher_status[0].status, "failure reported");
+        assert_eq!(log.enroll_started, 0);
+    }
+    // A pledge without a trusted clock may ignore the voucher's time stamps (§2.6.1).
+    let (out, _p, _r) =
+        bootstrap_with(&world, "SN-FUTURE-NOCLOCK", ahead(), without_trusted_clock).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_2_6_1_cms_signing_time_in_the_future_is_refused() {
+    let behaviour = Behaviour {
+        signing_time_ahead: Some(time::Duration::hours(1)),
+        ..Behaviour::default()
+    };
+    let (out, p, _r) = bootstrap_with(&world(), "SN-SIGNED-LATER", behaviour, |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.starts_with("pledge: voucher rejected: voucher signingTime 20")
+            && why.ends_with("Z is in the future (more than 300 s ahead of this pledge's clock)"),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8366bis_8_4_voucher_without_created_on_is_accepted_and_logged() {
+    let world = world();
+    let behaviour = Behaviour {
+        omit_created_on: true,
+        ..Behaviour::default()
+    };
+    let (out, p, _r) = bootstrap_with(&world, "SN-UNDATED", behaviour, |t| t).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_enrolled(&p, &world, "voucher.vcj");
+    assert!(
+        stderr(&out).contains(
+            "the voucher has no created-on (optional in RFC 8366bis); its age is not checked"
+        ),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -5,7 +5,7 @@ use crate::keys::Signer;
 use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy, validate_chain};
 use crate::voucher::{
     Assertion, DecodeError, EncodeError, Nonce, Pin, PledgeExpectations, RandomError, Voucher,
-    VoucherCheckError, VoucherRequest, validate_voucher,
+    VoucherCheckError, VoucherRequest, check_signing_time, validate_voucher,
 };
 use der::{Decode, Encode};
 use x509_cert::Certificate;
@@ -82,8 +82,9 @@ pub struct AcceptedVoucher {
     pub masa_chain: Vec<Certificate>,
 }
 
-/// Verify a voucher (8995 §5.6.1): signature with the manufacturer's trust anchors, then serial,
-/// `idevid-issuer`, nonce, assertion and pin by `expected`.
+/// Verify a voucher (8995 §5.6.1): signature with the manufacturer's trust anchors and its
+/// signingTime (§2.6.1), then serial, `idevid-issuer`, nonce, times, assertion and pin by
+/// `expected`.
 pub fn accept_voucher(
     format: Format,
     bytes: &[u8],
@@ -91,6 +92,7 @@ pub fn accept_voucher(
     expected: &PledgeExpectations,
 ) -> Result<AcceptedVoucher, PledgeError> {
     let verified = envelope::verify(format, bytes, manufacturer, &[])?;
+    check_signing_time(verified.signing_time, expected)?;
     let voucher = Voucher::from_payload(format, &verified.payload)?;
     let pin = validate_voucher(&voucher, expected)?;
     Ok(AcceptedVoucher {

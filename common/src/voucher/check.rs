@@ -3,6 +3,7 @@
 //! §9; SPEC §2.7). Sans I/O: the caller supplies its clock, if it trusts one.
 
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::excerpt;
 use super::model::{Assertion, Nonce, Voucher, VoucherRequest};
@@ -104,7 +105,8 @@ pub struct PledgeExpectations {
     pub accepted_assertions: Option<Vec<Assertion>>,
     /// Whether a voucher without a nonce is accepted (local policy, RFC 8995 §5.6.1, §7.2).
     pub accept_nonceless: bool,
-    /// Now, when the pledge trusts its clock: then `expires-on` is enforced (RFC 8995 §2.6.1).
+    /// Now, when the pledge trusts its clock: then `expires-on`, `created-on` and the CMS
+    /// signingTime are enforced (RFC 8995 §2.6.1).
     pub trusted_time: Option<OffsetDateTime>,
     /// The proximity form the pledge's request used, to pick the matching pin.
     pub requested_pin: Option<PinForm>,
@@ -174,13 +176,48 @@ pub enum VoucherCheckError {
     AssertionNotAccepted(Option<Assertion>),
     #[error("voucher expired at {expires_on}")]
     Expired { expires_on: String },
+    #[error(
+        "voucher created-on {created_on} is in the future (more than {} s ahead of this pledge's clock)",
+        CLOCK_SKEW.whole_seconds()
+    )]
+    CreatedInFuture { created_on: String },
+    #[error(
+        "voucher signingTime {signing_time} is in the future (more than {} s ahead of this pledge's clock)",
+        CLOCK_SKEW.whole_seconds()
+    )]
+    SignedInFuture { signing_time: String },
     #[error("voucher pins no domain certificate or key")]
     NoPin,
 }
 
+/// How far ahead of a trusted clock a voucher's `created-on` or signingTime may be: the MASA's
+/// clock and the pledge's differ a little (RFC 8995 §2.6.1). The same five minutes that
+/// certificates are backdated by ([`crate::pki::issue::BACKDATE`]).
+pub const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// Whether `t` is later than the trusted `now` by more than [`CLOCK_SKEW`].
+pub fn in_the_future(t: OffsetDateTime, now: OffsetDateTime) -> bool {
+    t > now + CLOCK_SKEW
+}
+
+/// RFC 8995 §2.6.1: with a trusted clock, the CMS signingTime (RFC 5652 §11.3), when present,
+/// is not in the future.
+pub fn check_signing_time(
+    signing_time: Option<OffsetDateTime>,
+    expected: &PledgeExpectations,
+) -> Result<(), VoucherCheckError> {
+    match (signing_time, expected.trusted_time) {
+        (Some(t), Some(now)) if in_the_future(t, now) => Err(VoucherCheckError::SignedInFuture {
+            signing_time: t.format(&Rfc3339).unwrap_or_else(|_| t.to_string()),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The pledge's checks of a voucher whose signature verified with the manufacturer trust
 /// anchor (RFC 8995 §5.6.1): serial number, `idevid-issuer`, nonce (exact, SPEC §2.3),
-/// `expires-on` when the clock is trusted, assertion policy, and presence of a pin. Returns
+/// `expires-on` and `created-on` when the clock is trusted (§2.6.1; `created-on` is optional
+/// in RFC 8366bis §8.4), assertion policy, and presence of a pin. Returns
 /// the pin to validate the registrar's TLS server chain against (RFC 8995 §5.6.2). Unknown
 /// leaves were already ignored by the decoder.
 pub fn validate_voucher(
@@ -209,6 +246,13 @@ pub fn validate_voucher(
         if now >= expires_on.instant() {
             return Err(VoucherCheckError::Expired {
                 expires_on: expires_on.to_string(),
+            });
+        }
+    }
+    if let (Some(created_on), Some(now)) = (&voucher.created_on, expected.trusted_time) {
+        if in_the_future(created_on.instant(), now) {
+            return Err(VoucherCheckError::CreatedInFuture {
+                created_on: created_on.to_string(),
             });
         }
     }

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use brski_common::brski::{masa, paths, registrar};
+use brski_common::brski::{date_time, masa, paths, registrar};
 use brski_common::envelope::{self, Format};
 use brski_common::est::{self, AttrOrOid, CsrAttrs, RawOid, media_type};
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
@@ -187,6 +187,12 @@ pub struct Behaviour {
     pub reissued_ca_on_reconnect: bool,
     /// The voucher_status answer carries `Connection: close`, so EST needs a new connection.
     pub close_after_voucher_status: bool,
+    /// The MASA's voucher says it was created this long after now.
+    pub created_on_ahead: Option<time::Duration>,
+    /// The MASA's voucher has no `created-on`.
+    pub omit_created_on: bool,
+    /// The MASA's CMS voucher carries a signingTime this long after now.
+    pub signing_time_ahead: Option<time::Duration>,
 }
 
 /// What the harness saw.
@@ -290,15 +296,23 @@ fn masa_voucher(
     if b.voucher_other_nonce {
         voucher.nonce = Some(Nonce::generate().expect("nonce"));
     }
+    let now = time::OffsetDateTime::now_utc();
+    if let Some(ahead) = b.created_on_ahead {
+        voucher.created_on = Some(date_time(now + ahead));
+    }
+    if b.omit_created_on {
+        voucher.created_on = None;
+    }
     let payload = voucher
         .to_payload(format)
         .map_err(|e| (500, e.to_string()))?;
-    envelope::sign(
-        format,
-        &payload,
-        world.masa.key.as_ref(),
-        &[world.masa.cert.clone(), world.vendor.cert.clone()],
-    )
+    let chain = [world.masa.cert.clone(), world.vendor.cert.clone()];
+    match (format, b.signing_time_ahead) {
+        (Format::Cms, Some(ahead)) => {
+            envelope::cms::sign_at(&payload, world.masa.key.as_ref(), &chain, now + ahead)
+        }
+        _ => envelope::sign(format, &payload, world.masa.key.as_ref(), &chain),
+    }
     .map_err(|e| (500, e.to_string()))
 }
 
