@@ -281,6 +281,8 @@ async fn imprint(
     let mut expected = PledgeExpectations::for_request(&pvr.request)
         .with_idevid_issuer(Some(idevid_issuer(idevid)));
     expected.trusted_time = id.trusted_now();
+    // RFC 8995 §7.2: nonceless vouchers only when pledge.toml says so.
+    expected.accept_nonceless = id.config.accept_nonceless_vouchers;
     let manufacturer = TrustPolicy::new(id.manufacturer.clone()).with_time(time);
     let accepted = accept_voucher(format, voucher, &manufacturer, &expected)
         .map_err(|e| ("voucher", Failure::Voucher(e)))?;

@@ -352,6 +352,96 @@ async fn rfc8366bis_8_4_voucher_without_created_on_is_accepted_and_logged() {
     );
 }
 
+/// A bootstrap against a registrar relaying a nonceless voucher that expires `lifetime` from
+/// now, with `pledge.toml` edited by `edit`.
+async fn nonceless_bootstrap(
+    serial: &str,
+    lifetime: time::Duration,
+    edit: impl Fn(String) -> String,
+) -> (
+    std::process::Output,
+    PledgeDir,
+    Registrar,
+    std::sync::Arc<World>,
+) {
+    let world = world();
+    let behaviour = Behaviour {
+        nonceless_expires_in: Some(lifetime),
+        ..Behaviour::default()
+    };
+    let (out, p, registrar) = bootstrap_with(&world, serial, behaviour, edit).await;
+    (out, p, registrar, world)
+}
+
+fn accepting_nonceless(text: String) -> String {
+    assert!(text.contains("accept-nonceless-vouchers = false"), "{text}");
+    text.replace(
+        "accept-nonceless-vouchers = false",
+        "accept-nonceless-vouchers = true",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_2_nonceless_voucher_is_refused_by_default() {
+    let (out, p, registrar, _) =
+        nonceless_bootstrap("SN-NONCELESS-OFF", time::Duration::minutes(20), |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        "pledge: voucher rejected: voucher has no nonce and nonceless vouchers are not accepted"
+    );
+    assert_not_enrolled(&p);
+    assert!(
+        !registrar.log().voucher_status[0].status,
+        "failure reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_2_nonceless_voucher_accepted_by_policy_with_a_trusted_clock() {
+    let (out, p, registrar, world) = nonceless_bootstrap(
+        "SN-NONCELESS-ON",
+        time::Duration::minutes(20),
+        accepting_nonceless,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_enrolled(&p, &world, "voucher.vcj");
+    assert!(registrar.log().voucher_status[0].status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_2_expired_nonceless_voucher_is_refused() {
+    let (out, p, _registrar, _) = nonceless_bootstrap(
+        "SN-NONCELESS-EXPIRED",
+        -time::Duration::minutes(1),
+        accepting_nonceless,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.starts_with("pledge: voucher rejected: voucher expired at 20"),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_2_nonceless_voucher_without_a_trusted_clock_is_refused() {
+    let (out, p, _registrar, _) =
+        nonceless_bootstrap("SN-NONCELESS-NOCLOCK", time::Duration::minutes(20), |t| {
+            without_trusted_clock(accepting_nonceless(t))
+        })
+        .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        "pledge: voucher rejected: voucher has no nonce, and without a trusted clock its expires-on cannot be checked"
+    );
+    assert_not_enrolled(&p);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc8995_5_6_1_voucher_for_another_nonce_is_rejected() {
     let world = world();

@@ -103,7 +103,8 @@ pub struct PledgeExpectations {
     pub idevid_issuer: Option<Vec<u8>>,
     /// Acceptable assertions (RFC 8366 YANG); `None` accepts any, including none.
     pub accepted_assertions: Option<Vec<Assertion>>,
-    /// Whether a voucher without a nonce is accepted (local policy, RFC 8995 §5.6.1, §7.2).
+    /// Whether a voucher without a nonce is accepted (local policy, RFC 8995 §5.6.1, §7.2); even
+    /// then only with a trusted clock and an `expires-on` still ahead (§7.4.1, §11.1).
     pub accept_nonceless: bool,
     /// Now, when the pledge trusts its clock: then `expires-on`, `created-on` and the CMS
     /// signingTime are enforced (RFC 8995 §2.6.1).
@@ -172,6 +173,10 @@ pub enum VoucherCheckError {
     NonceMismatch,
     #[error("voucher has no nonce and nonceless vouchers are not accepted")]
     NonceMissing,
+    #[error("voucher has no nonce, and without a trusted clock its expires-on cannot be checked")]
+    NoncelessWithoutTrustedClock,
+    #[error("voucher has no nonce and no expires-on")]
+    NoncelessWithoutExpiry,
     #[error("voucher assertion {0:?} is not accepted")]
     AssertionNotAccepted(Option<Assertion>),
     #[error("voucher expired at {expires_on}")]
@@ -240,6 +245,14 @@ pub fn validate_voucher(
         // A different nonce, or one this pledge never sent.
         (Some(_), _) => return Err(VoucherCheckError::NonceMismatch),
         (None, _) if !expected.accept_nonceless => return Err(VoucherCheckError::NonceMissing),
+        // RFC 8995 §7.2, §11.1: a nonceless voucher proves no freshness; what bounds its use
+        // is its validity period (§7.4.1), which only a trusted clock can check (§2.6.1).
+        (None, _) if expected.trusted_time.is_none() => {
+            return Err(VoucherCheckError::NoncelessWithoutTrustedClock);
+        }
+        (None, _) if voucher.expires_on.is_none() => {
+            return Err(VoucherCheckError::NoncelessWithoutExpiry);
+        }
         (None, _) => {}
     }
     if let (Some(expires_on), Some(now)) = (&voucher.expires_on, expected.trusted_time) {

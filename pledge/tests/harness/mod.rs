@@ -193,6 +193,9 @@ pub struct Behaviour {
     pub omit_created_on: bool,
     /// The MASA's CMS voucher carries a signingTime this long after now.
     pub signing_time_ahead: Option<time::Duration>,
+    /// The MASA issues a nonceless voucher expiring this long after now (RFC 8995 §7.4.1), and
+    /// the registrar relays it as if it had been stored (§7.3).
+    pub nonceless_expires_in: Option<time::Duration>,
 }
 
 /// What the harness saw.
@@ -303,6 +306,10 @@ fn masa_voucher(
     if b.omit_created_on {
         voucher.created_on = None;
     }
+    if let Some(lifetime) = b.nonceless_expires_in {
+        voucher.nonce = None;
+        voucher.expires_on = Some(date_time(now + lifetime));
+    }
     let payload = voucher
         .to_payload(format)
         .map_err(|e| (500, e.to_string()))?;
@@ -380,7 +387,7 @@ async fn request_voucher(
     };
     // A correct registrar refuses to relay a bad voucher; the misbehaving modes relay it
     // anyway, to show that the pledge checks for itself.
-    if !(b.pin_other_domain || b.voucher_other_nonce) {
+    if !(b.pin_other_domain || b.voucher_other_nonce || b.nonceless_expires_in.is_some()) {
         if let Err(e) = registrar::check_voucher_for_relay(
             format,
             &voucher,
@@ -778,6 +785,7 @@ pub fn pledge_dir(world: &World, serial: &str, format: &str, registrar: Option<&
         registrar: registrar.map(str::to_string),
         voucher_format: Some(format.into()),
         trust_clock: true,
+        accept_nonceless_vouchers: false,
     };
     let path = p("pledge.toml");
     std::fs::write(&path, toml::to_string(&config).expect("toml")).expect("write");
