@@ -18,10 +18,12 @@ use brski_common::input::decode_base64_lenient;
 use brski_common::keys::Signer;
 use brski_common::oid::ID_KP_CMC_RA;
 use brski_common::pki::chain::{TimeCheck, TrustPolicy};
+use brski_common::pki::crl::RevocationError;
 use brski_common::pki::ext::idevid_issuer;
 use brski_common::telemetry::StatusTelemetry;
 use brski_common::tls;
 use brski_common::voucher::PledgeExpectations;
+use brski_service::crl::Revocation;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -267,8 +269,9 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
     })
 }
 
-/// RFC 8995 §5.6.1, §5.6.2: the voucher's checks, then the registrar's chain against its pin.
-/// A refusal names its step.
+/// RFC 8995 §5.6.1, §5.6.2: the voucher's checks, then the registrar's chain against its pin,
+/// then the revocation checks the voucher may demand (RFC 8366bis §8.4). A refusal names its
+/// step.
 async fn imprint(
     id: &Identity,
     format: Format,
@@ -301,7 +304,33 @@ async fn imprint(
         };
         ("pin", Failure::NotPinned(detail))
     })?;
+    if accepted.demands_revocation_checks() {
+        revocation_checks(id, server_chain)
+            .await
+            .map_err(|e| ("revocation", Failure::Voucher(PledgeError::Revocation(e))))?;
+        tracing::info!(
+            step = "revocation",
+            outcome = "good",
+            "the registrar's chain is not revoked"
+        );
+    }
     Ok(accepted)
+}
+
+/// The revocation checks a voucher demands (RFC 8366bis `domain-cert-revocation-checks`) of the
+/// registrar's chain, through the CRL distribution points it names; they need a trusted clock.
+async fn revocation_checks(id: &Identity, chain_der: &[Vec<u8>]) -> Result<(), RevocationError> {
+    use der::Decode;
+    let now = id.trusted_now().ok_or(RevocationError::NoTrustedClock)?;
+    let chain = chain_der
+        .iter()
+        .map(|d| Certificate::from_der(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RevocationError::Unknown {
+            subject: String::new(),
+            reason: format!("a certificate of the chain does not decode: {e}"),
+        })?;
+    Revocation::default().check_chain(&chain, true, now).await
 }
 
 /// A voucher body: raw as RFC 8995 §5.6 says, or base64 from registrars that encode it anyway.

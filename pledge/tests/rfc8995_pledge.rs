@@ -442,6 +442,172 @@ async fn rfc8995_7_2_nonceless_voucher_without_a_trusted_clock_is_refused() {
     assert_not_enrolled(&p);
 }
 
+/// What the CRL distribution point named by the registrar's certificate serves.
+enum CrlPoint {
+    /// Nothing listens there.
+    Unreachable,
+    /// This CRL, made for the world.
+    Serves(fn(&World) -> Vec<u8>),
+}
+
+/// A bootstrap against a registrar whose vouchers demand revocation checks (RFC 8366bis
+/// `domain-cert-revocation-checks: true`), its certificate naming a CRL distribution point
+/// on loopback, and `pledge.toml` edited by `edit`.
+async fn revocation_bootstrap(
+    serial: &str,
+    point: CrlPoint,
+    edit: impl Fn(String) -> String,
+) -> (std::process::Output, PledgeDir, Registrar) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let uri = format!(
+        "http://127.0.0.1:{}/domain.crl",
+        listener.local_addr().expect("addr").port()
+    );
+    let world = world_with_crl(Some(&uri));
+    match point {
+        CrlPoint::Unreachable => drop(listener),
+        CrlPoint::Serves(make) => crl_server(listener, make(&world)),
+    }
+    bootstrap_with(&world, serial, checking_revocation(), edit).await
+}
+
+fn checking_revocation() -> Behaviour {
+    Behaviour {
+        revocation_checks: true,
+        ..Behaviour::default()
+    }
+}
+
+/// A current CRL of the domain CA listing `revoked` serial numbers.
+fn domain_crl(world: &World, revoked: &[&[u8]]) -> Vec<u8> {
+    let now = time::OffsetDateTime::now_utc();
+    brski_common::pki::crl::build_crl(
+        &world.domain_ca.cert,
+        world.domain_ca.key.as_ref(),
+        revoked,
+        now,
+        Some(now + time::Duration::hours(1)),
+    )
+    .expect("CRL")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8366bis_8_4_revocation_checks_demanded_pass_with_a_current_crl() {
+    let (out, p, registrar) = revocation_bootstrap(
+        "SN-CRL-GOOD",
+        CrlPoint::Serves(|w| domain_crl(w, &[])),
+        |t| t,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the registrar's chain is not revoked"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(p.exists("state.json"));
+    assert!(registrar.log().voucher_status[0].status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8366bis_8_4_revoked_registrar_certificate_refuses_the_voucher() {
+    let (out, p, registrar) = revocation_bootstrap(
+        "SN-CRL-REVOKED",
+        CrlPoint::Serves(|w| {
+            let serial = w
+                .registrar
+                .cert
+                .tbs_certificate()
+                .serial_number()
+                .as_bytes();
+            domain_crl(w, &[serial])
+        }),
+        |t| t,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        "pledge: domain-cert-revocation-checks: certificate \"CN=registrar\" is revoked"
+    );
+    assert_not_enrolled(&p);
+    let log = registrar.log();
+    assert_eq!(
+        log.requests,
+        vec![paths::REQUEST_VOUCHER, paths::VOUCHER_STATUS],
+        "no EST with a revoked registrar"
+    );
+    assert!(!log.voucher_status[0].status, "failure reported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8366bis_8_4_revocation_checks_that_cannot_be_made_refuse_the_voucher() {
+    const PREFIX: &str = "pledge: domain-cert-revocation-checks: ";
+    // The registrar's certificate names no distribution point.
+    let (out, p, _r) = bootstrap_with(&world(), "SN-CRL-NONE", checking_revocation(), |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        format!(
+            "{PREFIX}cannot check the revocation of \"CN=registrar\": it names no http CRL distribution point"
+        )
+    );
+    assert_not_enrolled(&p);
+
+    // The distribution point does not answer.
+    let (out, p, _r) = revocation_bootstrap("SN-CRL-DOWN", CrlPoint::Unreachable, |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.starts_with(&format!(
+            "{PREFIX}cannot check the revocation of \"CN=registrar\": CRL http://127.0.0.1:"
+        )) && why.contains("/domain.crl: unreachable: "),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+
+    // A CRL under the domain CA's name, signed with another key.
+    let (out, p, _r) = revocation_bootstrap(
+        "SN-CRL-FORGED",
+        CrlPoint::Serves(|w| {
+            let now = time::OffsetDateTime::now_utc();
+            brski_common::pki::crl::build_crl(
+                &w.domain_ca.cert,
+                w.other_domain_ca.key.as_ref(),
+                &[],
+                now,
+                Some(now + time::Duration::hours(1)),
+            )
+            .expect("CRL")
+        }),
+        |t| t,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.contains("/domain.crl: CRL signature does not verify with the issuer's key"),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+
+    // Without a trusted clock a CRL's currency cannot be judged.
+    let (out, p, _r) = revocation_bootstrap(
+        "SN-CRL-NOCLOCK",
+        CrlPoint::Serves(|w| domain_crl(w, &[])),
+        without_trusted_clock,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        format!("{PREFIX}no trusted clock to tell whether a CRL is current")
+    );
+    assert_not_enrolled(&p);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc8995_5_6_1_voucher_for_another_nonce_is_rejected() {
     let world = world();

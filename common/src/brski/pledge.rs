@@ -3,6 +3,7 @@
 use crate::envelope::{self, EnvelopeError, Format};
 use crate::keys::Signer;
 use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy, validate_chain};
+use crate::pki::crl::RevocationError;
 use crate::voucher::{
     Assertion, DecodeError, EncodeError, Nonce, Pin, PledgeExpectations, RandomError, Voucher,
     VoucherCheckError, VoucherRequest, check_signing_time, validate_voucher,
@@ -27,6 +28,10 @@ pub enum PledgeError {
     RegistrarNotPinned(String),
     #[error("registrar presented no certificate")]
     NoRegistrarCertificate,
+    /// The voucher demands revocation checks of the domain certificates (RFC 8366bis
+    /// `domain-cert-revocation-checks`) and they failed or could not be made.
+    #[error("domain-cert-revocation-checks: {0}")]
+    Revocation(#[from] RevocationError),
 }
 
 /// A signed pledge voucher-request, kept for its nonce and for resending the identical bytes
@@ -80,6 +85,15 @@ pub struct AcceptedVoucher {
     pub pin: Pin,
     /// The MASA's validated signing chain.
     pub masa_chain: Vec<Certificate>,
+}
+
+impl AcceptedVoucher {
+    /// RFC 8366bis §8.4 `domain-cert-revocation-checks`: the pledge "MUST (true) or MUST NOT
+    /// (false) verify the revocation status" of the domain certificates. Absent, normal PKIX
+    /// behaviour applies, which this pledge practises without revocation checking.
+    pub fn demands_revocation_checks(&self) -> bool {
+        self.voucher.domain_cert_revocation_checks == Some(true)
+    }
 }
 
 /// Verify a voucher (8995 §5.6.1): signature with the manufacturer's trust anchors and its

@@ -80,16 +80,20 @@ fn issued(params: pki::CertificateParams, issuer: &Party) -> Party {
     }
 }
 
-fn registrar_cert(domain: &Party, cn: &str) -> Party {
-    issued(
-        profile::registrar(
-            name_from_parts(Some(cn), None, None).expect("n"),
-            &["localhost"],
-            &["127.0.0.1".parse().expect("ip")],
-        )
-        .expect("p"),
-        domain,
+/// A registrar certificate of `domain`, naming `crl` as its CRL distribution point if given.
+fn registrar_cert(domain: &Party, cn: &str, crl: Option<&str>) -> Party {
+    let mut params = profile::registrar(
+        name_from_parts(Some(cn), None, None).expect("n"),
+        &["localhost"],
+        &["127.0.0.1".parse().expect("ip")],
     )
+    .expect("p");
+    if let Some(uri) = crl {
+        params
+            .extra_extensions
+            .push(pki::crl::distribution_point_extension(uri).expect("CRL DP"));
+    }
+    issued(params, domain)
 }
 
 /// The manufacturer (vendor CA, MASA signer) and two owner domains, each with a registrar.
@@ -106,6 +110,11 @@ pub struct World {
 }
 
 pub fn world() -> Arc<World> {
+    world_with_crl(None)
+}
+
+/// [`world`], with the registrar's certificate naming `crl` as its CRL distribution point.
+pub fn world_with_crl(crl: Option<&str>) -> Arc<World> {
     let vendor = ca("Vendor CA", true);
     let masa = issued(
         profile::masa_voucher_signer(name_from_parts(Some("MASA"), None, None).expect("n"))
@@ -113,9 +122,9 @@ pub fn world() -> Arc<World> {
         &vendor,
     );
     let domain_ca = ca("Domain CA", false);
-    let registrar = registrar_cert(&domain_ca, "registrar");
+    let registrar = registrar_cert(&domain_ca, "registrar", crl);
     let other_domain_ca = ca("Other Domain CA", false);
-    let other_registrar = registrar_cert(&other_domain_ca, "other registrar");
+    let other_registrar = registrar_cert(&other_domain_ca, "other registrar", None);
     let domain_ca_reissued = self_signed(
         &profile::domain_ca(name_from_parts(Some("Domain CA"), Some("Example"), None).expect("n"))
             .expect("params"),
@@ -193,6 +202,8 @@ pub struct Behaviour {
     pub omit_created_on: bool,
     /// The MASA's CMS voucher carries a signingTime this long after now.
     pub signing_time_ahead: Option<time::Duration>,
+    /// The MASA's voucher says `domain-cert-revocation-checks: true` (RFC 8366bis §8.4).
+    pub revocation_checks: bool,
     /// The MASA issues a nonceless voucher expiring this long after now (RFC 8995 §7.4.1), and
     /// the registrar relays it as if it had been stored (§7.3).
     pub nonceless_expires_in: Option<time::Duration>,
@@ -305,6 +316,9 @@ fn masa_voucher(
     }
     if b.omit_created_on {
         voucher.created_on = None;
+    }
+    if b.revocation_checks {
+        voucher.domain_cert_revocation_checks = Some(true);
     }
     if let Some(lifetime) = b.nonceless_expires_in {
         voucher.nonce = None;
@@ -708,6 +722,18 @@ impl Registrar {
     pub fn count(&self, path: &str) -> usize {
         self.log().requests.iter().filter(|p| *p == path).count()
     }
+}
+
+/// An HTTP server on `listener` serving `crl` at `/domain.crl` (a CRL distribution point, RFC
+/// 5280 §4.2.1.13), until the test's runtime ends.
+pub fn crl_server(listener: tokio::net::TcpListener, crl: Vec<u8>) {
+    let app = Router::new().route(
+        "/domain.crl",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/pkix-crl")], crl) }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
 }
 
 /// A port nothing listens on (yet).
