@@ -12,7 +12,7 @@
 
 use crate::keys::Signer;
 use crate::keys::tls::TlsSigningKey;
-use crate::pki::chain::{TimeCheck, TrustPolicy, chains_to, validate_chain};
+use crate::pki::chain::{TimeCheck, TrustPolicy, chains_to, validate_chain, verify_issued_by};
 use der::Decode;
 use rustls::SupportedCipherSuite;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -149,25 +149,46 @@ impl rustls::server::ResolvesServerCert for FixedServerCert {
     }
 }
 
-/// Accepts any server certificate: the provisional state of 8995 §5.1. The handshake signature
-/// is verified, and the caller must keep the presented chain and validate it against the
-/// voucher's pin (8995 §5.6.2) before trusting anything received.
+/// Accepts a server certificate whose key is not (yet) trusted: the provisional state of 8995
+/// §5.1. The handshake signature is verified, and so is each presented certificate's signature
+/// ([`presented_chain_signatures`]); the caller must keep the presented chain and validate it
+/// against the voucher's pin (8995 §5.6.2) before trusting anything received.
 #[derive(Debug)]
 pub struct ProvisionalVerifier;
+
+/// 8995 §5.1: "The signature in the certificate MUST be validated even if a signing key can not
+/// (yet) be validated." Each presented certificate must be signed by the next one presented;
+/// the last, when it names itself as issuer, by its own key (a last one issued by a CA not
+/// presented cannot be checked yet).
+pub fn presented_chain_signatures(chain: &[Certificate]) -> Result<(), rustls::Error> {
+    let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+    for pair in chain.windows(2) {
+        if let [cert, issuer] = pair {
+            verify_issued_by(cert, issuer).map_err(|_| bad())?;
+        }
+    }
+    if let Some(last) = chain.last() {
+        let tbs = last.tbs_certificate();
+        if tbs.subject() == tbs.issuer() {
+            verify_issued_by(last, last).map_err(|_| bad())?;
+        }
+    }
+    Ok(())
+}
 
 impl ServerCertVerifier for ProvisionalVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        // Still reject what is not a certificate at all.
-        Certificate::from_der(end_entity.as_ref()).map_err(|_| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
-        })?;
+        // Every presented certificate must decode, and its signature verify.
+        let (leaf, rest) = to_certs(end_entity, intermediates)?;
+        let chain: Vec<Certificate> = std::iter::once(leaf).chain(rest).collect();
+        presented_chain_signatures(&chain)?;
         Ok(ServerCertVerified::assertion())
     }
     handshake_signatures!();
@@ -423,6 +444,31 @@ mod tests {
         Arc::new(SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key"))
     }
 
+    /// A client connection to `registrar.example` and a server connection, not yet started.
+    fn connections(
+        client: rustls::ClientConfig,
+        server: rustls::ServerConfig,
+    ) -> (ClientConnection, ServerConnection) {
+        let client = ClientConnection::new(
+            Arc::new(client),
+            ServerName::try_from("registrar.example").expect("name"),
+        )
+        .expect("client");
+        let server = ServerConnection::new(Arc::new(server)).expect("server");
+        (client, server)
+    }
+
+    /// A self-signed `CN=Domain CA` with its key.
+    fn domain_ca() -> (Arc<SoftwareKey>, Certificate) {
+        let ca_key = key();
+        let ca = self_signed(
+            &profile::domain_ca(parse_name("CN=Domain CA").expect("name")).expect("params"),
+            ca_key.as_ref(),
+        )
+        .expect("CA");
+        (ca_key, ca)
+    }
+
     /// Move TLS records both ways until neither side has anything to send; the number of bytes
     /// the server sent after its side of the handshake was complete.
     fn pump(client: &mut ClientConnection, server: &mut ServerConnection) -> usize {
@@ -453,6 +499,106 @@ mod tests {
         panic!("handshake did not settle");
     }
 
+    /// A full handshake of the pledge's provisional client (authenticating with a fresh
+    /// certificate) with a server presenting `chain`: the client's error, if any.
+    fn provisional_handshake(
+        chain: &[Vec<u8>],
+        server_key: Arc<SoftwareKey>,
+    ) -> Result<(), rustls::Error> {
+        let client_key = key();
+        let client_cert = self_signed(
+            &profile::ldevid(parse_name("CN=pledge").expect("name")).expect("params"),
+            client_key.as_ref(),
+        )
+        .expect("client cert")
+        .to_der()
+        .expect("der");
+        let server_config =
+            server_config(certified_key(chain, server_key).expect("server key"), None)
+                .expect("server config");
+        let client_config = provisional_client_config(
+            certified_key(&[client_cert], client_key).expect("client key"),
+        )
+        .expect("client config");
+        let (mut client, mut server) = connections(client_config, server_config);
+        for _ in 0..16 {
+            while client.wants_write() {
+                let mut buf = Vec::new();
+                client.write_tls(&mut buf).expect("client write");
+                server.read_tls(&mut buf.as_slice()).expect("server read");
+                // The server's own failure follows the client's; the client's is the verdict.
+                let _ = server.process_new_packets();
+            }
+            while server.wants_write() {
+                let mut buf = Vec::new();
+                server.write_tls(&mut buf).expect("server write");
+                client.read_tls(&mut buf.as_slice()).expect("client read");
+                client.process_new_packets()?;
+            }
+            if !client.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("handshake did not settle");
+    }
+
+    #[test]
+    fn rfc8995_5_1_provisional_chain_with_a_bad_signature_is_refused() {
+        let (ca_key, ca) = domain_ca();
+        let server_key = key();
+        let leaf = issue(
+            &profile::tls_server(&["registrar.example"], &[]).expect("params"),
+            server_key.public_key_spki(),
+            Some(&ca),
+            ca_key.as_ref(),
+        )
+        .expect("issue")
+        .to_der()
+        .expect("der");
+        let ca_der = ca.to_der().expect("der");
+        // The untouched chain, and the leaf alone (its issuer not presented), are accepted
+        // provisionally: the key is not trusted yet, only the signatures are checked.
+        assert_eq!(
+            provisional_handshake(&[leaf.clone(), ca_der.clone()], server_key.clone()),
+            Ok(())
+        );
+        assert_eq!(
+            provisional_handshake(std::slice::from_ref(&leaf), server_key.clone()),
+            Ok(())
+        );
+        // The leaf's signature altered (its last byte, inside the ECDSA signature's s): the
+        // handshake signature still verifies with the leaf's key, the certificate's does not.
+        let mut tampered = leaf.clone();
+        if let Some(last) = tampered.last_mut() {
+            *last ^= 0x01;
+        }
+        assert_eq!(
+            provisional_handshake(&[tampered, ca_der.clone()], server_key.clone()),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadSignature
+            ))
+        );
+        // The leaf followed by a CA of the same name that did not sign it.
+        let impostor = domain_ca().1.to_der().expect("der");
+        assert_eq!(
+            provisional_handshake(&[leaf.clone(), impostor], server_key.clone()),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadSignature
+            ))
+        );
+        // A self-signed last certificate whose own signature is broken.
+        let mut broken_root = ca_der;
+        if let Some(last) = broken_root.last_mut() {
+            *last ^= 0x01;
+        }
+        assert_eq!(
+            provisional_handshake(&[leaf, broken_root], server_key),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadSignature
+            ))
+        );
+    }
+
     #[test]
     fn rfc8446_9_1_aes_128_gcm_sha256_is_preferred() {
         let first = provider().cipher_suites.first().map(|s| s.suite());
@@ -468,12 +614,7 @@ mod tests {
 
     #[test]
     fn rfc8995_5_1_handshake_with_client_certificate_sends_no_session_tickets() {
-        let ca_key = key();
-        let ca = self_signed(
-            &profile::domain_ca(parse_name("CN=Domain CA").expect("name")).expect("params"),
-            ca_key.as_ref(),
-        )
-        .expect("CA");
+        let (ca_key, ca) = domain_ca();
         let leaf = |params, k: &Arc<SoftwareKey>| {
             issue(&params, k.public_key_spki(), Some(&ca), ca_key.as_ref())
                 .expect("issue")
@@ -502,12 +643,7 @@ mod tests {
             TimeCheck::Now,
         )
         .expect("client config");
-        let mut client = ClientConnection::new(
-            Arc::new(client_config),
-            ServerName::try_from("registrar.example").expect("name"),
-        )
-        .expect("client");
-        let mut server = ServerConnection::new(Arc::new(server_config)).expect("server");
+        let (mut client, mut server) = connections(client_config, server_config);
         let after_handshake = pump(&mut client, &mut server);
         assert!(!client.is_handshaking() && !server.is_handshaking());
         assert_eq!(

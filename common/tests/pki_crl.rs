@@ -3,7 +3,8 @@
 
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
 use brski_common::pki::crl::{
-    CrlError, build_crl, distribution_point_extension, distribution_points, verify_crl,
+    CrlError, RevocationError, build_crl, crl_checks, distribution_point_extension,
+    distribution_points, verify_crl,
 };
 use brski_common::pki::{issue, name_from_parts, profile, self_signed};
 use time::{Duration, OffsetDateTime};
@@ -106,4 +107,41 @@ fn rfc5280_6_3_3_unusable_crls_are_refused() {
         verify_crl(&der, &ca, now),
         Err(CrlError::Malformed(_))
     ));
+}
+
+#[test]
+fn rfc8366bis_8_4_demanded_revocation_checks_need_a_crl_for_every_issued_certificate() {
+    let k = key();
+    let ca = make_ca("CRL CA", &k);
+    let with_dp = leaf(&ca, &k, &["http://crl.example/ca.crl"]);
+    let without = leaf(&ca, &k, &[]);
+    // One CRL, verified with the issuer found in the chain; the self-signed CA needs none.
+    let chain = [with_dp.clone(), ca.clone()];
+    let checks = crl_checks(&chain, true).expect("checks");
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].cert, &with_dp);
+    assert_eq!(checks[0].issuer, &ca);
+    assert_eq!(
+        checks[0].uris,
+        vec!["http://crl.example/ca.crl".to_string()]
+    );
+    // Demanded: a certificate naming no distribution point cannot be checked.
+    let chain = [without.clone(), ca.clone()];
+    assert_eq!(
+        crl_checks(&chain, true).map(|c| c.len()),
+        Err(RevocationError::Unknown {
+            subject: "CN=leaf".into(),
+            reason: "it names no http CRL distribution point".into()
+        })
+    );
+    // Not demanded (the MASA's "if they are present", RFC 8995 §5.5.3): nothing to check.
+    assert!(crl_checks(&chain, false).expect("checks").is_empty());
+    // A CRL whose issuer is not presented cannot be verified.
+    assert_eq!(
+        crl_checks(std::slice::from_ref(&with_dp), false).map(|c| c.len()),
+        Err(RevocationError::Unknown {
+            subject: "CN=leaf".into(),
+            reason: "its issuer is not in the chain, so its CRL cannot be verified".into()
+        })
+    );
 }

@@ -127,14 +127,64 @@ fn rfc8995_5_6_1_nonceless_voucher_needs_policy() {
         ),
         Err(VoucherCheckError::NonceMissing)
     );
-    // Accepted by local policy (RFC 8995 §7.2); without a trusted clock expiry is not checked.
+    // Accepted by local policy (RFC 8995 §7.2) with a trusted clock before its expires-on
+    // (2016-10-21T19:31:42Z).
     let expectations = PledgeExpectations::new("JADA123456789", sent)
         .with_nonceless(true)
         .with_idevid_issuer(v.idevid_issuer.clone());
     assert!(matches!(
-        validate_voucher(&v, &expectations),
+        validate_voucher(
+            &v,
+            &expectations
+                .clone()
+                .with_trusted_time(datetime!(2016-10-21 19:00:00 UTC))
+        ),
         Ok(Pin::DomainCert(_))
     ));
+}
+
+#[test]
+fn rfc8995_7_2_nonceless_voucher_without_a_trusted_clock_is_refused() {
+    // The policy allows nonceless vouchers, but without a trusted clock nothing bounds the
+    // voucher's use (RFC 8995 §2.6.1, §11.1).
+    let v = nonceless_voucher();
+    let expectations = PledgeExpectations::new("JADA123456789", None)
+        .with_nonceless(true)
+        .with_idevid_issuer(v.idevid_issuer.clone());
+    let err = validate_voucher(&v, &expectations);
+    assert_eq!(err, Err(VoucherCheckError::NoncelessWithoutTrustedClock));
+    assert_eq!(
+        err.err().map(|e| e.to_string()).as_deref(),
+        Some("voucher has no nonce, and without a trusted clock its expires-on cannot be checked")
+    );
+}
+
+#[test]
+fn rfc8995_7_2_nonceless_voucher_without_expires_on_is_refused() {
+    let mut v = nonceless_voucher();
+    v.expires_on = None;
+    let expectations = PledgeExpectations::new("JADA123456789", None)
+        .with_nonceless(true)
+        .with_idevid_issuer(v.idevid_issuer.clone())
+        .with_trusted_time(datetime!(2016-10-21 19:00:00 UTC));
+    let err = validate_voucher(&v, &expectations);
+    assert_eq!(err, Err(VoucherCheckError::NoncelessWithoutExpiry));
+    assert_eq!(
+        err.err().map(|e| e.to_string()).as_deref(),
+        Some("voucher has no nonce and no expires-on")
+    );
+    // A voucher with a nonce needs no expires-on.
+    let mut nonced = c_2_3_voucher();
+    nonced.expires_on = None;
+    assert!(
+        validate_voucher(
+            &nonced,
+            &PledgeExpectations::for_request(&c_2_1_pvr())
+                .with_nonceless(true)
+                .with_trusted_time(datetime!(2021-04-13 21:50:00 UTC))
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -191,6 +241,56 @@ fn rfc8995_5_6_1_expires_on_also_applies_to_nonced_vouchers() {
             expires_on: "2021-04-13T18:03:24.589-04:00".into()
         })
     );
+}
+
+#[test]
+fn rfc8995_2_6_1_voucher_created_in_the_future_is_refused() {
+    // created-on is 2021-04-13T17:43:24.589-04:00, i.e. 21:43:24.589Z; the skew is 5 minutes.
+    let v = c_2_3_voucher();
+    let expectations = PledgeExpectations::for_request(&c_2_1_pvr());
+    assert!(
+        validate_voucher(
+            &v,
+            &expectations
+                .clone()
+                .with_trusted_time(datetime!(2021-04-13 21:38:25 UTC))
+        )
+        .is_ok(),
+        "within the allowed skew"
+    );
+    let err = validate_voucher(
+        &v,
+        &expectations
+            .clone()
+            .with_trusted_time(datetime!(2021-04-13 21:38:24 UTC)),
+    );
+    assert_eq!(
+        err,
+        Err(VoucherCheckError::CreatedInFuture {
+            created_on: "2021-04-13T17:43:24.589-04:00".into()
+        })
+    );
+    assert_eq!(
+        err.err().map(|e| e.to_string()).as_deref(),
+        Some(
+            "voucher created-on 2021-04-13T17:43:24.589-04:00 is in the future (more than 300 s ahead of this pledge's clock)"
+        )
+    );
+    // Without a trusted clock created-on is not judged (RFC 8995 §2.6.1: MAY ignore it).
+    assert!(validate_voucher(&v, &expectations).is_ok());
+}
+
+#[test]
+fn rfc8366bis_8_4_voucher_without_created_on_is_accepted() {
+    // created-on is optional in RFC 8366bis ("primarily for human consumption and auditing").
+    let mut v = c_2_3_voucher();
+    v.created_on = None;
+    let expectations = PledgeExpectations::for_request(&c_2_1_pvr())
+        .with_trusted_time(datetime!(2021-04-13 21:50:00 UTC));
+    assert!(matches!(
+        validate_voucher(&v, &expectations),
+        Ok(Pin::DomainCert(_))
+    ));
 }
 
 #[test]

@@ -103,6 +103,21 @@ pub enum Refusal {
     Internal(String),
 }
 
+/// RFC 8995 §5.5.3: a revoked certificate, or one whose CRL cannot be checked, refuses (403).
+impl From<brski_common::pki::crl::RevocationError> for Refusal {
+    fn from(e: brski_common::pki::crl::RevocationError) -> Self {
+        use brski_common::pki::crl::RevocationError as R;
+        match e {
+            R::Revoked(subject) => Self::Revoked(subject),
+            R::Unknown { subject, reason } => Self::RevocationUnknown { subject, reason },
+            R::NoTrustedClock => Self::RevocationUnknown {
+                subject: String::new(),
+                reason: R::NoTrustedClock.to_string(),
+            },
+        }
+    }
+}
+
 impl Refusal {
     /// The HTTP status.
     pub fn status(&self) -> u16 {

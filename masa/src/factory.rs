@@ -322,6 +322,9 @@ async fn mint_with(
         registrar: opts.registrar.clone(),
         voucher_format: None,
         trust_clock: true,
+        // RFC 8995 §7.2: accepting nonceless vouchers is a security reduction, off unless the
+        // operator sets it (and then only with a trusted clock and expires-on, §7.4.1).
+        accept_nonceless_vouchers: false,
     };
     // The device row commits only after the files are written; the write lock held meanwhile
     // makes a concurrent mint of the same serial wait and then fail.

@@ -12,7 +12,6 @@ mod db;
 mod error;
 mod factory;
 mod media;
-mod revocation;
 mod server;
 
 use brski_common::cli::InspectArgs;

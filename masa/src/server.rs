@@ -57,7 +57,7 @@ pub struct App {
     /// `require-client-cert`: a request without a TLS client certificate is refused.
     require_client_cert: bool,
     /// CRLs of registrar chains (RFC 8995 §5.5.3).
-    revocation: crate::revocation::Revocation,
+    revocation: brski_service::crl::Revocation,
 }
 
 /// A registrar voucher-request that passed every check that does not depend on ownership.
@@ -127,7 +127,7 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         ownership: cfg.ownership,
         nonceless_lifetime: cfg.nonceless_lifetime(),
         require_client_cert: cfg.require_client_cert,
-        revocation: crate::revocation::Revocation::default(),
+        revocation: brski_service::crl::Revocation::default(),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -476,7 +476,11 @@ impl App {
             .ok_or_else(|| Refusal::NotAcceptable(accept.clone().unwrap_or_default()))?;
         let a = self.accept(headers, body, client)?;
         self.revocation
-            .check_chain(&a.checked.registrar_chain)
+            .check_chain(
+                &a.checked.registrar_chain,
+                false,
+                time::OffsetDateTime::now_utc(),
+            )
             .await?;
         let serial = a.checked.serial_number.as_str();
 
@@ -575,7 +579,11 @@ impl App {
     ) -> Result<Vec<u8>, Refusal> {
         let a = self.accept(headers, body, client)?;
         self.revocation
-            .check_chain(&a.checked.registrar_chain)
+            .check_chain(
+                &a.checked.registrar_chain,
+                false,
+                time::OffsetDateTime::now_utc(),
+            )
             .await?;
         let serial = a.checked.serial_number.as_str();
         let events = db::audit_events(&self.db, serial)?;

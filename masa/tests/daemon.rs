@@ -36,7 +36,9 @@ fn accept(
         format,
         bytes,
         &vendor_policy(masa),
-        &PledgeExpectations::new(serial, nonce).with_nonceless(nonceless),
+        &PledgeExpectations::new(serial, nonce)
+            .with_nonceless(nonceless)
+            .with_trusted_time(time::OffsetDateTime::now_utc()),
     )
     .expect("the pledge accepts the voucher")
 }

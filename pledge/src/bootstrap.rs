@@ -9,7 +9,8 @@ use crate::state::{Enrollment, LdevidKey, StateDir, StateFile};
 use crate::timing::VOUCHER_RETRY_CAP;
 use brski_common::brski::paths;
 use brski_common::brski::pledge::{
-    PledgeError, accept_voucher, build_pledge_voucher_request, validate_registrar,
+    AcceptedVoucher, PledgeError, PledgeVoucherRequest, accept_voucher,
+    build_pledge_voucher_request, validate_registrar,
 };
 use brski_common::envelope::Format;
 use brski_common::est::media_type;
@@ -17,10 +18,12 @@ use brski_common::input::decode_base64_lenient;
 use brski_common::keys::Signer;
 use brski_common::oid::ID_KP_CMC_RA;
 use brski_common::pki::chain::{TimeCheck, TrustPolicy};
+use brski_common::pki::crl::RevocationError;
 use brski_common::pki::ext::idevid_issuer;
 use brski_common::telemetry::StatusTelemetry;
 use brski_common::tls;
 use brski_common::voucher::PledgeExpectations;
+use brski_service::crl::Revocation;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,15 +197,10 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         .and_then(Format::from_media_type)
         .unwrap_or(id.format);
     let voucher = voucher_bytes(format, response.body);
-    let mut expected = PledgeExpectations::for_request(&pvr.request)
-        .with_idevid_issuer(Some(idevid_issuer(idevid)));
-    expected.trusted_time = id.trusted_now();
-    let manufacturer = TrustPolicy::new(id.manufacturer.clone()).with_time(time);
-    let accepted = match accept_voucher(format, &voucher, &manufacturer, &expected) {
+    let accepted = match imprint(id, format, &voucher, &pvr, idevid, session.server_chain()).await {
         Ok(a) => a,
-        Err(e) => {
-            let failure = Failure::Voucher(e);
-            tracing::warn!(step = "voucher", outcome = "rejected", error = %failure, "voucher rejected");
+        Err((step, failure)) => {
+            tracing::warn!(step, outcome = "rejected", error = %failure, "voucher not accepted");
             voucher_status(
                 &mut session,
                 StatusTelemetry::failure(failure.telemetry_reason()),
@@ -211,20 +209,6 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
             return Err(failure);
         }
     };
-    // RFC 8995 §5.6.2: the registrar's certificate must validate against the pin.
-    if let Err(e) = validate_registrar(&accepted.pin, session.server_chain(), time) {
-        let failure = Failure::NotPinned(match e {
-            PledgeError::RegistrarNotPinned(detail) => detail,
-            other => other.to_string(),
-        });
-        tracing::warn!(step = "pin", outcome = "rejected", error = %failure, "registrar not pinned");
-        voucher_status(
-            &mut session,
-            StatusTelemetry::failure(failure.telemetry_reason()),
-        )
-        .await;
-        return Err(failure);
-    }
     let assertion = accepted
         .voucher
         .assertion
@@ -283,6 +267,70 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         issuer,
         not_after,
     })
+}
+
+/// RFC 8995 §5.6.1, §5.6.2: the voucher's checks, then the registrar's chain against its pin,
+/// then the revocation checks the voucher may demand (RFC 8366bis §8.4). A refusal names its
+/// step.
+async fn imprint(
+    id: &Identity,
+    format: Format,
+    voucher: &[u8],
+    pvr: &PledgeVoucherRequest,
+    idevid: &Certificate,
+    server_chain: &[Vec<u8>],
+) -> Result<AcceptedVoucher, (&'static str, Failure)> {
+    let time = id.time_check();
+    let mut expected = PledgeExpectations::for_request(&pvr.request)
+        .with_idevid_issuer(Some(idevid_issuer(idevid)));
+    expected.trusted_time = id.trusted_now();
+    // RFC 8995 §7.2: nonceless vouchers only when pledge.toml says so.
+    expected.accept_nonceless = id.config.accept_nonceless_vouchers;
+    let manufacturer = TrustPolicy::new(id.manufacturer.clone()).with_time(time);
+    let accepted = accept_voucher(format, voucher, &manufacturer, &expected)
+        .map_err(|e| ("voucher", Failure::Voucher(e)))?;
+    if accepted.voucher.created_on.is_none() {
+        // RFC 8366bis §8.4: created-on is optional ("primarily for human consumption and
+        // auditing"); the voucher is accepted, and its absence noted.
+        tracing::info!(
+            step = "voucher",
+            "the voucher has no created-on (optional in RFC 8366bis); its age is not checked"
+        );
+    }
+    validate_registrar(&accepted.pin, server_chain, time).map_err(|e| {
+        let detail = match e {
+            PledgeError::RegistrarNotPinned(detail) => detail,
+            other => other.to_string(),
+        };
+        ("pin", Failure::NotPinned(detail))
+    })?;
+    if accepted.demands_revocation_checks() {
+        revocation_checks(id, server_chain)
+            .await
+            .map_err(|e| ("revocation", Failure::Voucher(PledgeError::Revocation(e))))?;
+        tracing::info!(
+            step = "revocation",
+            outcome = "good",
+            "the registrar's chain is not revoked"
+        );
+    }
+    Ok(accepted)
+}
+
+/// The revocation checks a voucher demands (RFC 8366bis `domain-cert-revocation-checks`) of the
+/// registrar's chain, through the CRL distribution points it names; they need a trusted clock.
+async fn revocation_checks(id: &Identity, chain_der: &[Vec<u8>]) -> Result<(), RevocationError> {
+    use der::Decode;
+    let now = id.trusted_now().ok_or(RevocationError::NoTrustedClock)?;
+    let chain = chain_der
+        .iter()
+        .map(|d| Certificate::from_der(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RevocationError::Unknown {
+            subject: String::new(),
+            reason: format!("a certificate of the chain does not decode: {e}"),
+        })?;
+    Revocation::default().check_chain(&chain, true, now).await
 }
 
 /// A voucher body: raw as RFC 8995 §5.6 says, or base64 from registrars that encode it anyway.

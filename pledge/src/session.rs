@@ -1,6 +1,6 @@
 //! The pledge's HTTPS session with the registrar: one persistent connection for the whole
 //! bootstrap (RFC 8995 §5). When the registrar closes an idle connection, a new one is opened
-//! and must present the very certificate recorded on the first one, since that certificate is
+//! and must present the very certificate chain recorded on the first one, since that chain is
 //! what the voucher request named and what the voucher's pin was checked against (RFC 8995 §5:
 //! without persistent connections both ends MUST re-check the certificates).
 
@@ -103,10 +103,13 @@ impl Session {
         let conn = Connection::connect(&self.target, self.tls.clone(), CONNECT_TIMEOUT)
             .await
             .map_err(unreachable)?;
-        if conn.peer_certs().first() != self.server_chain.first() {
+        // RFC 8995 §5: "check each subsequent connections for the same certificates": the
+        // whole chain validated against the pin, not only its end entity.
+        if conn.peer_certs() != self.server_chain.as_slice() {
             return Err(Failure::Protocol {
                 step,
-                reason: "the registrar presented another certificate on a new connection".into(),
+                reason: "the registrar presented another certificate chain on a new connection"
+                    .into(),
             });
         }
         tracing::debug!(registrar = %self.target.authority, "reconnected");

@@ -112,6 +112,25 @@ fn openssl_verify(ca: &std::path::Path, cert: &std::path::Path) -> std::process:
         .expect("openssl runs")
 }
 
+/// `pledge bootstrap` of a new pledge `serial` of `world`, its `pledge.toml` edited by `edit`,
+/// against a harness registrar behaving as `behaviour`.
+async fn bootstrap_with(
+    world: &std::sync::Arc<World>,
+    serial: &str,
+    behaviour: Behaviour,
+    edit: impl Fn(String) -> String,
+) -> (std::process::Output, PledgeDir, Registrar) {
+    let registrar = Registrar::start(world.clone(), behaviour).await;
+    let p = pledge_dir(world, serial, "cms", Some(&registrar.url));
+    std::fs::write(&p.config, edit(p.config_text())).expect("write");
+    let out = pledge(&["bootstrap", "--config", &p.config.to_string_lossy()]).await;
+    (out, p, registrar)
+}
+
+fn without_trusted_clock(text: String) -> String {
+    text.replace("trust-clock = true", "trust-clock = false")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc8995_5_bootstrap_enrolls_and_reports() {
     let world = world();
@@ -269,6 +288,327 @@ async fn rfc8995_2_6_1_pledge_without_a_trusted_clock_enrolls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_2_6_1_voucher_created_in_the_future_is_refused() {
+    let world = world();
+    let ahead = || Behaviour {
+        created_on_ahead: Some(time::Duration::hours(1)),
+        ..Behaviour::default()
+    };
+    let (out, p, registrar) = bootstrap_with(&world, "SN-FUTURE", ahead(), |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.starts_with("pledge: voucher rejected: voucher created-on 20")
+            && why.ends_with(" is in the future (more than 300 s ahead of this pledge's clock)"),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+    assert!(!p.exists("voucher.vcj"));
+    {
+        let log = registrar.log();
+        assert_eq!(log.voucher_status.len(), 1);
+        assert!(!log.voucher_status[0].status, "failure reported");
+        assert_eq!(log.enroll_started, 0);
+    }
+    // A pledge without a trusted clock may ignore the voucher's time stamps (§2.6.1).
+    let (out, _p, _r) =
+        bootstrap_with(&world, "SN-FUTURE-NOCLOCK", ahead(), without_trusted_clock).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_2_6_1_cms_signing_time_in_the_future_is_refused() {
+    let behaviour = Behaviour {
+        signing_time_ahead: Some(time::Duration::hours(1)),
+        ..Behaviour::default()
+    };
+    let (out, p, _r) = bootstrap_with(&world(), "SN-SIGNED-LATER", behaviour, |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.starts_with("pledge: voucher rejected: voucher signingTime 20")
+            && why.ends_with("Z is in the future (more than 300 s ahead of this pledge's clock)"),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8366bis_8_4_voucher_without_created_on_is_accepted_and_logged() {
+    let world = world();
+    let behaviour = Behaviour {
+        omit_created_on: true,
+        ..Behaviour::default()
+    };
+    let (out, p, _r) = bootstrap_with(&world, "SN-UNDATED", behaviour, |t| t).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_enrolled(&p, &world, "voucher.vcj");
+    assert!(
+        stderr(&out).contains(
+            "the voucher has no created-on (optional in RFC 8366bis); its age is not checked"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A bootstrap against a registrar relaying a nonceless voucher that expires `lifetime` from
+/// now, with `pledge.toml` edited by `edit`.
+async fn nonceless_bootstrap(
+    serial: &str,
+    lifetime: time::Duration,
+    edit: impl Fn(String) -> String,
+) -> (
+    std::process::Output,
+    PledgeDir,
+    Registrar,
+    std::sync::Arc<World>,
+) {
+    let world = world();
+    let behaviour = Behaviour {
+        nonceless_expires_in: Some(lifetime),
+        ..Behaviour::default()
+    };
+    let (out, p, registrar) = bootstrap_with(&world, serial, behaviour, edit).await;
+    (out, p, registrar, world)
+}
+
+fn accepting_nonceless(text: String) -> String {
+    assert!(text.contains("accept-nonceless-vouchers = false"), "{text}");
+    text.replace(
+        "accept-nonceless-vouchers = false",
+        "accept-nonceless-vouchers = true",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_2_nonceless_voucher_is_refused_by_default() {
+    let (out, p, registrar, _) =
+        nonceless_bootstrap("SN-NONCELESS-OFF", time::Duration::minutes(20), |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        "pledge: voucher rejected: voucher has no nonce and nonceless vouchers are not accepted"
+    );
+    assert_not_enrolled(&p);
+    assert!(
+        !registrar.log().voucher_status[0].status,
+        "failure reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_2_nonceless_voucher_accepted_by_policy_with_a_trusted_clock() {
+    let (out, p, registrar, world) = nonceless_bootstrap(
+        "SN-NONCELESS-ON",
+        time::Duration::minutes(20),
+        accepting_nonceless,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_enrolled(&p, &world, "voucher.vcj");
+    assert!(registrar.log().voucher_status[0].status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_2_expired_nonceless_voucher_is_refused() {
+    let (out, p, _registrar, _) = nonceless_bootstrap(
+        "SN-NONCELESS-EXPIRED",
+        -time::Duration::minutes(1),
+        accepting_nonceless,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.starts_with("pledge: voucher rejected: voucher expired at 20"),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_7_2_nonceless_voucher_without_a_trusted_clock_is_refused() {
+    let (out, p, _registrar, _) =
+        nonceless_bootstrap("SN-NONCELESS-NOCLOCK", time::Duration::minutes(20), |t| {
+            without_trusted_clock(accepting_nonceless(t))
+        })
+        .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        "pledge: voucher rejected: voucher has no nonce, and without a trusted clock its expires-on cannot be checked"
+    );
+    assert_not_enrolled(&p);
+}
+
+/// What the CRL distribution point named by the registrar's certificate serves.
+enum CrlPoint {
+    /// Nothing listens there.
+    Unreachable,
+    /// This CRL, made for the world.
+    Serves(fn(&World) -> Vec<u8>),
+}
+
+/// A bootstrap against a registrar whose vouchers demand revocation checks (RFC 8366bis
+/// `domain-cert-revocation-checks: true`), its certificate naming a CRL distribution point
+/// on loopback, and `pledge.toml` edited by `edit`.
+async fn revocation_bootstrap(
+    serial: &str,
+    point: CrlPoint,
+    edit: impl Fn(String) -> String,
+) -> (std::process::Output, PledgeDir, Registrar) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let uri = format!(
+        "http://127.0.0.1:{}/domain.crl",
+        listener.local_addr().expect("addr").port()
+    );
+    let world = world_with_crl(Some(&uri));
+    match point {
+        CrlPoint::Unreachable => drop(listener),
+        CrlPoint::Serves(make) => crl_server(listener, make(&world)),
+    }
+    bootstrap_with(&world, serial, checking_revocation(), edit).await
+}
+
+fn checking_revocation() -> Behaviour {
+    Behaviour {
+        revocation_checks: true,
+        ..Behaviour::default()
+    }
+}
+
+/// A current CRL of the domain CA listing `revoked` serial numbers.
+fn domain_crl(world: &World, revoked: &[&[u8]]) -> Vec<u8> {
+    let now = time::OffsetDateTime::now_utc();
+    brski_common::pki::crl::build_crl(
+        &world.domain_ca.cert,
+        world.domain_ca.key.as_ref(),
+        revoked,
+        now,
+        Some(now + time::Duration::hours(1)),
+    )
+    .expect("CRL")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8366bis_8_4_revocation_checks_demanded_pass_with_a_current_crl() {
+    let (out, p, registrar) = revocation_bootstrap(
+        "SN-CRL-GOOD",
+        CrlPoint::Serves(|w| domain_crl(w, &[])),
+        |t| t,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the registrar's chain is not revoked"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(p.exists("state.json"));
+    assert!(registrar.log().voucher_status[0].status);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8366bis_8_4_revoked_registrar_certificate_refuses_the_voucher() {
+    let (out, p, registrar) = revocation_bootstrap(
+        "SN-CRL-REVOKED",
+        CrlPoint::Serves(|w| {
+            let serial = w
+                .registrar
+                .cert
+                .tbs_certificate()
+                .serial_number()
+                .as_bytes();
+            domain_crl(w, &[serial])
+        }),
+        |t| t,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        "pledge: domain-cert-revocation-checks: certificate \"CN=registrar\" is revoked"
+    );
+    assert_not_enrolled(&p);
+    let log = registrar.log();
+    assert_eq!(
+        log.requests,
+        vec![paths::REQUEST_VOUCHER, paths::VOUCHER_STATUS],
+        "no EST with a revoked registrar"
+    );
+    assert!(!log.voucher_status[0].status, "failure reported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8366bis_8_4_revocation_checks_that_cannot_be_made_refuse_the_voucher() {
+    const PREFIX: &str = "pledge: domain-cert-revocation-checks: ";
+    // The registrar's certificate names no distribution point.
+    let (out, p, _r) = bootstrap_with(&world(), "SN-CRL-NONE", checking_revocation(), |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        format!(
+            "{PREFIX}cannot check the revocation of \"CN=registrar\": it names no http CRL distribution point"
+        )
+    );
+    assert_not_enrolled(&p);
+
+    // The distribution point does not answer.
+    let (out, p, _r) = revocation_bootstrap("SN-CRL-DOWN", CrlPoint::Unreachable, |t| t).await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.starts_with(&format!(
+            "{PREFIX}cannot check the revocation of \"CN=registrar\": CRL http://127.0.0.1:"
+        )) && why.contains("/domain.crl: unreachable: "),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+
+    // A CRL under the domain CA's name, signed with another key.
+    let (out, p, _r) = revocation_bootstrap(
+        "SN-CRL-FORGED",
+        CrlPoint::Serves(|w| {
+            let now = time::OffsetDateTime::now_utc();
+            brski_common::pki::crl::build_crl(
+                &w.domain_ca.cert,
+                w.other_domain_ca.key.as_ref(),
+                &[],
+                now,
+                Some(now + time::Duration::hours(1)),
+            )
+            .expect("CRL")
+        }),
+        |t| t,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    let why = reason(&out);
+    assert!(
+        why.contains("/domain.crl: CRL signature does not verify with the issuer's key"),
+        "{why}"
+    );
+    assert_not_enrolled(&p);
+
+    // Without a trusted clock a CRL's currency cannot be judged.
+    let (out, p, _r) = revocation_bootstrap(
+        "SN-CRL-NOCLOCK",
+        CrlPoint::Serves(|w| domain_crl(w, &[])),
+        without_trusted_clock,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
+    assert_eq!(
+        reason(&out),
+        format!("{PREFIX}no trusted clock to tell whether a CRL is current")
+    );
+    assert_not_enrolled(&p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc8995_5_6_1_voucher_for_another_nonce_is_rejected() {
     let world = world();
     let registrar = Registrar::start(
@@ -402,7 +742,7 @@ async fn rfc8995_5_new_connection_must_present_the_same_registrar_certificate() 
     assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(&out));
     assert_eq!(
         reason(&out),
-        "pledge: requestvoucher: the registrar presented another certificate on a new connection"
+        "pledge: requestvoucher: the registrar presented another certificate chain on a new connection"
     );
     assert_not_enrolled(&p);
     let log = registrar.log();
@@ -411,6 +751,57 @@ async fn rfc8995_5_new_connection_must_present_the_same_registrar_certificate() 
         log.pvrs.len(),
         1,
         "nothing sent to the other certificate's holder"
+    );
+}
+
+/// RFC 8995 §5: the pledge refused, at `step`, a new connection presenting another chain.
+fn assert_refused_changed_chain(out: &std::process::Output, p: &PledgeDir, step: &str) {
+    assert_eq!(out.status.code(), Some(EXIT_REJECTED), "{}", stderr(out));
+    assert_eq!(
+        reason(out),
+        format!(
+            "pledge: {step}: the registrar presented another certificate chain on a new connection"
+        )
+    );
+    assert_not_enrolled(p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_new_connection_must_present_the_same_registrar_chain() {
+    // The same end-entity certificate, but another CA certificate after it (same name and
+    // key, so every signature still verifies): not the chain the pledge saw first.
+    let behaviour = Behaviour {
+        pending: 1,
+        close_on_pending: true,
+        reissued_ca_on_reconnect: true,
+        ..Behaviour::default()
+    };
+    let (out, p, registrar) = bootstrap_with(&world(), "SN-CHAIN", behaviour, |t| t).await;
+    assert_refused_changed_chain(&out, &p, "requestvoucher");
+    let log = registrar.log();
+    assert_eq!(log.handshakes, 2);
+    assert_eq!(log.pvrs.len(), 1, "nothing resent over the changed chain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc8995_5_reconnection_after_the_voucher_must_present_the_pinned_chain() {
+    // The connection drops after the voucher was accepted against the first chain; EST on
+    // the new connection must see that very chain again.
+    let behaviour = Behaviour {
+        close_after_voucher_status: true,
+        reissued_ca_on_reconnect: true,
+        ..Behaviour::default()
+    };
+    let (out, p, registrar) = bootstrap_with(&world(), "SN-DROP", behaviour, |t| t).await;
+    assert_refused_changed_chain(&out, &p, "cacerts");
+    assert!(!p.exists("domain-ca.crt.pem"));
+    let log = registrar.log();
+    assert_eq!(log.voucher_status.len(), 1);
+    assert!(log.voucher_status[0].status, "the voucher was accepted");
+    assert_eq!(
+        log.requests,
+        vec![paths::REQUEST_VOUCHER, paths::VOUCHER_STATUS],
+        "no EST request went over the changed chain"
     );
 }
 

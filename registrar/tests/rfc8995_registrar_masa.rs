@@ -511,6 +511,7 @@ async fn rfc8995_7_2_a_nonceless_voucher_fetched_ahead_is_relayed_when_the_masa_
         &s.vendor.policy(),
         &brski_common::voucher::PledgeExpectations {
             accept_nonceless: true,
+            trusted_time: Some(time::OffsetDateTime::now_utc()),
             ..brski_common::voucher::PledgeExpectations::for_request(&pvr.request)
         },
     )

@@ -79,6 +79,10 @@ pub struct PledgeConfig {
     /// Whether the pledge's clock is trusted for certificate and voucher validity (8995 §2.6.1).
     #[serde(default = "default_true")]
     pub trust_clock: bool,
+    /// Whether a voucher without a nonce is accepted (8995 §7.2, a security reduction; default
+    /// off): only with `trust-clock` and an `expires-on` not yet passed (§7.4.1, §11.1).
+    #[serde(default)]
+    pub accept_nonceless_vouchers: bool,
 }
 
 fn default_true() -> bool {

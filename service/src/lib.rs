@@ -1,9 +1,10 @@
 //! Runtime shell shared by the BRSKI daemons: logging to the journal or stderr, systemd
 //! notification, signal handling, an HTTPS listener that hands each request the TLS peer's
-//! certificate chain, SQLite storage, and file helpers for keys and certificates.
+//! certificate chain, SQLite storage, file helpers for keys and certificates, and CRL fetching.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod crl;
 pub mod files;
 pub mod grasp;
 pub mod https;

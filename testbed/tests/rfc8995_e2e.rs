@@ -593,3 +593,88 @@ fn rfc7030_4_2_2_pledge_run_recovers_from_a_lost_renewal_answer() {
         "{log}"
     );
 }
+
+#[test]
+fn rfc8995_7_2_stored_nonceless_voucher_is_accepted_only_by_pledge_policy() {
+    // A MASA that issues nonceless vouchers only for claimed devices (RFC 8995 §7.4.1), a
+    // registrar that relays a stored one without asking the MASA (§7.3 item 3).
+    let (_tmp, mut s) = suite(&SuiteOptions {
+        ownership: "claimed".into(),
+        ..SuiteOptions::default()
+    });
+    let reg_toml = s.registrar_config();
+    edit_registrar_config(&s, |text| {
+        let always = text.replace(
+            "use-nonceless-vouchers = \"when-masa-unreachable\"",
+            "use-nonceless-vouchers = \"always\"",
+        );
+        assert_ne!(always, text, "{text}");
+        always
+    });
+    s.start_masa().expect("masa serve");
+    s.start_registrar().expect("registrar serve");
+    let masa_url = format!("https://localhost:{}", s.masa_addr.port());
+    let domain_ca = s.registrar_dir.join("domain-ca.crt.pem");
+    let mut configs = Vec::new();
+    for serial in ["E2E-OFFLINE-1", "E2E-OFFLINE-2"] {
+        configs.push(s.mint(serial).expect("mint"));
+        run(Command::new(&s.bin.masa)
+            .args(["claim", "--config"])
+            .arg(s.masa_config())
+            .args(["--serial", serial, "--domain-ca"])
+            .arg(&domain_ca))
+        .expect("masa claim");
+        run(Command::new(&s.bin.registrar)
+            .args([
+                "vouchers",
+                "fetch",
+                "--serial",
+                serial,
+                "--masa-url",
+                &masa_url,
+            ])
+            .arg("--config")
+            .arg(&reg_toml))
+        .expect("registrar vouchers fetch");
+    }
+
+    // The pledge as the factory made it refuses a nonceless voucher.
+    let text = std::fs::read_to_string(&configs[0]).expect("pledge.toml");
+    assert!(text.contains("accept-nonceless-vouchers = false"), "{text}");
+    let out = output(&mut s.pledge("bootstrap", &configs[0]).expect("cmd"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().last(),
+        Some(
+            "pledge: voucher rejected: voucher has no nonce and nonceless vouchers are not accepted"
+        )
+    );
+    let dir = configs[0].parent().expect("dir");
+    assert!(!dir.join("state.json").exists());
+
+    // With the policy on (and its trusted clock), the same kind of voucher enrolls.
+    let text = std::fs::read_to_string(&configs[1]).expect("pledge.toml");
+    std::fs::write(
+        &configs[1],
+        text.replace(
+            "accept-nonceless-vouchers = false",
+            "accept-nonceless-vouchers = true",
+        ),
+    )
+    .expect("write");
+    let out = output(&mut s.pledge("bootstrap", &configs[1]).expect("cmd"));
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+    let dir = configs[1].parent().expect("dir");
+    let e = read_enrollment(dir, "E2E-OFFLINE-2").expect("enrollment");
+    assert_eq!(
+        e.ldevid_issuer,
+        cert(&domain_ca).tbs_certificate().subject().to_string()
+    );
+    let voucher = std::fs::read(dir.join("voucher.vcj")).expect("voucher");
+    let parsed = brski_common::envelope::parse(Format::Cms, &voucher).expect("CMS");
+    let v = brski_common::voucher::Voucher::from_payload(Format::Cms, &parsed.payload)
+        .expect("voucher");
+    assert!(v.nonce.is_none() && v.expires_on.is_some(), "{v:?}");
+    let stopped = s.stop().expect("stop");
+    assert!(stopped.iter().all(|(_, st)| st.success()), "{stopped:?}");
+}

@@ -3,9 +3,10 @@
 use crate::envelope::{self, EnvelopeError, Format};
 use crate::keys::Signer;
 use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy, validate_chain};
+use crate::pki::crl::RevocationError;
 use crate::voucher::{
     Assertion, DecodeError, EncodeError, Nonce, Pin, PledgeExpectations, RandomError, Voucher,
-    VoucherCheckError, VoucherRequest, validate_voucher,
+    VoucherCheckError, VoucherRequest, check_signing_time, validate_voucher,
 };
 use der::{Decode, Encode};
 use x509_cert::Certificate;
@@ -27,6 +28,10 @@ pub enum PledgeError {
     RegistrarNotPinned(String),
     #[error("registrar presented no certificate")]
     NoRegistrarCertificate,
+    /// The voucher demands revocation checks of the domain certificates (RFC 8366bis
+    /// `domain-cert-revocation-checks`) and they failed or could not be made.
+    #[error("domain-cert-revocation-checks: {0}")]
+    Revocation(#[from] RevocationError),
 }
 
 /// A signed pledge voucher-request, kept for its nonce and for resending the identical bytes
@@ -82,8 +87,18 @@ pub struct AcceptedVoucher {
     pub masa_chain: Vec<Certificate>,
 }
 
-/// Verify a voucher (8995 §5.6.1): signature with the manufacturer's trust anchors, then serial,
-/// `idevid-issuer`, nonce, assertion and pin by `expected`.
+impl AcceptedVoucher {
+    /// RFC 8366bis §8.4 `domain-cert-revocation-checks`: the pledge "MUST (true) or MUST NOT
+    /// (false) verify the revocation status" of the domain certificates. Absent, normal PKIX
+    /// behaviour applies, which this pledge practises without revocation checking.
+    pub fn demands_revocation_checks(&self) -> bool {
+        self.voucher.domain_cert_revocation_checks == Some(true)
+    }
+}
+
+/// Verify a voucher (8995 §5.6.1): signature with the manufacturer's trust anchors and its
+/// signingTime (§2.6.1), then serial, `idevid-issuer`, nonce, times, assertion and pin by
+/// `expected`.
 pub fn accept_voucher(
     format: Format,
     bytes: &[u8],
@@ -91,6 +106,7 @@ pub fn accept_voucher(
     expected: &PledgeExpectations,
 ) -> Result<AcceptedVoucher, PledgeError> {
     let verified = envelope::verify(format, bytes, manufacturer, &[])?;
+    check_signing_time(verified.signing_time, expected)?;
     let voucher = Voucher::from_payload(format, &verified.payload)?;
     let pin = validate_voucher(&voucher, expected)?;
     Ok(AcceptedVoucher {

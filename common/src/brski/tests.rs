@@ -6,7 +6,7 @@ use crate::envelope::{EnvelopeError, Format};
 use crate::keys::{SignatureAlgorithm, Signer, SoftwareKey};
 use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy};
 use crate::pki::{self, issue, name_from_parts, profile, self_signed};
-use crate::voucher::{Assertion, Nonce, PledgeExpectations, VoucherCheckError};
+use crate::voucher::{Assertion, CLOCK_SKEW, Nonce, PledgeExpectations, VoucherCheckError};
 use der::Encode;
 use x509_cert::Certificate;
 
@@ -204,6 +204,55 @@ fn rfc8995_5_full_exchange_in_each_format() {
         )
         .expect("registrar chains to the pin");
     }
+}
+
+#[test]
+fn rfc8995_2_6_1_cms_signing_time_in_the_future_is_refused() {
+    let w = world("SN-0001");
+    let (pvr, voucher) = exchange(&w, Format::Cms);
+    let payload = crate::envelope::parse(Format::Cms, &voucher)
+        .expect("parse")
+        .payload;
+    let chain = [w.masa_signer.cert.clone(), w.vendor.cert.clone()];
+    let signed_at =
+        |at| crate::envelope::cms::sign_at(&payload, &w.masa_signer.key, &chain, at).expect("sign");
+    let now = time::OffsetDateTime::now_utc();
+    let trusting = PledgeExpectations {
+        trusted_time: Some(now),
+        ..expectations("SN-0001", &pvr.nonce)
+    };
+    let accept = |bytes: &[u8], expected: &PledgeExpectations| {
+        pledge::accept_voucher(Format::Cms, bytes, &vendor_policy(&w), expected)
+    };
+    // Within the allowed skew of a trusted clock.
+    let near = signed_at(now + CLOCK_SKEW - time::Duration::seconds(30));
+    let accepted = accept(&near, &trusting).expect("accepted");
+    assert!(accepted.voucher.created_on.is_some());
+    // An hour ahead: refused, naming the signingTime (UTCTime has whole seconds).
+    let ahead = now + time::Duration::hours(1);
+    let far = signed_at(ahead);
+    let err = accept(&far, &trusting).expect_err("signed in the future");
+    let shown = ahead
+        .replace_nanosecond(0)
+        .expect("whole second")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    assert!(
+        matches!(
+            &err,
+            pledge::PledgeError::Voucher(VoucherCheckError::SignedInFuture { signing_time })
+                if *signing_time == shown
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "voucher rejected: voucher signingTime {shown} is in the future (more than 300 s ahead of this pledge's clock)"
+        )
+    );
+    // Without a trusted clock the time stamps are not judged (§2.6.1: MAY ignore them).
+    accept(&far, &expectations("SN-0001", &pvr.nonce)).expect("no trusted clock");
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub const MAX_SIGNER_INFOS: usize = 16;
 /// chain up to the anchor, a handful in practice). Bounds the path-building pool.
 pub const MAX_CERTIFICATES: usize = 64;
 
-/// Sign `payload` as CMS SignedData (RFC 5652 §5, RFC 8366bis §7.1).
+/// Sign `payload` as CMS SignedData (RFC 5652 §5, RFC 8366bis §7.1), with signingTime now.
 ///
 /// `chain` is carried in `certificates` and must start with the signer's certificate, which
 /// names the signer (issuerAndSerialNumber). `certificates` is a DER `SET OF`, so the carried
@@ -49,6 +49,16 @@ pub fn sign(
     payload: &[u8],
     signer: &dyn Signer,
     chain: &[Certificate],
+) -> Result<Vec<u8>, EnvelopeError> {
+    sign_at(payload, signer, chain, time::OffsetDateTime::now_utc())
+}
+
+/// [`sign`] with the signingTime attribute (RFC 5652 §11.3) set to `signing_time`.
+pub fn sign_at(
+    payload: &[u8],
+    signer: &dyn Signer,
+    chain: &[Certificate],
+    signing_time: time::OffsetDateTime,
 ) -> Result<Vec<u8>, EnvelopeError> {
     let signer_cert = chain.first().ok_or_else(|| {
         EnvelopeError::Signing(KeyError::SigningFailed(
@@ -72,7 +82,8 @@ pub fn sign(
         parameters: None,
     };
     // RFC 5652 §11.1–§11.3: contentType, messageDigest, signingTime (UTCTime up to 2049).
-    let signing_time = Time::now().map_err(encoding_error)?;
+    let signing_time =
+        Time::try_from(std::time::SystemTime::from(signing_time)).map_err(encoding_error)?;
     let signed_attrs: SetOfVec<Attribute> = SetOfVec::try_from(vec![
         attribute(rfc5911::ID_CONTENT_TYPE, &ID_CT_ANIMA_JSON_VOUCHER)?,
         attribute(rfc5911::ID_SIGNING_TIME, &signing_time)?,
@@ -155,10 +166,17 @@ pub fn verify(
     for signer_info in &signed.signer_infos {
         match verify_signer_info(&signed, signer_info, payload, extra, &pool, policy) {
             Ok(chain) => {
+                let signing_time = signer_info
+                    .signed_attrs
+                    .as_ref()
+                    .and_then(|a| a.signing_time.as_ref())
+                    .map(offset_date_time)
+                    .transpose()?;
                 return Ok(Verified {
                     format: Format::Cms,
                     payload: payload.to_vec(),
                     chain,
+                    signing_time,
                 });
             }
             Err(e) => {
@@ -638,6 +656,14 @@ fn attribute(oid: ObjectIdentifier, value: &impl Encode) -> Result<Attribute, En
         ])
         .map_err(encoding_error)?,
     })
+}
+
+/// An X.509 `Time` (UTCTime or GeneralizedTime) as an instant.
+fn offset_date_time(t: &Time) -> Result<time::OffsetDateTime, EnvelopeError> {
+    i64::try_from(t.to_unix_duration().as_secs())
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or_else(|| malformed(format!("signingTime {t} out of range")))
 }
 
 fn malformed(reason: impl Into<String>) -> EnvelopeError {

@@ -133,6 +133,7 @@ pub fn verify(
         format: Format::Cose,
         payload: msg.payload,
         chain,
+        signing_time: None,
     })
 }
 

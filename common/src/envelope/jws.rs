@@ -132,6 +132,7 @@ pub fn verify(
                     format: Format::Jws,
                     payload: jws.payload,
                     chain,
+                    signing_time: None,
                 });
             }
             Err(e) => {

@@ -87,6 +87,9 @@ pub struct Verified {
     pub payload: Vec<u8>,
     /// The signer's validated chain: signer certificate first, up to the anchor.
     pub chain: Vec<Certificate>,
+    /// The signingTime attribute of the CMS signer that verified (RFC 5652 §11.3); `None` when
+    /// absent, and for JWS and COSE, which have none.
+    pub signing_time: Option<time::OffsetDateTime>,
 }
 
 impl Verified {

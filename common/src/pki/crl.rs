@@ -1,7 +1,8 @@
 //! Certificate revocation lists (RFC 5280 §5), sans-I/O: the http CRL distribution points of a
 //! certificate (§4.2.1.13), checking a fetched CRL against the certificate's issuer (signature,
 //! issuer name, nextUpdate) and looking a serial number up in it. For the MASA's revocation
-//! check of the registrar's chain (RFC 8995 §5.5.3; RFC 8366bis `domain-cert-revocation-checks`).
+//! check of the registrar's chain (RFC 8995 §5.5.3) and the pledge's when a voucher demands it
+//! (RFC 8366bis `domain-cert-revocation-checks`): [`crl_checks`] says which CRLs a chain needs.
 //! Fetching is the caller's; [`build_crl`] and [`distribution_point_extension`] issue the same.
 
 use super::chain::verified;
@@ -35,6 +36,66 @@ pub enum CrlError {
     Stale(String),
     #[error("CRL is not yet valid: thisUpdate {0}")]
     NotYetValid(String),
+}
+
+/// Why the revocation status of a certificate chain is not known to be good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevocationError {
+    #[error("certificate {0:?} is revoked")]
+    Revoked(String),
+    #[error("cannot check the revocation of {subject:?}: {reason}")]
+    Unknown { subject: String, reason: String },
+    /// A CRL's thisUpdate and nextUpdate mean nothing without a trusted clock (RFC 8995 §2.6.1).
+    #[error("no trusted clock to tell whether a CRL is current")]
+    NoTrustedClock,
+}
+
+/// A certificate of a chain whose CRL must be checked: its http distribution points and the
+/// certificate of the chain that issued it (and so signs its CRL).
+#[derive(Clone, Debug)]
+pub struct CrlCheck<'a> {
+    pub cert: &'a Certificate,
+    pub issuer: &'a Certificate,
+    pub uris: Vec<String>,
+}
+
+/// The CRLs that checking the revocation of `chain` (end entity first) takes (RFC 5280 §6.3):
+/// one for each certificate naming an http CRL distribution point, verified with its issuer
+/// found further up the chain (or itself, when self-issued). With `required`, a certificate
+/// that is not self-issued and names no such point is [`RevocationError::Unknown`] (the checks
+/// are demanded, RFC 8366bis `domain-cert-revocation-checks`); without, it is not checked (RFC
+/// 8995 §5.5.3: distribution points are checked "if they are present").
+pub fn crl_checks(
+    chain: &[Certificate],
+    required: bool,
+) -> Result<Vec<CrlCheck<'_>>, RevocationError> {
+    let mut checks = Vec::new();
+    for (i, cert) in chain.iter().enumerate() {
+        let unknown = |reason: String| RevocationError::Unknown {
+            subject: super::chain::subject_string(cert),
+            reason,
+        };
+        let tbs = cert.tbs_certificate();
+        let self_issued = tbs.subject() == tbs.issuer();
+        let uris = distribution_points(cert).map_err(|e| unknown(e.to_string()))?;
+        if uris.is_empty() {
+            if required && !self_issued {
+                return Err(unknown("it names no http CRL distribution point".into()));
+            }
+            continue;
+        }
+        let issuer = chain
+            .get(i + 1..)
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.tbs_certificate().subject() == tbs.issuer())
+            .or(self_issued.then_some(cert))
+            .ok_or_else(|| {
+                unknown("its issuer is not in the chain, so its CRL cannot be verified".into())
+            })?;
+        checks.push(CrlCheck { cert, issuer, uris });
+    }
+    Ok(checks)
 }
 
 /// The `http://` URIs among the fullName of `cert`'s CRL distribution points (RFC 5280

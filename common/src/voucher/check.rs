@@ -3,6 +3,7 @@
 //! §9; SPEC §2.7). Sans I/O: the caller supplies its clock, if it trusts one.
 
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::excerpt;
 use super::model::{Assertion, Nonce, Voucher, VoucherRequest};
@@ -102,9 +103,11 @@ pub struct PledgeExpectations {
     pub idevid_issuer: Option<Vec<u8>>,
     /// Acceptable assertions (RFC 8366 YANG); `None` accepts any, including none.
     pub accepted_assertions: Option<Vec<Assertion>>,
-    /// Whether a voucher without a nonce is accepted (local policy, RFC 8995 §5.6.1, §7.2).
+    /// Whether a voucher without a nonce is accepted (local policy, RFC 8995 §5.6.1, §7.2); even
+    /// then only with a trusted clock and an `expires-on` still ahead (§7.4.1, §11.1).
     pub accept_nonceless: bool,
-    /// Now, when the pledge trusts its clock: then `expires-on` is enforced (RFC 8995 §2.6.1).
+    /// Now, when the pledge trusts its clock: then `expires-on`, `created-on` and the CMS
+    /// signingTime are enforced (RFC 8995 §2.6.1).
     pub trusted_time: Option<OffsetDateTime>,
     /// The proximity form the pledge's request used, to pick the matching pin.
     pub requested_pin: Option<PinForm>,
@@ -170,17 +173,56 @@ pub enum VoucherCheckError {
     NonceMismatch,
     #[error("voucher has no nonce and nonceless vouchers are not accepted")]
     NonceMissing,
+    #[error("voucher has no nonce, and without a trusted clock its expires-on cannot be checked")]
+    NoncelessWithoutTrustedClock,
+    #[error("voucher has no nonce and no expires-on")]
+    NoncelessWithoutExpiry,
     #[error("voucher assertion {0:?} is not accepted")]
     AssertionNotAccepted(Option<Assertion>),
     #[error("voucher expired at {expires_on}")]
     Expired { expires_on: String },
+    #[error(
+        "voucher created-on {created_on} is in the future (more than {} s ahead of this pledge's clock)",
+        CLOCK_SKEW.whole_seconds()
+    )]
+    CreatedInFuture { created_on: String },
+    #[error(
+        "voucher signingTime {signing_time} is in the future (more than {} s ahead of this pledge's clock)",
+        CLOCK_SKEW.whole_seconds()
+    )]
+    SignedInFuture { signing_time: String },
     #[error("voucher pins no domain certificate or key")]
     NoPin,
 }
 
+/// How far ahead of a trusted clock a voucher's `created-on` or signingTime may be: the MASA's
+/// clock and the pledge's differ a little (RFC 8995 §2.6.1). The same five minutes that
+/// certificates are backdated by ([`crate::pki::issue::BACKDATE`]).
+pub const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// Whether `t` is later than the trusted `now` by more than [`CLOCK_SKEW`].
+pub fn in_the_future(t: OffsetDateTime, now: OffsetDateTime) -> bool {
+    t > now + CLOCK_SKEW
+}
+
+/// RFC 8995 §2.6.1: with a trusted clock, the CMS signingTime (RFC 5652 §11.3), when present,
+/// is not in the future.
+pub fn check_signing_time(
+    signing_time: Option<OffsetDateTime>,
+    expected: &PledgeExpectations,
+) -> Result<(), VoucherCheckError> {
+    match (signing_time, expected.trusted_time) {
+        (Some(t), Some(now)) if in_the_future(t, now) => Err(VoucherCheckError::SignedInFuture {
+            signing_time: t.format(&Rfc3339).unwrap_or_else(|_| t.to_string()),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The pledge's checks of a voucher whose signature verified with the manufacturer trust
 /// anchor (RFC 8995 §5.6.1): serial number, `idevid-issuer`, nonce (exact, SPEC §2.3),
-/// `expires-on` when the clock is trusted, assertion policy, and presence of a pin. Returns
+/// `expires-on` and `created-on` when the clock is trusted (§2.6.1; `created-on` is optional
+/// in RFC 8366bis §8.4), assertion policy, and presence of a pin. Returns
 /// the pin to validate the registrar's TLS server chain against (RFC 8995 §5.6.2). Unknown
 /// leaves were already ignored by the decoder.
 pub fn validate_voucher(
@@ -203,12 +245,27 @@ pub fn validate_voucher(
         // A different nonce, or one this pledge never sent.
         (Some(_), _) => return Err(VoucherCheckError::NonceMismatch),
         (None, _) if !expected.accept_nonceless => return Err(VoucherCheckError::NonceMissing),
+        // RFC 8995 §7.2, §11.1: a nonceless voucher proves no freshness; what bounds its use
+        // is its validity period (§7.4.1), which only a trusted clock can check (§2.6.1).
+        (None, _) if expected.trusted_time.is_none() => {
+            return Err(VoucherCheckError::NoncelessWithoutTrustedClock);
+        }
+        (None, _) if voucher.expires_on.is_none() => {
+            return Err(VoucherCheckError::NoncelessWithoutExpiry);
+        }
         (None, _) => {}
     }
     if let (Some(expires_on), Some(now)) = (&voucher.expires_on, expected.trusted_time) {
         if now >= expires_on.instant() {
             return Err(VoucherCheckError::Expired {
                 expires_on: expires_on.to_string(),
+            });
+        }
+    }
+    if let (Some(created_on), Some(now)) = (&voucher.created_on, expected.trusted_time) {
+        if in_the_future(created_on.instant(), now) {
+            return Err(VoucherCheckError::CreatedInFuture {
+                created_on: created_on.to_string(),
             });
         }
     }

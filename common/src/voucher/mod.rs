@@ -16,7 +16,10 @@ mod json;
 mod leaf;
 mod model;
 
-pub use check::{Pin, PinForm, PledgeExpectations, VoucherCheckError, validate_voucher};
+pub use check::{
+    CLOCK_SKEW, Pin, PinForm, PledgeExpectations, VoucherCheckError, check_signing_time,
+    in_the_future, validate_voucher,
+};
 pub use leaf::{
     Leaf, VOUCHER_LEAF_SIDS, VOUCHER_MODULE_SID, VOUCHER_REQUEST_LEAF_SIDS,
     VOUCHER_REQUEST_MODULE_SID, VOUCHER_REQUEST_SID, VOUCHER_SID,

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use brski_common::brski::{masa, paths, registrar};
+use brski_common::brski::{date_time, masa, paths, registrar};
 use brski_common::envelope::{self, Format};
 use brski_common::est::{self, AttrOrOid, CsrAttrs, RawOid, media_type};
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
@@ -80,16 +80,20 @@ fn issued(params: pki::CertificateParams, issuer: &Party) -> Party {
     }
 }
 
-fn registrar_cert(domain: &Party, cn: &str) -> Party {
-    issued(
-        profile::registrar(
-            name_from_parts(Some(cn), None, None).expect("n"),
-            &["localhost"],
-            &["127.0.0.1".parse().expect("ip")],
-        )
-        .expect("p"),
-        domain,
+/// A registrar certificate of `domain`, naming `crl` as its CRL distribution point if given.
+fn registrar_cert(domain: &Party, cn: &str, crl: Option<&str>) -> Party {
+    let mut params = profile::registrar(
+        name_from_parts(Some(cn), None, None).expect("n"),
+        &["localhost"],
+        &["127.0.0.1".parse().expect("ip")],
     )
+    .expect("p");
+    if let Some(uri) = crl {
+        params
+            .extra_extensions
+            .push(pki::crl::distribution_point_extension(uri).expect("CRL DP"));
+    }
+    issued(params, domain)
 }
 
 /// The manufacturer (vendor CA, MASA signer) and two owner domains, each with a registrar.
@@ -101,9 +105,16 @@ pub struct World {
     /// A second domain: its CA is what a voucher "for another domain" pins.
     pub other_domain_ca: Party,
     pub other_registrar: Party,
+    /// The domain CA issued again: same name and key, another serial number.
+    pub domain_ca_reissued: Certificate,
 }
 
 pub fn world() -> Arc<World> {
+    world_with_crl(None)
+}
+
+/// [`world`], with the registrar's certificate naming `crl` as its CRL distribution point.
+pub fn world_with_crl(crl: Option<&str>) -> Arc<World> {
     let vendor = ca("Vendor CA", true);
     let masa = issued(
         profile::masa_voucher_signer(name_from_parts(Some("MASA"), None, None).expect("n"))
@@ -111,9 +122,15 @@ pub fn world() -> Arc<World> {
         &vendor,
     );
     let domain_ca = ca("Domain CA", false);
-    let registrar = registrar_cert(&domain_ca, "registrar");
+    let registrar = registrar_cert(&domain_ca, "registrar", crl);
     let other_domain_ca = ca("Other Domain CA", false);
-    let other_registrar = registrar_cert(&other_domain_ca, "other registrar");
+    let other_registrar = registrar_cert(&other_domain_ca, "other registrar", None);
+    let domain_ca_reissued = self_signed(
+        &profile::domain_ca(name_from_parts(Some("Domain CA"), Some("Example"), None).expect("n"))
+            .expect("params"),
+        domain_ca.key.as_ref(),
+    )
+    .expect("reissued CA");
     Arc::new(World {
         vendor,
         masa,
@@ -121,6 +138,7 @@ pub fn world() -> Arc<World> {
         registrar,
         other_domain_ca,
         other_registrar,
+        domain_ca_reissued,
     })
 }
 
@@ -228,6 +246,22 @@ pub struct Behaviour {
     pub enroll_pending: usize,
     /// The Retry-After of those 202 answers (default "1").
     pub enroll_retry_after: Option<&'static str>,
+    /// Connections after the first present the same registrar certificate, followed by the
+    /// reissued domain CA instead of the original one.
+    pub reissued_ca_on_reconnect: bool,
+    /// The voucher_status answer carries `Connection: close`, so EST needs a new connection.
+    pub close_after_voucher_status: bool,
+    /// The MASA's voucher says it was created this long after now.
+    pub created_on_ahead: Option<time::Duration>,
+    /// The MASA's voucher has no `created-on`.
+    pub omit_created_on: bool,
+    /// The MASA's CMS voucher carries a signingTime this long after now.
+    pub signing_time_ahead: Option<time::Duration>,
+    /// The MASA's voucher says `domain-cert-revocation-checks: true` (RFC 8366bis §8.4).
+    pub revocation_checks: bool,
+    /// The MASA issues a nonceless voucher expiring this long after now (RFC 8995 §7.4.1), and
+    /// the registrar relays it as if it had been stored (§7.3).
+    pub nonceless_expires_in: Option<time::Duration>,
 }
 
 /// What the harness saw.
@@ -334,15 +368,30 @@ fn masa_voucher(
     if b.voucher_other_nonce {
         voucher.nonce = Some(Nonce::generate().expect("nonce"));
     }
+    let now = time::OffsetDateTime::now_utc();
+    if let Some(ahead) = b.created_on_ahead {
+        voucher.created_on = Some(date_time(now + ahead));
+    }
+    if b.omit_created_on {
+        voucher.created_on = None;
+    }
+    if b.revocation_checks {
+        voucher.domain_cert_revocation_checks = Some(true);
+    }
+    if let Some(lifetime) = b.nonceless_expires_in {
+        voucher.nonce = None;
+        voucher.expires_on = Some(date_time(now + lifetime));
+    }
     let payload = voucher
         .to_payload(format)
         .map_err(|e| (500, e.to_string()))?;
-    envelope::sign(
-        format,
-        &payload,
-        world.masa.key.as_ref(),
-        &[world.masa.cert.clone(), world.vendor.cert.clone()],
-    )
+    let chain = [world.masa.cert.clone(), world.vendor.cert.clone()];
+    match (format, b.signing_time_ahead) {
+        (Format::Cms, Some(ahead)) => {
+            envelope::cms::sign_at(&payload, world.masa.key.as_ref(), &chain, now + ahead)
+        }
+        _ => envelope::sign(format, &payload, world.masa.key.as_ref(), &chain),
+    }
     .map_err(|e| (500, e.to_string()))
 }
 
@@ -410,7 +459,7 @@ async fn request_voucher(
     };
     // A correct registrar refuses to relay a bad voucher; the misbehaving modes relay it
     // anyway, to show that the pledge checks for itself.
-    if !(b.pin_other_domain || b.voucher_other_nonce) {
+    if !(b.pin_other_domain || b.voucher_other_nonce || b.nonceless_expires_in.is_some()) {
         if let Err(e) = registrar::check_voucher_for_relay(
             format,
             &voucher,
@@ -434,6 +483,9 @@ async fn voucher_status(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     match StatusTelemetry::from_json(&body) {
         Ok(t) => {
             s.log.lock().expect("lock").voucher_status.push(t);
+            if s.behaviour().close_after_voucher_status {
+                return (StatusCode::OK, [(header::CONNECTION, "close")], "ok\n").into_response();
+            }
             text(200, "ok")
         }
         Err(e) => text(400, e),
@@ -639,6 +691,7 @@ struct CertResolver {
     shared: Arc<Shared>,
     ours: Arc<rustls::sign::CertifiedKey>,
     other: Arc<rustls::sign::CertifiedKey>,
+    reissued: Arc<rustls::sign::CertifiedKey>,
 }
 
 impl rustls::server::ResolvesServerCert for CertResolver {
@@ -651,8 +704,11 @@ impl rustls::server::ResolvesServerCert for CertResolver {
             log.handshakes += 1;
             log.handshakes - 1
         };
-        if earlier > 0 && self.shared.behaviour().switch_cert_on_reconnect {
+        let b = self.shared.behaviour();
+        if earlier > 0 && b.switch_cert_on_reconnect {
             Some(self.other.clone())
+        } else if earlier > 0 && b.reissued_ca_on_reconnect {
+            Some(self.reissued.clone())
         } else {
             Some(self.ours.clone())
         }
@@ -700,6 +756,14 @@ impl Registrar {
         let resolver = CertResolver {
             ours: certified(&world.registrar, &world.domain_ca),
             other: certified(&world.other_registrar, &world.other_domain_ca),
+            reissued: {
+                let key: Arc<dyn Signer> = world.registrar.key.clone();
+                let chain = [
+                    world.registrar.der(),
+                    world.domain_ca_reissued.to_der().expect("der"),
+                ];
+                tls::certified_key(&chain, key).expect("certified key")
+            },
             shared: Arc::new(Shared {
                 world,
                 behaviour: Mutex::new(behaviour),
@@ -753,6 +817,18 @@ impl Registrar {
     pub fn count(&self, path: &str) -> usize {
         self.log().requests.iter().filter(|p| *p == path).count()
     }
+}
+
+/// An HTTP server on `listener` serving `crl` at `/domain.crl` (a CRL distribution point, RFC
+/// 5280 §4.2.1.13), until the test's runtime ends.
+pub fn crl_server(listener: tokio::net::TcpListener, crl: Vec<u8>) {
+    let app = Router::new().route(
+        "/domain.crl",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/pkix-crl")], crl) }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
 }
 
 /// A port nothing listens on (yet).
@@ -830,6 +906,7 @@ pub fn pledge_dir(world: &World, serial: &str, format: &str, registrar: Option<&
         registrar: registrar.map(str::to_string),
         voucher_format: Some(format.into()),
         trust_clock: true,
+        accept_nonceless_vouchers: false,
     };
     let path = p("pledge.toml");
     std::fs::write(&path, toml::to_string(&config).expect("toml")).expect("write");

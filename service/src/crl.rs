@@ -1,12 +1,12 @@
-//! The MASA's revocation check of the registrar's chain (RFC 8995 §5.5.3): for every
-//! certificate naming an http CRL distribution point the CRL is fetched (bounded size and
-//! time), verified with the issuing certificate of the chain and kept until its nextUpdate; a
-//! listed serial refuses the request, and so does a CRL that cannot be fetched or verified
-//! (the MASA must be able to reach it). Decoding and checking are `brski_common::pki::crl`.
+//! Revocation checks of a certificate chain through the CRL distribution points its
+//! certificates name (RFC 5280 §6.3): the MASA's check of the registrar's chain (RFC 8995
+//! §5.5.3), and the pledge's of the registrar's when a voucher demands it (RFC 8366bis
+//! `domain-cert-revocation-checks`). Each CRL is fetched (bounded size and time), verified with
+//! the issuing certificate of the chain and kept until its nextUpdate; a listed serial, or a CRL
+//! that cannot be fetched or verified, refuses. Which CRLs, and checking them, are
+//! `brski_common::pki::crl`.
 
-use crate::error::Refusal;
-use brski_common::pki::chain::subject_string;
-use brski_common::pki::crl::{VerifiedCrl, distribution_points, verify_crl};
+use brski_common::pki::crl::{RevocationError, VerifiedCrl, crl_checks, verify_crl};
 use der::Encode;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,33 +29,19 @@ pub struct Revocation {
 }
 
 impl Revocation {
-    /// Refuse when a certificate of `chain` (registrar first) is revoked, or when its CRL cannot
-    /// be fetched or verified.
-    pub async fn check_chain(&self, chain: &[Certificate]) -> Result<(), Refusal> {
-        for (i, cert) in chain.iter().enumerate() {
-            let subject = subject_string(cert);
-            let uris = distribution_points(cert).map_err(|e| Refusal::RevocationUnknown {
-                subject: subject.clone(),
-                reason: e.to_string(),
-            })?;
-            if uris.is_empty() {
-                continue;
-            }
-            let tbs = cert.tbs_certificate();
-            let issuer = chain
-                .get(i + 1..)
-                .unwrap_or_default()
-                .iter()
-                .find(|c| c.tbs_certificate().subject() == tbs.issuer())
-                .or((tbs.subject() == tbs.issuer()).then_some(cert))
-                .ok_or_else(|| Refusal::RevocationUnknown {
-                    subject: subject.clone(),
-                    reason: "its issuer is not in the chain, so its CRL cannot be verified".into(),
-                })?;
+    /// Refuse when a certificate of `chain` (end entity first) is revoked at `now`, or when a
+    /// CRL it needs cannot be fetched or verified; `required` as [`crl_checks`] says.
+    pub async fn check_chain(
+        &self,
+        chain: &[Certificate],
+        required: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), RevocationError> {
+        for check in crl_checks(chain, required)? {
             let mut last = String::new();
             let mut crl = None;
-            for uri in &uris {
-                match self.crl(uri, issuer).await {
+            for uri in &check.uris {
+                match self.crl(uri, check.issuer, now).await {
                     Ok(c) => {
                         crl = Some(c);
                         break;
@@ -63,26 +49,31 @@ impl Revocation {
                     Err(e) => last = format!("CRL {uri}: {e}"),
                 }
             }
-            let crl = crl.ok_or(Refusal::RevocationUnknown {
+            let subject = brski_common::pki::chain::subject_string(check.cert);
+            let crl = crl.ok_or(RevocationError::Unknown {
                 subject: subject.clone(),
                 reason: last,
             })?;
-            if crl.is_revoked(cert) {
-                return Err(Refusal::Revoked(subject));
+            if crl.is_revoked(check.cert) {
+                return Err(RevocationError::Revoked(subject));
             }
         }
         Ok(())
     }
 
     /// The verified CRL at `uri` for certificates of `issuer`, from the cache while current.
-    async fn crl(&self, uri: &str, issuer: &Certificate) -> Result<VerifiedCrl, String> {
+    async fn crl(
+        &self,
+        uri: &str,
+        issuer: &Certificate,
+        now: OffsetDateTime,
+    ) -> Result<VerifiedCrl, String> {
         let issuer_key = issuer
             .tbs_certificate()
             .subject_public_key_info()
             .to_der()
             .map_err(|e| e.to_string())?;
         let key = (uri.to_string(), issuer_key);
-        let now = OffsetDateTime::now_utc();
         if let Ok(cache) = self.cache.lock() {
             if let Some(c) = cache.get(&key) {
                 if c.next_update.is_some_and(|n| n > now) {
