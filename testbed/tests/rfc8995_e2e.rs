@@ -587,11 +587,19 @@ fn rfc7030_4_2_2_pledge_run_recovers_from_a_lost_renewal_answer() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let log = std::fs::read_to_string(s.dir.join("registrar.log")).expect("registrar log");
-    assert!(
-        log.contains("tls-rejected") && log.contains("which is in use"),
-        "{log}"
-    );
+    // The registrar logs the refusal after sending its alert: wait for the line.
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(s.dir.join("registrar.log")).expect("registrar log");
+        if log
+            .lines()
+            .any(|l| l.contains("tls-rejected") && l.contains("which is in use"))
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
