@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs missing system packages, then formatting, lints and tests.
+# The whole test suite: installs missing system packages, then formatting, lints and tests,
+# and a short run of every fuzz target over its corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -10,3 +11,4 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-targets --all-features
 bash scripts/lab.sh
 bash scripts/verify-units.sh debug
+bash scripts/fuzz.sh
