@@ -159,7 +159,7 @@ async fn handle(
     )
     .map_err(|e| Reject::new(e.status(), e))?;
     let serial = checked.serial_number.clone();
-    let idevid_sha256 = crate::est::fingerprint(
+    let idevid_sha256 = crate::steps::est::fingerprint(
         conn.peer_certs
             .first()
             .map(Vec::as_slice)

@@ -110,34 +110,6 @@ impl Reject {
     }
 }
 
-/// A refusal with the Retry-After to send beside it (a 202 of RFC 7030 §4.2.3, a 429).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    pub reject: Reject,
-    /// Seconds.
-    pub retry_after: Option<u64>,
-}
-
-impl From<Reject> for Refused {
-    fn from(reject: Reject) -> Self {
-        Self {
-            reject,
-            retry_after: None,
-        }
-    }
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        let mut resp = self.reject.into_response();
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        resp
-    }
-}
-
 impl IntoResponse for Reject {
     fn into_response(self) -> Response {
         let mut resp = (self.status, format!("{}\n", self.reason)).into_response();

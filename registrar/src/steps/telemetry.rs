@@ -1,31 +1,23 @@
-//! `POST /.well-known/brski/voucher_status` (RFC 8995 §5.7) and `/enrollstatus` (§5.9.4):
-//! parse the report, store it with the serial taken from the client certificate and whether
-//! that certificate was the IDevID or the LDevID, answer 200.
+//! `voucher_status` (RFC 8995 §5.7) and `enrollstatus` (§5.9.4): parse the report, store it
+//! with the serial taken from the client certificate and whether that certificate was the
+//! IDevID or the LDevID, answer done.
 //!
 //! Bounds, so that a pledge cannot fill the disk or the log: a body larger than
-//! [`MAX_BODY_BYTES`] is refused with 413 without being read whole; `reason` is stored once,
-//! truncated to [`MAX_STORED_REASON_CHARS`], and the raw body only when it holds unknown
-//! fields; at most [`db::TELEMETRY_PER_WINDOW`] reports per serial and kind are stored per
-//! window (429 with Retry-After beyond); a voucher_status from a serial that got no voucher
-//! from this registrar, and an enrollstatus from one that could not have attempted enrollment
-//! (no voucher, no LDevID: §5.9.3 enrollment follows the voucher), are 404. Every string from
-//! the pledge is logged escaped and truncated ([`log_safe`]).
+//! [`MAX_BODY_BYTES`] is refused (413); `reason` is stored once, truncated to
+//! [`MAX_STORED_REASON_CHARS`], and the raw body only when it holds unknown fields; at most
+//! [`db::TELEMETRY_PER_WINDOW`] reports per serial and kind are stored per window (429 with a
+//! retry time beyond); a voucher_status from a serial that got no voucher from this registrar,
+//! and an enrollstatus from one that could not have attempted enrollment (no voucher, no
+//! LDevID: §5.9.3 enrollment follows the voucher), are 404. Every string from the pledge is
+//! logged escaped and truncated ([`log_safe`]).
 
+use super::{Declared, Media, Outcome, Peer, Refusal, base_type, unfinished};
 use crate::db::{self, ClientCert, NewTelemetry, TelemetryKind, TelemetryStored};
 use crate::server::{Client, Registrar};
-use crate::wire::{Refused, Reject};
-use axum::Extension;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::HeaderValue;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use brski_common::answer::Class;
 use brski_common::telemetry::{
     MAX_BODY_BYTES, MAX_STORED_REASON_CHARS, StatusTelemetry, truncate_chars,
 };
-use brski_service::https::{ConnInfo, outcome_logged};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use std::sync::Arc;
 
 /// How many characters of a pledge-provided string go into one log line.
 pub const MAX_LOGGED_CHARS: usize = 200;
@@ -56,157 +48,99 @@ pub fn log_safe(s: &str, max_chars: usize) -> String {
     out
 }
 
-/// The body, read at most [`MAX_BODY_BYTES`] far: 413 when the Content-Length or the bytes
-/// themselves go beyond it (never axum's 2 MB buffering).
-async fn bounded_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Reject> {
-    let too_large = || {
-        Reject::new(
-            413,
-            format!("telemetry body larger than {MAX_BODY_BYTES} bytes (RFC 8995 §5.7)"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(Reject::new(400, format!("reading the telemetry body: {e}"))),
-    }
+/// A status report.
+#[derive(Clone, Debug)]
+pub struct ReportRequest {
+    pub peer: Peer,
+    pub kind: TelemetryKind,
+    /// The body's declared format; none declared is JSON (RFC 8995 §5.7).
+    pub content_format: Option<Declared>,
+    pub body: Vec<u8>,
 }
 
-pub async fn voucher_status(
-    State(s): State<Arc<Registrar>>,
-    Extension(conn): Extension<ConnInfo>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    report(&s, &conn, &headers, body, TelemetryKind::VoucherStatus).await
-}
-
-pub async fn enroll_status(
-    State(s): State<Arc<Registrar>>,
-    Extension(conn): Extension<ConnInfo>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    report(&s, &conn, &headers, body, TelemetryKind::EnrollStatus).await
-}
-
-async fn report(
-    s: &Registrar,
-    conn: &ConnInfo,
-    headers: &HeaderMap,
-    body: Body,
-    kind: TelemetryKind,
-) -> Response {
-    match handle(s, conn, headers, body, kind).await {
-        Ok(()) => outcome_logged(StatusCode::OK.into_response(), StatusCode::OK),
-        Err(Refused {
-            reject,
-            retry_after,
-        }) => {
-            tracing::info!(
-                peer = %conn.peer,
-                status = reject.status.as_u16(),
-                outcome = "refused",
-                reason = %reject.reason,
-                "{}",
-                kind.as_str()
-            );
-            let status = reject.status;
-            let mut resp = Refused {
-                reject,
-                retry_after,
-            }
-            .into_response();
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                // The rest of the body is not read: do not keep the connection for another
-                // request behind it.
-                resp.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            outcome_logged(resp, status)
-        }
+/// Store a `voucher_status` or `enrollstatus` report.
+pub async fn report(s: &Registrar, req: &ReportRequest) -> Outcome {
+    match store(s, req).await {
+        Ok(()) => Outcome::Done {
+            class: Class::Changed,
+            payload: None,
+        },
+        Err(refusal) => unfinished(req.kind.as_str(), &req.peer, refusal),
     }
 }
 
 /// The pledge's serial number and the kind of certificate it authenticated with.
-pub async fn pledge_identity(
-    s: &Registrar,
-    conn: &ConnInfo,
-) -> Result<(String, ClientCert), Reject> {
-    match &*s.classify(conn)? {
+pub async fn pledge_identity(s: &Registrar, peer: &Peer) -> Result<(String, ClientCert), Refusal> {
+    match &*s.classify(peer)? {
         Client::Idevid { chain } => s
             .idevid_serial(chain)
             .map(|serial| (serial, ClientCert::Idevid))
-            .ok_or_else(|| Reject::new(403, "IDevID subject has no serialNumber")),
+            .ok_or_else(|| Refusal::new(Class::Forbidden, "IDevID subject has no serialNumber")),
         Client::Ldevid { cert, der } => {
-            crate::est::ldevid_holder(s, cert, der, crate::est::LdevidUse::Other)
+            super::est::ldevid_holder(s, cert, der, super::est::LdevidUse::Other)
                 .await
                 .map(|(serial, _)| (serial, ClientCert::Ldevid))
         }
     }
 }
 
-async fn handle(
-    s: &Registrar,
-    conn: &ConnInfo,
-    headers: &HeaderMap,
-    body: Body,
-    kind: TelemetryKind,
-) -> Result<(), Refused> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
-    let cbor = match content_type.as_deref() {
-        None | Some("application/json") => false,
-        Some("application/cbor") => true,
+async fn store(s: &Registrar, req: &ReportRequest) -> Result<(), Refusal> {
+    let kind = req.kind;
+    let cbor = match &req.content_format {
+        None => false,
+        Some(Declared {
+            media: Some(Media::Json),
+            ..
+        }) => false,
+        Some(Declared {
+            media: Some(Media::Cbor),
+            ..
+        }) => true,
         Some(other) => {
-            return Err(Refused::from(Reject::new(
-                415,
+            return Err(Refusal::new(
+                Class::UnsupportedContentFormat,
                 format!(
                     "Content-Type {:?}: telemetry is application/json",
-                    log_safe(other, MAX_LOGGED_CHARS)
+                    log_safe(&base_type(&other.label), MAX_LOGGED_CHARS)
                 ),
-            )));
+            ));
         }
     };
-    let (serial, client_cert) = pledge_identity(s, conn).await?;
-    let body = bounded_body(headers, body).await?;
-    let parsed = if cbor {
-        StatusTelemetry::from_cbor(&body)
-    } else {
-        StatusTelemetry::from_json(&body)
+    let (serial, client_cert) = pledge_identity(s, &req.peer).await?;
+    let body = &req.body;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Refusal::new(
+            Class::PayloadTooLarge,
+            format!("telemetry body larger than {MAX_BODY_BYTES} bytes (RFC 8995 §5.7)"),
+        ));
     }
-    .map_err(|e| Reject::new(400, log_safe(&e.to_string(), MAX_LOGGED_CHARS)))?;
+    let parsed = if cbor {
+        StatusTelemetry::from_cbor(body)
+    } else {
+        StatusTelemetry::from_json(body)
+    }
+    .map_err(|e| {
+        Refusal::new(
+            Class::BadRequest,
+            log_safe(&e.to_string(), MAX_LOGGED_CHARS),
+        )
+    })?;
     let logged_serial = log_safe(&serial, MAX_LOGGED_CHARS);
     let known = db::telemetry_context(&s.db, &serial)
-        .map_err(|e| Reject::internal("looking up the pledge", e))?;
+        .map_err(|e| Refusal::internal("looking up the pledge", e))?;
     match kind {
         // RFC 8995 §5.7: the registrar MAY answer 404 for a voucher it did not relay.
         TelemetryKind::VoucherStatus if !known.has_voucher => {
-            return Err(Refused::from(Reject::new(
-                404,
+            return Err(Refusal::new(
+                Class::NotFound,
                 format!("no voucher was relayed to pledge {logged_serial} by this registrar"),
-            )));
+            ));
         }
         TelemetryKind::EnrollStatus if !known.has_voucher && !known.has_certificate => {
-            return Err(Refused::from(Reject::new(
-                404,
+            return Err(Refusal::new(
+                Class::NotFound,
                 format!("pledge {logged_serial} has not attempted enrollment with this registrar"),
-            )));
+            ));
         }
         _ => {}
     }
@@ -222,18 +156,14 @@ async fn handle(
     if !unknown.is_empty() {
         tracing::info!(serial = %logged_serial, unknown = ?unknown, "{}: unknown fields ignored", kind.as_str());
     }
-    let peer = conn.peer.to_string();
+    let peer = req.peer.addr.to_string();
     let reason = parsed
         .reason
         .as_deref()
         .map(|r| truncate_chars(r, MAX_STORED_REASON_CHARS));
     // `reason` and `status` have their columns; the raw body is kept only for what they do
     // not hold (unknown fields), so a report is stored once.
-    let stored_body: &[u8] = if parsed.unknown.is_empty() {
-        &[]
-    } else {
-        &body
-    };
+    let stored_body: &[u8] = if parsed.unknown.is_empty() { &[] } else { body };
     let stored = db::store_telemetry_limited(
         &s.writer,
         &NewTelemetry {
@@ -247,19 +177,19 @@ async fn handle(
         },
     )
     .await
-    .map_err(|e| Reject::internal("storing telemetry", e))?;
+    .map_err(|e| Refusal::internal("storing telemetry", e))?;
     if let TelemetryStored::RateLimited { retry_after } = stored {
-        return Err(Refused {
-            reject: Reject::new(
-                429,
+        return Err(Refusal {
+            retry_after: Some(retry_after),
+            ..Refusal::new(
+                Class::TooManyRequests,
                 format!(
                     "more than {} {} reports from pledge {logged_serial} within {} s; retry after {retry_after} s",
                     db::TELEMETRY_PER_WINDOW,
                     kind.as_str(),
                     db::TELEMETRY_WINDOW_SECS
                 ),
-            ),
-            retry_after: Some(retry_after),
+            )
         });
     }
     if kind == TelemetryKind::VoucherStatus && parsed.status {
@@ -268,7 +198,7 @@ async fn handle(
     tracing::info!(
         serial = %logged_serial,
         %peer,
-        status = 200,
+        status = req.peer.transport.status(Class::Changed),
         report_status = parsed.status,
         reason = %log_safe(parsed.reason.as_deref().unwrap_or(""), MAX_LOGGED_CHARS),
         client_cert = client_cert.as_str(),
