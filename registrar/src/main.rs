@@ -19,7 +19,6 @@ mod pledges;
 mod proxy;
 mod server;
 mod steps;
-mod voucher;
 mod vouchers;
 mod wire;
 

@@ -6,12 +6,11 @@ use crate::config::RegistrarConfig;
 use crate::db;
 use crate::masa_client::MasaClient;
 use crate::steps::{Peer, Refusal};
-use crate::wire::Reject;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use brski_common::answer::Class;
 use brski_common::brski::paths;
@@ -462,7 +461,8 @@ async fn refuse_when_stopping(
     next: Next,
 ) -> Response {
     if s.shutting_down.load(Ordering::Acquire) {
-        return Reject::new(503, "registrar is shutting down").into_response();
+        let refusal = Refusal::new(Class::ServiceUnavailable, "registrar is shutting down");
+        return crate::http::refusal_response(&refusal);
     }
     next.run(req).await
 }
@@ -473,8 +473,9 @@ async fn not_found(req: Request) -> Response {
         outcome = "unknown-path",
         "not found"
     );
+    let refusal = Refusal::new(Class::NotFound, format!("no resource {}", req.uri().path()));
     outcome_logged(
-        Reject::new(404, format!("no resource {}", req.uri().path())).into_response(),
+        crate::http::refusal_response(&refusal),
         StatusCode::NOT_FOUND,
     )
 }
@@ -482,13 +483,10 @@ async fn not_found(req: Request) -> Response {
 /// The routes (RFC 8995 §5, §8.3; RFC 7030 §3.2.2).
 pub fn router(state: Arc<Registrar>) -> Router {
     Router::new()
-        .route(
-            paths::REQUEST_VOUCHER,
-            post(crate::voucher::request_voucher),
-        )
+        .route(paths::REQUEST_VOUCHER, post(crate::http::request_voucher))
         .route(
             paths::LEGACY_REQUEST_VOUCHER,
-            post(crate::voucher::request_voucher),
+            post(crate::http::request_voucher),
         )
         .route(paths::VOUCHER_STATUS, post(crate::http::voucher_status))
         .route(paths::ENROLL_STATUS, post(crate::http::enroll_status))

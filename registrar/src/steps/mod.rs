@@ -9,6 +9,7 @@
 
 pub mod est;
 pub mod telemetry;
+pub mod voucher;
 
 use brski_common::answer::Class;
 use brski_common::envelope::Format;
@@ -134,6 +135,80 @@ impl Declared {
     }
 }
 
+/// The formats a client accepts for the answer (RFC 9110 §12.5.1; the Accept option of
+/// RFC 7252 §5.10.4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepts {
+    /// None named: whatever the step answers.
+    Anything,
+    /// The ranges this registrar knows, in the client's order, and the client's words.
+    Ranges { ranges: Vec<Range>, label: String },
+    /// Named, but not readably (an HTTP Accept header that is not ASCII).
+    Unreadable,
+}
+
+/// A range of acceptable formats with its weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub media: MediaRange,
+    /// The weight in thousandths (RFC 9110 §12.4.2); 0 refuses the range.
+    pub q: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaRange {
+    /// `*/*`.
+    Any,
+    /// `application/*` (every [`Media`] is one).
+    AnyApplication,
+    Media(Media),
+}
+
+impl MediaRange {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Any => "*/*",
+            Self::AnyApplication => "application/*",
+            Self::Media(media) => media.media_type(),
+        }
+    }
+}
+
+impl Accepts {
+    /// Whether an answer in `media` (`None`: a format this registrar does not know) is
+    /// acceptable.
+    pub fn allows(&self, media: Option<Media>) -> bool {
+        match self {
+            Self::Anything => true,
+            Self::Unreadable => false,
+            Self::Ranges { ranges, .. } => ranges.iter().any(|r| {
+                r.q > 0
+                    && match r.media {
+                        MediaRange::Any | MediaRange::AnyApplication => true,
+                        MediaRange::Media(m) => Some(m) == media,
+                    }
+            }),
+        }
+    }
+
+    /// An HTTP Accept header that asks for what the client accepts (the registrar's request
+    /// to the MASA, RFC 8995 §5.4): its ranges in its order, with their weights; `None` when
+    /// it named none.
+    pub fn to_header(&self) -> Option<String> {
+        let Self::Ranges { ranges, .. } = self else {
+            return None;
+        };
+        let items: Vec<String> = ranges
+            .iter()
+            .map(|r| match r.q {
+                1000.. => r.media.name().to_string(),
+                q => format!("{};q={}", r.media.name(), f32::from(q) / 1000.0),
+            })
+            .collect();
+        Some(items.join(", "))
+    }
+}
+
 /// A body and its format.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Payload {
@@ -186,10 +261,20 @@ impl From<Refusal> for Outcome {
 pub struct Refusal {
     pub class: Class,
     pub reason: String,
-    /// Seconds after which the client may ask again (a 429).
+    /// Seconds after which the client may ask again (a 429, a MASA's 503).
     pub retry_after: Option<u64>,
     /// The channel is closed after the answer (RFC 8995 §5.3: after a proximity failure).
     pub close: bool,
+    /// The MASA's refusal this one relays (RFC 8995 §5.6).
+    pub relayed: Option<Relayed>,
+}
+
+/// A MASA's refusal as the MASA said it, which an HTTPS answer repeats: its status (a 4xx the
+/// table may not have) and its Retry-After (seconds or a date).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relayed {
+    pub status: u16,
+    pub retry_after: Option<String>,
 }
 
 impl Refusal {
@@ -199,6 +284,7 @@ impl Refusal {
             reason: crate::masa_client::one_line(&reason.to_string(), 400),
             retry_after: None,
             close: false,
+            relayed: None,
         }
     }
 
@@ -210,7 +296,10 @@ impl Refusal {
 
     /// The status `transport` answers the refusal with.
     pub fn status(&self, transport: Transport) -> u16 {
-        transport.status(self.class)
+        match (transport, &self.relayed) {
+            (Transport::Https, Some(relayed)) => relayed.status,
+            _ => transport.status(self.class),
+        }
     }
 }
 
