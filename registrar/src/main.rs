@@ -11,15 +11,14 @@ mod audit;
 mod check_config;
 mod config;
 mod db;
-mod est;
+mod http;
 mod init;
 mod ldevid;
 mod masa_client;
 mod pledges;
 mod proxy;
 mod server;
-mod telemetry;
-mod voucher;
+mod steps;
 mod vouchers;
 mod wire;
 

@@ -5,19 +5,20 @@
 use crate::config::RegistrarConfig;
 use crate::db;
 use crate::masa_client::MasaClient;
-use crate::wire::Reject;
+use crate::steps::{Peer, Refusal};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
+use brski_common::answer::Class;
 use brski_common::brski::paths;
 use brski_common::keys::{Signer, SoftwareKey};
 use brski_common::oid::ID_KP_CLIENT_AUTH;
 use brski_common::pki::chain::{TimeCheck, TrustPolicy, chains_to, signed_by, validate_chain};
 use brski_service::files::{read_certs, read_key};
-use brski_service::https::{ConnInfo, outcome_logged};
+use brski_service::https::outcome_logged;
 use brski_service::store::{Db, GroupCommit, StoreError};
 use der::{Decode, Encode};
 use std::sync::Arc;
@@ -126,7 +127,7 @@ pub struct LdevidRefusal {
 impl brski_common::tls::CertRefusal for LdevidRefusal {
     fn refusal(&self, leaf: &Certificate) -> Option<String> {
         let der = leaf.to_der().ok()?;
-        let serial = crate::est::cert_serial_hex(leaf);
+        let serial = crate::steps::est::cert_serial_hex(leaf);
         match db::ldevid_status(&self.db, &serial, &der) {
             Ok(db::LdevidStatus::Revoked { reason, .. }) => {
                 Some(format!("LDevID {serial} is revoked: {reason}"))
@@ -350,27 +351,30 @@ impl Registrar {
         Ok(config)
     }
 
-    /// Which kind of certificate the TLS client presented. The answer depends only on the TLS
+    /// Which kind of certificate the client presented. The answer depends only on the TLS
     /// session, so it is computed on the connection's first request and kept for the others
     /// (as the handshake's own validation, it is not repeated within one connection).
-    pub fn classify(&self, conn: &ConnInfo) -> Result<Arc<Client>, Reject> {
-        if let Some(known) = conn.memo.get::<Client>() {
+    pub fn classify(&self, peer: &Peer) -> Result<Arc<Client>, Refusal> {
+        if let Some(known) = peer.memo.get::<Client>() {
             return Ok(known);
         }
-        let client = Arc::new(self.classify_chain(conn)?);
-        conn.memo.set(client.clone());
+        let client = Arc::new(self.classify_chain(peer)?);
+        peer.memo.set(client.clone());
         Ok(client)
     }
 
-    fn classify_chain(&self, conn: &ConnInfo) -> Result<Client, Reject> {
-        let chain = conn
-            .peer_certs
+    fn classify_chain(&self, peer: &Peer) -> Result<Client, Refusal> {
+        let chain = peer
+            .certs
             .iter()
             .map(|d| Certificate::from_der(d))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Reject::new(400, format!("TLS client certificate: {e}")))?;
+            .map_err(|e| Refusal::new(Class::BadRequest, format!("TLS client certificate: {e}")))?;
         let Some(leaf) = chain.first() else {
-            return Err(Reject::new(401, "no TLS client certificate"));
+            return Err(Refusal::new(
+                Class::Unauthorized,
+                "no TLS client certificate",
+            ));
         };
         let pool = chain.get(1..).unwrap_or_default();
         if chains_to(leaf, pool, &self.idevid_policy) {
@@ -379,10 +383,10 @@ impl Registrar {
         match validate_chain(leaf, pool, &self.ldevid_policy) {
             Ok(_) => Ok(Client::Ldevid {
                 cert: Box::new(leaf.clone()),
-                der: conn.peer_certs.first().cloned().unwrap_or_default(),
+                der: peer.certs.first().cloned().unwrap_or_default(),
             }),
-            Err(e) => Err(Reject::new(
-                403,
+            Err(e) => Err(Refusal::new(
+                Class::Forbidden,
                 format!("TLS client certificate is neither an IDevID nor an LDevID: {e}"),
             )),
         }
@@ -457,7 +461,8 @@ async fn refuse_when_stopping(
     next: Next,
 ) -> Response {
     if s.shutting_down.load(Ordering::Acquire) {
-        return Reject::new(503, "registrar is shutting down").into_response();
+        let refusal = Refusal::new(Class::ServiceUnavailable, "registrar is shutting down");
+        return crate::http::refusal_response(&refusal);
     }
     next.run(req).await
 }
@@ -468,8 +473,9 @@ async fn not_found(req: Request) -> Response {
         outcome = "unknown-path",
         "not found"
     );
+    let refusal = Refusal::new(Class::NotFound, format!("no resource {}", req.uri().path()));
     outcome_logged(
-        Reject::new(404, format!("no resource {}", req.uri().path())).into_response(),
+        crate::http::refusal_response(&refusal),
         StatusCode::NOT_FOUND,
     )
 }
@@ -477,23 +483,17 @@ async fn not_found(req: Request) -> Response {
 /// The routes (RFC 8995 §5, §8.3; RFC 7030 §3.2.2).
 pub fn router(state: Arc<Registrar>) -> Router {
     Router::new()
-        .route(
-            paths::REQUEST_VOUCHER,
-            post(crate::voucher::request_voucher),
-        )
+        .route(paths::REQUEST_VOUCHER, post(crate::http::request_voucher))
         .route(
             paths::LEGACY_REQUEST_VOUCHER,
-            post(crate::voucher::request_voucher),
+            post(crate::http::request_voucher),
         )
-        .route(
-            paths::VOUCHER_STATUS,
-            post(crate::telemetry::voucher_status),
-        )
-        .route(paths::ENROLL_STATUS, post(crate::telemetry::enroll_status))
-        .route(paths::CACERTS, get(crate::est::cacerts))
-        .route(paths::CSRATTRS, get(crate::est::csrattrs))
-        .route(paths::SIMPLE_ENROLL, post(crate::est::simple_enroll))
-        .route(paths::SIMPLE_REENROLL, post(crate::est::simple_reenroll))
+        .route(paths::VOUCHER_STATUS, post(crate::http::voucher_status))
+        .route(paths::ENROLL_STATUS, post(crate::http::enroll_status))
+        .route(paths::CACERTS, get(crate::http::cacerts))
+        .route(paths::CSRATTRS, get(crate::http::csrattrs))
+        .route(paths::SIMPLE_ENROLL, post(crate::http::simple_enroll))
+        .route(paths::SIMPLE_REENROLL, post(crate::http::simple_reenroll))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

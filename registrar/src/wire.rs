@@ -1,11 +1,8 @@
-//! Small decoders for what pledges send besides the signed artifacts: the encoding of a signed
-//! body (raw binary, or base64 from lenient clients), the Accept header, and the one-line
-//! `text/plain` refusals of RFC 8995 §5.6.
+//! The encoding of a signed body over HTTP: raw binary, or base64 from lenient clients and
+//! MASAs.
 
-use axum::response::{IntoResponse, Response};
 use brski_common::envelope::Format;
 use brski_common::input::decode_base64_lenient;
-use http::{HeaderValue, StatusCode, header};
 
 /// How a signed body arrived; the answer uses the same encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,116 +33,6 @@ pub fn encode_body(encoding: BodyEncoding, bytes: &[u8]) -> Vec<u8> {
     match encoding {
         BodyEncoding::Raw => bytes.to_vec(),
         BodyEncoding::Base64 => brski_common::est::encode_base64_body(bytes).into_bytes(),
-    }
-}
-
-/// The media types of an Accept header with a non-zero quality, lowercased, without
-/// parameters.
-pub fn accept_media_types(accept: &str) -> Vec<String> {
-    accept
-        .split(',')
-        .filter_map(|item| {
-            let mut parts = item.split(';');
-            let media = parts.next()?.trim().to_ascii_lowercase();
-            if media.is_empty() {
-                return None;
-            }
-            let refused = parts.any(|p| {
-                let p = p.trim();
-                p.strip_prefix("q=")
-                    .or_else(|| p.strip_prefix("Q="))
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (!refused).then_some(media)
-        })
-        .collect()
-}
-
-/// Whether an Accept header allows a voucher of `media_type` (RFC 9110 §12.5.1 wildcards).
-pub fn accept_allows(accept: &str, media_type: &str) -> bool {
-    let wanted = media_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    accept_media_types(accept).iter().any(|m| {
-        m == "*/*"
-            || m == "application/*"
-            || *m == wanted
-            || Format::from_media_type(m)
-                .zip(Format::from_media_type(&wanted))
-                .is_some_and(|(a, b)| a == b)
-    })
-}
-
-/// Whether an Accept header allows any voucher format this suite knows (else 406, RFC 8995
-/// §5.6).
-pub fn accept_allows_a_voucher(accept: &str) -> bool {
-    [Format::Cms, Format::Jws, Format::Cose]
-        .iter()
-        .any(|f| accept_allows(accept, f.media_type()))
-}
-
-/// A refusal: the status and a one-line `text/plain` reason (RFC 8995 §5.6).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    pub status: StatusCode,
-    pub reason: String,
-}
-
-impl Reject {
-    pub fn new(status: u16, reason: impl std::fmt::Display) -> Self {
-        Self {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            reason: crate::masa_client::one_line(&reason.to_string(), 400),
-        }
-    }
-
-    /// 500 for a failure of this registrar (database, signing), logged with its cause.
-    pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %e, "{what}");
-        Self::new(500, format!("internal error: {what}"))
-    }
-}
-
-/// A refusal with the Retry-After to send beside it (a 202 of RFC 7030 §4.2.3, a 429).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    pub reject: Reject,
-    /// Seconds.
-    pub retry_after: Option<u64>,
-}
-
-impl From<Reject> for Refused {
-    fn from(reject: Reject) -> Self {
-        Self {
-            reject,
-            retry_after: None,
-        }
-    }
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        let mut resp = self.reject.into_response();
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        resp
-    }
-}
-
-impl IntoResponse for Reject {
-    fn into_response(self) -> Response {
-        let mut resp = (self.status, format!("{}\n", self.reason)).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        resp
     }
 }
 
@@ -203,35 +90,6 @@ mod tests {
         assert_eq!(encode_body(BodyEncoding::Raw, &bytes), bytes.to_vec());
     }
 
-    #[test]
-    fn accept_headers() {
-        assert!(accept_allows_a_voucher("application/voucher-cms+json"));
-        assert!(accept_allows_a_voucher("text/html, */*;q=0.1"));
-        assert!(accept_allows_a_voucher("application/voucher-cose+cbor"));
-        assert!(!accept_allows_a_voucher("text/html"));
-        assert!(!accept_allows_a_voucher("application/voucher-cms+json;q=0"));
-        assert!(accept_allows(
-            "application/voucher-jws+json, application/voucher-cms+json; q=0.5",
-            "application/voucher-cms+json"
-        ));
-        assert!(!accept_allows(
-            "application/voucher-jws+json",
-            "application/voucher-cms+json"
-        ));
-        assert!(accept_allows("application/*", "application/voucher+cose"));
-    }
-
-    #[test]
-    fn rejections_are_one_line_text() {
-        let r = Reject::new(403, "two\nlines");
-        assert_eq!(r.status, StatusCode::FORBIDDEN);
-        assert_eq!(r.reason, "two lines");
-        assert_eq!(
-            Reject::new(1000, "x").status,
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
         #[test]
@@ -243,14 +101,6 @@ mod tests {
                 } else {
                     proptest::prop_assert_eq!(Format::detect(&bytes), Some(f));
                 }
-            }
-        }
-
-        #[test]
-        fn accept_parsing_never_panics(accept in "\\PC{0,200}") {
-            let _ = accept_allows_a_voucher(&accept);
-            for m in accept_media_types(&accept) {
-                proptest::prop_assert!(!m.is_empty());
             }
         }
     }

@@ -1,6 +1,7 @@
 //! EST for pledges (RFC 7030 §4, RFC 8995 §5.9): `/cacerts` for anyone (§4.1.1),
 //! `/csrattrs`, `/simpleenroll` for a pledge whose voucher was relayed, `/simplereenroll` for
-//! the holder of a current LDevID. Bodies are base64 DER (RFC 8951 §3.2).
+//! the holder of a current LDevID. The steps read and answer DER; the HTTP shell carries it
+//! in base64 (RFC 8951 §3.2), a CoAP shell as it is (RFC 9148 §5.3).
 //!
 //! LDevIDs, one per voucher (RFC 8995 §5.9.3): `/simpleenroll` issues one LDevID per voucher;
 //! the same request again (the same key: a lost answer) gets the same certificate, another key
@@ -10,30 +11,21 @@
 //! until the new LDevID is first used, and is revoked then. Revoked and superseded LDevIDs are
 //! refused in the TLS handshake ([`crate::server::LdevidRefusal`]).
 
+use super::{Declared, Media, Outcome, Payload, Peer, Refusal, base_type, unfinished};
 use crate::config::CsrAttributes;
 use crate::db::{self, EnrollGate, LdevidStatus, NewCertificate, Policy, StoredLdevid};
 use crate::server::{Client, Registrar};
-use crate::wire::{Refused, Reject};
-use axum::Extension;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use brski_common::est::{
-    AttrOrOid, CsrAttrs, RawOid, decode_base64_body, encode_certs_only_body, media_type,
-    pop_linking_value,
-};
+use brski_common::answer::Class;
+use brski_common::est::{AttrOrOid, CsrAttrs, RawOid, encode_certs_only, pop_linking_value};
 use brski_common::oid::{CHALLENGE_PASSWORD, EXTENSION_REQUEST};
 use brski_common::pki::chain::subject_string;
 use brski_common::pki::csr::{challenge_password, requested_extensions, spki_der, verify_csr};
 use brski_common::pki::ext::serial_number;
 use brski_common::pki::ext::{cert_extensions, subject_alt_names};
 use brski_common::pki::{NotAfter, issue, profile};
-use brski_service::https::{ConnInfo, outcome_logged};
 use const_oid::AssociatedOid;
 use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, SECP_256_R_1};
 use der::{Any, Decode, Encode};
-use std::sync::Arc;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -71,15 +63,15 @@ pub fn csr_attrs(config: &CsrAttributes, names: &[GeneralName]) -> Result<CsrAtt
 
 /// What `/csrattrs` asks of the pledge `serial` enrolling with its IDevID: the names of
 /// `[csr-attributes]` (403 when the serial cannot form them).
-fn enrollment_attrs(s: &Registrar, serial: &str) -> Result<(CsrAttrs, Vec<GeneralName>), Reject> {
+fn enrollment_attrs(s: &Registrar, serial: &str) -> Result<(CsrAttrs, Vec<GeneralName>), Refusal> {
     let names = crate::config::csr_alt_names(&s.config.csr_attributes, serial).map_err(|e| {
-        Reject::new(
-            403,
+        Refusal::new(
+            Class::Forbidden,
             format!("serial number {serial:?} cannot form the [csr-attributes] names: {e}"),
         )
     })?;
     let attrs = csr_attrs(&s.config.csr_attributes, &names)
-        .map_err(|e| Reject::internal("encoding the CSR attributes", e))?;
+        .map_err(|e| Refusal::internal("encoding the CSR attributes", e))?;
     Ok((attrs, names))
 }
 
@@ -88,24 +80,24 @@ fn enrollment_attrs(s: &Registrar, serial: &str) -> Result<(CsrAttrs, Vec<Genera
 fn renewal_attrs(
     s: &Registrar,
     current: &Certificate,
-) -> Result<(CsrAttrs, Vec<GeneralName>), Reject> {
+) -> Result<(CsrAttrs, Vec<GeneralName>), Refusal> {
     let names = subject_alt_names(cert_extensions(current))
-        .map_err(|e| Reject::internal("reading the LDevID's subjectAltName", e))?;
+        .map_err(|e| Refusal::internal("reading the LDevID's subjectAltName", e))?;
     let attrs = csr_attrs(&s.config.csr_attributes, &names)
-        .map_err(|e| Reject::internal("encoding the CSR attributes", e))?;
+        .map_err(|e| Refusal::internal("encoding the CSR attributes", e))?;
     Ok((attrs, names))
 }
 
-/// The CSR attributes for the client of `conn` (its IDevID or its LDevID).
+/// The CSR attributes for `peer` (its IDevID or its LDevID).
 async fn attrs_for_client(
     s: &Registrar,
-    conn: &ConnInfo,
-) -> Result<(CsrAttrs, Vec<GeneralName>), Reject> {
-    match &*s.classify(conn)? {
+    peer: &Peer,
+) -> Result<(CsrAttrs, Vec<GeneralName>), Refusal> {
+    match &*s.classify(peer)? {
         Client::Idevid { chain } => {
-            let serial = s
-                .idevid_serial(chain)
-                .ok_or_else(|| Reject::new(403, "IDevID subject has no serialNumber"))?;
+            let serial = s.idevid_serial(chain).ok_or_else(|| {
+                Refusal::new(Class::Forbidden, "IDevID subject has no serialNumber")
+            })?;
             enrollment_attrs(s, &serial)
         }
         Client::Ldevid { cert, der } => {
@@ -125,30 +117,21 @@ pub fn cert_serial_hex(cert: &Certificate) -> String {
     hex::encode_upper(cert.tbs_certificate().serial_number().as_bytes())
 }
 
-fn respond(content_type: &'static str, body: String) -> Response {
-    let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
-
-fn refused(path: &str, conn: &ConnInfo, refusal: impl Into<Refused>) -> Response {
-    let refusal = refusal.into();
-    let reject = &refusal.reject;
-    let outcome = if reject.status == StatusCode::ACCEPTED {
-        "pending"
-    } else {
-        "refused"
-    };
+/// `der` as the body of a done GET (RFC 9148 §5.5: 2.05), logged.
+fn served(op: &str, peer: &Peer, media: Media, der: Vec<u8>) -> Outcome {
     tracing::info!(
-        peer = %conn.peer,
-        status = reject.status.as_u16(),
-        outcome,
-        reason = %reject.reason,
-        "{path}"
+        peer = %peer.addr,
+        status = peer.transport.status(Class::Content),
+        outcome = "served",
+        "{op}"
     );
-    let status = reject.status;
-    outcome_logged(refusal.into_response(), status)
+    Outcome::Done {
+        class: Class::Content,
+        payload: Some(Payload {
+            format: Declared::of(media),
+            bytes: der,
+        }),
+    }
 }
 
 /// What an LDevID is presented for.
@@ -169,10 +152,10 @@ pub async fn ldevid_holder(
     cert: &Certificate,
     der: &[u8],
     purpose: LdevidUse,
-) -> Result<(String, LdevidStatus), Reject> {
+) -> Result<(String, LdevidStatus), Refusal> {
     let cert_serial = cert_serial_hex(cert);
     let status = db::ldevid_status(&s.db, &cert_serial, der)
-        .map_err(|e| Reject::internal("looking up the LDevID", e))?;
+        .map_err(|e| Refusal::internal("looking up the LDevID", e))?;
     let pledge_serial = match &status {
         LdevidStatus::Current {
             pledge_serial,
@@ -181,7 +164,7 @@ pub async fn ldevid_holder(
             if !seen {
                 db::ldevid_seen(&s.writer, &cert_serial)
                     .await
-                    .map_err(|e| Reject::internal("recording the LDevID's first use", e))?;
+                    .map_err(|e| Refusal::internal("recording the LDevID's first use", e))?;
             }
             pledge_serial.clone()
         }
@@ -189,25 +172,28 @@ pub async fn ldevid_holder(
             pledge_serial.clone()
         }
         LdevidStatus::Renewed { successor, .. } => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 format!(
                     "client LDevID has been renewed; authenticate with its successor {successor}"
                 ),
             ));
         }
         LdevidStatus::Superseded { .. } => {
-            return Err(Reject::new(403, "client LDevID has been renewed already"));
+            return Err(Refusal::new(
+                Class::Forbidden,
+                "client LDevID has been renewed already",
+            ));
         }
         LdevidStatus::Revoked { reason, .. } => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 format!("client LDevID is revoked: {reason}"),
             ));
         }
         LdevidStatus::Unknown => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 "client certificate is not an LDevID issued by this registrar",
             ));
         }
@@ -215,80 +201,75 @@ pub async fn ldevid_holder(
     Ok((pledge_serial, status))
 }
 
-/// `GET /.well-known/est/cacerts` (RFC 7030 §4.1): the domain CA as certs-only CMS, to any
-/// client, with or without a client certificate (§4.1.1).
-pub async fn cacerts(
-    State(s): State<Arc<Registrar>>,
-    Extension(conn): Extension<ConnInfo>,
-) -> Response {
-    match encode_certs_only_body(std::slice::from_ref(&s.domain_ca)) {
-        Ok(body) => {
-            tracing::info!(peer = %conn.peer, status = 200, outcome = "served", "cacerts");
-            outcome_logged(respond(media_type::PKCS7_CERTS_ONLY, body), StatusCode::OK)
-        }
-        Err(e) => Reject::internal("encoding /cacerts", e).into_response(),
+/// `/cacerts` (RFC 7030 §4.1; `/crts`, RFC 9148 §4.1): the domain CA as certs-only CMS, to
+/// any client, with or without a client certificate (§4.1.1).
+pub fn cacerts(s: &Registrar, peer: &Peer) -> Outcome {
+    match encode_certs_only(std::slice::from_ref(&s.domain_ca)) {
+        Ok(der) => served("cacerts", peer, Media::CertsOnly, der),
+        Err(e) => unfinished("cacerts", peer, Refusal::internal("encoding /cacerts", e)),
     }
 }
 
-/// `GET /.well-known/est/csrattrs` (RFC 7030 §4.5, RFC 8995 §5.9.2): what this client's CSR
-/// must hold.
-pub async fn csrattrs(
-    State(s): State<Arc<Registrar>>,
-    Extension(conn): Extension<ConnInfo>,
-) -> Response {
-    let body = attrs_for_client(&s, &conn).await.and_then(|(attrs, _)| {
+/// `/csrattrs` (RFC 7030 §4.5, RFC 8995 §5.9.2; `/att`, RFC 9148 §4.1): what this client's
+/// CSR must hold.
+pub async fn csrattrs(s: &Registrar, peer: &Peer) -> Outcome {
+    let der = attrs_for_client(s, peer).await.and_then(|(attrs, _)| {
         attrs
-            .to_body()
-            .map_err(|e| Reject::internal("encoding the CSR attributes", e))
+            .to_der()
+            .map_err(|e| Refusal::internal("encoding the CSR attributes", e))
     });
-    match body {
-        Ok(body) => {
-            tracing::info!(peer = %conn.peer, status = 200, outcome = "served", "csrattrs");
-            outcome_logged(respond(media_type::CSRATTRS, body), StatusCode::OK)
-        }
-        Err(r) => refused("csrattrs", &conn, r),
+    match der {
+        Ok(der) => served("csrattrs", peer, Media::CsrAttrs, der),
+        Err(r) => unfinished("csrattrs", peer, r),
     }
 }
 
-/// The CSR of a `/simpleenroll` or `/simplereenroll` body, checked (RFC 7030 §4.2.1,
-/// RFC 8995 §5.9.2): base64 DER PKCS#10, a key this suite accepts, self-signature valid
-/// (proof of possession), what `attrs` asked for, and a challengePassword, when there is one,
-/// equal to the TLS channel binding of `conn` (RFC 7030 §3.5; the RFC 9266 `tls-exporter`).
-fn checked_csr(
-    headers: &HeaderMap,
-    body: &[u8],
-    attrs: &CsrAttrs,
-    conn: &ConnInfo,
-) -> Result<CertReq, Reject> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
-    if let Some(ct) = content_type {
-        if ct != media_type::PKCS10 {
-            return Err(Reject::new(
-                415,
-                format!("Content-Type {ct:?}: a CSR is application/pkcs10"),
+/// A `/simpleenroll` or `/simplereenroll` (`/sen`, `/sren`).
+#[derive(Clone, Debug)]
+pub struct EnrollRequest {
+    pub peer: Peer,
+    /// The body's declared format; none declared is taken for PKCS#10.
+    pub content_format: Option<Declared>,
+    /// The CSR's DER, or why the transport could not decode the body to DER (RFC 8951 §3.2
+    /// base64 over HTTP): refused (400) where the CSR is read, after the client's checks.
+    pub csr: Result<Vec<u8>, String>,
+}
+
+/// The CSR of an enrollment, checked (RFC 7030 §4.2.1, RFC 8995 §5.9.2): DER PKCS#10, a key
+/// this suite accepts, self-signature valid (proof of possession), what `attrs` asked for,
+/// and a challengePassword, when there is one, equal to the channel binding of the client's
+/// connection (RFC 7030 §3.5; the RFC 9266 `tls-exporter`).
+fn checked_csr(req: &EnrollRequest, attrs: &CsrAttrs) -> Result<CertReq, Refusal> {
+    if let Some(declared) = &req.content_format {
+        if declared.media != Some(Media::Pkcs10) {
+            return Err(Refusal::new(
+                Class::UnsupportedContentFormat,
+                format!(
+                    "Content-Type {:?}: a CSR is application/pkcs10",
+                    base_type(&declared.label)
+                ),
             ));
         }
     }
-    let der = decode_base64_body(body).map_err(|e| Reject::new(400, e))?;
-    let csr = verify_csr(&der).map_err(|e| Reject::new(400, e))?;
-    attrs.check_csr(&csr).map_err(|e| Reject::new(400, e))?;
-    if let Some(password) = challenge_password(&csr).map_err(|e| Reject::new(400, e))? {
-        let linked = conn
+    let der = req
+        .csr
+        .as_ref()
+        .map_err(|e| Refusal::new(Class::BadRequest, e))?;
+    let csr = verify_csr(der).map_err(|e| Refusal::new(Class::BadRequest, e))?;
+    attrs
+        .check_csr(&csr)
+        .map_err(|e| Refusal::new(Class::BadRequest, e))?;
+    if let Some(password) =
+        challenge_password(&csr).map_err(|e| Refusal::new(Class::BadRequest, e))?
+    {
+        let linked = req
+            .peer
             .channel_binding
             .as_deref()
             .is_some_and(|cb| pop_linking_value(cb) == password);
         if !linked {
-            return Err(Reject::new(
-                400,
+            return Err(Refusal::new(
+                Class::BadRequest,
                 "CSR challengePassword is not the channel binding of this TLS connection \
                  (RFC 7030 §3.5, RFC 9266 tls-exporter)",
             ));
@@ -324,19 +305,20 @@ async fn issue_and_store(
     alt_names: &[GeneralName],
     csr: &CertReq,
     origin: Origin<'_>,
-) -> Result<Certificate, Reject> {
-    let spki = spki_der(csr).map_err(|e| Reject::new(400, e))?;
-    let mut params = profile::ldevid(subject).map_err(|e| Reject::internal("LDevID profile", e))?;
+) -> Result<Certificate, Refusal> {
+    let spki = spki_der(csr).map_err(|e| Refusal::new(Class::BadRequest, e))?;
+    let mut params =
+        profile::ldevid(subject).map_err(|e| Refusal::internal("LDevID profile", e))?;
     params.subject_alt_names = alt_names.to_vec();
     params.not_after = NotAfter::At(
         time::OffsetDateTime::now_utc()
             + time::Duration::days(i64::from(s.config.ldevid_validity_days)),
     );
     let cert = issue(&params, &spki, Some(&s.domain_ca), &s.domain_ca_key)
-        .map_err(|e| Reject::internal("issuing the LDevID", e))?;
+        .map_err(|e| Refusal::internal("issuing the LDevID", e))?;
     let der = cert
         .to_der()
-        .map_err(|e| Reject::internal("encoding the LDevID", e))?;
+        .map_err(|e| Refusal::internal("encoding the LDevID", e))?;
     let cert_serial = cert_serial_hex(&cert);
     let validity = cert.tbs_certificate().validity();
     db::store_certificate(
@@ -360,58 +342,54 @@ async fn issue_and_store(
         },
     )
     .await
-    .map_err(|e| Reject::internal("storing the LDevID", e))?;
+    .map_err(|e| Refusal::internal("storing the LDevID", e))?;
     Ok(cert)
 }
 
-fn certs_only(cert: &Certificate) -> Response {
-    match encode_certs_only_body(std::slice::from_ref(cert)) {
-        Ok(body) => respond(media_type::PKCS7_CERTS_ONLY, body),
-        Err(e) => Reject::internal("encoding the LDevID response", e).into_response(),
-    }
-}
-
-/// The response to an enrollment: the issued LDevID as certs-only, or the refusal; logged.
+/// The outcome of an enrollment: the issued LDevID as certs-only (RFC 9148 §5.5: 2.04), or
+/// pending or refused; logged.
 fn answer_issued(
     step: &'static str,
     outcome: &'static str,
-    conn: &ConnInfo,
-    result: Result<Issued, Refused>,
-) -> Response {
-    match result {
-        Ok(Issued {
-            serial,
-            cert,
-            again,
-        }) => {
-            let outcome = if again { "issued-before" } else { outcome };
-            tracing::info!(
-                %serial,
-                peer = %conn.peer,
-                status = 200,
-                ldevid = %cert_serial_hex(&cert),
-                outcome,
-                "{step}"
-            );
-            outcome_logged(certs_only(&cert), StatusCode::OK)
+    peer: &Peer,
+    result: Result<Issued, Outcome>,
+) -> Outcome {
+    let Issued {
+        serial,
+        cert,
+        again,
+    } = match result {
+        Ok(issued) => issued,
+        Err(stopped) => return unfinished(step, peer, stopped),
+    };
+    let der = match encode_certs_only(std::slice::from_ref(&cert)) {
+        Ok(der) => der,
+        Err(e) => {
+            let refusal = Refusal::internal("encoding the LDevID response", e);
+            return unfinished(step, peer, refusal);
         }
-        Err(r) => refused(step, conn, r),
+    };
+    let outcome = if again { "issued-before" } else { outcome };
+    tracing::info!(
+        %serial,
+        peer = %peer.addr,
+        status = peer.transport.status(Class::Changed),
+        ldevid = %cert_serial_hex(&cert),
+        outcome,
+        "{step}"
+    );
+    Outcome::Done {
+        class: Class::Changed,
+        payload: Some(Payload {
+            format: Declared::of(Media::CertsOnly),
+            bytes: der,
+        }),
     }
 }
 
-/// `POST /.well-known/est/simpleenroll` (RFC 7030 §4.2.1, RFC 8995 §5.9.3).
-pub async fn simple_enroll(
-    State(s): State<Arc<Registrar>>,
-    Extension(conn): Extension<ConnInfo>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer_issued(
-        "simpleenroll",
-        "enrolled",
-        &conn,
-        enroll(&s, &conn, &headers, &body).await,
-    )
+/// `/simpleenroll` (RFC 7030 §4.2.1, RFC 8995 §5.9.3; `/sen`, RFC 9148 §4.1).
+pub async fn simple_enroll(s: &Registrar, req: &EnrollRequest) -> Outcome {
+    answer_issued("simpleenroll", "enrolled", &req.peer, enroll(s, req).await)
 }
 
 /// An LDevID to answer: issued now, or `again` (the one issued for the same key before, whose
@@ -423,28 +401,23 @@ struct Issued {
 }
 
 /// `stored` again when it certifies the key of `csr` and is still valid to hand out.
-fn same_key_again(stored: &StoredLdevid, csr: &CertReq) -> Result<Option<Certificate>, Reject> {
-    let spki = spki_der(csr).map_err(|e| Reject::new(400, e))?;
+fn same_key_again(stored: &StoredLdevid, csr: &CertReq) -> Result<Option<Certificate>, Refusal> {
+    let spki = spki_der(csr).map_err(|e| Refusal::new(Class::BadRequest, e))?;
     if stored.revoked || stored.spki_sha256.as_deref() != Some(fingerprint(&spki).as_str()) {
         return Ok(None);
     }
     Certificate::from_der(&stored.der)
         .map(Some)
-        .map_err(|e| Reject::internal("decoding a stored LDevID", e))
+        .map_err(|e| Refusal::internal("decoding a stored LDevID", e))
 }
 
-async fn enroll(
-    s: &Registrar,
-    conn: &ConnInfo,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Issued, Refused> {
-    let client = s.classify(conn)?;
+async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
+    let client = s.classify(&req.peer)?;
     let chain = match &*client {
         Client::Idevid { chain } => chain,
         Client::Ldevid { .. } => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 "/simpleenroll is for IDevIDs; renew an LDevID with /simplereenroll",
             )
             .into());
@@ -452,29 +425,29 @@ async fn enroll(
     };
     let idevid = chain
         .first()
-        .ok_or_else(|| Reject::new(401, "no TLS client certificate"))?;
+        .ok_or_else(|| Refusal::new(Class::Unauthorized, "no TLS client certificate"))?;
     let serial = serial_number(idevid)
-        .ok_or_else(|| Reject::new(403, "IDevID subject has no serialNumber"))?;
+        .ok_or_else(|| Refusal::new(Class::Forbidden, "IDevID subject has no serialNumber"))?;
     // The IDevID exactly as presented in TLS, as when the voucher was obtained.
-    let idevid_der = conn
-        .peer_certs
+    let idevid_der = req
+        .peer
+        .certs
         .first()
         .map(Vec::as_slice)
         .unwrap_or_default();
     let (policy, gate) = db::may_enroll(&s.db, &serial, &fingerprint(idevid_der))
-        .map_err(|e| Reject::internal("reading the pledge state", e))?;
+        .map_err(|e| Refusal::internal("reading the pledge state", e))?;
     match policy {
         Some(Policy::Denied) => {
-            return Err(Reject::new(403, format!("pledge {serial} is denied")).into());
+            return Err(
+                Refusal::new(Class::Forbidden, format!("pledge {serial} is denied")).into(),
+            );
         }
         // RFC 7030 §4.2.3: a request the registrar cannot answer yet is 202 + Retry-After.
         Some(Policy::Pending) => {
-            return Err(Refused {
-                reject: Reject::new(
-                    202,
-                    format!("pledge {serial} is waiting for approval; retry later"),
-                ),
-                retry_after: Some(u64::from(s.config.retry_after)),
+            return Err(Outcome::Pending {
+                reason: format!("pledge {serial} is waiting for approval; retry later"),
+                retry_after: u64::from(s.config.retry_after),
             });
         }
         _ => {}
@@ -482,43 +455,47 @@ async fn enroll(
     let voucher_id = match gate {
         EnrollGate::Open { voucher_id } => voucher_id,
         EnrollGate::NoVoucher => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 format!("pledge {serial} has no voucher from this registrar"),
             )
             .into());
         }
         EnrollGate::OtherIdevid => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 format!("the latest voucher for {serial} was obtained by another IDevID"),
             )
             .into());
         }
         EnrollGate::VoucherFailed => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 format!("pledge {serial} reported that its voucher failed"),
             )
             .into());
         }
         EnrollGate::AuditLogRefused(reason) => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 format!("audit log of the voucher for {serial} refused: {reason}"),
             )
             .into());
         }
     };
     let (attrs, names) = enrollment_attrs(s, &serial)?;
-    let csr = checked_csr(headers, body, &attrs, conn)?;
+    let csr = checked_csr(req, &attrs)?;
     let idevid_subject = idevid.tbs_certificate().subject();
     if s.config.csr_subject_must_match_idevid && !same_name(&csr.info.subject, idevid_subject) {
-        return Err(Reject::new(400, "CSR subject differs from the IDevID subject").into());
+        return Err(Refusal::new(
+            Class::BadRequest,
+            "CSR subject differs from the IDevID subject",
+        )
+        .into());
     }
     // RFC 8995 §5.9.3: one LDevID per voucher.
     if let Some(prior) = db::enrolled_on_voucher(&s.db, voucher_id)
-        .map_err(|e| Reject::internal("reading the LDevIDs", e))?
+        .map_err(|e| Refusal::internal("reading the LDevIDs", e))?
     {
         if !prior.superseded {
             if let Some(cert) = same_key_again(&prior, &csr)? {
@@ -529,8 +506,8 @@ async fn enroll(
                 });
             }
         }
-        return Err(Reject::new(
-            403,
+        return Err(Refusal::new(
+            Class::Forbidden,
             format!(
                 "LDevID {} was issued on this voucher already: renew it with /simplereenroll, \
                  or obtain a new voucher (RFC 8995 §5.9.3)",
@@ -541,7 +518,7 @@ async fn enroll(
     }
     let subject = match &s.config.ldevid_subject {
         Some(template) => crate::config::subject_from_template(template, &serial)
-            .map_err(|e| Reject::internal("ldevid-subject template", e))?,
+            .map_err(|e| Refusal::internal("ldevid-subject template", e))?,
         None => csr.info.subject.clone(),
     };
     let cert = issue_and_store(
@@ -560,34 +537,24 @@ async fn enroll(
     })
 }
 
-/// `POST /.well-known/est/simplereenroll` (RFC 7030 §4.2.2): the client's current LDevID is
-/// renewed; the CSR subject must equal it.
-pub async fn simple_reenroll(
-    State(s): State<Arc<Registrar>>,
-    Extension(conn): Extension<ConnInfo>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// `/simplereenroll` (RFC 7030 §4.2.2; `/sren`, RFC 9148 §4.1): the client's current LDevID
+/// is renewed; the CSR subject must equal it.
+pub async fn simple_reenroll(s: &Registrar, req: &EnrollRequest) -> Outcome {
     answer_issued(
         "simplereenroll",
         "renewed",
-        &conn,
-        reenroll(&s, &conn, &headers, &body).await,
+        &req.peer,
+        reenroll(s, req).await,
     )
 }
 
-async fn reenroll(
-    s: &Registrar,
-    conn: &ConnInfo,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Issued, Refused> {
-    let client = s.classify(conn)?;
+async fn reenroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
+    let client = s.classify(&req.peer)?;
     let (current, der) = match &*client {
         Client::Ldevid { cert, der } => (cert, der),
         Client::Idevid { .. } => {
-            return Err(Reject::new(
-                403,
+            return Err(Refusal::new(
+                Class::Forbidden,
                 "/simplereenroll needs the current LDevID as client certificate",
             )
             .into());
@@ -595,16 +562,16 @@ async fn reenroll(
     };
     let current_serial = cert_serial_hex(current);
     let (serial, status) = ldevid_holder(s, current, der, LdevidUse::Renewal).await?;
-    if db::policy(&s.db, &serial).map_err(|e| Reject::internal("reading the pledge policy", e))?
+    if db::policy(&s.db, &serial).map_err(|e| Refusal::internal("reading the pledge policy", e))?
         == Some(Policy::Denied)
     {
-        return Err(Reject::new(403, format!("pledge {serial} is denied")).into());
+        return Err(Refusal::new(Class::Forbidden, format!("pledge {serial} is denied")).into());
     }
     let (attrs, names) = renewal_attrs(s, current)?;
-    let csr = checked_csr(headers, body, &attrs, conn)?;
+    let csr = checked_csr(req, &attrs)?;
     if !same_name(&csr.info.subject, current.tbs_certificate().subject()) {
-        return Err(Reject::new(
-            400,
+        return Err(Refusal::new(
+            Class::BadRequest,
             "CSR subject differs from the LDevID being renewed (RFC 7030 §4.2.2)",
         )
         .into());
@@ -612,12 +579,12 @@ async fn reenroll(
     // The attributes ask for the LDevID's own subjectAltName; without one, none is renewed.
     if names.is_empty()
         && !requested_extensions(&csr)
-            .map_err(|e| Reject::new(400, e))?
+            .map_err(|e| Refusal::new(Class::BadRequest, e))?
             .iter()
             .all(|e| e.extn_id != SubjectAltName::OID)
     {
-        return Err(Reject::new(
-            400,
+        return Err(Refusal::new(
+            Class::BadRequest,
             "CSR requests a subjectAltName the LDevID being renewed does not have \
              (RFC 7030 §4.2.2)",
         )
@@ -626,7 +593,7 @@ async fn reenroll(
     // A renewal whose answer was lost: the same key gets the same certificate.
     if let LdevidStatus::Renewed { successor, .. } = &status {
         let stored = db::certificate(&s.db, successor)
-            .map_err(|e| Reject::internal("reading the LDevIDs", e))?;
+            .map_err(|e| Refusal::internal("reading the LDevIDs", e))?;
         if let Some(cert) = stored
             .map(|st| same_key_again(&st, &csr))
             .transpose()?
