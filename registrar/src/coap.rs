@@ -100,10 +100,12 @@ fn respond(outcome: Outcome) -> Response {
     }
 }
 
-/// A refusal: its code, its reason, Max-Age for its retry time (RFC 8516 §4 for 4.29).
+/// A refusal: its code, its reason, Max-Age for its retry time (RFC 8516 §4 for 4.29); the
+/// session ends after it when the refusal closes the channel (RFC 8995 §5.3).
 fn refusal(r: &Refusal) -> Response {
     Response {
         max_age: r.retry_after.map(|s| u32::try_from(s).unwrap_or(u32::MAX)),
+        close: r.close,
         ..Response::diagnostic(r.class.coap_code(), &r.reason)
     }
 }

@@ -380,6 +380,18 @@ async fn rfc9148_4_5_refusals_have_their_coap_codes() {
     )
     .await;
     expect(&r, "4.13");
+    // A voucher-request naming another certificate than the registrar's DTLS one: 4.01, and
+    // the session is closed (RFC 8995 §5.3).
+    let elsewhere = dir.join("elsewhere.cose");
+    let pvr_elsewhere = p.pvr(Format::Cose, &der(&s.reg.domain_ca()));
+    std::fs::write(&elsewhere, &pvr_elsewhere.bytes).expect("write");
+    let r = coap_client(
+        id,
+        &["-n", "-m", "post", "-t", "836", "-f", text(&elsewhere)],
+        &rv,
+    )
+    .await;
+    expect(&r, "4.01");
     // EST before a voucher: 4.03 (RFC 8995 §5.9.3).
     let r = coap_client(
         id,
@@ -521,4 +533,51 @@ async fn rfc9148_4_7_pending_is_5_03_with_max_age_and_a_duplicate_gets_the_same_
     let log = s.reg.log();
     assert_eq!(log.matches("outcome=\"pending\"").count(), 1, "{log}");
     assert_eq!(s.masa.calls(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_both_listeners() {
+    let (mut s, addr) = coaps_setup(&[]).await;
+    let pid = s.reg.pid().to_string();
+    let out = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .output()
+        .await
+        .expect("kill");
+    assert!(out.status.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), s.reg.child.wait())
+        .await
+        .expect("the registrar stops")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(s.reg.log().contains("registrar stopped"), "{}", s.reg.log());
+    // The UDP port is free again.
+    std::net::UdpSocket::bind(addr).expect("the CoAPS port is released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_names_a_bad_coaps_listen() {
+    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let vendor = Vendor::new("Vendor");
+    let ca = vendor.write_ca(tmp.path());
+    let dir = tmp.path().join("registrar");
+    init_registrar(&dir, &ca, &["--coaps-listen", "[::]:5684"]).await;
+    let text = std::fs::read_to_string(dir.join("registrar.toml")).expect("read");
+    assert!(text.contains("coaps-listen = \"[::]:5684\""), "{text}");
+    edit_config(&dir, |t| {
+        t.replace("coaps-listen = \"[::]:5684\"", "coaps-listen = \"[::]:0\"")
+    });
+    let out = tokio::process::Command::new(registrar_bin())
+        .arg("check-config")
+        .arg("--config")
+        .arg(dir.join("registrar.toml"))
+        .output()
+        .await
+        .expect("run check-config");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("check-config: coaps-listen \"[::]:0\": the port must be 1 to 65535"),
+        "{stderr}"
+    );
 }

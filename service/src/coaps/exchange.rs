@@ -64,6 +64,8 @@ pub enum Action {
     /// Hand this request to the application; its answer comes back with the same id to
     /// [`Exchange::on_response`].
     Dispatch(u64, Request),
+    /// End the session once what came before is sent ([`Response::close`]).
+    Close,
 }
 
 /// The exchange layer's limits.
@@ -442,6 +444,15 @@ impl Exchange {
             Some(m) => m,
             None => return Vec::new(),
         };
+        let mut out = self.deliver(&call, &message, now);
+        if response.close {
+            out.push(Action::Close);
+        }
+        out
+    }
+
+    /// The answer to `call`: piggybacked, or separate (RFC 7252 §5.2).
+    fn deliver(&mut self, call: &Call, message: &Message, now: Instant) -> Vec<Action> {
         if call.confirmable && !call.acked {
             let bytes = message.finish(MessageType::Acknowledgement, call.mid, &call.token);
             self.set_seen(call.mid, Seen::Answered(bytes.clone()));
@@ -786,6 +797,7 @@ impl Response {
             max_age: None,
             size1: None,
             payload: Vec::new(),
+            close: false,
         }
     }
 

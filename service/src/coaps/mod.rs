@@ -82,6 +82,9 @@ pub struct Response {
     /// Size1: the largest request body accepted (with 4.13, RFC 7959 §4).
     pub size1: Option<u32>,
     pub payload: Vec<u8>,
+    /// End the DTLS session after this answer (close_notify; RFC 8995 §5.3 after a
+    /// proximity failure).
+    pub close: bool,
 }
 
 /// What the DTLS handshake established about the peer of one session.
@@ -420,8 +423,9 @@ async fn session(
     let mut stopping = *stop.borrow();
     let mut idle = tokio::time::Instant::now() + limits.idle_timeout;
     let mut buf = vec![0u8; 65536];
+    let mut closing = false;
     loop {
-        if stopping && exchange.in_flight() == 0 && exchange.unacknowledged() == 0 {
+        if closing || stopping && exchange.in_flight() == 0 && exchange.unacknowledged() == 0 {
             break;
         }
         let timer = exchange
@@ -476,6 +480,7 @@ async fn session(
                         tracing::debug!(%peer, error = %e, "DTLS write failed");
                     }
                 }
+                Action::Close => closing = true,
                 Action::Dispatch(id, request) => {
                     let handler = shared.handler.clone();
                     let info = info.clone();

@@ -75,6 +75,7 @@ async fn server(pki: &Pki, auth: ClientAuth) -> (SocketAddr, tokio::sync::onesho
                 max_age: None,
                 size1: None,
                 payload: format!("{} {}", info.peer_certs.len(), req.path.join("/")).into_bytes(),
+                close: false,
             }
         })
     });

@@ -42,7 +42,7 @@ fn sent(actions: &[Action]) -> Vec<Packet> {
         .iter()
         .filter_map(|a| match a {
             Action::Send(b) => Some(Packet::from_bytes(b).expect("a CoAP message")),
-            Action::Dispatch(..) => None,
+            Action::Dispatch(..) | Action::Close => None,
         })
         .collect()
 }
@@ -52,7 +52,7 @@ fn dispatched(actions: &[Action]) -> Vec<(u64, Request)> {
         .iter()
         .filter_map(|a| match a {
             Action::Dispatch(id, r) => Some((*id, r.clone())),
-            Action::Send(_) => None,
+            Action::Send(_) | Action::Close => None,
         })
         .collect()
 }
@@ -72,6 +72,7 @@ fn content(payload: &[u8]) -> Response {
         max_age: None,
         size1: None,
         payload: payload.to_vec(),
+        close: false,
     }
 }
 
@@ -301,6 +302,23 @@ fn rfc7252_4_3_pings_and_garbage() {
     assert_eq!(s[0].header.message_id, 0x1234);
     assert!(ex.on_message(b"", t).is_empty());
     assert!(ex.on_message(&[0xff; 3], t).is_empty());
+}
+
+#[test]
+fn rfc8995_5_3_a_closing_answer_ends_the_session_after_it() {
+    let mut ex = Exchange::new(ExchangeLimits::default(), 100);
+    let t = Instant::now();
+    let d = dispatched(&ex.on_message(&msg(CON, 2, 5, &path(&["rv"]), b"x"), t));
+    let refusal = Response {
+        close: true,
+        ..Response::diagnostic(CoapCode::UNAUTHORIZED, "proximity")
+    };
+    let a = ex.on_response(d[0].0, refusal, t);
+    assert!(
+        matches!(a.as_slice(), [Action::Send(_), Action::Close]),
+        "{a:?}"
+    );
+    assert_eq!(code(&sent(&a)[0]), CoapCode::UNAUTHORIZED);
 }
 
 #[test]
