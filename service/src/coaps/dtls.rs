@@ -387,6 +387,25 @@ pub(crate) fn test_client_hello(cookie: &[u8], seq: u8) -> Vec<u8> {
     handshake_record([0xfe, 0xfd], [0, 0, 0, 0, 0, seq], CLIENT_HELLO, 0, &body)
 }
 
+/// `datagram`'s ClientHello (its only record) with `cookie` in place of its own.
+#[cfg(test)]
+pub(crate) fn test_with_cookie(datagram: &[u8], cookie: &[u8]) -> Option<Vec<u8>> {
+    let h = client_hello(datagram)?;
+    let mut body = h.body[..h.cookie_at].to_vec();
+    body.push(cookie.len() as u8);
+    body.extend_from_slice(cookie);
+    body.extend_from_slice(&h.body[h.cookie_at + 1 + h.cookie.len()..]);
+    let mut seq = h.record_seq;
+    seq[5] = seq[5].wrapping_add(1);
+    Some(handshake_record(
+        h.record_version,
+        seq,
+        CLIENT_HELLO,
+        1,
+        &body,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

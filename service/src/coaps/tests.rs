@@ -58,6 +58,14 @@ fn pki() -> Pki {
 /// A server answering every request with 2.05, the number of client certificates and the
 /// path as payload; its address and a stop switch.
 async fn server(pki: &Pki, auth: ClientAuth) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    server_with(pki, auth, Limits::default()).await
+}
+
+async fn server_with(
+    pki: &Pki,
+    auth: ClientAuth,
+    limits: Limits,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let addr = socket.local_addr().expect("addr");
     let identity = Identity {
@@ -81,7 +89,7 @@ async fn server(pki: &Pki, auth: ClientAuth) -> (SocketAddr, tokio::sync::onesho
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve(socket, &identity, auth, handler, Limits::default(), async {
+        serve(socket, &identity, auth, handler, limits, async {
             let _ = stopped.await;
         })
         .await
@@ -248,4 +256,82 @@ async fn rfc6347_4_2_1_a_client_hello_without_cookie_gets_only_a_hello_verify_re
             tokio::time::timeout(Duration::from_millis(1500), socket.recv_from(&mut buf)).await;
         assert!(more.is_err(), "nothing but the HelloVerifyRequest");
     }
+}
+
+/// A peer that passes the cookie exchange with a real ClientHello and then says nothing:
+/// the server has answered with its ServerHello flight and waits.
+async fn stalled_handshake(server: SocketAddr) -> UdpSocket {
+    // A real DTLS 1.2 ClientHello, caught on the way to a socket that never answers.
+    let catcher = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let target = catcher.local_addr().expect("addr");
+    let pledge = pki().pledge;
+    std::thread::spawn(move || {
+        let _ = get(target, "ECDHE-ECDSA-AES128-CCM8", Some(&pledge), "/x");
+    });
+    let mut buf = [0u8; 2048];
+    let n = catcher.recv(&mut buf).expect("a ClientHello");
+    let hello = buf[..n].to_vec();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    socket.send_to(&hello, server).await.expect("send");
+    let (n, _) = socket
+        .recv_from(&mut buf)
+        .await
+        .expect("HelloVerifyRequest");
+    assert_eq!(buf[13], 3, "HelloVerifyRequest");
+    let cookie = buf[RECORD_AND_HANDSHAKE + 3..n].to_vec();
+    assert_eq!(usize::from(buf[RECORD_AND_HANDSHAKE + 2]), cookie.len());
+    let again = dtls::test_with_cookie(&hello, &cookie).expect("a ClientHello");
+    socket.send_to(&again, server).await.expect("send");
+    let (_, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+        .await
+        .expect("the server's flight")
+        .expect("recv");
+    assert_eq!((buf[0], buf[13]), (22, 2), "a ServerHello");
+    socket
+}
+
+/// The DTLS record and handshake headers (RFC 6347 §4.1, §4.2.2).
+const RECORD_AND_HANDSHAKE: usize = 13 + 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_blocks_no_one() {
+    let pki = Arc::new(pki());
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let _stalled = stalled_handshake(addr).await;
+    let p = pki.clone();
+    let (_, payload) = tokio::task::spawn_blocking(move || {
+        get(addr, "ECDHE-ECDSA-AES128-CCM8", Some(&p.pledge), "/crts")
+    })
+    .await
+    .expect("join")
+    .expect("another client is served meanwhile");
+    assert_eq!(payload, "1 crts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_are_bounded_and_time_out() {
+    let pki = Arc::new(pki());
+    let limits = Limits {
+        max_handshakes: 1,
+        handshake_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let (addr, _stop) = server_with(&pki, auth(&pki), limits).await;
+    let _stalled = stalled_handshake(addr).await;
+    let stalled_at = std::time::Instant::now();
+    // The one handshake slot is taken: a second client gets in only once the stalled
+    // handshake has timed out (its ClientHello is dropped until then, and resent).
+    let p = pki.clone();
+    let (_, payload) = tokio::task::spawn_blocking(move || {
+        get(addr, "ECDHE-ECDSA-AES128-CCM8", Some(&p.pledge), "/crts")
+    })
+    .await
+    .expect("join")
+    .expect("served once the stalled handshake timed out");
+    assert!(
+        stalled_at.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        stalled_at.elapsed()
+    );
+    assert_eq!(payload, "1 crts");
 }
