@@ -430,7 +430,14 @@ async fn rfc9148_4_5_refusals_have_their_coap_codes() {
         "{:?}",
         String::from_utf8_lossy(&r.stdout)
     );
-    assert!(s.reg.log().contains("dtls-rejected"), "{}", s.reg.log());
+    // The refusal is logged once the alert is out: wait for the line.
+    for _ in 0..100 {
+        if s.reg.log().contains("dtls-rejected") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no dtls-rejected line: {}", s.reg.log());
 }
 
 /// One datagram per read and per write.

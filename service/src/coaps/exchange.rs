@@ -71,7 +71,7 @@ pub enum Action {
 /// The exchange layer's limits.
 #[derive(Clone, Copy, Debug)]
 pub struct ExchangeLimits {
-    /// Largest request body (after Block1 reassembly).
+    /// Largest request body (after Block1 reassembly); 4.13 beyond it.
     pub max_body: usize,
     /// Largest block this server sends or asks for, in bytes (16 … 1024, a power of two).
     pub block_size: usize,
@@ -80,9 +80,11 @@ pub struct ExchangeLimits {
 }
 
 impl Default for ExchangeLimits {
+    /// The HTTPS server's body limit ([`crate::https::Limits`]), 512-byte blocks, four
+    /// requests at once.
     fn default() -> Self {
         Self {
-            max_body: 256 * 1024,
+            max_body: crate::https::Limits::default().max_body,
             block_size: 512,
             max_in_flight: 4,
         }
