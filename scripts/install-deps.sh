@@ -2,10 +2,11 @@
 # Install the Debian packages the build and tests need, only those that are missing.
 # libtss2-dev + pkg-config build the `tpm` feature of brski-common; swtpm, swtpm-tools and
 # tpm2-tools run its tests (a software TPM, checked with the TCG reference tools); iproute2 and
-# procps build and inspect the network-namespace lab.
+# procps build and inspect the network-namespace lab; libssl-dev builds the CoAPS server (DTLS 1.2
+# via the openssl crate) and libcoap3-bin (coap-client-openssl) checks it.
 set -euo pipefail
 need=()
-for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config; do
+for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -192,6 +192,10 @@ impl UseNonceless {
 pub struct RegistrarConfig {
     /// HTTPS listener address (BRSKI-EST and EST, RFC 8995 §5.1).
     pub listen: SocketAddr,
+    /// CoAPS listener address (cBRSKI, RFC 9148; DTLS 1.2), e.g. `[::]:5684`; empty or absent:
+    /// no CoAPS listener.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub coaps_listen: String,
     /// The owner's domain name.
     pub domain: String,
     /// Pledge acceptance policy.
@@ -258,6 +262,24 @@ fn default_true() -> bool {
 }
 
 impl RegistrarConfig {
+    /// The CoAPS listener address, `None` when off; `Err` when `coaps-listen` is not an
+    /// address with a port from 1 to 65535.
+    pub fn coaps_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let text = self.coaps_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match text.parse::<SocketAddr>() {
+            Ok(a) if a.port() == 0 => Err(format!(
+                "coaps-listen {text:?}: the port must be 1 to 65535 (CoAPS: 5684)"
+            )),
+            Ok(a) => Ok(Some(a)),
+            Err(e) => Err(format!(
+                "coaps-listen {text:?} is not an address:port such as \"[::]:5684\" ({e})"
+            )),
+        }
+    }
+
     /// Load `registrar.toml`, check it ([`RegistrarConfig::validate`]) and resolve its paths
     /// against the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -335,6 +357,12 @@ pub fn render(c: &RegistrarConfig) -> String {
         "# Address of the HTTPS listener for pledges (BRSKI-EST, RFC 8995 §5.1) and EST (RFC 7030).\n\
          listen = {}\n\n",
         toml_string(&c.listen.to_string())
+    ));
+    out.push_str(&format!(
+        "# Address of the CoAPS listener (DTLS 1.2) for constrained pledges: cBRSKI /.well-known/brski\n\
+         # and EST-coaps /.well-known/est (RFC 9148). Empty: no CoAPS listener.\n\
+         coaps-listen = {}\n\n",
+        toml_string(&c.coaps_listen)
     ));
     out.push_str(&format!(
         "# The owner's domain name (registrar certificate subject and subjectAltName).\n\
@@ -593,6 +621,9 @@ impl RegistrarConfig {
         .into_iter()
         .flatten()
         .collect();
+        if let Err(e) = self.coaps_addr() {
+            problems.push(e);
+        }
         if self.manufacturers.is_empty() {
             problems.push("at least one [[manufacturer]] is required".into());
         }
@@ -647,6 +678,7 @@ mod tests {
     fn sample() -> RegistrarConfig {
         RegistrarConfig {
             listen: "127.0.0.1:8443".parse().expect("addr"),
+            coaps_listen: "[::]:5684".into(),
             domain: "example.com".into(),
             accept: Accept::Pending,
             retry_after: 7,
@@ -709,6 +741,7 @@ mod tests {
         // Every key is documented by a comment line above it.
         for key in [
             "listen =",
+            "coaps-listen =",
             "accept =",
             "retry-after =",
             "masa-ca =",
@@ -749,6 +782,24 @@ mod tests {
         assert!(c.audit_log.fetch && c.audit_log.require_own_entry);
         assert_eq!(c.use_nonceless_vouchers, UseNonceless::WhenMasaUnreachable);
         assert_eq!(c.manufacturers[0].allow_expired_idevid, None);
+        // No CoAPS listener unless one is configured.
+        assert_eq!(c.coaps_addr(), Ok(None));
+    }
+
+    #[test]
+    fn rfc7252_6_2_coaps_listen_is_an_address_with_a_port() {
+        let mut c = sample();
+        assert_eq!(c.coaps_addr(), Ok(Some("[::]:5684".parse().expect("addr"))));
+        for bad in ["5684", "[::]", "[::]:0", "localhost:5684", "1.2.3.4:99999"] {
+            c.coaps_listen = bad.into();
+            assert!(c.coaps_addr().is_err(), "{bad}");
+            assert!(
+                c.validate().iter().any(|p| p.starts_with("coaps-listen")),
+                "{bad}"
+            );
+        }
+        c.coaps_listen = " ".into();
+        assert_eq!(c.coaps_addr(), Ok(None));
     }
 
     #[test]

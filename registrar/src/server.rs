@@ -502,9 +502,41 @@ pub fn router(state: Arc<Registrar>) -> Router {
         .with_state(state)
 }
 
-/// Run the server until SIGTERM/SIGINT, then drain in-flight requests and close the database.
+/// The CoAPS server's DTLS identity and client authentication: the same registrar chain and
+/// the same client certificate rules as [`Registrar::tls_config`] (so `proximity-registrar-cert`
+/// names the DTLS certificate as it names the TLS one).
+fn coaps_setup(
+    s: &Registrar,
+) -> Result<
+    (
+        brski_service::coaps::Identity,
+        brski_common::tls::ClientAuth,
+    ),
+    StartError,
+> {
+    let chain = s
+        .registrar_chain
+        .iter()
+        .map(|c| c.to_der())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StartError::Invalid(format!("registrar chain: {e}")))?;
+    let identity = brski_service::coaps::Identity {
+        chain,
+        key_pkcs8: s.registrar_key.to_pkcs8_der().to_vec(),
+    };
+    let auth = brski_common::tls::ClientAuth {
+        policies: vec![s.idevid_policy.clone(), s.ldevid_policy.clone()],
+        optional: true,
+        refusal: Some(Arc::new(LdevidRefusal { db: s.db.clone() })),
+    };
+    Ok((identity, auth))
+}
+
+/// Run the HTTPS server and, when `coaps-listen` is set, the CoAPS server, until
+/// SIGTERM/SIGINT; then both drain their requests and the database is closed.
 pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
     let listen = config.listen;
+    let coaps_addr = config.coaps_addr().map_err(StartError::Invalid)?;
     let state = Arc::new(Registrar::load(config).await?);
     let tls = Arc::new(state.tls_config()?);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -514,8 +546,38 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
             source,
         })?;
     let local = listener.local_addr().unwrap_or(listen);
-    tracing::info!(listen = %local, domain = %state.config.domain, accept = state.config.accept.as_str(), "registrar serving");
-    brski_service::notify::ready(&format!("serving on {local}"));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut coaps_local = None;
+    let mut coaps_task = None;
+    if let Some(addr) = coaps_addr {
+        let socket = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        coaps_local = Some(socket.local_addr().unwrap_or(addr));
+        let (identity, auth) = coaps_setup(&state)?;
+        let s = state.clone();
+        let handler: brski_service::coaps::Handler = Arc::new(move |session, req| {
+            let s = s.clone();
+            Box::pin(async move { crate::coap::handle(&s, session, req).await })
+        });
+        let mut stop = stop_rx.clone();
+        coaps_task = Some(tokio::spawn(async move {
+            brski_service::coaps::serve(
+                socket,
+                &identity,
+                auth,
+                handler,
+                brski_service::coaps::Limits::default(),
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            )
+            .await
+        }));
+    }
+    let coaps_text = coaps_local.map_or_else(|| "off".to_string(), |a| a.to_string());
+    tracing::info!(listen = %local, coaps = %coaps_text, domain = %state.config.domain, accept = state.config.accept.as_str(), "registrar serving");
+    brski_service::notify::ready(&format!("serving on {local} (HTTPS), {coaps_text} (CoAPS)"));
     brski_service::notify::spawn_watchdog();
     let app = router(state.clone());
     let stopping = state.clone();
@@ -523,8 +585,16 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
         brski_service::shutdown_signal().await;
         stopping.shutting_down.store(true, Ordering::Release);
         brski_service::notify::stopping();
+        let _ = stop_tx.send(true);
     })
     .await;
+    if let Some(task) = coaps_task {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "CoAPS server failed"),
+            Err(e) => tracing::warn!(error = %e, "CoAPS server task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     tracing::info!("registrar stopped");
     Ok(())
 }

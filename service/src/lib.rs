@@ -1,8 +1,9 @@
 //! Runtime shell shared by the BRSKI daemons: logging to the journal or stderr, systemd
-//! notification, signal handling, an HTTPS listener that hands each request the TLS peer's
+//! notification, signal handling, an HTTPS listener and a CoAPS (DTLS 1.2) listener that hands each request the TLS peer's
 //! certificate chain, SQLite storage, file helpers for keys and certificates, and CRL fetching.
 #![forbid(unsafe_code)]
 
+pub mod coaps;
 pub mod config;
 pub mod crl;
 pub mod files;

@@ -121,7 +121,7 @@ pub fn cert_serial_hex(cert: &Certificate) -> String {
 fn served(op: &str, peer: &Peer, media: Media, der: Vec<u8>) -> Outcome {
     tracing::info!(
         peer = %peer.addr,
-        status = peer.transport.status(Class::Content),
+        transport = peer.transport.as_str(), status = peer.transport.status(Class::Content),
         outcome = "served",
         "{op}"
     );
@@ -373,7 +373,7 @@ fn answer_issued(
     tracing::info!(
         %serial,
         peer = %peer.addr,
-        status = peer.transport.status(Class::Changed),
+        transport = peer.transport.as_str(), status = peer.transport.status(Class::Changed),
         ldevid = %cert_serial_hex(&cert),
         outcome,
         "{step}"

@@ -21,15 +21,30 @@ use std::sync::Arc;
 /// The secure transport a request came over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
-    /// HTTP/1.1 over TLS (RFC 8995 §5, RFC 7030 §3). CoAP over DTLS joins with its shell.
+    /// HTTP/1.1 over TLS (RFC 8995 §5, RFC 7030 §3).
     Https,
+    /// CoAP over DTLS 1.2 (RFC 9148, cBRSKI §6).
+    Coaps,
 }
 
 impl Transport {
-    /// The status this transport answers `class` with (what an outcome line records).
+    /// The status this transport answers `class` with (what an outcome line records): the
+    /// HTTP status, or the CoAP code `c.dd` written as the number `cdd` (4.15 is 415).
     pub fn status(self, class: Class) -> u16 {
         match self {
             Self::Https => class.http_status(),
+            Self::Coaps => {
+                let code = class.coap_code();
+                u16::from(code.class()) * 100 + u16::from(code.detail())
+            }
+        }
+    }
+
+    /// The name in outcome lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Https => "https",
+            Self::Coaps => "coaps",
         }
     }
 }
@@ -314,6 +329,7 @@ pub fn unfinished(op: &str, peer: &Peer, outcome: impl Into<Outcome>) -> Outcome
     };
     tracing::info!(
         peer = %peer.addr,
+        transport = peer.transport.as_str(),
         status = outcome.status(peer.transport),
         outcome = what,
         reason = %reason,
@@ -367,5 +383,13 @@ mod tests {
             retry_after: 60,
         };
         assert_eq!(o.status(Transport::Https), 202);
+        // RFC 9148 §4.7: 5.03 (with Max-Age) over CoAP.
+        assert_eq!(o.status(Transport::Coaps), 503);
+        assert_eq!(r.status(Transport::Coaps), 403);
+        assert_eq!(Transport::Coaps.status(Class::Content), 205);
+        assert_eq!(
+            Transport::Coaps.status(Class::UnsupportedContentFormat),
+            415
+        );
     }
 }

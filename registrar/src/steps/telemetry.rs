@@ -198,7 +198,7 @@ async fn store(s: &Registrar, req: &ReportRequest) -> Result<(), Refusal> {
     tracing::info!(
         serial = %logged_serial,
         %peer,
-        status = req.peer.transport.status(Class::Changed),
+        transport = req.peer.transport.as_str(), status = req.peer.transport.status(Class::Changed),
         report_status = parsed.status,
         reason = %log_safe(parsed.reason.as_deref().unwrap_or(""), MAX_LOGGED_CHARS),
         client_cert = client_cert.as_str(),

@@ -189,7 +189,7 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
             ));
         }
         Policy::Pending => {
-            tracing::info!(%serial, %peer, status = transport.status(Class::Pending), outcome = "pending", "requestvoucher");
+            tracing::info!(%serial, %peer, transport = transport.as_str(), status = transport.status(Class::Pending), outcome = "pending", "requestvoucher");
             // RFC 8995 §5.3, RFC 7030 §4.2.3: ask again later.
             return Ok(Outcome::Pending {
                 reason: format!("pledge {serial} is waiting for approval; retry later"),
@@ -210,7 +210,7 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
             .map_err(|e| Refusal::internal("reading stored vouchers", e))?;
         if let Some(v) = stored {
             if accept.allows(Media::from_media_type(&v.content_type)) {
-                tracing::info!(%serial, %peer, status = transport.status(Class::Changed), voucher_id = v.id, outcome = "resent", "requestvoucher");
+                tracing::info!(%serial, %peer, transport = transport.as_str(), status = transport.status(Class::Changed), voucher_id = v.id, outcome = "resent", "requestvoucher");
                 return Ok(relay(&v.content_type, &v.voucher));
             }
         }
@@ -291,7 +291,7 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
         %serial,
         %peer,
         %masa_url,
-        status = transport.status(Class::Changed),
+        transport = transport.as_str(), status = transport.status(Class::Changed),
         voucher_id = id,
         assertion = assertion.unwrap_or("none"),
         outcome = "relayed",
@@ -375,7 +375,7 @@ async fn relay_stored_nonceless(
         tracing::info!(
             serial = %ctx.serial,
             peer = %ctx.peer.addr,
-            status = ctx.peer.transport.status(Class::Changed),
+            transport = ctx.peer.transport.as_str(), status = ctx.peer.transport.status(Class::Changed),
             voucher_id = id,
             nonceless_id = v.id,
             expires_on = v.expires_on.as_deref().unwrap_or("-"),

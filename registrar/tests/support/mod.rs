@@ -480,6 +480,12 @@ pub async fn init_registrar(dir: &Path, vendor_ca: &Path, extra: &[&str]) -> Soc
     } else {
         &["--accept", "auto"]
     };
+    // No CoAPS listener (init's default is [::]:5684) unless a test asks for one.
+    let coaps: &[&str] = if extra.contains(&"--coaps-listen") {
+        &[]
+    } else {
+        &["--coaps-listen", ""]
+    };
     let out = tokio::process::Command::new(registrar_bin())
         .arg("init")
         .arg("--dir")
@@ -491,6 +497,7 @@ pub async fn init_registrar(dir: &Path, vendor_ca: &Path, extra: &[&str]) -> Soc
         .arg(vendor_ca)
         .args(["--listen", &addr.to_string()])
         .args(accept)
+        .args(coaps)
         .args(extra)
         .output()
         .await

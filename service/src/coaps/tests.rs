@@ -1,0 +1,337 @@
+//! The DTLS server over loopback, with an OpenSSL DTLS client (RFC 6347; cBRSKI §6.1.2).
+
+use super::*;
+use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
+use brski_common::pki::chain::TrustPolicy;
+use brski_common::pki::{issue, name_from_parts, profile, self_signed};
+use coap_lite::{MessageClass, MessageType, Packet};
+use der::Encode;
+use openssl::ssl::{SslConnector, SslMethod, SslOptions, SslVerifyMode};
+use std::io::{Read, Write};
+use x509_cert::Certificate;
+
+struct Party {
+    key: SoftwareKey,
+    cert: Certificate,
+}
+
+fn key() -> SoftwareKey {
+    SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key")
+}
+
+fn ca(name: &str) -> Party {
+    let key = key();
+    let params = profile::vendor_ca(name_from_parts(Some(name), Some(name), None).expect("name"))
+        .expect("params");
+    Party {
+        cert: self_signed(&params, &key).expect("ca"),
+        key,
+    }
+}
+
+fn issued(params: &brski_common::pki::CertificateParams, by: &Party) -> Party {
+    let key = key();
+    let cert = issue(params, key.public_key_spki(), Some(&by.cert), &by.key).expect("issue");
+    Party { key, cert }
+}
+
+struct Pki {
+    vendor: Party,
+    server: Party,
+    pledge: Party,
+}
+
+fn pki() -> Pki {
+    let vendor = ca("Vendor");
+    let server = issued(
+        &profile::tls_server(&["localhost"], &["127.0.0.1".parse().expect("ip")]).expect("p"),
+        &vendor,
+    );
+    let pledge = issued(&profile::idevid("SN-1", None, None).expect("p"), &vendor);
+    Pki {
+        vendor,
+        server,
+        pledge,
+    }
+}
+
+/// A server answering every request with 2.05, the number of client certificates and the
+/// path as payload; its address and a stop switch.
+async fn server(pki: &Pki, auth: ClientAuth) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    server_with(pki, auth, Limits::default()).await
+}
+
+async fn server_with(
+    pki: &Pki,
+    auth: ClientAuth,
+    limits: Limits,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let identity = Identity {
+        chain: vec![
+            pki.server.cert.to_der().expect("der"),
+            pki.vendor.cert.to_der().expect("der"),
+        ],
+        key_pkcs8: pki.server.key.to_pkcs8_der().to_vec(),
+    };
+    let handler: Handler = Arc::new(|info: SessionInfo, req: Request| {
+        Box::pin(async move {
+            Response {
+                code: CoapCode::CONTENT,
+                content_format: Some(0),
+                max_age: None,
+                size1: None,
+                payload: format!("{} {}", info.peer_certs.len(), req.path.join("/")).into_bytes(),
+                close: false,
+            }
+        })
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        serve(socket, &identity, auth, handler, limits, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve");
+    });
+    (addr, stop)
+}
+
+fn auth(pki: &Pki) -> ClientAuth {
+    ClientAuth {
+        policies: vec![TrustPolicy::new(vec![pki.vendor.cert.clone()])],
+        optional: true,
+        refusal: None,
+    }
+}
+
+/// One UDP datagram per read and per write.
+struct Udp(std::net::UdpSocket);
+
+impl Read for Udp {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.recv(buf)
+    }
+}
+
+impl Write for Udp {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A DTLS 1.2 client offering only `ciphers`, with `client` as certificate; a CoAP GET of
+/// `path`; the cipher negotiated and the answer's payload.
+fn get(
+    addr: SocketAddr,
+    ciphers: &str,
+    client: Option<&Party>,
+    path: &str,
+) -> Result<(String, String), String> {
+    let mut b = SslConnector::builder(SslMethod::dtls_client()).map_err(|e| e.to_string())?;
+    b.set_cipher_list(ciphers).map_err(|e| e.to_string())?;
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_options(SslOptions::NO_QUERY_MTU);
+    if let Some(c) = client {
+        let cert = openssl::x509::X509::from_der(&c.cert.to_der().expect("der")).expect("x509");
+        let key = openssl::pkey::PKey::private_key_from_pkcs8(c.key.to_pkcs8_der()).expect("key");
+        b.set_certificate(&cert).map_err(|e| e.to_string())?;
+        b.set_private_key(&key).map_err(|e| e.to_string())?;
+    }
+    let connector = b.build();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    socket.connect(addr).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut config = connector.configure().map_err(|e| e.to_string())?;
+    config.set_verify_hostname(false);
+    let mut ssl = config.into_ssl("localhost").map_err(|e| e.to_string())?;
+    ssl.set_mtu(1200).map_err(|e| e.to_string())?;
+    let mut stream = openssl::ssl::SslStream::new(ssl, Udp(socket)).map_err(|e| e.to_string())?;
+    stream.connect().map_err(|e| e.to_string())?;
+    let cipher = stream
+        .ssl()
+        .current_cipher()
+        .map(|c| c.name().to_string())
+        .unwrap_or_default();
+    let mut p = Packet::new();
+    p.header.set_type(MessageType::Confirmable);
+    p.header.code = MessageClass::from(1);
+    p.header.message_id = 77;
+    p.set_token(vec![1, 2]);
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        p.add_option(coap_lite::CoapOption::UriPath, segment.as_bytes().to_vec());
+    }
+    stream
+        .ssl_write(&p.to_bytes().expect("bytes"))
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 2048];
+    let n = stream.ssl_read(&mut buf).map_err(|e| e.to_string())?;
+    let answer = Packet::from_bytes(&buf[..n]).map_err(|e| e.to_string())?;
+    assert_eq!(answer.header.message_id, 77);
+    assert_eq!(answer.get_token(), [1, 2]);
+    Ok((cipher, String::from_utf8_lossy(&answer.payload).to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cbrski_6_1_2_ccm_8_with_a_client_certificate() {
+    let pki = Arc::new(pki());
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let p = pki.clone();
+    let (cipher, payload) = tokio::task::spawn_blocking(move || {
+        get(
+            addr,
+            "ECDHE-ECDSA-AES128-CCM8",
+            Some(&p.pledge),
+            "/.well-known/est/crts",
+        )
+    })
+    .await
+    .expect("join")
+    .expect("handshake and answer");
+    assert_eq!(cipher, "ECDHE-ECDSA-AES128-CCM8");
+    assert_eq!(payload, "1 .well-known/est/crts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9148_4_without_a_client_certificate_when_optional() {
+    let pki = Arc::new(pki());
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let (_, payload) = tokio::task::spawn_blocking(move || {
+        get(addr, "ECDHE-ECDSA-AES128-GCM-SHA256", None, "/crts")
+    })
+    .await
+    .expect("join")
+    .expect("handshake and answer");
+    assert_eq!(payload, "0 crts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_outside_the_policies_fails_the_handshake() {
+    let pki = Arc::new(pki());
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let rogue = ca("Rogue");
+    let stranger = issued(&profile::idevid("SN-2", None, None).expect("p"), &rogue);
+    let result = tokio::task::spawn_blocking(move || {
+        get(addr, "ECDHE-ECDSA-AES128-CCM8", Some(&stranger), "/crts")
+    })
+    .await
+    .expect("join");
+    assert!(result.is_err(), "{result:?}");
+}
+
+/// A ClientHello with `cookie`, record number 3.
+fn client_hello(cookie: &[u8]) -> Vec<u8> {
+    dtls::test_client_hello(cookie, 3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc6347_4_2_1_a_client_hello_without_cookie_gets_only_a_hello_verify_request() {
+    let pki = pki();
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    for cookie in [&[][..], &[0x55; 16][..]] {
+        socket
+            .send_to(&client_hello(cookie), addr)
+            .await
+            .expect("send");
+        let mut buf = [0u8; 2048];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+            .await
+            .expect("an answer")
+            .expect("recv");
+        let answer = &buf[..n];
+        assert_eq!(answer[0], 22, "a handshake record");
+        assert_eq!(answer[13], 3, "HelloVerifyRequest");
+        // The record number of the ClientHello is echoed (RFC 6347 §4.2.1).
+        assert_eq!(answer[5..11], [0, 0, 0, 0, 0, 3]);
+        // Smaller than the ClientHello: no amplification.
+        assert!(n < client_hello(cookie).len().max(60), "{n}");
+        let more =
+            tokio::time::timeout(Duration::from_millis(1500), socket.recv_from(&mut buf)).await;
+        assert!(more.is_err(), "nothing but the HelloVerifyRequest");
+    }
+}
+
+/// A peer that passes the cookie exchange with a real ClientHello and then says nothing:
+/// the server has answered with its ServerHello flight and waits.
+async fn stalled_handshake(server: SocketAddr) -> UdpSocket {
+    // A real DTLS 1.2 ClientHello, caught on the way to a socket that never answers.
+    let catcher = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let target = catcher.local_addr().expect("addr");
+    let pledge = pki().pledge;
+    std::thread::spawn(move || {
+        let _ = get(target, "ECDHE-ECDSA-AES128-CCM8", Some(&pledge), "/x");
+    });
+    let mut buf = [0u8; 2048];
+    let n = catcher.recv(&mut buf).expect("a ClientHello");
+    let hello = buf[..n].to_vec();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    socket.send_to(&hello, server).await.expect("send");
+    let (n, _) = socket
+        .recv_from(&mut buf)
+        .await
+        .expect("HelloVerifyRequest");
+    assert_eq!(buf[13], 3, "HelloVerifyRequest");
+    let cookie = buf[RECORD_AND_HANDSHAKE + 3..n].to_vec();
+    assert_eq!(usize::from(buf[RECORD_AND_HANDSHAKE + 2]), cookie.len());
+    let again = dtls::test_with_cookie(&hello, &cookie).expect("a ClientHello");
+    socket.send_to(&again, server).await.expect("send");
+    let (_, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+        .await
+        .expect("the server's flight")
+        .expect("recv");
+    assert_eq!((buf[0], buf[13]), (22, 2), "a ServerHello");
+    socket
+}
+
+/// The DTLS record and handshake headers (RFC 6347 §4.1, §4.2.2).
+const RECORD_AND_HANDSHAKE: usize = 13 + 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_blocks_no_one() {
+    let pki = Arc::new(pki());
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let _stalled = stalled_handshake(addr).await;
+    let p = pki.clone();
+    let (_, payload) = tokio::task::spawn_blocking(move || {
+        get(addr, "ECDHE-ECDSA-AES128-CCM8", Some(&p.pledge), "/crts")
+    })
+    .await
+    .expect("join")
+    .expect("another client is served meanwhile");
+    assert_eq!(payload, "1 crts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_are_bounded_and_time_out() {
+    let pki = Arc::new(pki());
+    let limits = Limits {
+        max_handshakes: 1,
+        handshake_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let (addr, _stop) = server_with(&pki, auth(&pki), limits).await;
+    let _stalled = stalled_handshake(addr).await;
+    let stalled_at = std::time::Instant::now();
+    // The one handshake slot is taken: a second client gets in only once the stalled
+    // handshake has timed out (its ClientHello is dropped until then, and resent).
+    let p = pki.clone();
+    let (_, payload) = tokio::task::spawn_blocking(move || {
+        get(addr, "ECDHE-ECDSA-AES128-CCM8", Some(&p.pledge), "/crts")
+    })
+    .await
+    .expect("join")
+    .expect("served once the stalled handshake timed out");
+    assert!(
+        stalled_at.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        stalled_at.elapsed()
+    );
+    assert_eq!(payload, "1 crts");
+}
