@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# pycose, for the independent check of the MASA's COSE vouchers (masa/tests/pycose.rs).
+bash scripts/pyvenv.sh
 cargo fmt --all --check
 # The protocol core must build without the TPM feature (where libtss2 is absent).
 cargo check -p brski-common

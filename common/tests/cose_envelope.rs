@@ -345,6 +345,46 @@ fn cose_sign_rejects_a_chain_that_is_not_the_signers() {
     );
 }
 
+#[test]
+fn cbrski_9_2_3_protected_x5chain_survives_the_registrars_strip() {
+    let (key, leaf, ca) = rcgen_chain(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let env = cose::sign_with_x5chain(
+        PAYLOAD,
+        &key,
+        std::slice::from_ref(&leaf),
+        &[leaf.clone(), ca.clone()],
+    )
+    .expect("sign");
+    let items = elements(&env);
+    // Protected {1: -7, 33: signer}; unprotected {32: [signer, CA]}.
+    assert_eq!(
+        cbor(match &items[0] {
+            Value::Bytes(b) => b,
+            other => panic!("protected: {other:?}"),
+        }),
+        Value::Map(vec![(int(1), int(-7)), (int(33), Value::Bytes(der(&leaf)))])
+    );
+    assert_eq!(
+        items[1],
+        Value::Map(vec![(
+            int(32),
+            Value::Array(vec![Value::Bytes(der(&leaf)), Value::Bytes(der(&ca))])
+        )])
+    );
+    // The registrar removes the unprotected bag (§6.8); the pledge, which stores the CA and
+    // not the signer's key, still finds the signer.
+    let stripped = cose::strip_unprotected_certs(&env).expect("strip");
+    assert_eq!(elements(&stripped)[1], Value::Map(vec![]));
+    let v = cose::verify(&stripped, &TrustPolicy::new(vec![ca.clone()]), &[]).expect("verify");
+    assert_eq!(v.chain, vec![leaf, ca.clone()]);
+    // The protected chain must start with the signer's certificate.
+    let r = cose::sign_with_x5chain(PAYLOAD, &key, &[ca], &[]);
+    assert!(
+        matches!(r, Err(EnvelopeError::Signing(KeyError::SigningFailed(_)))),
+        "{r:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Header variants accepted (RFC 9052 §3, RFC 9360 §2)
 

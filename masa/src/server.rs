@@ -19,11 +19,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use brski_common::audit::AuditLog;
 use brski_common::brski::masa::{
-    CheckedRegistrarRequest, PledgeIdevid, RegistrarRequestError, build_voucher, chain_reaches,
-    verify_registrar_voucher_request,
+    CheckedRegistrarRequest, PledgeIdevid, RegistrarRequestError, build_voucher_pinning,
+    chain_reaches, verify_registrar_voucher_request,
 };
 use brski_common::brski::paths;
-use brski_common::envelope::{self, EnvelopeError, Format};
+use brski_common::brski::pinning::pinned_certificate;
+use brski_common::envelope::{self, EnvelopeError, Format, cose};
 use brski_common::keys::{Signer, SoftwareKey};
 use brski_common::pki::chain::{ChainError, TimeCheck, TrustPolicy, same_key, subject_string};
 use brski_common::pki::ext::domain_id_base64;
@@ -65,9 +66,10 @@ struct Accepted {
     encoding: BodyEncoding,
     checked: CheckedRegistrarRequest,
     device: Device,
-    /// The certificate to pin: the registrar's issuing CA when carried (RFC 8995 §5.5.2).
-    pin: Certificate,
-    /// base64 domainID of the pin (RFC 8995 §5.8.2).
+    /// The domain's certificate in a nonced voucher: the registrar's issuing CA when carried
+    /// (RFC 8995 §5.5.2, cBRSKI §8.2).
+    domain_cert: Certificate,
+    /// base64 domainID of `domain_cert` (RFC 8995 §5.8.2).
     domain_id: String,
     /// No nonce, or no prior-signed pledge request (RFC 8995 §7.3).
     nonceless: bool,
@@ -312,6 +314,9 @@ struct OwnedIssue {
     registrar_chain: Vec<Certificate>,
     /// Recorded as the owner under first-owner when the device has none.
     owner_if_first: DomainRecord,
+    /// The certificate a nonceless voucher pins, chosen under the claim read before signing:
+    /// it must still be at or below the claimed CA (cBRSKI §8.2).
+    nonceless_pin: Option<Certificate>,
     idevid_issuer: Vec<u8>,
     created_on: String,
     expires_on: Option<String>,
@@ -355,6 +360,13 @@ impl OwnedIssue {
                 };
                 if !chain_reaches(&self.registrar_chain, &ca, TimeCheck::Now) {
                     return Ok(Err(Refusal::ClaimedByAnotherDomain(self.serial)));
+                }
+                if let Some(pinned) = &self.nonceless_pin {
+                    if !chain_reaches(std::slice::from_ref(pinned), &ca, TimeCheck::Now) {
+                        return Ok(Err(internal("nonceless pin")(
+                            "the claim changed while the voucher was signed".into(),
+                        )));
+                    }
                 }
             }
         }
@@ -428,17 +440,10 @@ impl App {
                 Refusal::NoncelessNotAllowed
             });
         }
-        let pin = checked.domain_cert().cloned().ok_or(Refusal::Request(
+        let domain_cert = checked.domain_cert().cloned().ok_or(Refusal::Request(
             RegistrarRequestError::Signature(EnvelopeError::SignerNotFound),
         ))?;
-        let domain_id = domain_id_base64(&pin).map_err(|e| {
-            Refusal::Request(RegistrarRequestError::RegistrarCertificate(
-                ChainError::Malformed {
-                    subject: subject_string(&pin),
-                    reason: e.to_string(),
-                },
-            ))
-        })?;
+        let domain_id = domain_id_of(&domain_cert)?;
         tracing::Span::current().record("domain_id", domain_id.as_str());
         tracing::info!(
             outcome = "verified",
@@ -452,7 +457,7 @@ impl App {
             encoding,
             checked,
             device,
-            pin,
+            domain_cert,
             domain_id,
             nonceless,
         })
@@ -510,15 +515,44 @@ impl App {
                 )
             }
         };
-        let voucher = build_voucher(&a.checked, assertion, &a.pin, now, expires_on)
-            .map_err(|e| internal("voucher")(e.to_string()))?;
+        // cBRSKI §8.2: a nonced voucher pins the most specific CA, a nonceless one the highest
+        // CA the claim allows; §8.3: the registrar's key when the pledge named it by its key.
+        let nonced = a.checked.nonce.is_some();
+        let ceiling = match (nonced, self.ownership) {
+            (false, Ownership::Claimed) => self.claimed_ca(serial)?,
+            _ => None,
+        };
+        let pin = a
+            .checked
+            .pin(ceiling.as_ref())
+            .map_err(|e| internal("pin")(e.to_string()))?;
+        let domain_cert = pinned_certificate(chain, nonced, ceiling.as_ref())
+            .unwrap_or(&a.domain_cert)
+            .clone();
+        let domain_id = if domain_cert == a.domain_cert {
+            a.domain_id.clone()
+        } else {
+            domain_id_of(&domain_cert)?
+        };
+        let voucher = build_voucher_pinning(&a.checked, assertion, &pin, now, expires_on);
         let payload = voucher
             .to_payload(answer)
             .map_err(|e| internal("voucher encoding")(e.to_string()))?;
         // Signed before the write (signing is the slow part); the voucher leaves only if the
         // ownership check below passes and its audit entry is committed.
-        let signed = envelope::sign(answer, &payload, &self.signer, &self.signer_chain)
-            .map_err(|e| internal("voucher signing")(e.to_string()))?;
+        let signed = match answer {
+            // cBRSKI §9.2.3: the whole chain in the unprotected x5bag, for the registrar; the
+            // signer's certificate also protected, for a pledge that stores only the vendor CA
+            // once the registrar has removed the unprotected certificates (§6.8).
+            Format::Cose => cose::sign_with_x5chain(
+                &payload,
+                &self.signer,
+                self.signer_chain.get(..1).unwrap_or_default(),
+                &self.signer_chain,
+            ),
+            _ => envelope::sign(answer, &payload, &self.signer, &self.signer_chain),
+        }
+        .map_err(|e| internal("voucher signing")(e.to_string()))?;
         let created_on = voucher
             .created_on
             .as_ref()
@@ -535,12 +569,12 @@ impl App {
             serial: serial.to_string(),
             registrar_chain: chain.clone(),
             owner_if_first: DomainRecord {
-                domain_id: a.domain_id.clone(),
-                cert: a
-                    .pin
+                domain_id,
+                cert: domain_cert
                     .to_der()
                     .map_err(|e| internal("pin encoding")(e.to_string()))?,
             },
+            nonceless_pin: (!nonced).then_some(domain_cert),
             idevid_issuer: a.device.idevid_issuer.clone(),
             created_on,
             expires_on: expires_text,
@@ -587,7 +621,15 @@ impl App {
             .await?;
         let serial = a.checked.serial_number.as_str();
         let events = db::audit_events(&self.db, serial)?;
-        if !events.iter().any(|e| e.domain_id == a.domain_id) {
+        // The domain is any certificate of its chain that a voucher may have pinned (a
+        // nonceless voucher pins a higher CA than a nonced one, cBRSKI §8.2).
+        let ours: Vec<String> = a
+            .checked
+            .registrar_chain
+            .iter()
+            .filter_map(|c| domain_id_base64(c).ok())
+            .collect();
+        if !events.iter().any(|e| ours.contains(&e.domain_id)) {
             return Err(Refusal::NeverOwner(serial.to_string()));
         }
         let json = AuditLog::new(events)
@@ -624,6 +666,31 @@ impl App {
             _ => Err(Refusal::ClientCertificateNotSigner(subject_string(&client))),
         }
     }
+}
+
+impl App {
+    /// The CA recorded by `masa claim` for `serial`, if any (the transaction checks it again).
+    fn claimed_ca(&self, serial: &str) -> Result<Option<Certificate>, Refusal> {
+        let Some(claim) = self.db.read(|conn| db::claim(conn, serial))? else {
+            return Ok(None);
+        };
+        Certificate::from_der(&claim.cert)
+            .map(Some)
+            .map_err(|e| internal("stored claim")(e.to_string()))
+    }
+}
+
+/// base64 domainID of `cert` (RFC 8995 §5.8.2); a certificate it cannot be computed for is a
+/// malformed registrar chain.
+fn domain_id_of(cert: &Certificate) -> Result<String, Refusal> {
+    domain_id_base64(cert).map_err(|e| {
+        Refusal::Request(RegistrarRequestError::RegistrarCertificate(
+            ChainError::Malformed {
+                subject: subject_string(cert),
+                reason: e.to_string(),
+            },
+        ))
+    })
 }
 
 /// notAfter of `cert`; `None` when it does not fit an `OffsetDateTime`.

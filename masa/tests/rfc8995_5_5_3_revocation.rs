@@ -52,7 +52,11 @@ fn domain_with_crl_dp(name: &str, crl_uri: &str) -> Domain {
         .expect("registrar"),
         key: registrar_key,
     };
-    Domain { ca, registrar }
+    Domain {
+        ca,
+        registrar,
+        root: None,
+    }
 }
 
 /// An HTTP/1.0 server on `listener` answering GET PATH with the CRL stored for PATH (404

@@ -70,7 +70,11 @@ fn domain_with_ski(name: &str, ski: Vec<u8>) -> Domain {
         .expect("registrar"),
         key: registrar_key,
     };
-    Domain { ca, registrar }
+    Domain {
+        ca,
+        registrar,
+        root: None,
+    }
 }
 
 /// The victim's domainID and a rogue domain whose CA copies the victim CA's SKI.

@@ -1,11 +1,14 @@
 //! The MASA's side of RFC 8995 §5.5 and §5.6: checking the registrar voucher-request and its
 //! prior-signed pledge request, and building the voucher.
 
+use super::pinning::{PinError, choose_pin, pinned_certificate};
 use crate::envelope::{self, EnvelopeError, Format};
 use crate::oid::ID_KP_CMC_RA;
-use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy, check_time, same_key, validate_chain};
+use crate::pki::chain::{
+    ChainError, TimeCheck, TrustPolicy, check_time, same_key, signed_by, validate_chain,
+};
 use crate::pki::ext::{idevid_issuer, serial_number};
-use crate::voucher::{Assertion, DecodeError, Nonce, Voucher, VoucherRequest};
+use crate::voucher::{Assertion, DecodeError, Nonce, Pin, PinForm, Voucher, VoucherRequest};
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 
@@ -72,15 +75,29 @@ pub struct CheckedRegistrarRequest {
     pub nonce: Option<Nonce>,
     /// Whether the pledge's signed request proved proximity to this registrar (8995 §5.5.5).
     pub proximity: bool,
+    /// How the pledge's request named the registrar (`proximity-registrar-cert`, `-pubk` or
+    /// `-pubk-sha256`), when it did: the voucher pins in the same form (cBRSKI §8.3).
+    pub proximity_form: Option<PinForm>,
 }
 
 impl CheckedRegistrarRequest {
-    /// The certificate to pin (8995 §5.5.2, cBRSKI §8.2): the registrar's issuing CA (the
-    /// most specific CA) when the request carries one, else the registrar certificate itself.
+    /// The certificate a nonced voucher pins (8995 §5.5.2, cBRSKI §8.2): the registrar's
+    /// issuing CA (the most specific CA) when the request carries one, else the registrar
+    /// certificate itself.
     pub fn domain_cert(&self) -> Option<&Certificate> {
-        self.registrar_chain
-            .get(1)
-            .or_else(|| self.registrar_chain.first())
+        pinned_certificate(&self.registrar_chain, true, None)
+    }
+
+    /// The voucher's pin (cBRSKI §8.2, §8.3; see [`choose_pin`]): nonced when the request
+    /// carries a nonce; `ceiling` is the highest certificate the MASA's policy lets a nonceless
+    /// voucher pin for this domain.
+    pub fn pin(&self, ceiling: Option<&Certificate>) -> Result<Pin, PinError> {
+        choose_pin(
+            &self.registrar_chain,
+            self.nonce.is_some(),
+            self.proximity_form,
+            ceiling,
+        )
     }
 }
 
@@ -149,17 +166,7 @@ pub fn verify_registrar_voucher_request(
     time: TimeCheck,
 ) -> Result<SignedRegistrarRequest, RegistrarRequestError> {
     let parsed = envelope::parse(format, body).map_err(RegistrarRequestError::Malformed)?;
-    // Temporary trust anchors: the self-signed certificates carried, else the last one.
-    let mut anchors: Vec<Certificate> = parsed
-        .certificates
-        .iter()
-        .filter(|c| c.tbs_certificate().issuer() == c.tbs_certificate().subject())
-        .cloned()
-        .collect();
-    if anchors.is_empty() {
-        anchors.extend(parsed.certificates.last().cloned());
-    }
-    let policy = TrustPolicy::new(anchors).with_time(time);
+    let policy = TrustPolicy::new(temporary_anchors(&parsed.certificates)).with_time(time);
     let verified = envelope::verify(format, body, &policy, &[]).map_err(|e| match e {
         EnvelopeError::Malformed { .. } => RegistrarRequestError::Malformed(e),
         other => RegistrarRequestError::Signature(other),
@@ -184,9 +191,29 @@ pub fn verify_registrar_voucher_request(
             registrar_chain,
             idevid: None,
             proximity: false,
+            proximity_form: None,
         },
         carried: parsed.certificates,
     })
+}
+
+/// The temporary trust anchors of a registrar voucher-request (8995 §5.5.2): the carried
+/// certificates that no other carried certificate issued, the tops of the chains carried. A COSE
+/// request's `x5bag` is unordered and also holds the pledge's chain (cBRSKI §8.1, §9.2.1), so
+/// neither the position of a certificate nor its being self-signed finds the registrar's top.
+fn temporary_anchors(carried: &[Certificate]) -> Vec<Certificate> {
+    carried
+        .iter()
+        .filter(|c| {
+            let issuer = c.tbs_certificate().issuer();
+            !carried.iter().any(|other| {
+                other.tbs_certificate().subject() == issuer
+                    && !same_key(other, c)
+                    && signed_by(c, other)
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 impl SignedRegistrarRequest {
@@ -281,6 +308,7 @@ impl SignedRegistrarRequest {
             }
         }
         checked.proximity = proximity_in_chain(&pvr, &checked.registrar_chain)?;
+        checked.proximity_form = pvr.proximity_form();
         checked.idevid = Some(idevid);
         Ok(checked)
     }
@@ -335,14 +363,33 @@ pub fn build_voucher(
     now: time::OffsetDateTime,
     expires_on: Option<time::OffsetDateTime>,
 ) -> Result<Voucher, der::Error> {
+    let pin = Pin::DomainCert(pinned_domain_cert.to_der()?);
+    Ok(build_voucher_pinning(
+        checked, assertion, &pin, now, expires_on,
+    ))
+}
+
+/// [`build_voucher`] with any form of pin (`pinned-domain-cert`, `-pubk` or `-pubk-sha256`,
+/// cBRSKI §8.3; see [`CheckedRegistrarRequest::pin`]).
+pub fn build_voucher_pinning(
+    checked: &CheckedRegistrarRequest,
+    assertion: Assertion,
+    pin: &Pin,
+    now: time::OffsetDateTime,
+    expires_on: Option<time::OffsetDateTime>,
+) -> Voucher {
     let mut v = Voucher::new(checked.serial_number.clone());
     v.assertion = Some(assertion);
     v.created_on = Some(super::date_time(now));
     v.nonce = checked.nonce.clone();
     v.expires_on = expires_on.map(super::date_time);
-    v.pinned_domain_cert = Some(pinned_domain_cert.to_der()?);
+    match pin {
+        Pin::DomainCert(der) => v.pinned_domain_cert = Some(der.clone()),
+        Pin::DomainPubk(spki) => v.pinned_domain_pubk = Some(spki.clone()),
+        Pin::DomainPubkSha256(hash) => v.pinned_domain_pubk_sha256 = Some(hash.clone()),
+    }
     v.domain_cert_revocation_checks = Some(false);
-    Ok(v)
+    v
 }
 
 /// Validate a certificate chain carried by a registrar against a configured domain anchor

@@ -7,8 +7,10 @@
 //! - [`registrar`]: check the pledge voucher-request (§5.3), build the registrar voucher-request
 //!   (§5.5), check the MASA's voucher before relaying it.
 //! - [`masa`]: check the registrar voucher-request (§5.5.1–§5.5.6) and build the voucher (§5.6).
+//! - [`pinning`]: what the voucher pins (cBRSKI §8.2, §8.3).
 
 pub mod masa;
+pub mod pinning;
 pub mod pledge;
 pub mod registrar;
 

@@ -6,6 +6,7 @@ use crate::keys::Signer;
 use crate::pki::chain::{ChainError, TimeCheck, TrustPolicy, same_key, validate_chain};
 use crate::pki::ext::{idevid_issuer, serial_number};
 use crate::voucher::{DecodeError, EncodeError, Voucher, VoucherRequest};
+use der::{Decode, Encode};
 use x509_cert::Certificate;
 
 /// Why a pledge voucher-request was refused, with the status of 8995 §5.3 / §5.6.
@@ -25,9 +26,9 @@ pub enum PledgeRequestError {
     Payload(#[from] DecodeError),
     #[error("serial-number {request:?} in the request differs from the IDevID's {idevid:?}")]
     SerialMismatch { idevid: String, request: String },
-    #[error("proximity-registrar-cert is missing")]
+    #[error("proximity-registrar-cert (or -pubk, -pubk-sha256) is missing")]
     NoProximityCert,
-    #[error("proximity-registrar-cert is not this registrar's certificate")]
+    #[error("proximity-registrar-cert (or -pubk, -pubk-sha256) is not this registrar's")]
     ProximityMismatch,
     #[error("assertion {0:?} in a pledge voucher-request: RFC 8995 §5.2 requires \"proximity\"")]
     AssertionNotProximity(String),
@@ -83,7 +84,8 @@ impl CheckedPledgeRequest {
 /// Check a pledge voucher-request (8995 §5.3): the TLS client certificate is an IDevID of a
 /// known manufacturer, it signed the request, its serialNumber equals the request's
 /// `serial-number`, `proximity-registrar-cert` is the certificate this registrar presented
-/// (`registrar_cert_der`), and `assertion`, when present, is `proximity` (8995 §5.2).
+/// (`registrar_cert_der`) or `proximity-registrar-pubk` (`-sha256`) its key (cBRSKI §9), and
+/// `assertion`, when present, is `proximity` (8995 §5.2).
 ///
 /// An absent `assertion` is accepted: the voucher-request examples of RFC 8995 (JWS
 /// appendix, cBRSKI) omit it, and `proximity-registrar-cert`, which is required here, is
@@ -148,13 +150,7 @@ pub fn check_pledge_voucher_request_with(
             request: request.serial_number,
         });
     }
-    let proximity = request
-        .proximity_registrar_cert
-        .as_deref()
-        .ok_or(PledgeRequestError::NoProximityCert)?;
-    if proximity != registrar_cert_der {
-        return Err(PledgeRequestError::ProximityMismatch);
-    }
+    check_proximity(&request, registrar_cert_der)?;
     match request.assertion {
         None | Some(crate::voucher::Assertion::Proximity) => {}
         Some(other) => {
@@ -170,6 +166,45 @@ pub fn check_pledge_voucher_request_with(
         idevid_chain,
         serial_number: serial,
     })
+}
+
+/// 8995 §5.3, cBRSKI §9: each proximity leaf the request carries names this registrar: its
+/// certificate, its SubjectPublicKeyInfo, or that key's SHA-256; at least one is present.
+fn check_proximity(
+    request: &VoucherRequest,
+    registrar_cert_der: &[u8],
+) -> Result<(), PledgeRequestError> {
+    let forms = [
+        request.proximity_registrar_cert.as_deref(),
+        request.proximity_registrar_pubk.as_deref(),
+        request.proximity_registrar_pubk_sha256.as_deref(),
+    ];
+    if forms.iter().all(Option::is_none) {
+        return Err(PledgeRequestError::NoProximityCert);
+    }
+    let spki = Certificate::from_der(registrar_cert_der)
+        .ok()
+        .and_then(|c| spki_der(&c))
+        .ok_or(PledgeRequestError::ProximityMismatch)?;
+    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki);
+    let ours = [registrar_cert_der, &spki[..], sha256.as_ref()];
+    if forms
+        .iter()
+        .zip(ours)
+        .all(|(f, o)| f.is_none_or(|f| f == o))
+    {
+        Ok(())
+    } else {
+        Err(PledgeRequestError::ProximityMismatch)
+    }
+}
+
+/// The DER SubjectPublicKeyInfo of `cert`.
+fn spki_der(cert: &Certificate) -> Option<Vec<u8>> {
+    cert.tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .ok()
 }
 
 /// Build the registrar voucher-request (8995 §5.5): serial and `idevid-issuer` from the IDevID,
@@ -220,7 +255,9 @@ pub enum RelayError {
     SerialMismatch(String),
     #[error("voucher from the MASA does not carry the pledge's nonce")]
     NonceMismatch,
-    #[error("voucher from the MASA pins a certificate that is not in this registrar's chain")]
+    #[error(
+        "voucher from the MASA pins a certificate or key that is not in this registrar's chain"
+    )]
     PinNotOurs,
     #[error("voucher from the MASA carries a nonce; a nonceless voucher was requested")]
     NotNonceless,
@@ -274,7 +311,7 @@ pub fn check_nonceless_voucher(
 }
 
 /// A voucher signed under `manufacturers`, for `serial`, pinning a certificate of this
-/// registrar's chain (when it pins a certificate).
+/// registrar's chain, or this registrar's key (cBRSKI §8.3).
 fn verified_voucher(
     format: Format,
     bytes: &[u8],
@@ -282,7 +319,6 @@ fn verified_voucher(
     manufacturers: &TrustPolicy,
     registrar_chain: &[Certificate],
 ) -> Result<Voucher, RelayError> {
-    use der::Encode;
     let verified = envelope::verify(format, bytes, manufacturers, &[])?;
     let voucher = Voucher::from_payload(format, &verified.payload)?;
     if voucher.serial_number != serial {
@@ -292,6 +328,20 @@ fn verified_voucher(
         let ours = registrar_chain
             .iter()
             .any(|c| c.to_der().is_ok_and(|d| &d == pinned));
+        if !ours {
+            return Err(RelayError::PinNotOurs);
+        }
+    }
+    let key = registrar_chain.first().and_then(spki_der);
+    if let Some(pubk) = &voucher.pinned_domain_pubk {
+        if key.as_ref() != Some(pubk) {
+            return Err(RelayError::PinNotOurs);
+        }
+    }
+    if let Some(hash) = &voucher.pinned_domain_pubk_sha256 {
+        let ours = key.is_some_and(|k| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &k).as_ref() == hash.as_slice()
+        });
         if !ours {
             return Err(RelayError::PinNotOurs);
         }

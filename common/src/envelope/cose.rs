@@ -60,44 +60,77 @@ pub fn sign(
     signer: &dyn Signer,
     chain: &[Certificate],
 ) -> Result<Vec<u8>, EnvelopeError> {
+    sign_with_x5chain(payload, signer, &[], chain)
+}
+
+/// [`sign`], with `x5chain` (signer first) also in the protected header: for a voucher to a
+/// pledge that stores a CA rather than the MASA's signing key, which then survives the
+/// registrar's removal of the unprotected certificates (cBRSKI §9.2.3, §6.8; RFC 9360 §2).
+pub fn sign_with_x5chain(
+    payload: &[u8],
+    signer: &dyn Signer,
+    x5chain: &[Certificate],
+    chain: &[Certificate],
+) -> Result<Vec<u8>, EnvelopeError> {
+    check_chain_matches_signer(signer, x5chain)?;
     check_chain_matches_signer(signer, chain)?;
-    let mut protected = Vec::with_capacity(4);
-    put_head(&mut protected, MAJOR_MAP, 1);
+    let protected_certs = certificates_der(x5chain)?;
+    let mut protected = Vec::with_capacity(8 + protected_certs.iter().map(Vec::len).sum::<usize>());
+    put_head(
+        &mut protected,
+        MAJOR_MAP,
+        if protected_certs.is_empty() { 1 } else { 2 },
+    );
     put_int(&mut protected, LABEL_ALG);
     put_int(&mut protected, signer.algorithm().cose_alg());
+    if !protected_certs.is_empty() {
+        put_certificates(&mut protected, LABEL_X5CHAIN, &protected_certs);
+    }
     let signature = sign_fixed(signer, &sig_structure1(&protected, payload))?;
 
-    let mut certs = Vec::with_capacity(chain.len());
-    for cert in chain {
-        certs.push(
-            cert.to_der()
-                .map_err(|e| KeyError::SigningFailed(format!("certificate encoding: {e}")))?,
-        );
-    }
+    let certs = certificates_der(chain)?;
     let certs_len: usize = certs.iter().map(Vec::len).sum();
-    let mut out = Vec::with_capacity(payload.len() + certs_len + signature.len() + 32);
+    let mut out =
+        Vec::with_capacity(protected.len() + payload.len() + certs_len + signature.len() + 32);
     put_head(&mut out, MAJOR_TAG, TAG_COSE_SIGN1);
     put_head(&mut out, MAJOR_ARRAY, 4);
     put_bstr(&mut out, &protected);
-    match certs.as_slice() {
-        [] => put_head(&mut out, MAJOR_MAP, 0),
-        [one] => {
-            put_head(&mut out, MAJOR_MAP, 1);
-            put_int(&mut out, LABEL_X5BAG);
-            put_bstr(&mut out, one);
-        }
-        several => {
-            put_head(&mut out, MAJOR_MAP, 1);
-            put_int(&mut out, LABEL_X5BAG);
-            put_head(&mut out, MAJOR_ARRAY, several.len() as u64);
-            for der in several {
-                put_bstr(&mut out, der);
-            }
-        }
+    if certs.is_empty() {
+        put_head(&mut out, MAJOR_MAP, 0);
+    } else {
+        put_head(&mut out, MAJOR_MAP, 1);
+        put_certificates(&mut out, LABEL_X5BAG, &certs);
     }
     put_bstr(&mut out, payload);
     put_bstr(&mut out, &signature);
     Ok(out)
+}
+
+fn certificates_der(chain: &[Certificate]) -> Result<Vec<Vec<u8>>, EnvelopeError> {
+    chain
+        .iter()
+        .map(|c| {
+            c.to_der().map_err(|e| {
+                EnvelopeError::Signing(KeyError::SigningFailed(format!(
+                    "certificate encoding: {e}"
+                )))
+            })
+        })
+        .collect()
+}
+
+/// `label: COSE_X509`: one certificate as a bare bstr, several as an array (RFC 9360 §2).
+fn put_certificates(out: &mut Vec<u8>, label: i64, certs: &[Vec<u8>]) {
+    put_int(out, label);
+    match certs {
+        [one] => put_bstr(out, one),
+        several => {
+            put_head(out, MAJOR_ARRAY, several.len() as u64);
+            for der in several {
+                put_bstr(out, der);
+            }
+        }
+    }
 }
 
 /// Verify a COSE_Sign1 voucher or voucher-request (RFC 9052 §4.4, cBRSKI §9.2).

@@ -6,9 +6,9 @@ use brski_common::brski::{pledge, registrar};
 use brski_common::envelope::{self, Format};
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
 use brski_common::pki::chain::TrustPolicy;
-use brski_common::pki::ext::idevid_issuer;
+use brski_common::pki::ext::{idevid_issuer, spki_sha256};
 use brski_common::pki::{issue, name_from_parts, profile, self_signed};
-use brski_common::voucher::VoucherRequest;
+use brski_common::voucher::{Assertion, Nonce, PinForm, VoucherRequest};
 use brski_service::config::PledgeConfig;
 use brski_service::files::{read_certs, read_key};
 use der::Encode;
@@ -36,10 +36,12 @@ fn key() -> SoftwareKey {
     SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key")
 }
 
-/// An owner domain: its CA and a registrar certificate issued by it.
+/// An owner domain: its CA and a registrar certificate issued by it; for a two-level domain
+/// (cBRSKI Figure 1) `ca` is the sub-CA and `root` the domain CA that issued it.
 pub struct Domain {
     pub ca: Party,
     pub registrar: Party,
+    pub root: Option<Party>,
 }
 
 impl Domain {
@@ -53,7 +55,35 @@ impl Domain {
         )
         .expect("profile");
         let registrar = issued(&params, &ca);
-        Self { ca, registrar }
+        Self {
+            ca,
+            registrar,
+            root: None,
+        }
+    }
+
+    /// Domain CA → sub-CA → registrar (cBRSKI Figure 1).
+    pub fn two_level(name: &str) -> Self {
+        let root = ca(&format!("{name} Domain CA"));
+        let sub = issued(
+            &profile::domain_ca(
+                name_from_parts(Some(&format!("{name} sub-CA")), None, None).expect("name"),
+            )
+            .expect("profile"),
+            &root,
+        );
+        let params = profile::registrar(
+            name_from_parts(Some(&format!("{name} registrar")), None, None).expect("name"),
+            &["registrar.example"],
+            &[],
+        )
+        .expect("profile");
+        let registrar = issued(&params, &sub);
+        Self {
+            ca: sub,
+            registrar,
+            root: Some(root),
+        }
     }
 
     /// A domain whose "registrar" certificate is a plain TLS server certificate (no cmcRA).
@@ -63,12 +93,19 @@ impl Domain {
             &profile::tls_server(&["not-a-registrar.example"], &[]).expect("profile"),
             &ca,
         );
-        Self { ca, registrar }
+        Self {
+            ca,
+            registrar,
+            root: None,
+        }
     }
 
-    /// The chain the registrar carries in its requests: registrar certificate, domain CA.
+    /// The chain the registrar carries in its requests: registrar certificate, domain CA (and
+    /// the root of a two-level domain).
     pub fn chain(&self) -> Vec<Certificate> {
-        vec![self.registrar.cert.clone(), self.ca.cert.clone()]
+        let mut chain = vec![self.registrar.cert.clone(), self.ca.cert.clone()];
+        chain.extend(self.root.as_ref().map(|r| r.cert.clone()));
+        chain
     }
 
     /// Write the domain CA to `path` (PEM).
@@ -128,8 +165,19 @@ impl Pledge {
             Some(now),
         )
         .expect("pvr");
+        self.relayed(domain, vendor_ca, pvr)
+    }
+
+    /// `pvr` checked by `domain`'s registrar over this pledge's TLS session and wrapped into the
+    /// registrar's RVR (RFC 8995 §5.3, §5.5).
+    fn relayed(
+        &self,
+        domain: &Domain,
+        vendor_ca: &Certificate,
+        pvr: pledge::PledgeVoucherRequest,
+    ) -> Requests {
         let checked = registrar::check_pledge_voucher_request(
-            format,
+            pvr.format,
             &pvr.bytes,
             std::slice::from_ref(&self.idevid.cert),
             &domain.registrar.der(),
@@ -138,12 +186,52 @@ impl Pledge {
         .expect("registrar accepts the pledge");
         let rvr = registrar::sign_registrar_voucher_request(
             &checked,
-            now,
+            time::OffsetDateTime::now_utc(),
             &domain.registrar.key,
             &domain.chain(),
         )
         .expect("rvr");
         Requests { pvr, rvr }
+    }
+
+    /// A COSE PVR naming the registrar by `form` (its certificate, key or key hash; cBRSKI
+    /// §9), checked by `domain`'s registrar and wrapped into its COSE RVR (§8.1, §9.2.1).
+    pub fn cose_requests(
+        &self,
+        domain: &Domain,
+        vendor_ca: &Certificate,
+        form: PinForm,
+    ) -> Requests {
+        let nonce = Nonce::generate().expect("nonce");
+        let mut request = VoucherRequest::new(self.serial.clone());
+        request.assertion = Some(Assertion::Proximity);
+        request.nonce = Some(nonce.clone());
+        let spki = domain.registrar.key.public_key_spki().to_vec();
+        match form {
+            PinForm::Cert => request.proximity_registrar_cert = Some(domain.registrar.der()),
+            PinForm::Pubk => request.proximity_registrar_pubk = Some(spki),
+            PinForm::PubkSha256 => {
+                request.proximity_registrar_pubk_sha256 = Some(
+                    spki_sha256(&domain.registrar.cert)
+                        .expect("sha256")
+                        .to_vec(),
+                )
+            }
+        }
+        let bytes = envelope::sign(
+            Format::Cose,
+            &request.to_payload(Format::Cose).expect("payload"),
+            &self.idevid.key,
+            &[],
+        )
+        .expect("sign");
+        let pvr = pledge::PledgeVoucherRequest {
+            format: Format::Cose,
+            bytes,
+            nonce,
+            request,
+        };
+        self.relayed(domain, vendor_ca, pvr)
     }
 
     /// The RVR with `edit` applied to the registrar voucher-request before signing.
