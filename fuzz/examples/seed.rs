@@ -542,6 +542,63 @@ fn file_seeds(seeds: &mut Seeds) {
     }
 }
 
+/// CoAP requests as a pledge sends them over DTLS, framed `[op][len][datagram]` for the
+/// coap_exchange target: a discovery GET, a voucher request in Block1 pieces, a duplicate, an
+/// ACK and a reset.
+fn coap_seeds(seeds: &mut Seeds) {
+    use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType};
+    fn packet(mid: u16, method: RequestType, path: &[&str], payload: &[u8]) -> Packet {
+        let mut p = Packet::new();
+        p.header.set_type(MessageType::Confirmable);
+        p.header.code = MessageClass::Request(method);
+        p.header.message_id = mid;
+        p.set_token(mid.to_be_bytes().to_vec());
+        for seg in path {
+            p.add_option(CoapOption::UriPath, seg.as_bytes().to_vec());
+        }
+        p.payload = payload.to_vec();
+        p
+    }
+    fn frame(out: &mut Vec<u8>, op: u8, p: &Packet) {
+        let bytes = p.to_bytes().expect("encodes");
+        out.push(op);
+        out.push(u8::try_from(bytes.len()).expect("short datagram"));
+        out.extend_from_slice(&bytes);
+    }
+    let mut discovery = packet(1, RequestType::Get, &[".well-known", "core"], b"");
+    discovery.add_option(CoapOption::UriQuery, b"rt=brski*".to_vec());
+    let mut one = Vec::new();
+    frame(&mut one, 1, &discovery);
+    frame(&mut one, 1, &discovery);
+    add(seeds, "coap_exchange", "discovery", one);
+
+    let mut blocks = Vec::new();
+    for num in 0u8..3 {
+        let mut p = packet(
+            10 + u16::from(num),
+            RequestType::Post,
+            &[".well-known", "brski", "rv"],
+            &[0xa5; 64],
+        );
+        p.add_option(CoapOption::ContentFormat, vec![0x03, 0x44]);
+        let more = if num < 2 { 0x08 } else { 0 };
+        p.add_option(CoapOption::Block1, vec![(num << 4) | more | 2]);
+        frame(&mut blocks, u8::from(num == 2), &p);
+    }
+    let mut get = packet(20, RequestType::Get, &[".well-known", "est", "crts"], b"");
+    get.add_option(CoapOption::Block2, vec![0x10 | 1]);
+    frame(&mut blocks, 8, &get);
+    let mut ack = Packet::new();
+    ack.header.set_type(MessageType::Acknowledgement);
+    ack.header.message_id = 0x1000;
+    frame(&mut blocks, 0, &ack);
+    let mut reset = Packet::new();
+    reset.header.set_type(MessageType::Reset);
+    reset.header.message_id = 0x1001;
+    frame(&mut blocks, 40, &reset);
+    add(seeds, "coap_exchange", "block1-voucher-request", blocks);
+}
+
 fn main() {
     let out = std::env::args().nth(1).unwrap_or_else(|| "corpus".into());
     let mut seeds = Seeds::new();
@@ -552,6 +609,7 @@ fn main() {
     est_seeds(&mut seeds);
     status_seeds(&mut seeds);
     file_seeds(&mut seeds);
+    coap_seeds(&mut seeds);
     for (target, files) in &seeds {
         let dir = Path::new(&out).join(target);
         std::fs::create_dir_all(&dir).expect("create the corpus directory");
