@@ -8,8 +8,8 @@ use brski_common::brski::pledge;
 use brski_common::envelope::Format;
 use brski_common::pki::chain::TimeCheck;
 use brski_common::voucher::PledgeExpectations;
+use brski_service::coaps::dtls::Datagrams;
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -440,26 +440,8 @@ async fn rfc9148_4_5_refusals_have_their_coap_codes() {
     panic!("no dtls-rejected line: {}", s.reg.log());
 }
 
-/// One datagram per read and per write.
-struct Udp(std::net::UdpSocket);
-
-impl Read for Udp {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.recv(buf)
-    }
-}
-
-impl Write for Udp {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.send(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A DTLS 1.2 session to `addr` with `client` as certificate.
-fn dtls(addr: SocketAddr, client: &Party) -> openssl::ssl::SslStream<Udp> {
+fn dtls(addr: SocketAddr, client: &Party) -> openssl::ssl::SslStream<Datagrams> {
     use openssl::ssl::{SslConnector, SslMethod, SslOptions, SslVerifyMode};
     let mut b = SslConnector::builder(SslMethod::dtls_client()).expect("builder");
     b.set_verify(SslVerifyMode::NONE);
@@ -479,7 +461,7 @@ fn dtls(addr: SocketAddr, client: &Party) -> openssl::ssl::SslStream<Udp> {
     config.set_verify_hostname(false);
     let mut ssl = config.into_ssl("registrar").expect("ssl");
     ssl.set_mtu(1000).expect("mtu");
-    let mut stream = openssl::ssl::SslStream::new(ssl, Udp(socket)).expect("stream");
+    let mut stream = openssl::ssl::SslStream::new(ssl, Datagrams(socket)).expect("stream");
     stream.connect().expect("DTLS handshake");
     stream
 }
@@ -503,7 +485,7 @@ fn post(mid: u16, path: &[&str], cf: u16, payload: &[u8]) -> Vec<u8> {
     p.to_bytes().expect("bytes")
 }
 
-fn read(stream: &mut openssl::ssl::SslStream<Udp>) -> Vec<u8> {
+fn read(stream: &mut openssl::ssl::SslStream<Datagrams>) -> Vec<u8> {
     let mut buf = [0u8; 2048];
     let n = stream.ssl_read(&mut buf).expect("an answer");
     buf[..n].to_vec()

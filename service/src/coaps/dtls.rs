@@ -375,6 +375,26 @@ impl io::Write for Pipe {
     }
 }
 
+/// A connected UDP socket as a DTLS client's `Read + Write`: one datagram per read and per
+/// write (RFC 6347 §4.1.1). Blocking, for clients and tests.
+#[derive(Debug)]
+pub struct Datagrams(pub std::net::UdpSocket);
+
+impl io::Read for Datagrams {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.recv(buf)
+    }
+}
+
+impl io::Write for Datagrams {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A ClientHello record (DTLS 1.2, one suite) with `cookie`, record number `seq`.
 #[cfg(test)]
 pub(crate) fn test_client_hello(cookie: &[u8], seq: u8) -> Vec<u8> {

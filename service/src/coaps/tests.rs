@@ -7,7 +7,6 @@ use brski_common::pki::{issue, name_from_parts, profile, self_signed};
 use coap_lite::{MessageClass, MessageType, Packet};
 use der::Encode;
 use openssl::ssl::{SslConnector, SslMethod, SslOptions, SslVerifyMode};
-use std::io::{Read, Write};
 use x509_cert::Certificate;
 
 struct Party {
@@ -106,24 +105,6 @@ fn auth(pki: &Pki) -> ClientAuth {
     }
 }
 
-/// One UDP datagram per read and per write.
-struct Udp(std::net::UdpSocket);
-
-impl Read for Udp {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.recv(buf)
-    }
-}
-
-impl Write for Udp {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.send(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A DTLS 1.2 client offering only `ciphers`, with `client` as certificate; a CoAP GET of
 /// `path`; the cipher negotiated and the answer's payload.
 fn get(
@@ -152,7 +133,8 @@ fn get(
     config.set_verify_hostname(false);
     let mut ssl = config.into_ssl("localhost").map_err(|e| e.to_string())?;
     ssl.set_mtu(1200).map_err(|e| e.to_string())?;
-    let mut stream = openssl::ssl::SslStream::new(ssl, Udp(socket)).map_err(|e| e.to_string())?;
+    let mut stream =
+        openssl::ssl::SslStream::new(ssl, dtls::Datagrams(socket)).map_err(|e| e.to_string())?;
     stream.connect().map_err(|e| e.to_string())?;
     let cipher = stream
         .ssl()
