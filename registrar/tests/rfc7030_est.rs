@@ -1,8 +1,8 @@
 //! EST hardening with the real `registrar` binary (RFC 7030, RFC 8995 §5.9): `/cacerts`
 //! without a client certificate, one LDevID per voucher, superseded and revoked LDevIDs
-//! refused in the TLS handshake, renewal safe to repeat after a lost answer, 202 for a
-//! pending pledge, and CSRs whose key is not accepted. Each refusal with its exact status and
-//! reason.
+//! refused in the TLS handshake, renewal safe to repeat after a lost answer and keeping its
+//! subject and names, 202 for a pending pledge, and CSRs whose key is not accepted. Each
+//! refusal with its exact status and reason.
 
 mod support;
 
@@ -741,5 +741,67 @@ async fn rfc8995_5_9_2_csr_that_ignores_csrattrs_is_refused_and_the_ldevid_carri
     assert_eq!(
         subject_alt_names(brski_common::pki::ext::cert_extensions(&renewed)).expect("san"),
         vec![acp, dns[0].clone()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc7030_4_2_2_renewal_keeps_the_subject_and_the_names() {
+    let s = setup().await;
+    let (_, k1, l1) = enrolled(&s, "SN-RENAME").await;
+    let subject = l1.tbs_certificate().subject().clone();
+    let reenroll = |subject: Name, extensions: Vec<x509_cert::ext::Extension>| {
+        let body = brski_common::est::encode_base64_body(&csr_der(
+            &subject,
+            &key(),
+            CsrParams {
+                extensions,
+                ..CsrParams::default()
+            },
+        ));
+        send(
+            ldevid_client(&l1, &k1)
+                .post(s.reg.url(paths::SIMPLE_REENROLL))
+                .header(reqwest::header::CONTENT_TYPE, PKCS10)
+                .body(body),
+        )
+    };
+    // Another subject: 400, nothing issued.
+    let other = brski_common::pki::parse_name("serialNumber=SN-OTHER").expect("name");
+    let a = reenroll(other, vec![]).await.expect("sent");
+    assert_eq!(
+        (a.status, a.text().trim()),
+        (
+            400,
+            "CSR subject differs from the LDevID being renewed (RFC 7030 §4.2.2)"
+        )
+    );
+    // The same subject with a subjectAltName the LDevID does not have: 400.
+    let names = profile::alt_names(&["renamed.example"], &[]).expect("dns");
+    let san = x509_cert::ext::Extension {
+        extn_id: <SubjectAltName as const_oid::AssociatedOid>::OID,
+        critical: false,
+        extn_value: der::asn1::OctetString::new(
+            der::Encode::to_der(&SubjectAltName(names)).expect("der"),
+        )
+        .expect("octets"),
+    };
+    let a = reenroll(subject.clone(), vec![san]).await.expect("sent");
+    assert_eq!(
+        (a.status, a.text().trim()),
+        (
+            400,
+            "CSR requests a subjectAltName the LDevID being renewed does not have (RFC 7030 §4.2.2)"
+        )
+    );
+    assert_eq!(
+        s.reg.pledge("SN-RENAME").await.expect("listed")["certificates"],
+        1
+    );
+    // The same subject and no names: renewed.
+    let a = reenroll(subject, vec![]).await.expect("sent");
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(
+        single_cert(&a.body).tbs_certificate().subject(),
+        l1.tbs_certificate().subject()
     );
 }
