@@ -477,3 +477,30 @@ proptest! {
         prop_assert_eq!(p.tcp_endpoints(AN_PROXY).len(), 1);
     }
 }
+
+/// Found by the `grasp` fuzz target: an objective value holding a NaN decodes and re-encodes to
+/// the same bytes (its value never compares equal to itself, its bytes do).
+#[test]
+fn objective_value_with_a_nan_re_encodes_to_the_same_bytes() {
+    let flood = Flood {
+        session_id: 8,
+        initiator: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ttl_ms: 180_000,
+        entries: vec![FloodEntry {
+            objective: Objective {
+                name: AN_JOIN_REGISTRAR.into(),
+                flags: 4,
+                loop_count: 255,
+                value: Some(Value::Array(vec![
+                    Value::Tag(21, Box::new(Value::Float(f64::NAN))),
+                    Value::Text("EST-TLS".into()),
+                ])),
+            },
+            locator: None,
+        }],
+    };
+    let bytes = flood.encode().expect("encodes");
+    let again = Flood::decode(&bytes).expect("decodes");
+    assert_eq!(again.encode().expect("encodes again"), bytes);
+    assert_eq!(again.entries[0].objective.name, AN_JOIN_REGISTRAR);
+}
