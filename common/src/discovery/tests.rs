@@ -504,3 +504,27 @@ fn objective_value_with_a_nan_re_encodes_to_the_same_bytes() {
     assert_eq!(again.encode().expect("encodes again"), bytes);
     assert_eq!(again.entries[0].objective.name, AN_JOIN_REGISTRAR);
 }
+
+/// Found by the `grasp` fuzz target: ciborium reads a small tagged bignum (tag 2) back as a
+/// plain integer, so an objective value holding one re-encodes differently once, then settles;
+/// the fields the pledge reads are unchanged.
+#[test]
+fn objective_value_with_a_small_bignum_settles_after_one_round() {
+    let mut flood = Flood::an_join_registrar(9, Ipv6Addr::LOCALHOST, 8443);
+    flood.entries[0].objective.value = Some(Value::Tag(2, Box::new(Value::Bytes(vec![]))));
+    let first = flood.encode().expect("encodes");
+    let again = Flood::decode(&first).expect("decodes");
+    let settled = again.encode().expect("encodes again");
+    let resettled = Flood::decode(&settled)
+        .expect("decodes again")
+        .encode()
+        .expect("encodes a third time");
+    assert_ne!(first, settled, "the bignum came back as an integer");
+    assert_eq!(resettled, settled);
+    assert_eq!(
+        again.tcp_endpoints(AN_JOIN_REGISTRAR)[0]
+            .socket_addr(0)
+            .port(),
+        8443
+    );
+}
