@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Option numbers (RFC 7252 §12.2, RFC 7959 §6).
-mod opt {
+pub(crate) mod opt {
     pub const IF_MATCH: u16 = 1;
     pub const URI_HOST: u16 = 3;
     pub const ETAG: u16 = 4;
@@ -36,9 +36,9 @@ mod opt {
 /// RFC 7252 §4.8.2: how long a message ID stays a duplicate of an earlier one.
 const EXCHANGE_LIFETIME: Duration = Duration::from_secs(247);
 /// RFC 7252 §4.8: ACK_TIMEOUT, the first retransmission interval of a separate answer.
-const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// RFC 7252 §4.8: MAX_RETRANSMIT.
-const MAX_RETRANSMIT: u32 = 4;
+pub(crate) const MAX_RETRANSMIT: u32 = 4;
 /// An answer not ready within this time is preceded by an empty ACK (RFC 7252 §5.2.2), well
 /// before the client's ACK_TIMEOUT makes it retransmit.
 const EMPTY_ACK_AFTER: Duration = Duration::from_millis(500);
@@ -137,7 +137,7 @@ impl Block {
 }
 
 /// An option's uint value (RFC 7252 §3.2), at most 4 bytes.
-fn uint(bytes: &[u8]) -> Option<u32> {
+pub(crate) fn uint(bytes: &[u8]) -> Option<u32> {
     if bytes.len() > 4 {
         return None;
     }
@@ -145,7 +145,7 @@ fn uint(bytes: &[u8]) -> Option<u32> {
 }
 
 /// A uint in the fewest bytes (0 is empty).
-fn encode_uint(v: u32) -> Vec<u8> {
+pub(crate) fn encode_uint(v: u32) -> Vec<u8> {
     let bytes = v.to_be_bytes();
     let skip = bytes.iter().take_while(|b| **b == 0).count();
     bytes[skip..].to_vec()
@@ -663,14 +663,14 @@ impl Exchange {
 
 /// An answer's code, options and payload, before its type, message ID and token.
 #[derive(Debug)]
-struct Message {
-    code: CoapCode,
-    options: Vec<(u16, Vec<u8>)>,
-    payload: Vec<u8>,
+pub(crate) struct Message {
+    pub(crate) code: CoapCode,
+    pub(crate) options: Vec<(u16, Vec<u8>)>,
+    pub(crate) payload: Vec<u8>,
 }
 
 impl Message {
-    fn finish(&self, kind: MessageType, mid: u16, token: &[u8]) -> Vec<u8> {
+    pub(crate) fn finish(&self, kind: MessageType, mid: u16, token: &[u8]) -> Vec<u8> {
         let mut p = Packet::new();
         p.header.set_version(1);
         p.header.set_type(kind);
@@ -687,13 +687,13 @@ impl Message {
 }
 
 /// An empty ACK (RFC 7252 §4.2).
-fn empty_ack(mid: u16) -> Vec<u8> {
+pub(crate) fn empty_ack(mid: u16) -> Vec<u8> {
     let [hi, lo] = mid.to_be_bytes();
     vec![0x60, 0x00, hi, lo]
 }
 
 /// A RST (RFC 7252 §4.2).
-fn reset(mid: u16) -> Vec<u8> {
+pub(crate) fn reset(mid: u16) -> Vec<u8> {
     let [hi, lo] = mid.to_be_bytes();
     vec![0x70, 0x00, hi, lo]
 }

@@ -14,6 +14,8 @@
 //!   UDP headers are taken off per address family); answers larger than a block go block-wise
 //!   (RFC 7959). OpenSSL honours a client's max_fragment_length extension (RFC 6066 §4).
 
+pub mod call;
+pub mod client;
 pub mod dtls;
 pub mod exchange;
 
@@ -55,6 +57,17 @@ impl Method {
             4 => Self::Delete,
             5 => Self::Fetch,
             other => Self::Other(other),
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Get => 1,
+            Self::Post => 2,
+            Self::Put => 3,
+            Self::Delete => 4,
+            Self::Fetch => 5,
+            Self::Other(code) => code,
         }
     }
 }

@@ -317,3 +317,96 @@ async fn handshakes_are_bounded_and_time_out() {
     );
     assert_eq!(payload, "1 crts");
 }
+
+/// The pledge-side client of this crate: `client` as its certificate, `check` on the server.
+fn client_config(client: &Party, check: client::ServerCheck) -> client::ClientConfig {
+    client::ClientConfig {
+        identity: Identity {
+            chain: vec![client.cert.to_der().expect("der")],
+            key_pkcs8: client.key.to_pkcs8_der().to_vec(),
+        },
+        server_check: check,
+        path_mtu: 1024,
+        call: call::CallLimits::default(),
+    }
+}
+
+#[tokio::test]
+async fn our_client_handshakes_sends_requests_and_sees_the_server_chain() {
+    let pki = pki();
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    let check: client::ServerCheck = Arc::new(move |chain: &[Vec<u8>]| {
+        kept.lock().expect("lock").push(chain.len());
+        Ok(())
+    });
+    let config = client_config(&pki.pledge, check);
+    let mut c = client::Client::connect(addr, &config, Duration::from_secs(10))
+        .await
+        .expect("handshake");
+    assert_eq!(
+        c.peer_certs(),
+        [
+            pki.server.cert.to_der().expect("der"),
+            pki.vendor.cert.to_der().expect("der")
+        ]
+    );
+    assert_eq!(*seen.lock().expect("lock"), vec![2]);
+    assert_eq!(c.channel_binding().map(<[u8]>::len), Some(32));
+    for path in ["/.well-known/est/crts", "/.well-known/brski/rv"] {
+        let r = c
+            .request(Request::new(Method::Get, path), Duration::from_secs(10))
+            .await
+            .expect("answer");
+        assert_eq!(r.code, CoapCode::CONTENT);
+        assert_eq!(
+            String::from_utf8(r.payload).expect("utf-8"),
+            format!("1 {}", &path[1..])
+        );
+    }
+    c.close().await;
+    assert!(c.is_closed());
+}
+
+#[tokio::test]
+async fn our_client_refuses_a_server_its_check_refuses() {
+    let pki = pki();
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let check: client::ServerCheck = Arc::new(|_: &[Vec<u8>]| Err("not this one".into()));
+    let config = client_config(&pki.pledge, check);
+    let e = client::Client::connect(addr, &config, Duration::from_secs(10))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&e, client::ClientError::ServerRefused(r) if r == "not this one"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn our_client_is_refused_with_a_certificate_the_server_does_not_accept() {
+    let pki = pki();
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let stranger = ca("Stranger");
+    let config = client_config(&stranger, Arc::new(|_: &[Vec<u8>]| Ok(())));
+    let e = client::Client::connect(addr, &config, Duration::from_secs(10))
+        .await
+        .expect_err("refused");
+    assert!(matches!(e, client::ClientError::Handshake { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn our_client_times_out_against_a_silent_peer() {
+    let pki = pki();
+    let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let config = client_config(&pki.pledge, Arc::new(|_: &[Vec<u8>]| Ok(())));
+    let e = client::Client::connect(
+        silent.local_addr().expect("addr"),
+        &config,
+        Duration::from_millis(700),
+    )
+    .await
+    .expect_err("timeout");
+    assert!(matches!(e, client::ClientError::HandshakeTimeout(_)), "{e}");
+}

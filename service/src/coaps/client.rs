@@ -1,0 +1,312 @@
+//! A CoAP client over DTLS 1.2 (CoAPS, RFC 7252 §9.1), the pledge's side of RFC 9148 and
+//! cBRSKI: one DTLS session with one server, authenticated with a certificate, one request at a
+//! time ([`super::call`]). The server's certificate chain is judged by the caller's
+//! [`ServerCheck`] once the handshake is done and before any request is sent (the pledge's
+//! provisional acceptance, cBRSKI §6.1; or an anchored check).
+
+use super::call::{Call, CallError, CallLimits, Step};
+use super::dtls::{CIPHERS, Identity, Pipe};
+use super::{Request, Response};
+use openssl::pkey::PKey;
+use openssl::ssl::{
+    ErrorCode, SslConnector, SslMethod, SslOptions, SslStream, SslVerifyMode, SslVersion,
+};
+use openssl::x509::X509;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+/// Judges the server's certificate chain (DER, end entity first); `Err` names the reason.
+pub type ServerCheck = Arc<dyn Fn(&[Vec<u8>]) -> Result<(), String> + Send + Sync>;
+
+/// How a client connects.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// The client's certificate chain and key (an IDevID or an LDevID).
+    pub identity: Identity,
+    pub server_check: ServerCheck,
+    /// Path MTU the datagrams are sized for (cBRSKI: 1024).
+    pub path_mtu: u16,
+    pub call: CallLimits,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientConfig({:?})", self.identity)
+    }
+}
+
+/// Why a CoAPS exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("UDP: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("DTLS set-up: {0}")]
+    Setup(#[from] openssl::error::ErrorStack),
+    #[error("DTLS handshake with {peer} failed: {reason}")]
+    Handshake { peer: SocketAddr, reason: String },
+    #[error("DTLS handshake with {0} timed out")]
+    HandshakeTimeout(SocketAddr),
+    #[error("the server's certificate is not accepted: {0}")]
+    ServerRefused(String),
+    #[error("the DTLS session ended")]
+    Closed,
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("CoAP: {0}")]
+    Call(#[from] CallError),
+}
+
+impl ClientError {
+    /// The session is gone (the server closed it, or forgot it): a new one may succeed.
+    pub fn is_closed_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::Closed | Self::Call(CallError::NotAcknowledged(_) | CallError::Reset)
+        )
+    }
+}
+
+/// Retransmission check of an unfinished handshake (OpenSSL resends its flight when its
+/// timer has run out and it is called).
+const HANDSHAKE_TICK: Duration = Duration::from_millis(250);
+
+/// A DTLS session with one server.
+pub struct Client {
+    socket: UdpSocket,
+    stream: SslStream<Pipe>,
+    peer: SocketAddr,
+    peer_certs: Vec<Vec<u8>>,
+    channel_binding: Option<Vec<u8>>,
+    limits: CallLimits,
+    next_mid: u16,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "coaps::Client({})", self.peer)
+    }
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // OpenSSL's generator fails only when it cannot be seeded; zeros are then still valid
+    // (message IDs and tokens need not be secret, RFC 7252 §5.3.1).
+    let _ = openssl::rand::rand_bytes(&mut b);
+    b
+}
+
+impl Client {
+    /// Handshake with `peer` within `timeout`, then check the server's chain.
+    pub async fn connect(
+        peer: SocketAddr,
+        config: &ClientConfig,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let local: SocketAddr = if peer.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect(peer).await?;
+        let mut b = SslConnector::builder(SslMethod::dtls_client())?;
+        b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
+        b.set_max_proto_version(Some(SslVersion::DTLS1_2))?;
+        b.set_cipher_list(CIPHERS)?;
+        b.set_groups_list("P-256:P-384")?;
+        b.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET);
+        // The chain is judged by `server_check` once it is complete (see the module doc).
+        b.set_verify(SslVerifyMode::NONE);
+        let (leaf, rest) = config
+            .identity
+            .chain
+            .split_first()
+            .ok_or(super::DtlsError::NoCertificate)
+            .map_err(|e| ClientError::Handshake {
+                peer,
+                reason: e.to_string(),
+            })?;
+        let leaf = X509::from_der(leaf)?;
+        b.set_certificate(&leaf)?;
+        for der in rest {
+            b.add_extra_chain_cert(X509::from_der(der)?)?;
+        }
+        let key = PKey::private_key_from_pkcs8(&config.identity.key_pkcs8)?;
+        b.set_private_key(&key)?;
+        let mut ssl = b.build().configure()?;
+        ssl.set_verify_hostname(false);
+        let mut ssl = ssl.into_ssl("registrar")?;
+        let overhead = if peer.is_ipv4() { 28 } else { 48 };
+        ssl.set_mtu(u32::from(config.path_mtu).saturating_sub(overhead))?;
+        let stream = SslStream::new(ssl, Pipe::default())?;
+        let [hi, lo] = random::<2>();
+        let mut client = Self {
+            socket,
+            stream,
+            peer,
+            peer_certs: Vec::new(),
+            channel_binding: None,
+            limits: config.call,
+            next_mid: u16::from_be_bytes([hi, lo]),
+            closed: false,
+        };
+        tokio::time::timeout(timeout, client.handshake())
+            .await
+            .map_err(|_| ClientError::HandshakeTimeout(peer))??;
+        let ssl = client.stream.ssl();
+        // On the client side OpenSSL's peer chain starts with the server's certificate.
+        client.peer_certs = ssl
+            .peer_cert_chain()
+            .map(|chain| chain.iter().filter_map(|c| c.to_der().ok()).collect())
+            .unwrap_or_default();
+        client.channel_binding = (ssl.extms_support() == Some(true))
+            .then(|| {
+                let mut out = [0u8; 32];
+                ssl.export_keying_material(&mut out, "EXPORTER-Channel-Binding", None)
+                    .ok()
+                    .map(|()| out.to_vec())
+            })
+            .flatten();
+        if let Err(reason) = (config.server_check)(&client.peer_certs) {
+            client.close().await;
+            return Err(ClientError::ServerRefused(reason));
+        }
+        Ok(client)
+    }
+
+    async fn handshake(&mut self) -> Result<(), ClientError> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let result = self.stream.connect();
+            self.flush().await?;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {}
+                Err(e) => {
+                    return Err(ClientError::Handshake {
+                        peer: self.peer,
+                        reason: e
+                            .ssl_error()
+                            .map_or_else(|| e.to_string(), ToString::to_string),
+                    });
+                }
+            }
+            tokio::select! {
+                r = self.socket.recv(&mut buf) => {
+                    let n = r?;
+                    self.stream.get_mut().inbox.push_back(buf[..n].to_vec());
+                }
+                () = tokio::time::sleep(HANDSHAKE_TICK) => {}
+            }
+        }
+    }
+
+    /// Send what OpenSSL wrote.
+    async fn flush(&mut self) -> Result<(), ClientError> {
+        for d in std::mem::take(&mut self.stream.get_mut().outbox) {
+            self.socket.send(&d).await?;
+        }
+        Ok(())
+    }
+
+    /// The server's certificate chain as presented, end entity first.
+    pub fn peer_certs(&self) -> &[Vec<u8>] {
+        &self.peer_certs
+    }
+
+    /// RFC 9266 `tls-exporter` of this session, when the extended master secret was
+    /// negotiated.
+    pub fn channel_binding(&self) -> Option<&[u8]> {
+        self.channel_binding.as_deref()
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// One request and its (reassembled) answer, within `timeout`.
+    pub async fn request(
+        &mut self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        let token = random::<8>().to_vec();
+        let (mut call, first) =
+            Call::start(request, token, self.next_mid, self.limits, Instant::now());
+        self.next_mid = call.next_mid();
+        self.write(&first).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        let mut plain = vec![0u8; 65536];
+        loop {
+            let timer = call
+                .deadline()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or(deadline)
+                .min(deadline);
+            let steps = tokio::select! {
+                r = self.socket.recv(&mut buf) => {
+                    let n = r?;
+                    self.stream.get_mut().inbox.push_back(buf[..n].to_vec());
+                    let mut steps = Vec::new();
+                    loop {
+                        match self.stream.ssl_read(&mut plain) {
+                            Ok(n) => steps.extend(call.on_message(&plain[..n], Instant::now())),
+                            Err(e) if e.code() == ErrorCode::WANT_READ => break,
+                            Err(_) => {
+                                self.closed = true;
+                                break;
+                            }
+                        }
+                    }
+                    // Alerts and handshake retransmissions OpenSSL answered.
+                    self.flush().await?;
+                    steps
+                }
+                () = tokio::time::sleep_until(timer) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        self.next_mid = call.next_mid();
+                        return Err(ClientError::Timeout(timeout));
+                    }
+                    call.on_timer(Instant::now())
+                }
+            };
+            self.next_mid = call.next_mid();
+            for step in steps {
+                match step {
+                    Step::Send(bytes) => self.write(&bytes).await?,
+                    Step::Done(r) => return Ok(r),
+                    Step::Failed(e) => return Err(e.into()),
+                }
+            }
+            if self.closed {
+                return Err(ClientError::Closed);
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        if let Err(e) = self.stream.ssl_write(bytes) {
+            tracing::debug!(peer = %self.peer, error = %e, "DTLS write failed");
+            self.closed = true;
+            return Err(ClientError::Closed);
+        }
+        self.flush().await
+    }
+
+    /// End the session with close_notify.
+    pub async fn close(&mut self) {
+        if !self.closed {
+            let _ = self.stream.shutdown();
+            let _ = self.flush().await;
+            self.closed = true;
+        }
+    }
+}
