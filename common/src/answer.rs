@@ -125,6 +125,22 @@ impl Class {
             .find(|(_, http, _)| *http == status && status >= 400)
             .map(|(class, ..)| class)
     }
+
+    /// The HTTP status a CoAP answer stands for: the table's, 5.03 with Max-Age as the
+    /// pending 202 (RFC 9148 §4.7, cBRSKI §6.7.6), any other code by its class (RFC 8075 §7).
+    pub fn http_status_of_coap(code: CoapCode, has_max_age: bool) -> u16 {
+        if code == CoapCode::SERVICE_UNAVAILABLE {
+            return if has_max_age { 202 } else { 503 };
+        }
+        Self::TABLE.into_iter().find(|(_, _, c)| *c == code).map_or(
+            match code.class() {
+                2 => 200,
+                4 => 400,
+                _ => 500,
+            },
+            |(_, http, _)| http,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +286,26 @@ mod tests {
         }
         assert_eq!(Class::of_http_refusal(409), None);
         assert_eq!(Class::of_http_refusal(504), None);
+    }
+
+    #[test]
+    fn rfc9148_4_7_coap_answers_as_http_statuses() {
+        for (class, http, coap) in Class::TABLE {
+            if class != Class::ServiceUnavailable && class != Class::Pending {
+                assert_eq!(Class::http_status_of_coap(coap, false), http, "{coap}");
+            }
+        }
+        assert_eq!(
+            Class::http_status_of_coap(CoapCode::SERVICE_UNAVAILABLE, true),
+            202
+        );
+        assert_eq!(
+            Class::http_status_of_coap(CoapCode::SERVICE_UNAVAILABLE, false),
+            503
+        );
+        assert_eq!(Class::http_status_of_coap(CoapCode::new(2, 1), false), 200);
+        assert_eq!(Class::http_status_of_coap(CoapCode::new(4, 5), false), 400);
+        assert_eq!(Class::http_status_of_coap(CoapCode::new(5, 4), false), 500);
     }
 
     #[test]

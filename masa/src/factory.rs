@@ -321,6 +321,7 @@ async fn mint_with(
         state_dir: None,
         registrar: opts.registrar.clone(),
         voucher_format: None,
+        transport: None,
         trust_clock: true,
         // RFC 8995 §7.2: accepting nonceless vouchers is a security reduction, off unless the
         // operator sets it (and then only with a trusted clock and expires-on, §7.4.1).

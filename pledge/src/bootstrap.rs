@@ -4,7 +4,7 @@
 use crate::enroll;
 use crate::error::{Failure, Step};
 use crate::identity::Identity;
-use crate::session::{Exchange, Session};
+use crate::session::{Credentials, Exchange, ServerTrust, Session, Transport};
 use crate::state::{Enrollment, LdevidKey, StateDir, StateFile};
 use crate::timing::VOUCHER_RETRY_CAP;
 use brski_common::brski::paths;
@@ -21,7 +21,6 @@ use brski_common::pki::chain::{TimeCheck, TrustPolicy};
 use brski_common::pki::crl::RevocationError;
 use brski_common::pki::ext::idevid_issuer;
 use brski_common::telemetry::StatusTelemetry;
-use brski_common::tls;
 use brski_common::voucher::PledgeExpectations;
 use brski_service::crl::Revocation;
 use std::fmt;
@@ -90,37 +89,39 @@ pub async fn bootstrap(id: &Identity, options: &Options) -> Result<Outcome, Fail
     attempt(id, &state, options).await.map(Outcome::Enrolled)
 }
 
-/// A TLS client configuration trusting only `anchors` for a server carrying id-kp-cmcRA (an
-/// EST server found dynamically, RFC 8995 §5.6.2, RFC 7030 §3.6.1), authenticating with
-/// `chain` and `key`.
-pub fn anchored_config(
+/// Credentials trusting only `anchors` for a server carrying id-kp-cmcRA (an EST server found
+/// dynamically, RFC 8995 §5.6.2, RFC 7030 §3.6.1), authenticating with `chain` and `key`.
+pub fn anchored_credentials(
     chain: &[Vec<u8>],
     key: Arc<dyn Signer>,
     anchors: Vec<Certificate>,
     time: TimeCheck,
-) -> Result<Arc<rustls::ClientConfig>, Failure> {
-    let client = tls::certified_key(chain, key).map_err(|e| Failure::Internal(e.to_string()))?;
+) -> Credentials {
     let policy = TrustPolicy::new(anchors)
         .with_time(time)
         .with_required_eku(ID_KP_CMC_RA);
-    tls::client_config(
-        Some(client),
-        Arc::new(tls::AnchoredServerVerifier::new(policy)),
-    )
-    .map(Arc::new)
-    .map_err(|e| Failure::Internal(e.to_string()))
+    Credentials {
+        chain: chain.to_vec(),
+        key,
+        server: ServerTrust::Anchored(policy),
+    }
 }
 
-/// POST telemetry (RFC 8995 §5.7, §5.9.4). The answer is logged and otherwise ignored.
+/// POST telemetry (RFC 8995 §5.7, §5.9.4): JSON over HTTPS, CBOR over CoAP (cBRSKI §6.5.1).
+/// The answer is logged and otherwise ignored.
 async fn report(session: &mut Session, step: Step, path: &str, telemetry: &StatusTelemetry) {
-    let body = match telemetry.to_json() {
+    let (encoded, media) = match session.transport() {
+        Transport::Https => (telemetry.to_json(), media_type::JSON),
+        Transport::Coaps => (telemetry.to_cbor(), media_type::CBOR),
+    };
+    let body = match encoded {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(%step, error = %e, "cannot encode telemetry");
             return;
         }
     };
-    let x = Exchange::post(step, path, media_type::JSON, &body);
+    let x = Exchange::post(step, path, media, &body);
     match session.send(&x).await {
         Ok(r) => {
             tracing::info!(%step, status = r.status, reported = telemetry.status, "status reported")
@@ -150,15 +151,18 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         .idevid()
         .ok_or_else(|| Failure::Config("no IDevID certificate".into()))?;
 
-    // RFC 8995 §5.1: TLS with the IDevID; the registrar's certificate accepted provisionally.
-    let client = tls::certified_key(&id.idevid_chain_der, idevid_key.clone())
-        .map_err(|e| Failure::Internal(e.to_string()))?;
-    let provisional =
-        tls::provisional_client_config(client).map_err(|e| Failure::Internal(e.to_string()))?;
-    let mut session = Session::open(&id.registrar, Arc::new(provisional)).await?;
+    // RFC 8995 §5.1 (cBRSKI §6.1): TLS or DTLS with the IDevID; the registrar's certificate
+    // accepted provisionally.
+    let provisional = Credentials {
+        chain: id.idevid_chain_der.clone(),
+        key: idevid_key.clone(),
+        server: ServerTrust::Provisional,
+    };
+    let mut session = Session::open(&id.registrar, id.transport, &provisional).await?;
     tracing::info!(
         step = "connect",
         outcome = "provisional",
+        transport = id.transport.name(),
         "connected; registrar certificate kept for the pin check"
     );
 
@@ -373,14 +377,8 @@ pub(crate) async fn enroll_status_success(
     cacerts: Vec<Certificate>,
     time: TimeCheck,
 ) {
-    let config = match anchored_config(chain, key, cacerts, time) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(step = "enrollstatus", error = %e, "cannot report enrollment");
-            return;
-        }
-    };
-    match Session::open(&id.registrar, config).await {
+    let credentials = anchored_credentials(chain, key, cacerts, time);
+    match Session::open(&id.registrar, id.transport, &credentials).await {
         Ok(mut s) => {
             report(
                 &mut s,

@@ -2,7 +2,7 @@
 //! nonce per attempt), then keep the LDevID renewed with `/simplereenroll` (RFC 7030 §4.2.2)
 //! before it expires. Reports to systemd (READY, STATUS, WATCHDOG, STOPPING).
 
-use crate::bootstrap::{self, anchored_config, describe};
+use crate::bootstrap::{self, anchored_credentials, describe};
 use crate::discovery::Discovery;
 use crate::enroll;
 use crate::error::{Failure, Step};
@@ -211,13 +211,13 @@ async fn renew(
     let time = id.time_check();
     let tpm = id.ldevid_tpm();
     let current = enrollment.key.signer(tpm.map(|(tcti, _)| tcti))?;
-    let config = anchored_config(
+    let credentials = anchored_credentials(
         &enrollment.chain_der()?,
         current.clone(),
         enrollment.domain_ca.clone(),
         time,
-    )?;
-    let mut session = Session::open(&id.registrar, config).await?;
+    );
+    let mut session = Session::open(&id.registrar, id.transport, &credentials).await?;
     // With a TPM, the new key goes into the slot not in use: the current key keeps
     // authenticating until the new certificate is stored.
     let slot = tpm.map(|(_, handles)| {

@@ -2,7 +2,7 @@
 //! and CSR, `/simpleenroll` or `/simplereenroll`, and the checks of what comes back.
 
 use crate::error::{Failure, Step};
-use crate::session::{Exchange, Session};
+use crate::session::{Exchange, Session, Transport};
 use brski_common::brski::paths;
 use brski_common::est::{self, CsrAttrs, RequestedKey, media_type};
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
@@ -191,8 +191,13 @@ pub async fn enroll(
     request: &CsrRequest<'_>,
     max_wait: Duration,
 ) -> Result<Vec<Certificate>, Failure> {
+    // RFC 8951: base64 over HTTPS; RFC 9148 §4.3: DER as it is over CoAP.
+    let transport = session.transport();
     let make = |binding: Option<&[u8]>| {
-        csr(request, binding).map(|der| est::encode_base64_body(&der).into_bytes())
+        csr(request, binding).map(|der| match transport {
+            Transport::Https => est::encode_base64_body(&der).into_bytes(),
+            Transport::Coaps => der,
+        })
     };
     let x =
         Exchange::post(step, path, media_type::PKCS10, &[]).accepting(media_type::PKCS7_CERTS_ONLY);

@@ -2,13 +2,14 @@
 //! key, its serial number, the manufacturer's trust anchor, and where the registrar is.
 
 use crate::error::Failure;
+use crate::session::Transport;
 use brski_common::envelope::Format;
 use brski_common::keys::{Signer, SoftwareKey};
 use brski_common::pki::TimeCheck;
 use brski_common::pki::ext::serial_number;
 use brski_service::config::{PledgeConfig, TpmKey};
 use brski_service::files::{read_certs, read_key};
-use brski_service::https_client::Target;
+use brski_service::https_client::{Scheme, Target};
 use der::Encode;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Identity {
     /// The registrar's URL as given (or the join proxy's, see [`Identity::via`]).
     pub registrar_url: String,
     pub registrar: Target,
+    /// HTTPS, or CoAP over DTLS (`transport` in `pledge.toml`, or the URL's scheme).
+    pub transport: Transport,
     /// No registrar configured: find join proxies by discovery (RFC 8995 §4.1).
     pub discover: bool,
 }
@@ -58,6 +61,16 @@ pub fn parse_format(name: Option<&str>) -> Result<Format, String> {
         Some(other) => Err(format!(
             "voucher-format {other:?} is not one of cms, jws, cose"
         )),
+    }
+}
+
+/// The transport named in `pledge.toml` (`https` or `coaps`; default `https`).
+pub fn parse_transport(name: Option<&str>) -> Result<Option<Transport>, String> {
+    match name.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("https") => Ok(Some(Transport::Https)),
+        Some("coaps") => Ok(Some(Transport::Coaps)),
+        Some(other) => Err(format!("transport {other:?} is not one of https, coaps")),
     }
 }
 
@@ -133,15 +146,31 @@ impl Identity {
             .map_err(|e| config_error(&config.idevid_cert, e))?;
         let manufacturer =
             read_certs(&config.manufacturer_anchor).map_err(|e| Failure::Config(e.to_string()))?;
-        let format = parse_format(config.voucher_format.as_deref())
+        let configured = parse_transport(config.transport.as_deref())
             .map_err(|e| config_error(config_path, e))?;
         let registrar_url = registrar
             .map(str::to_string)
             .or_else(|| config.registrar.clone());
         let discover = registrar_url.is_none();
+        let mut transport = configured.unwrap_or(Transport::Https);
         let (registrar_url, registrar) = match registrar_url {
             Some(url) => {
-                let t = Target::parse(&url).map_err(|e| Failure::Config(e.to_string()))?;
+                let (scheme, t) =
+                    Target::parse_with_scheme(&url).map_err(|e| Failure::Config(e.to_string()))?;
+                let by_scheme = match scheme {
+                    Scheme::Https => Transport::Https,
+                    Scheme::Coaps => Transport::Coaps,
+                };
+                if configured.is_some_and(|c| c != by_scheme) {
+                    return Err(config_error(
+                        config_path,
+                        format!(
+                            "transport {:?} differs from the registrar URL's scheme ({url})",
+                            transport.name()
+                        ),
+                    ));
+                }
+                transport = by_scheme;
                 (url, t)
             }
             // Replaced per attempt by the proxy found (`Identity::via`).
@@ -154,6 +183,18 @@ impl Identity {
                 },
             ),
         };
+        if discover && transport == Transport::Coaps {
+            return Err(config_error(
+                config_path,
+                "transport \"coaps\" needs a registrar URL: discovery of constrained join \
+                 proxies is not built yet",
+            ));
+        }
+        // cBRSKI §6.2: a constrained pledge asks for COSE vouchers.
+        let format = match (config.voucher_format.as_deref(), transport) {
+            (None, Transport::Coaps) => Format::Cose,
+            (name, _) => parse_format(name).map_err(|e| config_error(config_path, e))?,
+        };
         Ok(Self {
             config,
             serial,
@@ -164,6 +205,7 @@ impl Identity {
             format,
             registrar_url,
             registrar,
+            transport,
             discover,
         })
     }

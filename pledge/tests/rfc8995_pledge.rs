@@ -1243,3 +1243,53 @@ async fn rfc8995_5_9_2_csr_follows_csrattrs_names_and_pop_linking() {
         .extension_templates();
     assert_eq!(extensions, asked, "the subjectAltName asked for, as given");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cbrski_transport_configuration_errors_exit_1() {
+    let world = world();
+    let url = format!("https://127.0.0.1:{}", free_port());
+    let p = pledge_dir(&world, "SN-TRANSPORT", "cms", Some(&url));
+    let config = p.config.to_string_lossy().to_string();
+    let original = p.config_text();
+    let without_registrar: String = original
+        .lines()
+        .filter(|l| !l.starts_with("registrar"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (text, expected) in [
+        (
+            format!("transport = \"coaps\"\n{original}"),
+            "transport \"coaps\" differs from the registrar URL's scheme",
+        ),
+        (
+            format!("transport = \"coaps\"\n{without_registrar}"),
+            "needs a registrar URL",
+        ),
+        (
+            format!("transport = \"udp\"\n{original}"),
+            "transport \"udp\" is not one of https, coaps",
+        ),
+    ] {
+        std::fs::write(&p.config, &text).expect("write");
+        let out = pledge(&["bootstrap", "--config", &config]).await;
+        assert_eq!(out.status.code(), Some(EXIT_LOCAL), "{}", stderr(&out));
+        assert!(reason(&out).contains(expected), "{}", reason(&out));
+        assert_not_enrolled(&p);
+    }
+    // A coaps URL with `transport = "https"` is refused the same way.
+    std::fs::write(&p.config, format!("transport = \"https\"\n{original}")).expect("write");
+    let out = pledge(&[
+        "bootstrap",
+        "--config",
+        &config,
+        "--registrar",
+        "coaps://127.0.0.1:5684",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(EXIT_LOCAL), "{}", stderr(&out));
+    assert!(
+        reason(&out).contains("differs from the registrar URL's scheme"),
+        "{}",
+        reason(&out)
+    );
+}

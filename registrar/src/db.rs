@@ -105,11 +105,13 @@ DROP TRIGGER IF EXISTS certificates_supersede;
 
 /// Columns added to a table after its first release: `ALTER TABLE ... ADD COLUMN` for a
 /// database that lacks them, then the indexes on them ([`migrate`]).
-const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     ("certificates", "voucher_id", "INTEGER"),
     ("certificates", "spki_sha256", "TEXT"),
     ("certificates", "first_seen", "TEXT"),
     ("certificates", "revoked_reason", "TEXT"),
+    // `https` or `coaps`: the transport of the pledge's latest voucher request.
+    ("pledges", "transport", "TEXT"),
 ];
 
 /// Bring a database written by an older release to this schema (after [`SCHEMA`]).
@@ -196,16 +198,18 @@ pub fn set_policy(db: &Db, serial: &str, policy: Policy) -> Result<()> {
     })
 }
 
-/// Record that `serial` was seen from `peer`; a new serial gets `policy_if_new`, and a known
+/// Record that `serial` was seen from `peer` over `transport`; a new serial gets `policy_if_new`, and a known
 /// one whose policy is `Pending` or `Auto` moves to `policy_if_new` when that is `Pending`
 /// or `Auto` (so that switching `accept` takes effect). Returns the policy now stored.
 pub async fn record_seen(
     writer: &GroupCommit,
     serial: &str,
     peer: &str,
+    transport: &str,
     policy_if_new: Policy,
 ) -> Result<Policy> {
     let (serial, peer, t) = (serial.to_string(), peer.to_string(), now());
+    let transport = transport.to_string();
     // One statement: an `allowed` or `denied` decision is kept, any other stored policy (or
     // none) becomes `policy_if_new`.
     let stored: String = writer
@@ -213,17 +217,18 @@ pub async fn record_seen(
             Ok(conn
                 .prepare_cached(
                     "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer,
-                                          updated_at)
-                     VALUES (?1, ?2, ?3, ?3, ?4, ?3)
+                                          updated_at, transport)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?3, ?5)
                      ON CONFLICT(serial) DO UPDATE SET
                          policy = CASE WHEN policy IN ('allowed', 'denied') THEN policy ELSE ?2 END,
                          first_seen = COALESCE(first_seen, ?3), last_seen = ?3, last_peer = ?4,
-                         updated_at = ?3
+                         updated_at = ?3, transport = ?5
                      RETURNING policy",
                 )?
-                .query_row(params![serial, policy_if_new.as_str(), t, peer], |r| {
-                    r.get(0)
-                })?)
+                .query_row(
+                    params![serial, policy_if_new.as_str(), t, peer, transport],
+                    |r| r.get(0),
+                )?)
         })
         .await?;
     Policy::parse(&stored)
@@ -980,6 +985,8 @@ pub struct PledgeSummary {
     pub audit_log: Option<String>,
     pub last_seen: Option<String>,
     pub last_peer: Option<String>,
+    /// The transport of the latest voucher request: `https` or `coaps`.
+    pub transport: Option<String>,
     /// How many vouchers, telemetry reports and LDevIDs are stored for this serial.
     pub vouchers: i64,
     pub telemetry_reports: i64,
@@ -1025,17 +1032,23 @@ pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(serials.len());
         for serial in serials {
-            type PledgeRow = (String, Option<String>, Option<String>);
+            type PledgeRow = (String, Option<String>, Option<String>, Option<String>);
             let pledge: Option<PledgeRow> = conn
                 .prepare_cached(
-                    "SELECT policy, last_seen, last_peer FROM pledges WHERE serial = ?1",
+                    "SELECT policy, last_seen, last_peer, transport FROM pledges
+                     WHERE serial = ?1",
                 )?
                 .query_row(params![serial], |r| {
-                    Ok((r.get("policy")?, r.get("last_seen")?, r.get("last_peer")?))
+                    Ok((
+                        r.get("policy")?,
+                        r.get("last_seen")?,
+                        r.get("last_peer")?,
+                        r.get("transport")?,
+                    ))
                 })
                 .optional()?;
-            let (policy, last_seen, last_peer) =
-                pledge.unwrap_or_else(|| ("unknown".to_string(), None, None));
+            let (policy, last_seen, last_peer, transport) =
+                pledge.unwrap_or_else(|| ("unknown".to_string(), None, None, None));
             let voucher_assertion: Option<String> = conn
                 .prepare_cached(
                     "SELECT assertion FROM vouchers WHERE serial = ?1 ORDER BY id DESC LIMIT 1",
@@ -1087,6 +1100,7 @@ pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
                 ldevid_not_after,
                 last_seen,
                 last_peer,
+                transport,
                 vouchers: count(
                     conn,
                     "SELECT COUNT(*) AS n FROM vouchers WHERE serial = ?1",
@@ -1138,7 +1152,7 @@ mod tests {
     async fn rfc8995_5_9_4_telemetry_is_a_sighting_of_the_pledge() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (db, writer) = setup(&dir);
-        record_seen(&writer, "P1", "[fe80::1]:1", Policy::Auto)
+        record_seen(&writer, "P1", "[fe80::1]:1", "coaps", Policy::Auto)
             .await
             .expect("seen");
         store_telemetry(
@@ -1158,6 +1172,7 @@ mod tests {
         let list = list_pledges(&db).expect("list");
         let p1 = list.iter().find(|p| p.serial == "P1").expect("P1");
         assert_eq!(p1.last_peer.as_deref(), Some("[fe80::2]:2"));
+        assert_eq!(p1.transport.as_deref(), Some("coaps"));
     }
 
     fn current(seen: bool) -> LdevidStatus {
@@ -1262,7 +1277,7 @@ mod tests {
             may_enroll(&db, "P1", "aa").expect("gate"),
             (None, EnrollGate::NoVoucher)
         );
-        record_seen(&writer, "P1", "peer", Policy::Auto)
+        record_seen(&writer, "P1", "peer", "https", Policy::Auto)
             .await
             .expect("seen");
         let voucher = |idevid| NewVoucher {

@@ -51,8 +51,9 @@ fn table(rows: &[PledgeSummary]) -> String {
         "NOT_AFTER",
         "AUDIT_LOG",
         "LAST_SEEN",
+        "TRANSPORT",
     ];
-    let cells: Vec<[String; 9]> = rows
+    let cells: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
             [
@@ -65,10 +66,11 @@ fn table(rows: &[PledgeSummary]) -> String {
                 r.ldevid_not_after.clone().unwrap_or_else(|| "-".into()),
                 r.audit_log.clone().unwrap_or_else(|| "-".into()),
                 r.last_seen.clone().unwrap_or_else(|| "-".into()),
+                r.transport.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    let mut widths: [usize; 9] = header.map(str::len);
+    let mut widths: [usize; 10] = header.map(str::len);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());

@@ -70,9 +70,14 @@ pub struct PledgeConfig {
     /// Where enrollment results are written (default: the configuration file's directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
-    /// The registrar's URL (`https://host:port`); without it the pledge discovers one.
+    /// The registrar's URL (`https://host:port`, or `coaps://host:port` for EST over CoAP,
+    /// RFC 9148); without it the pledge discovers one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registrar: Option<String>,
+    /// `https` (default) or `coaps` (cBRSKI: CoAP over DTLS); a registrar URL's scheme must
+    /// agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
     /// Voucher format to request: `cms` (default), `jws` or `cose`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voucher_format: Option<String>,

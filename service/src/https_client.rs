@@ -65,20 +65,39 @@ pub struct Target {
     pub authority: String,
 }
 
+/// The schemes a registrar URL may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Https,
+    /// CoAP over DTLS (RFC 7252 §6.2), port 5684 by default.
+    Coaps,
+}
+
 impl Target {
     /// Parse `https://HOST[:PORT][/]` (port 443 by default).
     pub fn parse(url: &str) -> Result<Self, ClientError> {
+        match Self::parse_with_scheme(url)? {
+            (Scheme::Https, t) => Ok(t),
+            (Scheme::Coaps, _) => Err(ClientError::InvalidUrl {
+                url: url.chars().take(200).collect(),
+                reason: "the scheme must be https",
+            }),
+        }
+    }
+
+    /// Parse `https://HOST[:PORT][/]` or `coaps://HOST[:PORT][/]` (ports 443 and 5684 by
+    /// default).
+    pub fn parse_with_scheme(url: &str) -> Result<(Scheme, Self), ClientError> {
         let invalid = |reason| ClientError::InvalidUrl {
             url: url.chars().take(200).collect(),
             reason,
         };
         let uri: http::Uri = url.parse().map_err(|_| invalid("not a URI"))?;
-        if !uri
-            .scheme_str()
-            .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-        {
-            return Err(invalid("the scheme must be https"));
-        }
+        let scheme = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("https") => Scheme::Https,
+            Some("coaps") => Scheme::Coaps,
+            _ => return Err(invalid("the scheme must be https or coaps")),
+        };
         let authority = uri.authority().ok_or_else(|| invalid("no host"))?;
         if authority.as_str().contains('@') {
             return Err(invalid("user information is not supported"));
@@ -97,15 +116,22 @@ impl Target {
         if bare.is_empty() {
             return Err(invalid("no host"));
         }
-        let port = authority.port_u16().unwrap_or(443);
+        let default_port = match scheme {
+            Scheme::Https => 443,
+            Scheme::Coaps => 5684,
+        };
+        let port = authority.port_u16().unwrap_or(default_port);
         if port == 0 {
             return Err(invalid("port 0"));
         }
-        Ok(Self {
-            host: bare.to_string(),
-            port,
-            authority: format!("{host}:{port}"),
-        })
+        Ok((
+            scheme,
+            Self {
+                host: bare.to_string(),
+                port,
+                authority: format!("{host}:{port}"),
+            },
+        ))
     }
 }
 
@@ -284,6 +310,23 @@ mod tests {
             ("::1", 8443, "[::1]:8443")
         );
         assert_eq!(Target::parse("https://10.0.0.1").expect("url").port, 443);
+    }
+
+    #[test]
+    fn coaps_urls_have_their_own_default_port() {
+        let (scheme, t) = Target::parse_with_scheme("coaps://[::1]").expect("url");
+        assert_eq!(scheme, Scheme::Coaps);
+        assert_eq!(t.port, 5684);
+        let (scheme, t) = Target::parse_with_scheme("coaps://127.0.0.1:6000").expect("url");
+        assert_eq!((scheme, t.port), (Scheme::Coaps, 6000));
+        assert!(
+            Target::parse("coaps://127.0.0.1").is_err(),
+            "not an https origin"
+        );
+        assert!(
+            Target::parse_with_scheme("coap://127.0.0.1").is_err(),
+            "no DTLS"
+        );
     }
 
     #[test]

@@ -79,16 +79,31 @@ impl std::error::Error for NoFreePort {}
 /// A free TCP port on 127.0.0.1 (bound and released; the caller binds it again soon after),
 /// never one this process has handed out before: daemons of parallel tests must not share one.
 pub fn free_port() -> Result<u16> {
+    free_port_of(|| {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        Ok((l.local_addr()?.port(), l))
+    })
+}
+
+/// A free UDP port on 127.0.0.1, as [`free_port`] (one set of handed-out numbers for both, so
+/// that a TCP and a UDP daemon never get the same number either).
+pub fn free_udp_port() -> Result<u16> {
+    free_port_of(|| {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        Ok((s.local_addr()?.port(), s))
+    })
+}
+
+fn free_port_of<T>(bind: impl Fn() -> std::io::Result<(u16, T)>) -> Result<u16> {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
-    // Rejected listeners stay bound until we return, so the kernel cannot offer them again.
+    // Rejected sockets stay bound until we return, so the kernel cannot offer them again.
     let mut rejected = Vec::new();
     for _ in 0..FREE_PORT_ATTEMPTS {
-        let l = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
-        let port = l.local_addr()?.port();
+        let (port, socket) = bind().context("binding an ephemeral port")?;
         if handed_out.insert(port) {
             return Ok(port);
         }
-        rejected.push(l);
+        rejected.push(socket);
     }
     Err(NoFreePort {
         attempts: FREE_PORT_ATTEMPTS,
@@ -308,6 +323,8 @@ pub struct SuiteOptions {
     pub accept: String,
     /// `--ownership` of the MASA.
     pub ownership: String,
+    /// The pledges' transport: `https` or `coaps` (the registrar listens on both).
+    pub transport: String,
 }
 
 impl Default for SuiteOptions {
@@ -315,6 +332,7 @@ impl Default for SuiteOptions {
         Self {
             accept: "auto".into(),
             ownership: "log-only".into(),
+            transport: "https".into(),
         }
     }
 }
@@ -328,6 +346,10 @@ pub struct Suite {
     pub registrar_dir: PathBuf,
     pub masa_addr: SocketAddr,
     pub registrar_addr: SocketAddr,
+    /// The registrar's CoAPS (UDP) address.
+    pub registrar_coaps_addr: SocketAddr,
+    /// `https` or `coaps`: the registrar URL pledges are minted with.
+    pub transport: String,
     pub masa: Option<Daemon>,
     pub registrar: Option<Daemon>,
 }
@@ -339,6 +361,10 @@ impl Suite {
         let registrar_dir = dir.join("registrar");
         let masa_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let registrar_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let registrar_coaps_addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()?).parse()?;
+        if !matches!(opts.transport.as_str(), "https" | "coaps") {
+            bail!("transport {:?} is not one of https, coaps", opts.transport);
+        }
         run(Command::new(&bin.masa).args([
             "init",
             "--dir",
@@ -363,10 +389,9 @@ impl Suite {
             path(&vendor_ca)?,
             "--listen",
             &registrar_addr.to_string(),
-            // No CoAPS listener until the pledge speaks CoAPS (issue 14): demos and benches
-            // run side by side on loopback and would contend for 5684.
+            // A free port rather than 5684: demos and tests run side by side on loopback.
             "--coaps-listen",
-            "",
+            &registrar_coaps_addr.to_string(),
             "--accept",
             &opts.accept,
         ]))?;
@@ -377,6 +402,8 @@ impl Suite {
             registrar_dir,
             masa_addr,
             registrar_addr,
+            registrar_coaps_addr,
+            transport: opts.transport.clone(),
             masa: None,
             registrar: None,
         })
@@ -390,8 +417,17 @@ impl Suite {
         self.registrar_dir.join("registrar.toml")
     }
 
-    /// The registrar's URL for pledges.
+    /// The registrar's URL for pledges of the suite's transport.
     pub fn registrar_url(&self) -> String {
+        if self.transport == "coaps" {
+            format!("coaps://{}", self.registrar_coaps_addr)
+        } else {
+            self.registrar_https_url()
+        }
+    }
+
+    /// The registrar's HTTPS URL.
+    pub fn registrar_https_url(&self) -> String {
         format!("https://{}", self.registrar_addr)
     }
 

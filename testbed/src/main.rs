@@ -41,6 +41,10 @@ enum Command {
         /// --features tpm).
         #[arg(long)]
         tpm: bool,
+        /// The pledges' transport: `https` (RFC 8995) or `coaps` (EST over CoAP and DTLS,
+        /// RFC 9148 and cBRSKI, with COSE vouchers).
+        #[arg(long, default_value = "https", value_parser = ["https", "coaps"])]
+        transport: String,
     },
     /// Load benchmark: real `masa` and `registrar` on loopback, an in-process load generator
     /// acting as N pledges (full RFC 8995 flow each), then one `pledge bootstrap` measured.
@@ -98,7 +102,12 @@ enum LabAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { pledges, keep, tpm } => demo(pledges, keep, tpm),
+        Command::Demo {
+            pledges,
+            keep,
+            tpm,
+            transport,
+        } => demo(pledges, keep, tpm, &transport),
         Command::Lab { action } => lab(action),
         Command::Bench {
             pledges,
@@ -212,7 +221,7 @@ fn mint_demo_pledge(
     suite.mint(serial)
 }
 
-fn demo(pledges: usize, keep: bool, tpm: bool) -> Result<()> {
+fn demo(pledges: usize, keep: bool, tpm: bool, transport: &str) -> Result<()> {
     if pledges == 0 {
         bail!("--pledges must be at least 1");
     }
@@ -222,7 +231,11 @@ fn demo(pledges: usize, keep: bool, tpm: bool) -> Result<()> {
     let bin = Binaries::locate()?;
     let tmp = tempfile::Builder::new().prefix("brski-demo-").tempdir()?;
     let dir = tmp.path().to_path_buf();
-    let mut suite = Suite::create(bin, &dir, &SuiteOptions::default())?;
+    let options = SuiteOptions {
+        transport: transport.to_string(),
+        ..SuiteOptions::default()
+    };
+    let mut suite = Suite::create(bin, &dir, &options)?;
     suite.start_masa()?;
     suite.start_registrar()?;
     println!(

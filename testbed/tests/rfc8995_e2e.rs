@@ -174,47 +174,7 @@ fn rfc8995_5_3_denied_pledge_gets_404_and_pending_pledge_202_then_enrolls() {
         accept: "pending".into(),
         ..SuiteOptions::default()
     });
-    let denied = s.mint("E2E-DENY").expect("mint");
-    run(Command::new(&s.bin.registrar)
-        .args(["pledges", "deny", "E2E-DENY", "--config"])
-        .arg(s.registrar_config()))
-    .expect("deny");
-    let out = output(&mut s.pledge("bootstrap", &denied).expect("cmd"));
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
-
-    let pending = s.mint("E2E-PEND").expect("mint");
-    let mut child = s
-        .pledge("bootstrap", &pending)
-        .expect("cmd")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let start = Instant::now();
-    loop {
-        if pledge_row(&s, "E2E-PEND").is_some_and(|r| r["state"] == "pending") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "pledge never became pending"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "the pledge waits on 202"
-    );
-    run(Command::new(&s.bin.registrar)
-        .args(["pledges", "allow", "E2E-PEND", "--config"])
-        .arg(s.registrar_config()))
-    .expect("allow");
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        pledge_row(&s, "E2E-PEND").expect("row")["state"],
-        "enrolled"
-    );
+    denied_gets_404_and_pending_waits_then_enrolls(&s, "E2E-DENY", "E2E-PEND");
 }
 
 #[test]

@@ -28,6 +28,24 @@ pub mod paths {
     pub const SIMPLE_REENROLL: &str = "/.well-known/est/simplereenroll";
     /// Where pre-RFC drafts put requestvoucher; still called by old pledges (8995 §8.3.1).
     pub const LEGACY_REQUEST_VOUCHER: &str = "/.well-known/est/requestvoucher";
+
+    /// The short names of the same resources over CoAP (cBRSKI §6.3, RFC 9148 §4.1 Table 1).
+    pub const COAP: [(&str, &str); 7] = [
+        (REQUEST_VOUCHER, "/.well-known/brski/rv"),
+        (VOUCHER_STATUS, "/.well-known/brski/vs"),
+        (ENROLL_STATUS, "/.well-known/brski/es"),
+        (CACERTS, "/.well-known/est/crts"),
+        (CSRATTRS, "/.well-known/est/att"),
+        (SIMPLE_ENROLL, "/.well-known/est/sen"),
+        (SIMPLE_REENROLL, "/.well-known/est/sren"),
+    ];
+
+    /// The CoAP path of `path` (itself when it has no short name).
+    pub fn coap(path: &str) -> &str {
+        COAP.iter()
+            .find(|(long, _)| *long == path)
+            .map_or(path, |(_, short)| short)
+    }
 }
 
 /// An RFC 3339 `date-and-time` leaf for `instant`, in UTC and whole seconds (the fraction is

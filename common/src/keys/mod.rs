@@ -139,6 +139,11 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     fn public_key_spki(&self) -> &[u8];
     /// Sign `message`.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// The private key as PKCS#8 DER, for a protocol stack that needs the key itself (the DTLS
+    /// client); `None` when it never leaves its device (a TPM).
+    fn pkcs8_der(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Convert a DER `Ecdsa-Sig-Value` to the fixed `r‖s` form of JWS and COSE (RFC 7518 §3.4).

@@ -178,4 +178,8 @@ impl Signer for SoftwareKey {
             Inner::Ed25519(kp) => Ok(kp.sign(message).as_ref().to_vec()),
         }
     }
+
+    fn pkcs8_der(&self) -> Option<&[u8]> {
+        Some(self.to_pkcs8_der())
+    }
 }

@@ -905,6 +905,7 @@ pub fn pledge_dir(world: &World, serial: &str, format: &str, registrar: Option<&
         state_dir: None,
         registrar: registrar.map(str::to_string),
         voucher_format: Some(format.into()),
+        transport: None,
         trust_clock: true,
         accept_nonceless_vouchers: false,
     };

@@ -178,7 +178,7 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
         crate::config::Accept::Auto => Policy::Auto,
         crate::config::Accept::Pending => Policy::Pending,
     };
-    let policy = db::record_seen(&s.writer, &serial, &peer, if_new)
+    let policy = db::record_seen(&s.writer, &serial, &peer, transport.as_str(), if_new)
         .await
         .map_err(|e| Refusal::internal("recording the pledge", e))?;
     match policy {

@@ -74,7 +74,7 @@ pub fn curl(
     if let Some(b) = body {
         cmd.arg("--data-binary").arg(format!("@{}", b.display()));
     }
-    cmd.arg(format!("{}{path}", s.registrar_url()));
+    cmd.arg(format!("{}{path}", s.registrar_https_url()));
     let out = output(&mut cmd);
     assert!(out.status.success(), "curl failed: {}", stderr(&out));
     let text = out.stdout;
@@ -92,4 +92,44 @@ pub fn db_ok(path: &Path) -> bool {
         .expect("open db")
         .integrity_ok()
         .expect("integrity_check")
+}
+
+/// RFC 8995 §5.3 (RFC 9148 §4.7 over CoAP): `denied` is refused with 404 (4.04); `pending`
+/// waits on 202 (5.03 + Max-Age) until `registrar pledges allow`, then enrolls.
+pub fn denied_gets_404_and_pending_waits_then_enrolls(s: &Suite, denied: &str, pending: &str) {
+    let registrar = |action: &str, serial: &str| {
+        run(Command::new(&s.bin.registrar)
+            .args(["pledges", action, serial, "--config"])
+            .arg(s.registrar_config()))
+        .expect("registrar pledges");
+    };
+    let denied_config = s.mint(denied).expect("mint");
+    registrar("deny", denied);
+    let out = output(&mut s.pledge("bootstrap", &denied_config).expect("cmd"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+
+    let pending_config = s.mint(pending).expect("mint");
+    let mut child = s
+        .pledge("bootstrap", &pending_config)
+        .expect("cmd")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    while !pledge_row(s, pending).is_some_and(|r| r["state"] == "pending") {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "pledge never became pending"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the pledge waits while pending"
+    );
+    registrar("allow", pending);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(pledge_row(s, pending).expect("row")["state"], "enrolled");
 }

@@ -1,0 +1,147 @@
+//! Constrained BRSKI end to end (cBRSKI, RFC 9148): the real `pledge` with `transport =
+//! "coaps"` enrolls through the real `registrar` over CoAP and DTLS, with a COSE voucher from
+//! the real `masa`; checked with openssl, the registrar's records and its log.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+use testbed::loopback::{SuiteOptions, run};
+
+fn coaps() -> SuiteOptions {
+    SuiteOptions {
+        transport: "coaps".into(),
+        ..SuiteOptions::default()
+    }
+}
+
+fn registrar_log(s: &testbed::loopback::Suite) -> String {
+    std::fs::read_to_string(s.dir.join("registrar.log")).expect("registrar log")
+}
+
+/// The registrar's outcome lines for `op` over CoAPS.
+fn coaps_lines(log: &str, op: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(&format!(" {op} ")) && l.contains("transport=\"coaps\""))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn cbrski_pledge_enrolls_over_coaps_with_a_cose_voucher() {
+    let (_tmp, mut s) = started(&coaps());
+    let config = s.mint("CB-0001").expect("mint");
+    let toml = std::fs::read_to_string(&config).expect("pledge.toml");
+    assert!(toml.contains("registrar = \"coaps://127.0.0.1:"), "{toml}");
+    let dir = config.parent().expect("dir").to_path_buf();
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+
+    // cBRSKI §6.2, §8: the voucher request and the voucher are COSE_Sign1 (CBOR tag 18).
+    for file in ["voucher-request.vch", "voucher.vch"] {
+        let bytes = std::fs::read(dir.join(file)).expect(file);
+        assert_eq!(bytes.first(), Some(&0xd2), "{file} is a tagged COSE_Sign1");
+    }
+    // The LDevID verifies with OpenSSL against the domain CA.
+    let domain_ca = s.registrar_dir.join("domain-ca.crt.pem");
+    let verified = run(Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&domain_ca)
+        .arg(dir.join("ldevid.crt.pem")))
+    .expect("openssl verify");
+    assert!(String::from_utf8_lossy(&verified.stdout).contains(": OK"));
+
+    // One pledge record, with the transport and both reports (the second made with the
+    // LDevID on a new DTLS session, RFC 8995 §5.9.4).
+    let row = pledge_row(&s, "CB-0001").expect("row");
+    assert_eq!(row["state"], "enrolled");
+    assert_eq!(row["transport"], "coaps");
+    assert_eq!(row["voucher_status"]["status"], true);
+    assert_eq!(row["enrollstatus"]["status"], true);
+    assert_eq!(row["enrollstatus"]["client_cert"], "ldevid");
+    let log = registrar_log(&s);
+    for op in [
+        "requestvoucher",
+        "voucher_status",
+        "cacerts",
+        "csrattrs",
+        "simpleenroll",
+        "enrollstatus",
+    ] {
+        assert_eq!(coaps_lines(&log, op).len(), 1, "{op} over coaps: {log}");
+    }
+    assert!(
+        coaps_lines(&log, "requestvoucher")[0].contains("outcome=\"relayed\""),
+        "{log}"
+    );
+    let stopped = s.stop().expect("stop");
+    assert!(stopped.iter().all(|(_, st)| st.success()), "{stopped:?}");
+}
+
+#[test]
+fn rfc9148_4_7_denied_pledge_gets_4_04_and_pending_pledge_5_03_then_enrolls() {
+    let (_tmp, s) = started(&SuiteOptions {
+        accept: "pending".into(),
+        ..coaps()
+    });
+    denied_gets_404_and_pending_waits_then_enrolls(&s, "CB-DENY", "CB-PEND");
+    // The same request was resent after Max-Age, and answered 5.03 then relayed.
+    let lines = coaps_lines(&registrar_log(&s), "requestvoucher");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("serial=CB-PEND") && l.contains("outcome=\"pending\"")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("serial=CB-PEND") && l.contains("outcome=\"relayed\"")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn rfc9148_pledge_run_renews_over_coaps_with_sren() {
+    let (_tmp, mut s) = support::suite(&coaps());
+    let path = s.registrar_config();
+    let text = std::fs::read_to_string(&path).expect("registrar.toml");
+    std::fs::write(
+        &path,
+        text.replace("ldevid-validity-days = 365", "ldevid-validity-days = 1"),
+    )
+    .expect("write");
+    s.start_masa().expect("masa serve");
+    s.start_registrar().expect("registrar serve");
+    let config = s.mint("CB-RENEW").expect("mint");
+    let dir = config.parent().expect("dir").to_path_buf();
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+    let first = cert(&dir.join("ldevid.crt.pem"));
+    let mut child = s
+        .pledge("run", &config)
+        .expect("cmd")
+        .args(["--renew-at", "0.003"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pledge run");
+    let start = Instant::now();
+    while cert(&dir.join("ldevid.crt.pem")) == first {
+        if start.elapsed() > Duration::from_secs(45) {
+            let _ = child.kill();
+            panic!("pledge run did not renew: {}", registrar_log(&s));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = registrar_log(&s);
+    let renewals = coaps_lines(&log, "simplereenroll");
+    assert!(
+        renewals.iter().any(|l| l.contains("outcome=\"renewed\"")),
+        "{log}"
+    );
+}
