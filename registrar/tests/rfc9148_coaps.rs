@@ -8,6 +8,7 @@ use brski_common::brski::pledge;
 use brski_common::envelope::Format;
 use brski_common::pki::chain::TimeCheck;
 use brski_common::voucher::PledgeExpectations;
+use brski_service::coaps;
 use brski_service::coaps::dtls::Datagrams;
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 use std::net::SocketAddr;
@@ -569,4 +570,97 @@ async fn check_config_names_a_bad_coaps_listen() {
         stderr.contains("check-config: coaps-listen \"[::]:0\": the port must be 1 to 65535"),
         "{stderr}"
     );
+}
+
+/// Our CoAPS client (`brski_service::coaps::client`) with `party` as its certificate; the
+/// registrar's chain accepted as presented.
+async fn session(addr: SocketAddr, party: &Party) -> coaps::client::Client {
+    let config = coaps::client::ClientConfig {
+        identity: coaps::Identity {
+            chain: vec![party.der()],
+            key_pkcs8: party.key.to_pkcs8_der().to_vec(),
+        },
+        server_check: std::sync::Arc::new(|_: &[Vec<u8>]| Ok(())),
+        path_mtu: 1024,
+        call: coaps::call::CallLimits::default(),
+    };
+    coaps::client::Client::connect(addr, &config, Duration::from_secs(10))
+        .await
+        .expect("DTLS session")
+}
+
+/// POST `pvr` to `/rv` on a new session as `party`: the answer's code and diagnostic.
+async fn ask_rv(addr: SocketAddr, party: &Party, pvr: &[u8]) -> (String, String) {
+    let mut c = session(addr, party).await;
+    let request = coaps::Request {
+        content_format: Some(836),
+        payload: pvr.to_vec(),
+        ..coaps::Request::new(coaps::Method::Post, "/.well-known/brski/rv")
+    };
+    let r = c
+        .request(request, Duration::from_secs(30))
+        .await
+        .expect("an answer");
+    (
+        r.code.to_string(),
+        String::from_utf8_lossy(&r.payload).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc9148_voucher_request_refusals_and_masa_answers_have_their_coap_codes() {
+    let (s, addr) = coaps_setup(&[]).await;
+    let p = s.pledge("SN-COAP-BAD");
+    let registrar_cert = session(addr, &p.idevid).await.peer_certs()[0].clone();
+    let pvr_of = |serial: &str, signer: &Party| {
+        pledge::build_pledge_voucher_request(
+            Format::Cose,
+            serial,
+            &registrar_cert,
+            &*signer.key,
+            std::slice::from_ref(&signer.cert),
+            None,
+        )
+        .expect("pvr")
+        .bytes
+    };
+
+    // Signed by another IDevID of the same serial than the DTLS client's: 4.03.
+    let other = s.vendor.mint("SN-COAP-BAD", Some(&s.masa.url()));
+    let (code, why) = ask_rv(addr, &p.idevid, &pvr_of("SN-COAP-BAD", &other)).await;
+    assert_eq!(code, "4.03", "{why}");
+    assert!(why.contains("not signed by the TLS client"), "{why}");
+    // serial-number differs from the IDevID's: 4.03.
+    let (code, why) = ask_rv(addr, &p.idevid, &pvr_of("SN-ELSE", &p.idevid)).await;
+    assert_eq!(code, "4.03", "{why}");
+    assert!(why.contains("serial-number"), "{why}");
+    assert_eq!(
+        s.reg
+            .pledge("SN-COAP-BAD")
+            .await
+            .map(|r| r["vouchers"].clone()),
+        None,
+        "nothing stored for the refused requests"
+    );
+
+    // The MASA's own answers: its 404 is 4.04, its failure 5.02, and so is its absence.
+    s.masa.set_mode(MasaMode::Refuse(404, "no such device"));
+    let (code, why) = ask_rv(addr, &p.idevid, &pvr_of("SN-COAP-BAD", &p.idevid)).await;
+    assert_eq!(code, "4.04", "{why}");
+    s.masa.set_mode(MasaMode::Refuse(500, "oops"));
+    let (code, why) = ask_rv(addr, &p.idevid, &pvr_of("SN-COAP-BAD", &p.idevid)).await;
+    assert_eq!(code, "5.02", "{why}");
+    let closed = format!("127.0.0.1:{}", free_port());
+    let gone = s.vendor.mint("SN-COAP-GONE", Some(&closed));
+    let (code, why) = ask_rv(addr, &gone, &pvr_of("SN-COAP-GONE", &gone)).await;
+    assert_eq!(code, "5.02", "{why}");
+    assert!(why.starts_with("MASA unreachable"), "{why}");
+    assert_eq!(
+        s.reg.pledge("SN-COAP-BAD").await.expect("listed")["vouchers"],
+        0
+    );
+    // A MASA that works again: the same pledge gets its voucher (2.04, COSE).
+    s.masa.set_mode(MasaMode::Issue);
+    let (code, _) = ask_rv(addr, &p.idevid, &pvr_of("SN-COAP-BAD", &p.idevid)).await;
+    assert_eq!(code, "2.04");
 }
