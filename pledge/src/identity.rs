@@ -66,12 +66,10 @@ pub fn parse_format(name: Option<&str>) -> Result<Format, String> {
 
 /// The transport named in `pledge.toml` (`https` or `coaps`; default `https`).
 pub fn parse_transport(name: Option<&str>) -> Result<Option<Transport>, String> {
-    match name.map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(None),
-        Some("https") => Ok(Some(Transport::Https)),
-        Some("coaps") => Ok(Some(Transport::Coaps)),
-        Some(other) => Err(format!("transport {other:?} is not one of https, coaps")),
-    }
+    name.map(|n| {
+        Transport::parse(n).ok_or_else(|| format!("transport {n:?} is not one of https, coaps"))
+    })
+    .transpose()
 }
 
 /// The IDevID handle and the two LDevID slots must be three different handles.

@@ -5,125 +5,29 @@
 //! voucher's pin was checked against (RFC 8995 §5: without persistent connections both ends
 //! MUST re-check the certificates).
 //!
-//! The bootstrap speaks in HTTP terms ([`Exchange`], [`Response`]); over CoAP the path is the
-//! short one (cBRSKI §6.3), media types are content formats, and the answer's code is its HTTP
-//! status by [`Class::http_status_of_coap`] (5.03 with Max-Age is the pending 202, its Max-Age
-//! the Retry-After).
+//! The bootstrap speaks in HTTP terms ([`Exchange`], [`Response`]); over CoAP the client maps
+//! them (`coaps::client::Client::exchange`: the short path of cBRSKI §6.3, content formats, the
+//! code as the HTTP status it stands for, 5.03 with Max-Age as the pending 202).
 
 use crate::error::{Failure, Step};
 use crate::timing::pending_wait;
-use brski_common::answer::Class;
-use brski_common::brski::paths;
-use brski_common::est::ContentFormat;
-use brski_common::keys::Signer;
-use brski_common::pki::chain::{TrustPolicy, validate_chain};
-use brski_common::tls;
-use brski_service::coaps;
-use brski_service::https_client::{Connection, Response, Target};
-use http::{HeaderMap, HeaderValue, Method};
-use std::net::SocketAddr;
-use std::sync::Arc;
+use brski_service::https_client::{Response, Target};
+pub use brski_service::link::{Credentials, ServerTrust, Transport};
+use brski_service::link::{Link, LinkError};
+use http::Method;
 use std::time::{Duration, Instant, SystemTime};
-use x509_cert::Certificate;
 
 /// How long a TCP connect or a TLS or DTLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one request may take; the registrar may be waiting on the MASA (RFC 8995 §5.5).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn unreachable(e: impl std::fmt::Display) -> Failure {
-    Failure::Unreachable(e.to_string())
-}
-
-/// The transport to the registrar.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    /// EST over HTTPS (RFC 7030, RFC 8995).
-    Https,
-    /// EST over CoAP and DTLS (RFC 9148, cBRSKI).
-    Coaps,
-}
-
-impl Transport {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Https => "https",
-            Self::Coaps => "coaps",
-        }
-    }
-}
-
-/// How the registrar's certificate chain is judged.
-#[derive(Clone, Debug)]
-pub enum ServerTrust {
-    /// RFC 8995 §5.1: accepted provisionally, its signatures checked as far as they can be.
-    Provisional,
-    /// Validated under this policy (the domain CA, and id-kp-cmcRA, RFC 8995 §5.6.2).
-    Anchored(TrustPolicy),
-}
-
-impl ServerTrust {
-    /// The check of a presented chain (DER, end entity first), the same on both transports.
-    fn check(&self, chain: &[Vec<u8>]) -> Result<(), String> {
-        use der::Decode;
-        let certs = chain
-            .iter()
-            .map(|d| Certificate::from_der(d))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("a certificate does not decode: {e}"))?;
-        match self {
-            Self::Provisional => tls::presented_chain_signatures(&certs).map_err(|e| e.to_string()),
-            Self::Anchored(policy) => {
-                let (leaf, rest) = certs.split_first().ok_or("no certificate")?;
-                validate_chain(leaf, rest, policy)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        }
-    }
-}
-
-/// The pledge's credentials on a session, and how it judges the registrar.
-#[derive(Clone, Debug)]
-pub struct Credentials {
-    /// The pledge's chain (IDevID or LDevID first), DER.
-    pub chain: Vec<Vec<u8>>,
-    pub key: Arc<dyn Signer>,
-    pub server: ServerTrust,
-}
-
-impl Credentials {
-    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, Failure> {
-        let internal = |e: tls::TlsError| Failure::Internal(e.to_string());
-        let client = tls::certified_key(&self.chain, self.key.clone()).map_err(internal)?;
-        let config = match &self.server {
-            ServerTrust::Provisional => tls::provisional_client_config(client),
-            ServerTrust::Anchored(policy) => tls::client_config(
-                Some(client),
-                Arc::new(tls::AnchoredServerVerifier::new(policy.clone())),
-            ),
-        };
-        config.map(Arc::new).map_err(internal)
-    }
-
-    fn dtls(&self) -> Result<coaps::client::ClientConfig, Failure> {
-        let key_pkcs8 = self.key.pkcs8_der().ok_or_else(|| {
-            Failure::Config(
-                "coaps needs the key in software: OpenSSL's DTLS cannot sign with a TPM-held key \
-                 here (use transport = \"https\")"
-                    .into(),
-            )
-        })?;
-        let server = self.server.clone();
-        Ok(coaps::client::ClientConfig {
-            identity: coaps::Identity {
-                chain: self.chain.clone(),
-                key_pkcs8: key_pkcs8.to_vec(),
-            },
-            server_check: Arc::new(move |chain: &[Vec<u8>]| server.check(chain)),
-            path_mtu: 1024,
-            call: coaps::call::CallLimits::default(),
-        })
+/// A link failure as the pledge reports it: credentials it cannot use are its configuration's
+/// fault, anything else leaves the registrar unreachable.
+fn failure(e: LinkError) -> Failure {
+    match e {
+        LinkError::Credentials(reason) => Failure::Config(reason),
+        other => Failure::Unreachable(other.to_string()),
     }
 }
 
@@ -167,169 +71,6 @@ impl<'a> Exchange<'a> {
     }
 }
 
-/// The connection under a session.
-enum Link {
-    Https {
-        tls: Arc<rustls::ClientConfig>,
-        conn: Connection,
-    },
-    Coaps {
-        config: coaps::client::ClientConfig,
-        client: coaps::client::Client,
-    },
-}
-
-impl Link {
-    async fn open(
-        transport: Transport,
-        target: &Target,
-        credentials: &Credentials,
-    ) -> Result<Self, Failure> {
-        match transport {
-            Transport::Https => {
-                let tls = credentials.tls()?;
-                let conn = Connection::connect(target, tls.clone(), CONNECT_TIMEOUT)
-                    .await
-                    .map_err(unreachable)?;
-                Ok(Self::Https { tls, conn })
-            }
-            Transport::Coaps => {
-                let config = credentials.dtls()?;
-                let client = coaps::client::Client::connect(
-                    resolve(target).await?,
-                    &config,
-                    CONNECT_TIMEOUT,
-                )
-                .await
-                .map_err(|e| match e {
-                    coaps::client::ClientError::ServerRefused(reason) => Failure::Unreachable(
-                        format!("the registrar's certificate is not accepted: {reason}"),
-                    ),
-                    other => unreachable(other),
-                })?;
-                Ok(Self::Coaps { config, client })
-            }
-        }
-    }
-
-    async fn reopen(&self, target: &Target) -> Result<Self, Failure> {
-        match self {
-            Self::Https { tls, .. } => {
-                let conn = Connection::connect(target, tls.clone(), CONNECT_TIMEOUT)
-                    .await
-                    .map_err(unreachable)?;
-                Ok(Self::Https {
-                    tls: tls.clone(),
-                    conn,
-                })
-            }
-            Self::Coaps { config, .. } => {
-                let client =
-                    coaps::client::Client::connect(resolve(target).await?, config, CONNECT_TIMEOUT)
-                        .await
-                        .map_err(unreachable)?;
-                Ok(Self::Coaps {
-                    config: config.clone(),
-                    client,
-                })
-            }
-        }
-    }
-
-    fn peer_certs(&self) -> &[Vec<u8>] {
-        match self {
-            Self::Https { conn, .. } => conn.peer_certs(),
-            Self::Coaps { client, .. } => client.peer_certs(),
-        }
-    }
-
-    fn channel_binding(&self) -> Option<&[u8]> {
-        match self {
-            Self::Https { conn, .. } => conn.channel_binding(),
-            Self::Coaps { client, .. } => client.channel_binding(),
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        match self {
-            Self::Https { conn, .. } => conn.is_closed(),
-            Self::Coaps { client, .. } => client.is_closed(),
-        }
-    }
-
-    /// One request; `Err(true, _)` when the connection was found closed.
-    async fn request(
-        &mut self,
-        x: &Exchange<'_>,
-        body: &[u8],
-    ) -> Result<Response, (bool, Failure)> {
-        match self {
-            Self::Https { conn, .. } => conn
-                .request(
-                    x.method.clone(),
-                    x.path,
-                    x.content_type,
-                    x.accept,
-                    body,
-                    REQUEST_TIMEOUT,
-                )
-                .await
-                .map_err(|e| (e.is_closed_connection(), unreachable(e))),
-            Self::Coaps { client, .. } => {
-                let method = if x.method == Method::POST {
-                    coaps::Method::Post
-                } else {
-                    coaps::Method::Get
-                };
-                let content_format = |media: Option<&str>| {
-                    media
-                        .and_then(ContentFormat::from_media_type)
-                        .map(|cf| cf.0)
-                };
-                let request = coaps::Request {
-                    content_format: content_format(x.content_type),
-                    accept: content_format(x.accept),
-                    payload: body.to_vec(),
-                    ..coaps::Request::new(method, paths::coap(x.path))
-                };
-                let answer = client
-                    .request(request, REQUEST_TIMEOUT)
-                    .await
-                    .map_err(|e| (e.is_closed_connection(), unreachable(e)))?;
-                Ok(as_http(&answer))
-            }
-        }
-    }
-}
-
-/// A CoAP answer in the terms of an HTTP one (see the module doc).
-fn as_http(answer: &coaps::Response) -> Response {
-    let mut headers = HeaderMap::new();
-    let media = answer
-        .content_format
-        .and_then(|cf| ContentFormat(cf).media_type());
-    if let Some(v) = media.and_then(|m| HeaderValue::from_str(m).ok()) {
-        headers.insert(http::header::CONTENT_TYPE, v);
-    }
-    if let Some(age) = answer.max_age {
-        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(age));
-    }
-    Response {
-        status: Class::http_status_of_coap(answer.code, answer.max_age.is_some()),
-        headers,
-        body: answer.payload.clone(),
-    }
-}
-
-/// The registrar's address (the first the name resolves to).
-async fn resolve(target: &Target) -> Result<SocketAddr, Failure> {
-    tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| Failure::Unreachable(format!("{}: {e}", target.authority)))?
-        .next()
-        .ok_or_else(|| Failure::Unreachable(format!("{}: no address", target.authority)))
-}
-
 /// A session with one registrar.
 pub struct Session {
     target: Target,
@@ -346,7 +87,9 @@ impl Session {
         transport: Transport,
         credentials: &Credentials,
     ) -> Result<Self, Failure> {
-        let link = Link::open(transport, target, credentials).await?;
+        let link = Link::open(transport, target, credentials, CONNECT_TIMEOUT)
+            .await
+            .map_err(failure)?;
         let server_chain = link.peer_certs().to_vec();
         if server_chain.is_empty() {
             return Err(Failure::Unreachable(
@@ -376,7 +119,11 @@ impl Session {
     }
 
     async fn reconnect(&mut self, step: Step) -> Result<(), Failure> {
-        let link = self.link.reopen(&self.target).await?;
+        let link = self
+            .link
+            .reopen(&self.target, CONNECT_TIMEOUT)
+            .await
+            .map_err(failure)?;
         // RFC 8995 §5: "check each subsequent connections for the same certificates": the
         // whole chain validated against the pin, not only its end entity.
         if link.peer_certs() != self.server_chain.as_slice() {
@@ -410,17 +157,28 @@ impl Session {
         let mut retried = false;
         loop {
             let body = make(self.link.channel_binding())?;
-            match self.link.request(x, &body).await {
+            let answer = self
+                .link
+                .request(
+                    &x.method,
+                    x.path,
+                    x.content_type,
+                    x.accept,
+                    &body,
+                    REQUEST_TIMEOUT,
+                )
+                .await;
+            match answer {
                 Ok(r) => {
                     tracing::info!(step = %x.step, status = r.status, "registrar answered");
                     return Ok(r);
                 }
-                Err((true, e)) if !retried => {
+                Err(e) if e.is_closed_connection() && !retried => {
                     tracing::debug!(step = %x.step, error = %e, "connection closed; resending");
                     retried = true;
                     self.reconnect(x.step).await?;
                 }
-                Err((_, e)) => return Err(e),
+                Err(e) => return Err(failure(e)),
             }
         }
     }
@@ -477,51 +235,7 @@ pub type MakeBody<'a> = dyn Fn(Option<&[u8]>) -> Result<Vec<u8>, Failure> + Sync
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brski_common::answer::CoapCode;
     use proptest::prelude::*;
-
-    fn coap(code: CoapCode, cf: Option<u16>, max_age: Option<u32>) -> coaps::Response {
-        coaps::Response {
-            content_format: cf,
-            max_age,
-            payload: b"x".to_vec(),
-            ..coaps::Response::empty(code)
-        }
-    }
-
-    #[test]
-    fn rfc9148_coap_answers_read_as_the_http_ones_the_bootstrap_knows() {
-        let r = as_http(&coap(CoapCode::CHANGED, Some(836), None));
-        assert_eq!(r.status, 200);
-        assert_eq!(r.header("content-type"), Some("application/voucher+cose"));
-        assert_eq!(r.body, b"x");
-        // RFC 9148 §4.7: 5.03 with Max-Age is "pending": 202 with Retry-After.
-        let r = as_http(&coap(CoapCode::SERVICE_UNAVAILABLE, None, Some(7)));
-        assert_eq!((r.status, r.header("retry-after")), (202, Some("7")));
-        let r = as_http(&coap(CoapCode::SERVICE_UNAVAILABLE, None, None));
-        assert_eq!(r.status, 503);
-        for (code, status) in [
-            (CoapCode::FORBIDDEN, 403),
-            (CoapCode::UNAUTHORIZED, 401),
-            (CoapCode::NOT_FOUND, 404),
-            (CoapCode::BAD_GATEWAY, 502),
-            (CoapCode::UNSUPPORTED_CONTENT_FORMAT, 415),
-        ] {
-            assert_eq!(as_http(&coap(code, None, None)).status, status, "{code}");
-        }
-        // A format without a media type of ours carries no Content-Type.
-        assert_eq!(
-            as_http(&coap(CoapCode::CONTENT, Some(9999), None)).header("content-type"),
-            None
-        );
-    }
-
-    #[test]
-    fn cbrski_6_3_requests_go_to_the_short_paths() {
-        assert_eq!(paths::coap(paths::REQUEST_VOUCHER), "/.well-known/brski/rv");
-        assert_eq!(paths::coap(paths::SIMPLE_REENROLL), "/.well-known/est/sren");
-        assert_eq!(paths::coap("/other"), "/other");
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]

@@ -10,6 +10,7 @@ pub mod files;
 pub mod grasp;
 pub mod https;
 pub mod https_client;
+pub mod link;
 pub mod logging;
 pub mod mdns;
 pub mod netif;

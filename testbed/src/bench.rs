@@ -8,6 +8,9 @@
 //! measured (wall time, peak RSS) against the same daemons.
 //!
 //! The fleet comes from `masa mint-bulk` (one PEM bundle, every device recorded by the MASA).
+//!
+//! Over `--transport coaps` the same flow runs as constrained pledges do it (cBRSKI, RFC 9148):
+//! DTLS sessions, COSE voucher-requests and vouchers, CBOR telemetry, raw DER EST bodies.
 
 use crate::loopback::{Binaries, Suite, SuiteOptions, run};
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -24,9 +27,9 @@ use brski_common::pki::chain::{TimeCheck, TrustPolicy, validate_chain};
 use brski_common::pki::csr::{CsrParams, build_csr};
 use brski_common::pki::ext::idevid_issuer;
 use brski_common::telemetry::StatusTelemetry;
-use brski_common::tls;
 use brski_common::voucher::PledgeExpectations;
-use brski_service::https_client::{Connection, Response, Target};
+use brski_service::https_client::{Response, Scheme, Target};
+use brski_service::link::{Credentials, Link, ServerTrust, Transport};
 use der::{Decode, Encode};
 use http::Method;
 use serde_json::{Value, json};
@@ -53,6 +56,7 @@ pub struct BenchOptions {
     pub skip_pledge: bool,
     /// Keep the working directory (keys, databases, daemon logs); its path is in the report.
     pub keep: bool,
+    pub transport: Transport,
 }
 
 /// One device of the fleet.
@@ -63,10 +67,11 @@ struct Device {
     key: Arc<SoftwareKey>,
 }
 
-/// What every pledge shares: the manufacturer's anchor and the registrar's URL.
+/// What every pledge shares: the manufacturer's anchor, the registrar's URL and transport.
 struct Shared {
     manufacturer: TrustPolicy,
     registrar: Target,
+    transport: Transport,
 }
 
 /// Run the benchmark; the JSON report.
@@ -76,7 +81,11 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let bin = Binaries::locate()?;
     let tmp = tempfile::Builder::new().prefix("brski-bench-").tempdir()?;
     let dir = tmp.path();
-    let mut suite = Suite::create(bin, dir, &SuiteOptions::default())?;
+    let options = SuiteOptions {
+        transport: opts.transport.name().into(),
+        ..SuiteOptions::default()
+    };
+    let mut suite = Suite::create(bin, dir, &options)?;
 
     let mint_start = Instant::now();
     let bundle = dir.join("fleet.pem");
@@ -109,7 +118,9 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     suite.start_registrar()?;
     let shared = Arc::new(Shared {
         manufacturer: TrustPolicy::new(manufacturer).with_time(TimeCheck::Now),
-        registrar: Target::parse(&suite.registrar_url())?,
+        registrar: Target::parse_with_scheme(&suite.registrar_url())
+            .map(|(_, t): (Scheme, Target)| t)?,
+        transport: opts.transport,
     });
 
     let threads = opts
@@ -172,6 +183,7 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
         None
     };
     Ok(json!({
+        "transport": opts.transport.name(),
         "workdir": workdir,
         "pledges": opts.pledges,
         "concurrency": opts.concurrency,
@@ -379,15 +391,15 @@ async fn run_pledges(
 }
 
 async fn send(
-    conn: &mut Connection,
+    link: &mut Link,
     method: Method,
     path: &str,
     content_type: Option<&str>,
     accept: Option<&str>,
     body: &[u8],
 ) -> Result<Response> {
-    let r = conn
-        .request(method, path, content_type, accept, body, TIMEOUT)
+    let r = link
+        .request(&method, path, content_type, accept, body, TIMEOUT)
         .await
         .with_context(|| path.to_string())?;
     if r.status != 200 {
@@ -399,28 +411,33 @@ async fn send(
 /// One full bootstrap, checked as the `pledge` binary checks it.
 async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
     let idevid = d.chain.first().ok_or_else(|| anyhow!("no IDevID"))?;
-    // RFC 8995 §5.1: provisional TLS with the IDevID.
-    let client = tls::certified_key(&d.chain_der, d.key.clone())?;
-    let config = Arc::new(tls::provisional_client_config(client)?);
-    let mut conn = Connection::connect(&shared.registrar, config, TIMEOUT).await?;
-    let server_chain = conn.peer_certs().to_vec();
+    let coaps = shared.transport == Transport::Coaps;
+    // RFC 8995 §5.1 (cBRSKI §6.1): provisional TLS or DTLS with the IDevID.
+    let provisional = Credentials {
+        chain: d.chain_der.clone(),
+        key: d.key.clone(),
+        server: ServerTrust::Provisional,
+    };
+    let mut link = Link::open(shared.transport, &shared.registrar, &provisional, TIMEOUT).await?;
+    let server_chain = link.peer_certs().to_vec();
     let server_cert = server_chain
         .first()
         .ok_or_else(|| anyhow!("registrar presented no certificate"))?;
 
     // §5.2: the pledge voucher-request; §5.6.1 the voucher; §5.6.2 the pin.
     let now = time::OffsetDateTime::now_utc();
+    let format = if coaps { Format::Cose } else { Format::Cms };
     let pvr = build_pledge_voucher_request(
-        Format::Cms,
+        format,
         &d.serial,
         server_cert,
         d.key.as_ref(),
         &d.chain,
         Some(now),
     )?;
-    let media = Format::Cms.media_type();
+    let media = format.media_type();
     let r = send(
-        &mut conn,
+        &mut link,
         Method::POST,
         paths::REQUEST_VOUCHER,
         Some(media),
@@ -429,31 +446,43 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
     )
     .await?;
     ensure!(
-        r.header("content-type").and_then(Format::from_media_type) == Some(Format::Cms),
+        r.header("content-type").and_then(Format::from_media_type) == Some(format),
         "voucher Content-Type {:?}",
         r.header("content-type")
     );
     let mut expected = PledgeExpectations::for_request(&pvr.request)
         .with_idevid_issuer(Some(idevid_issuer(idevid)));
     expected.trusted_time = Some(now);
-    let accepted = accept_voucher(Format::Cms, &r.body, &shared.manufacturer, &expected)?;
+    let accepted = accept_voucher(format, &r.body, &shared.manufacturer, &expected)?;
     validate_registrar(&accepted.pin, &server_chain, TimeCheck::Now)?;
 
-    // §5.7: voucher status.
-    let ok = StatusTelemetry::success().to_json()?;
+    // §5.7: voucher status (cBRSKI §6.5.1: CBOR over CoAP).
+    let (ok, telemetry) = if coaps {
+        (StatusTelemetry::success().to_cbor()?, media_type::CBOR)
+    } else {
+        (StatusTelemetry::success().to_json()?, media_type::JSON)
+    };
     send(
-        &mut conn,
+        &mut link,
         Method::POST,
         paths::VOUCHER_STATUS,
-        Some(media_type::JSON),
+        Some(telemetry),
         None,
         &ok,
     )
     .await?;
 
-    // §5.9.1: the domain CA, which must validate the registrar's chain.
+    // §5.9.1: the domain CA, which must validate the registrar's chain. Bodies are base64
+    // over HTTPS (RFC 8951), DER over CoAP (RFC 9148 §4.3).
+    let certs = |body: &[u8]| {
+        if coaps {
+            est::decode_certs_only(body)
+        } else {
+            est::decode_certs_only_body(body)
+        }
+    };
     let r = send(
-        &mut conn,
+        &mut link,
         Method::GET,
         paths::CACERTS,
         None,
@@ -461,7 +490,7 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         &[],
     )
     .await?;
-    let cacerts = est::decode_certs_only_body(&r.body)?;
+    let cacerts = certs(&r.body)?;
     let registrar_chain = server_chain
         .iter()
         .map(|c| Certificate::from_der(c))
@@ -475,7 +504,7 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
 
     // §5.9.2: CSR attributes; the registrar asks for P-256.
     let r = send(
-        &mut conn,
+        &mut link,
         Method::GET,
         paths::CSRATTRS,
         None,
@@ -483,7 +512,11 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         &[],
     )
     .await?;
-    CsrAttrs::from_body(&r.body)?;
+    if coaps {
+        CsrAttrs::from_der(&r.body)?;
+    } else {
+        CsrAttrs::from_body(&r.body)?;
+    }
 
     // §5.9.3: a new key, its CSR, the LDevID.
     let key = SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256)?;
@@ -492,17 +525,21 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         &key,
         &CsrParams::default(),
     )?;
-    let body = est::encode_base64_body(&csr);
+    let body = if coaps {
+        csr
+    } else {
+        est::encode_base64_body(&csr).into_bytes()
+    };
     let r = send(
-        &mut conn,
+        &mut link,
         Method::POST,
         paths::SIMPLE_ENROLL,
         Some(media_type::PKCS10),
         Some(media_type::PKCS7_CERTS_ONLY),
-        body.as_bytes(),
+        &body,
     )
     .await?;
-    let mut issued = est::decode_certs_only_body(&r.body)?;
+    let mut issued = certs(&r.body)?;
     let i = issued
         .iter()
         .position(|c| {
@@ -515,22 +552,20 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
     let ldevid = issued.remove(i);
     validate_chain(&ldevid, &issued, &domain)
         .context("the LDevID does not validate to the domain CA")?;
-    drop(conn);
+    drop(link);
 
     // §5.9.4: success reported on a new connection with the LDevID.
-    let key: Arc<dyn Signer> = Arc::new(key);
-    let client = tls::certified_key(&[ldevid.to_der()?], key)?;
-    let policy = domain.with_required_eku(ID_KP_CMC_RA);
-    let config = tls::client_config(
-        Some(client),
-        Arc::new(tls::AnchoredServerVerifier::new(policy)),
-    )?;
-    let mut conn = Connection::connect(&shared.registrar, Arc::new(config), TIMEOUT).await?;
+    let anchored = Credentials {
+        chain: vec![ldevid.to_der()?],
+        key: Arc::new(key) as Arc<dyn Signer>,
+        server: ServerTrust::Anchored(domain.with_required_eku(ID_KP_CMC_RA)),
+    };
+    let mut link = Link::open(shared.transport, &shared.registrar, &anchored, TIMEOUT).await?;
     send(
-        &mut conn,
+        &mut link,
         Method::POST,
         paths::ENROLL_STATUS,
-        Some(media_type::JSON),
+        Some(telemetry),
         None,
         &ok,
     )

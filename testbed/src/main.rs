@@ -8,6 +8,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result, bail};
+use brski_service::link::Transport;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -48,7 +49,7 @@ enum Command {
     },
     /// Load benchmark: real `masa` and `registrar` on loopback, an in-process load generator
     /// acting as N pledges (full RFC 8995 flow each), then one `pledge bootstrap` measured.
-    /// Prints one JSON object.
+    /// Prints one JSON object per transport, one per line.
     Bench {
         /// How many pledges enroll.
         #[arg(long, default_value_t = 1000)]
@@ -66,6 +67,10 @@ enum Command {
         /// Keep the working directory (keys, databases, daemon logs); its path is reported.
         #[arg(long)]
         keep: bool,
+        /// The pledges' transport; several (`https,coaps`) run one after the other with the
+        /// same options, each on fresh daemons.
+        #[arg(long, default_value = "https", value_delimiter = ',', value_parser = ["https", "coaps"])]
+        transport: Vec<String>,
     },
     /// The network-namespace lab (root): pledges with only IPv6 link-local addresses find a
     /// join proxy and enroll through it.
@@ -115,21 +120,25 @@ fn main() -> ExitCode {
             threads,
             skip_pledge,
             keep,
-        } => testbed::bench::bench(&testbed::bench::BenchOptions {
-            pledges,
-            concurrency,
-            threads,
-            skip_pledge,
-            keep,
-        })
-        .and_then(|report| {
+            transport,
+        } => transport.iter().try_for_each(|name| {
+            let transport = Transport::parse(name)
+                .ok_or_else(|| anyhow::anyhow!("transport {name:?} is not one of https, coaps"))?;
+            let report = testbed::bench::bench(&testbed::bench::BenchOptions {
+                pledges,
+                concurrency,
+                threads,
+                skip_pledge,
+                keep,
+                transport,
+            })?;
             println!("{report}");
             let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
             if failures > 0 || report["daemons_stopped_cleanly"] != true {
-                bail!("{failures} failures (see failure_reasons)");
+                bail!("{name}: {failures} failures (see failure_reasons)");
             }
             if report["pledge_bootstrap"]["ok"] == false {
-                bail!("pledge bootstrap failed");
+                bail!("{name}: pledge bootstrap failed");
             }
             Ok(())
         }),

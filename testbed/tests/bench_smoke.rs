@@ -1,6 +1,6 @@
 //! Smoke test of `testbed bench`: a small run of the load benchmark against the real daemons
-//! (binaries built by `cargo test --workspace`) prints one JSON object with the documented
-//! fields and no failures.
+//! (binaries built by `cargo test --workspace`), over HTTPS and over CoAPS in one invocation,
+//! prints one JSON object per transport with the documented fields and no failures.
 
 use std::process::Command;
 
@@ -8,6 +8,7 @@ use std::process::Command;
 fn bench_small_run_reports_zero_failures_and_the_json_shape() {
     let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
         .args(["bench", "--pledges", "20", "--concurrency", "4"])
+        .args(["--transport", "https,coaps"])
         .output()
         .expect("run testbed bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -16,7 +17,18 @@ fn bench_small_run_reports_zero_failures_and_the_json_shape() {
         "testbed bench failed: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let reports: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{stdout}");
+    for (report, transport) in reports.iter().zip(["https", "coaps"]) {
+        assert_eq!(report["transport"], transport);
+        check(report);
+    }
+}
+
+fn check(report: &serde_json::Value) {
     assert_eq!(report["pledges"], 20);
     assert_eq!(report["concurrency"], 4);
     assert_eq!(report["enrollments"], 20);

@@ -6,10 +6,17 @@
 
 use super::call::{Call, CallError, CallLimits, Step};
 use super::dtls::{CIPHERS, Identity, Pipe};
-use super::{Request, Response};
+use super::{Method, Request, Response};
+use crate::https_client;
+use brski_common::answer::Class;
+use brski_common::brski::paths;
+use brski_common::est::ContentFormat;
+use brski_common::pki::chain::{TrustPolicy, validate_chain};
+use der::Decode;
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use openssl::pkey::PKey;
 use openssl::ssl::{
-    ErrorCode, SslConnector, SslMethod, SslOptions, SslStream, SslVerifyMode, SslVersion,
+    ErrorCode, Ssl, SslContextBuilder, SslMethod, SslOptions, SslStream, SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
 use std::net::SocketAddr;
@@ -19,6 +26,56 @@ use tokio::net::UdpSocket;
 
 /// Judges the server's certificate chain (DER, end entity first); `Err` names the reason.
 pub type ServerCheck = Arc<dyn Fn(&[Vec<u8>]) -> Result<(), String> + Send + Sync>;
+
+fn decode_chain(chain: &[Vec<u8>]) -> Result<Vec<x509_cert::Certificate>, String> {
+    chain
+        .iter()
+        .map(|d| x509_cert::Certificate::from_der(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("a certificate does not decode: {e}"))
+}
+
+/// RFC 8995 §5.1 (cBRSKI §6.1): the registrar accepted provisionally, its chain's signatures
+/// checked as far as they can be (the TLS client's `ProvisionalVerifier` rule).
+pub fn provisional() -> ServerCheck {
+    Arc::new(|chain: &[Vec<u8>]| {
+        brski_common::tls::presented_chain_signatures(&decode_chain(chain)?)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// A server whose chain validates under `policy` (the TLS client's `AnchoredServerVerifier`
+/// rule).
+pub fn anchored(policy: TrustPolicy) -> ServerCheck {
+    Arc::new(move |chain: &[Vec<u8>]| {
+        let certs = decode_chain(chain)?;
+        let (leaf, rest) = certs.split_first().ok_or("no certificate")?;
+        validate_chain(leaf, rest, &policy)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// A CoAP answer in the terms of an HTTP one: the code as the HTTP status it stands for
+/// ([`Class::http_status_of_coap`]: 5.03 with Max-Age is the pending 202), the content format
+/// as Content-Type, Max-Age as Retry-After.
+pub fn as_http(answer: &Response) -> https_client::Response {
+    let mut headers = HeaderMap::new();
+    let media = answer
+        .content_format
+        .and_then(|cf| ContentFormat(cf).media_type());
+    if let Some(v) = media.and_then(|m| HeaderValue::from_str(m).ok()) {
+        headers.insert(CONTENT_TYPE, v);
+    }
+    if let Some(age) = answer.max_age {
+        headers.insert(RETRY_AFTER, HeaderValue::from(age));
+    }
+    https_client::Response {
+        status: Class::http_status_of_coap(answer.code, answer.max_age.is_some()),
+        headers,
+        body: answer.payload.clone(),
+    }
+}
 
 /// How a client connects.
 #[derive(Clone)]
@@ -112,7 +169,9 @@ impl Client {
         };
         let socket = UdpSocket::bind(local).await?;
         socket.connect(peer).await?;
-        let mut b = SslConnector::builder(SslMethod::dtls_client())?;
+        // A bare context: `SslConnector::builder` would load the system's CA store, which a
+        // client judging the server by `server_check` does not use.
+        let mut b = SslContextBuilder::new(SslMethod::dtls_client())?;
         b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
         b.set_max_proto_version(Some(SslVersion::DTLS1_2))?;
         b.set_cipher_list(CIPHERS)?;
@@ -136,9 +195,7 @@ impl Client {
         }
         let key = PKey::private_key_from_pkcs8(&config.identity.key_pkcs8)?;
         b.set_private_key(&key)?;
-        let mut ssl = b.build().configure()?;
-        ssl.set_verify_hostname(false);
-        let mut ssl = ssl.into_ssl("registrar")?;
+        let mut ssl = Ssl::new(&b.build())?;
         let overhead = if peer.is_ipv4() { 28 } else { 48 };
         ssl.set_mtu(u32::from(config.path_mtu).saturating_sub(overhead))?;
         let stream = SslStream::new(ssl, Pipe::default())?;
@@ -292,6 +349,37 @@ impl Client {
         }
     }
 
+    /// A request in HTTP terms (an EST or BRSKI path, media types), sent as CoAP: the path's
+    /// short name (cBRSKI §6.3, RFC 9148 §4.1), content formats for media types; the answer
+    /// [`as_http`].
+    pub async fn exchange(
+        &mut self,
+        method: &http::Method,
+        path: &str,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<https_client::Response, ClientError> {
+        let method = if method == http::Method::POST {
+            Method::Post
+        } else {
+            Method::Get
+        };
+        let format = |media: Option<&str>| {
+            media
+                .and_then(ContentFormat::from_media_type)
+                .map(|cf| cf.0)
+        };
+        let request = Request {
+            content_format: format(content_type),
+            accept: format(accept),
+            payload: body.to_vec(),
+            ..Request::new(method, paths::coap(path))
+        };
+        self.request(request, timeout).await.map(|r| as_http(&r))
+    }
+
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         if let Err(e) = self.stream.ssl_write(bytes) {
             tracing::debug!(peer = %self.peer, error = %e, "DTLS write failed");
@@ -308,5 +396,54 @@ impl Client {
             let _ = self.flush().await;
             self.closed = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brski_common::answer::CoapCode;
+
+    fn coap(code: CoapCode, cf: Option<u16>, max_age: Option<u32>) -> Response {
+        Response {
+            content_format: cf,
+            max_age,
+            payload: b"x".to_vec(),
+            ..Response::empty(code)
+        }
+    }
+
+    #[test]
+    fn rfc9148_coap_answers_read_as_the_http_ones_they_stand_for() {
+        let r = as_http(&coap(CoapCode::CHANGED, Some(836), None));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/voucher+cose"));
+        assert_eq!(r.body, b"x");
+        // RFC 9148 §4.7: 5.03 with Max-Age is "pending": 202 with Retry-After.
+        let r = as_http(&coap(CoapCode::SERVICE_UNAVAILABLE, None, Some(7)));
+        assert_eq!((r.status, r.header("retry-after")), (202, Some("7")));
+        let r = as_http(&coap(CoapCode::SERVICE_UNAVAILABLE, None, None));
+        assert_eq!(r.status, 503);
+        for (code, status) in [
+            (CoapCode::FORBIDDEN, 403),
+            (CoapCode::UNAUTHORIZED, 401),
+            (CoapCode::NOT_FOUND, 404),
+            (CoapCode::BAD_GATEWAY, 502),
+            (CoapCode::UNSUPPORTED_CONTENT_FORMAT, 415),
+        ] {
+            assert_eq!(as_http(&coap(code, None, None)).status, status, "{code}");
+        }
+        // A format without a media type of ours carries no Content-Type.
+        assert_eq!(
+            as_http(&coap(CoapCode::CONTENT, Some(9999), None)).header("content-type"),
+            None
+        );
+    }
+
+    #[test]
+    fn cbrski_6_3_requests_go_to_the_short_paths() {
+        assert_eq!(paths::coap(paths::REQUEST_VOUCHER), "/.well-known/brski/rv");
+        assert_eq!(paths::coap(paths::SIMPLE_REENROLL), "/.well-known/est/sren");
+        assert_eq!(paths::coap("/other"), "/other");
     }
 }
