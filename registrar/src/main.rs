@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod announcer;
 mod audit;
 mod check_config;
+mod cjp;
 mod coap;
 mod config;
 mod db;

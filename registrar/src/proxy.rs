@@ -29,6 +29,20 @@ pub struct ProxyArgs {
     /// Seconds between two AN_Proxy floods.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub announce_interval: u64,
+    /// Relay CoAPS datagrams instead of TCP connections: the constrained join proxy in
+    /// stateful mode (CJP §4.3). `--listen` is then a UDP address and `--registrar` the
+    /// registrar's CoAPS address (required).
+    #[arg(long)]
+    pub udp: bool,
+    /// With --udp: flows per pledge address (CJP §4.3: 2).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub max_flows_per_pledge: usize,
+    /// With --udp: flows in all (CJP §4.3: 10 per interface).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_flows: usize,
+    /// With --udp: seconds a flow lasts without a datagram either way (CJP §4.3: 30).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub flow_idle: u64,
 }
 
 /// How long a TCP connect to the registrar may take.
@@ -69,6 +83,9 @@ impl Upstream {
 
 /// Run the proxy until SIGTERM/SIGINT.
 pub async fn run(args: &ProxyArgs) -> Result<(), String> {
+    if args.udp {
+        return run_udp(args).await;
+    }
     let listen = netif::parse_scoped(&args.listen).map_err(|e| format!("--listen: {e}"))?;
     let fixed = args
         .registrar
@@ -141,6 +158,32 @@ pub async fn run(args: &ProxyArgs) -> Result<(), String> {
     }
     let _ =
         tokio::time::timeout(DRAIN, async { while relays.join_next().await.is_some() {} }).await;
+    tracing::info!("join proxy stopped");
+    Ok(())
+}
+
+/// `registrar proxy --udp`: the stateful constrained join proxy ([`crate::cjp`]).
+async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
+    let listen = netif::parse_scoped(&args.listen).map_err(|e| format!("--listen: {e}"))?;
+    let registrar = args
+        .registrar
+        .as_deref()
+        .ok_or_else(|| "--udp needs --registrar (the registrar's CoAPS address)".to_string())
+        .and_then(|r| netif::parse_scoped(r).map_err(|e| format!("--registrar: {e}")))?;
+    let socket = tokio::net::UdpSocket::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = socket.local_addr().unwrap_or(listen);
+    let limits = crate::cjp::FlowLimits {
+        per_pledge: args.max_flows_per_pledge.max(1),
+        per_interface: args.max_flows.max(1),
+        idle: Duration::from_secs(args.flow_idle.max(1)),
+    };
+    tracing::info!(listen = %local, %registrar, per_pledge = limits.per_pledge, flows = limits.per_interface, idle_s = limits.idle.as_secs(), "constrained join proxy relaying (stateful)");
+    brski_service::notify::ready(&format!("relaying CoAPS on {local}"));
+    brski_service::notify::spawn_watchdog();
+    crate::cjp::relay(socket, registrar, limits, brski_service::shutdown_signal()).await;
+    brski_service::notify::stopping();
     tracing::info!("join proxy stopped");
     Ok(())
 }

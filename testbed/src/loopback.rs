@@ -241,6 +241,29 @@ impl Daemon {
         addr: SocketAddr,
         log: PathBuf,
     ) -> Result<Self> {
+        Self::start_as(name, program, args, addr, log, true)
+    }
+
+    /// [`Daemon::start`] for a daemon listening on UDP at `addr`: `READY=1` only (there is no
+    /// connect to try).
+    pub fn start_udp(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        addr: SocketAddr,
+        log: PathBuf,
+    ) -> Result<Self> {
+        Self::start_as(name, program, args, addr, log, false)
+    }
+
+    fn start_as(
+        name: &'static str,
+        program: &Path,
+        args: &[&str],
+        addr: SocketAddr,
+        log: PathBuf,
+        tcp: bool,
+    ) -> Result<Self> {
         let timeout = Duration::from_secs(20);
         let start = Instant::now();
         let notify = NotifySocket::bind(&log).with_context(|| format!("starting {name}"))?;
@@ -259,7 +282,11 @@ impl Daemon {
             .and_then(|()| {
                 // The child said its listener is bound, so what answers on `addr` is its own.
                 let left = timeout.saturating_sub(start.elapsed());
-                wait_for_port(addr, left, &mut child)
+                if tcp {
+                    wait_for_port(addr, left, &mut child)
+                } else {
+                    Ok(())
+                }
             });
         drop(notify);
         if let Err(e) = ready {
@@ -495,6 +522,31 @@ impl Suite {
             .arg(pledge_toml)
             .stdin(Stdio::null());
         Ok(cmd)
+    }
+
+    /// `registrar proxy --udp` on a fresh loopback port, relaying to the registrar's CoAPS
+    /// port (the stateful constrained join proxy, CJP §4.3), with `extra` arguments; its
+    /// `coaps://` URL for pledges.
+    pub fn start_udp_proxy(&self, extra: &[&str]) -> Result<(Daemon, String)> {
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_udp_port()?).parse()?;
+        let (listen_text, registrar) = (listen.to_string(), self.registrar_coaps_addr.to_string());
+        let mut args = vec![
+            "proxy",
+            "--udp",
+            "--listen",
+            &listen_text,
+            "--registrar",
+            &registrar,
+        ];
+        args.extend_from_slice(extra);
+        let proxy = Daemon::start_udp(
+            "proxy",
+            &self.bin.registrar,
+            &args,
+            listen,
+            self.dir.join("proxy.log"),
+        )?;
+        Ok((proxy, format!("coaps://{listen}")))
     }
 
     /// Stop both daemons with SIGTERM; their exit statuses.

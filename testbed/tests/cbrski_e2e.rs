@@ -145,3 +145,45 @@ fn rfc9148_pledge_run_renews_over_coaps_with_sren() {
         "{log}"
     );
 }
+
+#[test]
+fn cjp_4_3_pledge_enrolls_through_the_stateful_constrained_join_proxy() {
+    let (_tmp, s) = started(&coaps());
+    let (mut proxy, url) = s.start_udp_proxy(&[]).expect("registrar proxy --udp");
+    let config = s.mint("CB-CJP").expect("mint");
+    let out = output(
+        s.pledge("bootstrap", &config)
+            .expect("cmd")
+            .args(["--registrar", &url]),
+    );
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+    assert_eq!(pledge_row(&s, "CB-CJP").expect("row")["state"], "enrolled");
+
+    // The registrar saw the proxy's upstream ports, one per pledge flow (the IDevID session,
+    // then the LDevID one), never the pledge's own.
+    let proxy_log = std::fs::read_to_string(&proxy.log).expect("proxy log");
+    let upstreams: Vec<&str> = proxy_log
+        .lines()
+        .filter(|l| l.contains("outcome=\"flow\""))
+        .filter_map(|l| l.split("upstream=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert_eq!(upstreams.len(), 2, "{proxy_log}");
+    let log = registrar_log(&s);
+    let voucher = coaps_lines(&log, "requestvoucher");
+    assert!(
+        voucher
+            .iter()
+            .any(|l| l.contains("serial=CB-CJP") && l.contains(&format!("peer={}", upstreams[0]))),
+        "{voucher:?} {upstreams:?}"
+    );
+    let status = coaps_lines(&log, "enrollstatus");
+    assert!(
+        status
+            .iter()
+            .any(|l| l.contains(&format!("peer={}", upstreams[1]))),
+        "{status:?} {upstreams:?}"
+    );
+    let stopped = proxy.stop(Duration::from_secs(10)).expect("stop");
+    assert!(stopped.success(), "{stopped}");
+}
