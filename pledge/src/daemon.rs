@@ -72,7 +72,7 @@ async fn main_loop(id: &Identity, options: &Options) -> Result<(), Failure> {
     let mut slow = Backoff::new(SLOW.0, SLOW.1);
     // RFC 8995 §4.1: without a configured registrar, join proxies are found by discovery.
     let mut discovery = match id.discover {
-        true => Some(Discovery::start()?),
+        true => Some(Discovery::start(id.transport)?),
         false => None,
     };
     loop {
@@ -136,7 +136,7 @@ async fn main_loop(id: &Identity, options: &Options) -> Result<(), Failure> {
         let renewing = match discovery.as_mut() {
             Some(d) => match d.next().await {
                 Some(proxy) => {
-                    let (url, target) = crate::discovery::proxy_target(&proxy);
+                    let (url, target) = crate::discovery::proxy_target(&proxy, id.transport);
                     renew(&id.via(url, target), &state, &enrollment, options).await
                 }
                 None => Err(Failure::Internal("discovery stopped".into())),

@@ -1,14 +1,18 @@
 //! Finding join proxies when no registrar is configured (RFC 8995 §4.1): listen for GRASP
 //! M_FLOOD with `AN_Proxy` (§4.1.1) and browse DNS-SD `_brski-proxy._tcp.local.` (App. B) at
-//! the same time; try the proxies heard, each attempt with a fresh nonce (a new voucher
-//! request), with an exponential backoff per proxy; when every proxy has failed, keep listening.
+//! the same time; over CoAPS, ask `coap://[ff02::fd]/.well-known/core?brski-jp=*` on every
+//! link (cBRSKI §10.1, CJP §5) and browse `_brski-proxy._udp.local.` (cBRSKI §11.3). Try the
+//! proxies heard, each attempt with a fresh nonce (a new voucher request), with an exponential
+//! backoff per proxy; when every proxy has failed, keep listening.
 
 use crate::bootstrap::{self, Summary};
 use crate::error::Failure;
 use crate::identity::Identity;
+use crate::session::Transport;
 use crate::state::StateDir;
 use crate::timing::Backoff;
 use brski_common::discovery::AN_PROXY;
+use brski_service::coaps::jp;
 use brski_service::https_client::Target;
 use brski_service::{grasp, mdns, netif};
 use std::net::{SocketAddr, SocketAddrV6};
@@ -25,7 +29,7 @@ const SLOW: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs
 #[derive(Debug)]
 pub struct Proxy {
     pub addr: SocketAddrV6,
-    /// How it was heard: "GRASP", "DNS-SD" or both.
+    /// How it was heard: "GRASP", "DNS-SD", "CoAP".
     pub via: Vec<&'static str>,
     quick: Backoff,
     slow: Backoff,
@@ -34,8 +38,8 @@ pub struct Proxy {
 
 /// Where the proxy is reached: the address as written in URLs, and the connect target (the
 /// zone as interface index, which the resolver takes for link-local addresses).
-pub fn proxy_target(addr: &SocketAddrV6) -> (String, Target) {
-    let url = netif::https_url(&SocketAddr::V6(*addr));
+pub fn proxy_target(addr: &SocketAddrV6, transport: Transport) -> (String, Target) {
+    let url = netif::url(transport.name(), &SocketAddr::V6(*addr));
     let host = if addr.scope_id() != 0 {
         format!("{}%{}", addr.ip(), addr.scope_id())
     } else {
@@ -72,10 +76,91 @@ impl Drop for Discovery {
     }
 }
 
+/// Browse DNS-SD `service`, passing what is found to `tx`.
+fn browse(
+    service: &str,
+    tx: mpsc::Sender<(SocketAddrV6, &'static str)>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Option<mdns::Browser> {
+    let (mtx, mut mrx) = mpsc::channel(64);
+    tasks.push(tokio::spawn(async move {
+        while let Some(addr) = mrx.recv().await {
+            if tx.send((addr, "DNS-SD")).await.is_err() {
+                return;
+            }
+        }
+    }));
+    match mdns::browse(service, mtx) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!(error = %e, "DNS-SD browsing unavailable");
+            None
+        }
+    }
+}
+
+/// How often a pledge asks for constrained join proxies until it hears one, and after.
+const COAP_QUERY_EVERY: (Duration, Duration) = (Duration::from_secs(3), Duration::from_secs(30));
+/// How long answers to one query are collected.
+const COAP_ANSWERS_FOR: Duration = Duration::from_secs(1);
+
+/// Ask every link for constrained join proxies (CJP §5), again and again.
+async fn query_links(out: mpsc::Sender<(SocketAddrV6, &'static str)>) {
+    loop {
+        let links: Vec<u32> = netif::ipv6_interfaces()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.is_link_local() && i.name != "lo")
+            .map(|i| i.index)
+            .collect();
+        let mut heard = false;
+        for index in dedup(links) {
+            let to = SocketAddrV6::new(jp::ALL_COAP_NODES, jp::COAP_PORT, 0, index);
+            let sent = jp::find(to, COAP_ANSWERS_FOR, |proxy| {
+                heard = true;
+                let _ = out.try_send((proxy, "CoAP"));
+            })
+            .await;
+            if let Err(e) = sent {
+                tracing::debug!(interface = index, error = %e, "join proxy query not sent");
+            }
+            if out.is_closed() {
+                return;
+            }
+        }
+        let every = if heard {
+            COAP_QUERY_EVERY.1
+        } else {
+            COAP_QUERY_EVERY.0
+        };
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn dedup(mut v: Vec<u32>) -> Vec<u32> {
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 impl Discovery {
-    /// Start listening for GRASP floods and browsing DNS-SD.
-    pub fn start() -> Result<Self, Failure> {
+    /// Start listening for join proxies of `transport`: GRASP floods and DNS-SD for HTTPS,
+    /// CoAP queries and DNS-SD for CoAPS.
+    pub fn start(transport: Transport) -> Result<Self, Failure> {
         let (tx, heard) = mpsc::channel(64);
+        if transport == Transport::Coaps {
+            let mut tasks = vec![tokio::spawn(query_links(tx.clone()))];
+            let browser = browse(mdns::BRSKI_PROXY_UDP, tx, &mut tasks);
+            tracing::info!(
+                "looking for constrained join proxies (CoAP brski-jp, DNS-SD _brski-proxy._udp)"
+            );
+            return Ok(Self {
+                heard,
+                proxies: Vec::new(),
+                tasks,
+                _browser: browser,
+            });
+        }
         let socket = grasp::bind_listener()
             .map_err(|e| Failure::Internal(format!("cannot listen for GRASP M_FLOOD: {e}")))?;
         let (gtx, mut grx) = mpsc::channel(64);
@@ -94,21 +179,7 @@ impl Discovery {
                 }
             }
         }));
-        let (mtx, mut mrx) = mpsc::channel(64);
-        tasks.push(tokio::spawn(async move {
-            while let Some(addr) = mrx.recv().await {
-                if tx.send((addr, "DNS-SD")).await.is_err() {
-                    return;
-                }
-            }
-        }));
-        let browser = match mdns::browse(mdns::BRSKI_PROXY, mtx) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                tracing::warn!(error = %e, "DNS-SD browsing unavailable; GRASP only");
-                None
-            }
-        };
+        let browser = browse(mdns::BRSKI_PROXY, tx, &mut tasks);
         tracing::info!("listening for join proxies (GRASP AN_Proxy, DNS-SD _brski-proxy._tcp)");
         Ok(Self {
             heard,
@@ -196,7 +267,7 @@ impl Discovery {
             let Some(addr) = self.next().await else {
                 return Err(Failure::Internal("discovery stopped".into()));
             };
-            let (url, target) = proxy_target(&addr);
+            let (url, target) = proxy_target(&addr, id.transport);
             let via = id.via(url, target);
             tracing::info!(serial = %id.serial, proxy = %addr, "bootstrapping through the join proxy");
             match bootstrap::attempt(&via, state, options).await {
@@ -228,16 +299,18 @@ mod tests {
     #[test]
     fn link_local_proxies_are_reached_with_their_zone() {
         let addr = SocketAddrV6::new("fe80::1".parse().expect("addr"), 4443, 0, 9);
-        let (_, t) = proxy_target(&addr);
+        let (_, t) = proxy_target(&addr, Transport::Https);
         assert_eq!(t.host, "fe80::1%9");
         assert_eq!(t.port, 4443);
         assert_eq!(t.authority, "[fe80::1%259]:4443");
         let ula = SocketAddrV6::new("fd00::1".parse().expect("addr"), 8443, 0, 0);
-        let (url, t) = proxy_target(&ula);
+        let (url, t) = proxy_target(&ula, Transport::Https);
         assert_eq!(
             (url.as_str(), t.host.as_str()),
             ("https://[fd00::1]:8443", "fd00::1")
         );
+        let (url, _) = proxy_target(&ula, Transport::Coaps);
+        assert_eq!(url, "coaps://[fd00::1]:8443");
     }
 
     #[tokio::test]

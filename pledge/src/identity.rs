@@ -181,13 +181,6 @@ impl Identity {
                 },
             ),
         };
-        if discover && transport == Transport::Coaps {
-            return Err(config_error(
-                config_path,
-                "transport \"coaps\" needs a registrar URL: discovery of constrained join \
-                 proxies is not built yet",
-            ));
-        }
         // cBRSKI §6.2: a constrained pledge asks for COSE vouchers.
         let format = match (config.voucher_format.as_deref(), transport) {
             (None, Transport::Coaps) => Format::Cose,

@@ -18,7 +18,9 @@ CREATE TABLE IF NOT EXISTS pledges (
     first_seen  TEXT,
     last_seen   TEXT,
     last_peer   TEXT,
-    updated_at  TEXT NOT NULL
+    updated_at  TEXT NOT NULL,
+    -- Columns of ADDED_COLUMNS (added to older databases at open):
+    transport   TEXT
 );
 CREATE TABLE IF NOT EXISTS vouchers (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -1132,6 +1134,43 @@ mod tests {
         let db = Db::open(&path, SCHEMA).expect("open");
         let writer = GroupCommit::start(&path).expect("writer");
         (db, writer)
+    }
+
+    #[tokio::test]
+    async fn a_database_of_an_older_release_gets_the_added_columns() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("old.db");
+        // The tables as the first release wrote them, without the ADDED_COLUMNS.
+        let old = SCHEMA
+            .replace("    transport   TEXT\n", "")
+            .replace(
+                "    voucher_id     INTEGER,\n    spki_sha256    TEXT,\n    first_seen     TEXT,\n    revoked_reason TEXT\n",
+                "",
+            )
+            .replace("updated_at  TEXT NOT NULL,\n    -- Columns", "updated_at  TEXT NOT NULL\n    -- Columns")
+            .replace("revoked       INTEGER NOT NULL DEFAULT 0,\n    -- Columns", "revoked       INTEGER NOT NULL DEFAULT 0\n    -- Columns");
+        assert_ne!(old, SCHEMA);
+        let db = Db::open(&path, &old).expect("open the old schema");
+        let missing = |db: &Db| -> i64 {
+            db.read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('pledges') WHERE name = 'transport'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .expect("read")
+        };
+        assert_eq!(missing(&db), 0);
+        migrate(&db).expect("migrate");
+        assert_eq!(missing(&db), 1);
+        migrate(&db).expect("migrating twice changes nothing");
+        let writer = GroupCommit::start(&path).expect("writer");
+        record_seen(&writer, "P1", "peer", "coaps", Policy::Auto)
+            .await
+            .expect("seen");
+        let list = list_pledges(&db).expect("list");
+        assert_eq!(list[0].transport.as_deref(), Some("coaps"));
     }
 
     fn certificate<'a>(cert_serial: &'a str, der: &'a [u8]) -> NewCertificate<'a> {

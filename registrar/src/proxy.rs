@@ -43,6 +43,9 @@ pub struct ProxyArgs {
     /// With --udp: seconds a flow lasts without a datagram either way (CJP §4.3: 30).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub flow_idle: u64,
+    /// With --udp: the CoAP port on which `?brski-jp=*` discovery is answered (CJP §5).
+    #[arg(long, value_name = "PORT", default_value_t = 5683)]
+    pub coap_port: u16,
 }
 
 /// How long a TCP connect to the registrar may take.
@@ -179,13 +182,51 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
         per_interface: args.max_flows.max(1),
         idle: Duration::from_secs(args.flow_idle.max(1)),
     };
+    // Pledges find the proxy by CoAP discovery (CJP §5) and DNS-SD (cBRSKI §11.3) on the
+    // pledge link.
+    let iface = match (&args.interface, local) {
+        (Some(i), _) => Some(i.clone()),
+        (None, SocketAddr::V6(a)) if a.scope_id() != 0 => netif::interface_name(a.scope_id()),
+        _ => None,
+    };
+    let mut background = Vec::new();
+    let _mdns = match &iface {
+        Some(name) => announce_udp(name, local.port(), args.coap_port, &mut background)?,
+        None => {
+            tracing::warn!(listen = %local, "no interface to answer discovery on; pledges must be told where the proxy is");
+            None
+        }
+    };
     tracing::info!(listen = %local, %registrar, per_pledge = limits.per_pledge, flows = limits.per_interface, idle_s = limits.idle.as_secs(), "constrained join proxy relaying (stateful)");
     brski_service::notify::ready(&format!("relaying CoAPS on {local}"));
     brski_service::notify::spawn_watchdog();
     crate::cjp::relay(socket, registrar, limits, brski_service::shutdown_signal()).await;
     brski_service::notify::stopping();
+    for t in background {
+        t.abort();
+    }
     tracing::info!("join proxy stopped");
     Ok(())
+}
+
+/// Answer `?brski-jp=*` on the CoAP port `coap_port` of `iface` and announce
+/// `_brski-proxy._udp` there, both naming the join port `port`.
+fn announce_udp(
+    iface: &str,
+    port: u16,
+    coap_port: u16,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<mdns::Announcement>, String> {
+    use brski_service::coaps::jp;
+    let index = netif::interface_index(iface).map_err(|e| format!("--interface: {e}"))?;
+    let socket = jp::bind_responder(coap_port, index)
+        .map_err(|e| format!("cannot answer CoAP discovery on port {coap_port} of {iface}: {e}"))?;
+    background.push(tokio::spawn(jp::respond(socket, port)));
+    let address = netif::announce_address(iface)
+        .map_err(|e| format!("--interface: {e}"))?
+        .address;
+    tracing::info!(interface = %iface, %address, port, coap_port, "answering brski-jp discovery and announcing _brski-proxy._udp");
+    Ok(dns_sd(mdns::BRSKI_PROXY_UDP, iface, address, port))
 }
 
 /// One pledge connection, relayed byte for byte (RFC 8995 §4).
@@ -274,16 +315,19 @@ fn announce(
         }
     }));
     tracing::info!(interface = %iface, %address, port, "announcing AN_Proxy and _brski-proxy._tcp");
+    Ok(dns_sd(mdns::BRSKI_PROXY, iface, address, port))
+}
+
+/// Announce the proxy's `service` on `iface` (logged when mDNS is not available).
+fn dns_sd(service: &str, iface: &str, address: Ipv6Addr, port: u16) -> Option<mdns::Announcement> {
     let instance = format!("proxy-{}", std::process::id());
-    Ok(
-        match mdns::announce(mdns::BRSKI_PROXY, &instance, iface, address, port) {
-            Ok(a) => Some(a),
-            Err(e) => {
-                tracing::warn!(interface = %iface, error = %e, "no DNS-SD announcement");
-                None
-            }
-        },
-    )
+    match mdns::announce(service, &instance, iface, address, port) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(interface = %iface, error = %e, "no DNS-SD announcement");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use tokio::sync::mpsc;
 
 /// RFC 8995 §8.6: the join proxy's DNS-SD service type.
 pub const BRSKI_PROXY: &str = "_brski-proxy._tcp.local.";
+/// cBRSKI §11.3: the constrained join proxy's DNS-SD service type (CoAPS over UDP).
+pub const BRSKI_PROXY_UDP: &str = "_brski-proxy._udp.local.";
 /// RFC 8995 §8.6, App. B: the registrar's DNS-SD service type.
 pub const BRSKI_REGISTRAR: &str = "_brski-registrar._tcp.local.";
 

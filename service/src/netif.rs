@@ -130,12 +130,17 @@ pub fn parse_scoped(s: &str) -> Result<SocketAddr, NetifError> {
 /// An `https://` URL for `addr`, the zone written as `%25<interface name>` (RFC 6874) when the
 /// interface is known, else as its index.
 pub fn https_url(addr: &SocketAddr) -> String {
+    url("https", addr)
+}
+
+/// A `scheme://` URL for `addr`, as [`https_url`].
+pub fn url(scheme: &str, addr: &SocketAddr) -> String {
     match addr {
         SocketAddr::V6(a) if a.scope_id() != 0 => {
             let zone = interface_name(a.scope_id()).unwrap_or_else(|| a.scope_id().to_string());
-            format!("https://[{}%25{zone}]:{}", a.ip(), a.port())
+            format!("{scheme}://[{}%25{zone}]:{}", a.ip(), a.port())
         }
-        other => format!("https://{other}"),
+        other => format!("{scheme}://{other}"),
     }
 }
 

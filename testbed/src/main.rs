@@ -162,6 +162,7 @@ fn lab(action: LabAction) -> Result<()> {
                     pledges,
                     rogue: false,
                     broken_pledge: false,
+                    constrained: false,
                 },
             )?;
             l.start_pledges()?;

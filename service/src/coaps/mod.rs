@@ -18,6 +18,7 @@ pub mod call;
 pub mod client;
 pub mod dtls;
 pub mod exchange;
+pub mod jp;
 
 use crate::https::ConnMemo;
 use brski_common::answer::CoapCode;

@@ -34,6 +34,10 @@ pub const MASA_ROGUE_SIDE: &str = "fd00:6e::2";
 pub const MASA_PORT: u16 = 9443;
 pub const REGISTRAR_PORT: u16 = 8443;
 pub const PROXY_PORT: u16 = 4443;
+/// The registrar's CoAPS port (`registrar init`'s default) and the constrained proxy's join
+/// port on the pledge LAN.
+pub const REGISTRAR_COAPS_PORT: u16 = 5684;
+pub const PROXY_COAPS_PORT: u16 = 5684;
 
 /// The name of pledge `i`'s namespace (1-based).
 pub fn pledge_ns(i: usize) -> String {
@@ -61,6 +65,9 @@ pub struct LabOptions {
     pub rogue: bool,
     /// Pledge 1 gets a wrong manufacturer trust anchor (the verdict must then fail).
     pub broken_pledge: bool,
+    /// Constrained pledges (CoAPS) behind the stateful constrained join proxy
+    /// (`registrar proxy --udp`, CJP §4.3), which they find by CoAP discovery.
+    pub constrained: bool,
 }
 
 /// A daemon running in a namespace.
@@ -337,6 +344,13 @@ impl Lab {
                 ]))?;
             }
         }
+        if self.options.constrained {
+            for i in 1..=self.options.pledges {
+                let toml = self.pledge_dir(i).join("pledge.toml");
+                let text = std::fs::read_to_string(&toml)?;
+                std::fs::write(&toml, format!("transport = \"coaps\"\n{text}"))?;
+            }
+        }
         if self.options.broken_pledge {
             // A manufacturer anchor that did not sign the MASA's vouchers.
             std::fs::copy(
@@ -359,6 +373,9 @@ impl Lab {
         wait_until("MASA listening", Duration::from_secs(20), || {
             net::tcp_connects(MASA_NS, MASA_ADDR, MASA_PORT)
         })?;
+        if self.options.constrained {
+            return self.start_constrained();
+        }
         // The proxy first, so that it hears the registrar's first flood.
         self.proxy = Some(NsDaemon::start(
             "proxy",
@@ -416,6 +433,32 @@ impl Lab {
             })?;
         }
         Ok(())
+    }
+
+    /// The registrar and the stateful constrained join proxy, relaying to the registrar's
+    /// CoAPS port (configured: the registrar's discovery over CoAP is not built).
+    fn start_constrained(&mut self) -> Result<()> {
+        self.start_registrar()?;
+        self.proxy = Some(NsDaemon::start(
+            "proxy",
+            PROXY_NS,
+            &self.bin.registrar,
+            &strings(&[
+                "proxy",
+                "--udp",
+                "--listen",
+                &format!("[{PROXY_LAN_ADDR}%lan0]:{PROXY_COAPS_PORT}"),
+                "--registrar",
+                &format!("[{REGISTRAR_ADDR}]:{REGISTRAR_COAPS_PORT}"),
+            ]),
+            self.log("proxy"),
+        )?);
+        let proxy_log = self.log("proxy");
+        wait_until(
+            "the constrained proxy relaying",
+            Duration::from_secs(20),
+            || log_contains(&proxy_log, "constrained join proxy relaying"),
+        )
     }
 
     /// Start `registrar serve`, announcing on the domain link, and wait until it listens.

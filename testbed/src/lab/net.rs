@@ -166,14 +166,15 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
 /// Whether a TCP connection from namespace `ns` to `host` (may carry a `%zone`) and `port`
 /// succeeds within two seconds.
 pub fn tcp_connects(ns: &str, host: &str, port: u16) -> bool {
-    exec_ok(
-        ns,
-        "timeout",
-        &[
-            "2",
-            "bash",
-            "-c",
-            &format!("exec 3<>/dev/tcp/{host}/{port}"),
-        ],
-    )
+    bash_within_2s(ns, &format!("exec 3<>/dev/tcp/{host}/{port}"))
+}
+
+fn bash_within_2s(ns: &str, script: &str) -> bool {
+    exec_ok(ns, "timeout", &["2", "bash", "-c", script])
+}
+
+/// Whether a UDP datagram to `[host]:port` can leave namespace `ns` (a route exists): a
+/// sender without a route fails at once with "Network is unreachable".
+pub fn udp_sends(ns: &str, host: &str, port: u16) -> bool {
+    bash_within_2s(ns, &format!("exec 3<>/dev/udp/{host}/{port} && echo x >&3"))
 }

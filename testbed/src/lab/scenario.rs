@@ -1,9 +1,10 @@
 //! The lab's scenarios: build the lab, disturb it, and judge every pledge.
 
-use super::net::{self, ipn, tcp_connects, wait_until};
+use super::net::{self, ipn, tcp_connects, udp_sends, wait_until};
 use super::{
     LAN_NS, Lab, LabOptions, MASA_ADDR, MASA_NS, MASA_PORT, PROXY_LAN_ADDR, PROXY_PORT,
-    REGISTRAR_ADDR, REGISTRAR_NS, REGISTRAR_PORT, log_contains, pledge_ns, serial, tail,
+    REGISTRAR_ADDR, REGISTRAR_COAPS_PORT, REGISTRAR_NS, REGISTRAR_PORT, log_contains, pledge_ns,
+    serial, tail,
 };
 use crate::loopback::Binaries;
 use anyhow::{Context, Result, bail};
@@ -12,12 +13,13 @@ use std::time::{Duration, Instant};
 use x509_cert::Certificate;
 
 /// The scenarios `testbed lab run --scenario` knows.
-pub const SCENARIOS: [&str; 5] = [
+pub const SCENARIOS: [&str; 6] = [
     "happy",
     "masa-outage",
     "rogue-registrar",
     "link-flap",
     "registrar-restart",
+    "constrained-stateful",
 ];
 
 /// How long the MASA's link is down in `masa-outage`.
@@ -41,6 +43,7 @@ pub fn run(bin: Binaries, name: &str, pledges: usize, broken_pledge: bool) -> Re
         pledges,
         rogue: name == "rogue-registrar",
         broken_pledge,
+        constrained: name == "constrained-stateful",
     };
     let result = Lab::up(bin, options).and_then(|mut lab| {
         println!(
@@ -75,8 +78,17 @@ fn isolation(lab: &Lab) -> Result<()> {
     if !tcp_connects(REGISTRAR_NS, REGISTRAR_ADDR, REGISTRAR_PORT) {
         bail!("control: the registrar does not accept connections on its own address");
     }
-    if !tcp_connects(&p, &format!("{PROXY_LAN_ADDR}%eth0"), PROXY_PORT) {
+    if !lab.options.constrained && !tcp_connects(&p, &format!("{PROXY_LAN_ADDR}%eth0"), PROXY_PORT)
+    {
         bail!("pledge-1 cannot reach the join proxy at {PROXY_LAN_ADDR}%eth0");
+    }
+    if lab.options.constrained && !udp_sends(REGISTRAR_NS, REGISTRAR_ADDR, REGISTRAR_COAPS_PORT) {
+        bail!("control: the registrar's own namespace cannot send to its CoAPS port");
+    }
+    if lab.options.constrained && udp_sends(&p, REGISTRAR_ADDR, REGISTRAR_COAPS_PORT) {
+        bail!(
+            "pledge-1 has a route to the registrar's CoAPS port [{REGISTRAR_ADDR}]:{REGISTRAR_COAPS_PORT}"
+        );
     }
     for (what, host, port) in [
         ("registrar", REGISTRAR_ADDR, REGISTRAR_PORT),
@@ -86,9 +98,15 @@ fn isolation(lab: &Lab) -> Result<()> {
             bail!("pledge-1 reached the {what} directly at [{host}]:{port}");
         }
     }
-    println!(
-        "isolation: pledge-1 reaches the proxy [{PROXY_LAN_ADDR}%eth0]:{PROXY_PORT}; direct connections to the registrar [{REGISTRAR_ADDR}]:{REGISTRAR_PORT} and MASA [{MASA_ADDR}]:{MASA_PORT} fail"
-    );
+    if lab.options.constrained {
+        println!(
+            "isolation: pledge-1 has no route to the registrar's CoAPS port [{REGISTRAR_ADDR}]:{REGISTRAR_COAPS_PORT}; direct connections to the registrar [{REGISTRAR_ADDR}]:{REGISTRAR_PORT} and MASA [{MASA_ADDR}]:{MASA_PORT} fail"
+        );
+    } else {
+        println!(
+            "isolation: pledge-1 reaches the proxy [{PROXY_LAN_ADDR}%eth0]:{PROXY_PORT}; direct connections to the registrar [{REGISTRAR_ADDR}]:{REGISTRAR_PORT} and MASA [{MASA_ADDR}]:{MASA_PORT} fail"
+        );
+    }
     // The pledges have nothing but link-local addresses.
     for i in 1..=lab.options.pledges {
         let out = std::process::Command::new("ip")
@@ -217,13 +235,22 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
             .count()
     };
     let proxy_log = std::fs::read_to_string(lab.log("proxy")).unwrap_or_default();
-    println!(
-        "discovery: pledges that heard a proxy by GRASP AN_Proxy: {}/{n}, by DNS-SD _brski-proxy._tcp: {}/{n}; the proxy heard the registrar by GRASP: {}, by DNS-SD: {}",
-        heard("GRASP"),
-        heard("DNS-SD"),
-        proxy_log.contains("via=\"GRASP\""),
-        proxy_log.contains("via=\"DNS-SD\"")
-    );
+    if lab.options.constrained {
+        println!(
+            "discovery: pledges that found the constrained proxy by CoAP brski-jp: {}/{n}, by DNS-SD _brski-proxy._udp: {}/{n}; flows the proxy opened: {}",
+            heard("CoAP"),
+            heard("DNS-SD"),
+            proxy_log.matches("outcome=\"flow\"").count()
+        );
+    } else {
+        println!(
+            "discovery: pledges that heard a proxy by GRASP AN_Proxy: {}/{n}, by DNS-SD _brski-proxy._tcp: {}/{n}; the proxy heard the registrar by GRASP: {}, by DNS-SD: {}",
+            heard("GRASP"),
+            heard("DNS-SD"),
+            proxy_log.contains("via=\"GRASP\""),
+            proxy_log.contains("via=\"DNS-SD\"")
+        );
+    }
     if name == "rogue-registrar" {
         let relayed = std::fs::read_to_string(lab.log("rogue-proxy"))
             .map(|t| t.matches("relay ended").count())
@@ -304,6 +331,9 @@ fn judge(
     let via = state["registrar"].as_str().unwrap_or("?").to_string();
     if !via.contains(&format!("[{PROXY_LAN_ADDR}%25")) {
         bail!("enrolled through {via}, not the lab's join proxy");
+    }
+    if lab.options.constrained && !via.starts_with("coaps://") {
+        bail!("enrolled through {via}, not over CoAPS");
     }
     let row = registrar_list
         .lines()
