@@ -597,6 +597,76 @@ fn coap_seeds(seeds: &mut Seeds) {
     reset.header.message_id = 0x1001;
     frame(&mut blocks, 40, &reset);
     add(seeds, "coap_exchange", "block1-voucher-request", blocks);
+
+    // coap_client: `[body size]` then the registrar's answers, op bit 0 taking the message ID
+    // the client last sent: a piggybacked 2.04 voucher; an empty ACK then a separate answer; a
+    // Block1 upload answered 2.31 then a Block2 answer in two blocks.
+    fn answer(kind: MessageType, code: u8, options: &[(CoapOption, Vec<u8>)], payload: &[u8]) -> Packet {
+        let mut p = Packet::new();
+        p.header.set_type(kind);
+        p.header.code = MessageClass::from(code);
+        p.set_token(vec![0x42]);
+        for (o, v) in options {
+            p.add_option(*o, v.clone());
+        }
+        p.payload = payload.to_vec();
+        p
+    }
+    let voucher = answer(
+        MessageType::Acknowledgement,
+        0x44,
+        &[(CoapOption::ContentFormat, vec![0x03, 0x44])],
+        &[0xd2, 0x84, 0x40],
+    );
+    let mut piggybacked = vec![0];
+    frame(&mut piggybacked, 1, &voucher);
+    add(seeds, "coap_client", "piggybacked-voucher", piggybacked);
+
+    let mut separate = vec![0];
+    let mut empty = Packet::new();
+    empty.header.set_type(MessageType::Acknowledgement);
+    frame(&mut separate, 1, &empty);
+    let mut late = answer(MessageType::Confirmable, 0x44, &[], b"late");
+    late.header.message_id = 0x7777;
+    frame(&mut separate, 2, &late);
+    add(seeds, "coap_client", "separate-answer", separate);
+
+    let mut blockwise = vec![50];
+    for num in 0u8..2 {
+        let cont = answer(
+            MessageType::Acknowledgement,
+            0x5f,
+            &[(CoapOption::Block1, vec![(num << 4) | 0x08 | 2])],
+            b"",
+        );
+        frame(&mut blockwise, 1, &cont);
+    }
+    let first = answer(
+        MessageType::Acknowledgement,
+        0x44,
+        &[(CoapOption::Block2, vec![0x08 | 2])],
+        &[0x30; 64],
+    );
+    frame(&mut blockwise, 1, &first);
+    let second = answer(
+        MessageType::Acknowledgement,
+        0x44,
+        &[(CoapOption::Block2, vec![0x10 | 2])],
+        &[0x31; 10],
+    );
+    frame(&mut blockwise, 1, &second);
+    add(seeds, "coap_client", "block1-then-block2", blockwise);
+
+    // A join proxy's discovery answer, for the same target's jp parsing.
+    let jp = answer(
+        MessageType::NonConfirmable,
+        0x45,
+        &[(CoapOption::ContentFormat, vec![40])],
+        b"<>;brski-jp=5684,<>;brski-jp=\"8485\"",
+    );
+    let mut discovery = vec![0];
+    frame(&mut discovery, 0, &jp);
+    add(seeds, "coap_client", "join-proxy-answer", discovery);
 }
 
 fn main() {
