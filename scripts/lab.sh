@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The network-namespace lab (needs root and iproute2): the six scenarios of `testbed lab run`,
+# The network-namespace lab (needs root and iproute2): the six scenarios of `testbed lab run` (two also with coaps pledges),
 # the negative check (a pledge with a wrong manufacturer anchor makes `happy` fail), and the
 # clean-up checks (`lab up` twice leaves no debris; `lab down` cleans up after a killed `lab up`).
 set -euo pipefail
@@ -24,6 +24,13 @@ for scenario in happy masa-outage rogue-registrar link-flap registrar-restart co
   start=$(date +%s)
   "$bin/testbed" lab run --scenario "$scenario" --pledges 5
   echo "== $scenario passed in $(( $(date +%s) - start )) s"
+done
+# The same disturbances with constrained pledges (CoAPS behind the stateful constrained proxy).
+for scenario in masa-outage rogue-registrar; do
+  echo "== lab run --scenario $scenario --transport coaps"
+  start=$(date +%s)
+  "$bin/testbed" lab run --scenario "$scenario" --pledges 5 --transport coaps
+  echo "== $scenario (coaps) passed in $(( $(date +%s) - start )) s"
 done
 
 echo "== negative check: a pledge with a wrong manufacturer anchor must make happy fail"

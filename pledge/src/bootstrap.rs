@@ -104,6 +104,7 @@ pub fn anchored_credentials(
         chain: chain.to_vec(),
         key,
         server: ServerTrust::Anchored(policy),
+        source_port: 0,
     }
 }
 
@@ -157,6 +158,7 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
         chain: id.idevid_chain_der.clone(),
         key: idevid_key.clone(),
         server: ServerTrust::Provisional,
+        source_port: 0,
     };
     let mut session = Session::open(&id.registrar, id.transport, &provisional).await?;
     tracing::info!(

@@ -15,7 +15,13 @@ use brski_service::https_client::{Response, Target};
 pub use brski_service::link::{Credentials, ServerTrust, Transport};
 use brski_service::link::{Link, LinkError};
 use http::Method;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+
+/// The UDP port the pledge's last CoAPS session sent from: the next one (a retry, the
+/// LDevID's enrollstatus, a renewal) sends from it again when it is free, so that a constrained
+/// join proxy sees one flow per pledge (CJP §4.3 keeps at most 2 per address for 30 s).
+static SOURCE_PORT: AtomicU16 = AtomicU16::new(0);
 
 /// How long a TCP connect or a TLS or DTLS handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -87,9 +93,16 @@ impl Session {
         transport: Transport,
         credentials: &Credentials,
     ) -> Result<Self, Failure> {
-        let link = Link::open(transport, target, credentials, CONNECT_TIMEOUT)
+        let credentials = Credentials {
+            source_port: SOURCE_PORT.load(Ordering::Relaxed),
+            ..credentials.clone()
+        };
+        let link = Link::open(transport, target, &credentials, CONNECT_TIMEOUT)
             .await
             .map_err(failure)?;
+        if let Some(port) = link.source_port() {
+            SOURCE_PORT.store(port, Ordering::Relaxed);
+        }
         let server_chain = link.peer_certs().to_vec();
         if server_chain.is_empty() {
             return Err(Failure::Unreachable(

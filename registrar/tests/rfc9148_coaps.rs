@@ -583,6 +583,7 @@ async fn session(addr: SocketAddr, party: &Party) -> coaps::client::Client {
         server_check: std::sync::Arc::new(|_: &[Vec<u8>]| Ok(())),
         path_mtu: 1024,
         call: coaps::call::CallLimits::default(),
+        source_port: 0,
     };
     coaps::client::Client::connect(addr, &config, Duration::from_secs(10))
         .await

@@ -55,6 +55,9 @@ pub struct Credentials {
     pub chain: Vec<Vec<u8>>,
     pub key: Arc<dyn Signer>,
     pub server: ServerTrust,
+    /// Over CoAPS, the UDP port to send from when free (0: any; see
+    /// [`coaps::client::ClientConfig::source_port`]).
+    pub source_port: u16,
 }
 
 /// Why a link could not be opened or a request not answered.
@@ -132,6 +135,7 @@ impl Credentials {
             server_check,
             path_mtu: 1024,
             call: coaps::call::CallLimits::default(),
+            source_port: self.source_port,
         })
     }
 }
@@ -208,6 +212,14 @@ impl Link {
         match self {
             Self::Https { .. } => Transport::Https,
             Self::Coaps { .. } => Transport::Coaps,
+        }
+    }
+
+    /// The UDP port a CoAPS link sends from.
+    pub fn source_port(&self) -> Option<u16> {
+        match self {
+            Self::Https { .. } => None,
+            Self::Coaps { client, .. } => client.local_port(),
         }
     }
 

@@ -417,6 +417,7 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         chain: d.chain_der.clone(),
         key: d.key.clone(),
         server: ServerTrust::Provisional,
+        source_port: 0,
     };
     let mut link = Link::open(shared.transport, &shared.registrar, &provisional, TIMEOUT).await?;
     let server_chain = link.peer_certs().to_vec();
@@ -559,6 +560,7 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         chain: vec![ldevid.to_der()?],
         key: Arc::new(key) as Arc<dyn Signer>,
         server: ServerTrust::Anchored(domain.with_required_eku(ID_KP_CMC_RA)),
+        source_port: 0,
     };
     let mut link = Link::open(shared.transport, &shared.registrar, &anchored, TIMEOUT).await?;
     send(

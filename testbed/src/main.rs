@@ -91,7 +91,8 @@ enum LabAction {
     /// Build the lab, run a scenario, print a verdict per pledge and overall, tear down; exit
     /// 0 only on a pass.
     Run {
-        /// happy, masa-outage, rogue-registrar, link-flap or registrar-restart.
+        /// happy, masa-outage, rogue-registrar, link-flap, registrar-restart or
+        /// constrained-stateful.
         #[arg(long)]
         scenario: String,
         #[arg(long, default_value_t = 5)]
@@ -99,6 +100,9 @@ enum LabAction {
         /// Give pledge 1 a wrong manufacturer trust anchor (the verdict must fail).
         #[arg(long)]
         broken_pledge: bool,
+        /// `coaps`: constrained pledges behind the stateful constrained join proxy.
+        #[arg(long, default_value = "https", value_parser = ["https", "coaps"])]
+        transport: String,
     },
     /// Remove every namespace and process of the lab (also after a crash of `lab up`).
     Down,
@@ -176,8 +180,16 @@ fn lab(action: LabAction) -> Result<()> {
             scenario,
             pledges,
             broken_pledge,
+            transport,
         } => {
-            if lab::scenario::run(Binaries::locate()?, &scenario, pledges, broken_pledge)? {
+            let coaps = transport == "coaps";
+            if lab::scenario::run(
+                Binaries::locate()?,
+                &scenario,
+                pledges,
+                broken_pledge,
+                coaps,
+            )? {
                 Ok(())
             } else {
                 bail!("scenario {scenario} failed")

@@ -86,6 +86,10 @@ pub struct ClientConfig {
     /// Path MTU the datagrams are sized for (cBRSKI: 1024).
     pub path_mtu: u16,
     pub call: CallLimits,
+    /// The UDP port to send from, when free (0: any). A constrained join proxy keeps a flow
+    /// per pledge address and port for 30 s and at most 2 per address (CJP §4.3): a pledge
+    /// that opens its next session from the same port stays within one flow.
+    pub source_port: u16,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -162,12 +166,21 @@ impl Client {
         config: &ClientConfig,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let local: SocketAddr = if peer.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        let local = |port: u16| -> SocketAddr {
+            if peer.is_ipv4() {
+                ([0, 0, 0, 0], port).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, port).into()
+            }
         };
-        let socket = UdpSocket::bind(local).await?;
+        let socket = match UdpSocket::bind(local(config.source_port)).await {
+            Ok(s) => s,
+            Err(e) if config.source_port != 0 => {
+                tracing::debug!(port = config.source_port, error = %e, "source port taken; another one");
+                UdpSocket::bind(local(0)).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         socket.connect(peer).await?;
         // A bare context: `SslConnector::builder` would load the system's CA store, which a
         // client judging the server by `server_check` does not use.
@@ -267,6 +280,11 @@ impl Client {
             self.socket.send(&d).await?;
         }
         Ok(())
+    }
+
+    /// The UDP port this session sends from.
+    pub fn local_port(&self) -> Option<u16> {
+        self.socket.local_addr().ok().map(|a| a.port())
     }
 
     /// The server's certificate chain as presented, end entity first.

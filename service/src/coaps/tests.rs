@@ -328,6 +328,7 @@ fn client_config(client: &Party, check: client::ServerCheck) -> client::ClientCo
         server_check: check,
         path_mtu: 1024,
         call: call::CallLimits::default(),
+        source_port: 0,
     }
 }
 

@@ -374,64 +374,113 @@ impl Lab {
             net::tcp_connects(MASA_NS, MASA_ADDR, MASA_PORT)
         })?;
         if self.options.constrained {
-            return self.start_constrained();
+            self.start_constrained()?;
+        } else {
+            self.start_proxy_and_registrar()?;
         }
+        if self.options.rogue {
+            self.start_rogue()?;
+        }
+        Ok(())
+    }
+
+    /// `registrar proxy ARGS` as `name` in `ns`, listening on `listen` of its `lan0`: the RFC 8995
+    /// proxy (`--listen`, TCP) or, with `udp`, the stateful constrained one (`--udp`); started
+    /// once it listens.
+    fn start_proxy(
+        &self,
+        name: &str,
+        ns: &str,
+        listen: (&str, u16),
+        udp: bool,
+        args: &[&str],
+    ) -> Result<NsDaemon> {
+        let (addr, port) = listen;
+        let listen = format!("[{addr}%lan0]:{port}");
+        let mut all = vec!["proxy", "--listen", &listen];
+        if udp {
+            all.push("--udp");
+        }
+        all.extend_from_slice(args);
+        let daemon = NsDaemon::start(
+            name,
+            ns,
+            &self.bin.registrar,
+            &strings(&all),
+            self.log(name),
+        )?;
+        let log = self.log(name);
+        wait_until(
+            &format!("{name} listening"),
+            Duration::from_secs(20),
+            || {
+                if udp {
+                    log_contains(&log, "constrained join proxy relaying")
+                } else {
+                    net::tcp_connects(ns, &format!("{addr}%lan0"), port)
+                }
+            },
+        )?;
+        Ok(daemon)
+    }
+
+    /// The RFC 8995 join proxy, then the registrar, and the proxy discovering it.
+    fn start_proxy_and_registrar(&mut self) -> Result<()> {
         // The proxy first, so that it hears the registrar's first flood.
-        self.proxy = Some(NsDaemon::start(
+        let proxy = self.start_proxy(
             "proxy",
             PROXY_NS,
-            &self.bin.registrar,
-            &strings(&[
-                "proxy",
-                "--listen",
-                &format!("[{PROXY_LAN_ADDR}%lan0]:{PROXY_PORT}"),
-                "--announce-interval",
-                "2",
-            ]),
-            self.log("proxy"),
-        )?);
-        wait_until("proxy listening", Duration::from_secs(20), || {
-            net::tcp_connects(PROXY_NS, &format!("{PROXY_LAN_ADDR}%lan0"), PROXY_PORT)
-        })?;
+            (PROXY_LAN_ADDR, PROXY_PORT),
+            false,
+            &["--announce-interval", "2"],
+        )?;
+        self.proxy = Some(proxy);
         self.start_registrar()?;
         let proxy_log = self.log("proxy");
         wait_until(
             "the proxy discovering the registrar",
             Duration::from_secs(30),
             || log_contains(&proxy_log, "registrar discovered"),
-        )?;
-        if self.options.rogue {
-            let rogue_dir = self.dir.join("rogue");
-            let toml = s(&rogue_dir.join("registrar.toml"))?;
-            self.rogue.push(NsDaemon::start(
-                "rogue-registrar",
-                ROGUE_NS,
-                &self.bin.registrar,
-                &strings(&["serve", "--config", &toml]),
-                self.log("rogue-registrar"),
-            )?);
-            wait_until("rogue registrar listening", Duration::from_secs(20), || {
-                net::tcp_connects(ROGUE_NS, "::1", REGISTRAR_PORT)
-            })?;
-            self.rogue.push(NsDaemon::start(
+        )
+    }
+
+    /// The rogue domain on the pledge LAN: its registrar and a join proxy of its own (a
+    /// constrained one for constrained pledges), announced like the real one.
+    fn start_rogue(&mut self) -> Result<()> {
+        let rogue_dir = self.dir.join("rogue");
+        let toml = s(&rogue_dir.join("registrar.toml"))?;
+        self.rogue.push(NsDaemon::start(
+            "rogue-registrar",
+            ROGUE_NS,
+            &self.bin.registrar,
+            &strings(&["serve", "--config", &toml]),
+            self.log("rogue-registrar"),
+        )?);
+        wait_until("rogue registrar listening", Duration::from_secs(20), || {
+            net::tcp_connects(ROGUE_NS, "::1", REGISTRAR_PORT)
+        })?;
+        let proxy = if self.options.constrained {
+            // Another join port than the real proxy's (the rogue registrar holds 5684 on
+            // every address of its namespace); pledges learn it from the brski-jp answer.
+            let registrar = format!("[::1]:{REGISTRAR_COAPS_PORT}");
+            self.start_proxy(
                 "rogue-proxy",
                 ROGUE_NS,
-                &self.bin.registrar,
-                &strings(&[
-                    "proxy",
-                    "--listen",
-                    &format!("[{ROGUE_LAN_ADDR}%lan0]:{PROXY_PORT}"),
-                    "--registrar",
-                    &format!("[::1]:{REGISTRAR_PORT}"),
-                    "--announce-interval",
-                    "1",
-                ]),
-                self.log("rogue-proxy"),
-            )?);
-            wait_until("rogue proxy listening", Duration::from_secs(20), || {
-                net::tcp_connects(ROGUE_NS, &format!("{ROGUE_LAN_ADDR}%lan0"), PROXY_PORT)
-            })?;
-        }
+                (ROGUE_LAN_ADDR, PROXY_COAPS_PORT + 1),
+                true,
+                &["--registrar", &registrar],
+            )?
+        } else {
+            let registrar = format!("[::1]:{REGISTRAR_PORT}");
+            self.start_proxy(
+                "rogue-proxy",
+                ROGUE_NS,
+                (ROGUE_LAN_ADDR, PROXY_PORT),
+                false,
+                &["--registrar", &registrar, "--announce-interval", "1"],
+            )?
+        };
+        self.rogue.push(proxy);
         Ok(())
     }
 
@@ -439,26 +488,16 @@ impl Lab {
     /// CoAPS port (configured: the registrar's discovery over CoAP is not built).
     fn start_constrained(&mut self) -> Result<()> {
         self.start_registrar()?;
-        self.proxy = Some(NsDaemon::start(
+        let registrar = format!("[{REGISTRAR_ADDR}]:{REGISTRAR_COAPS_PORT}");
+        let proxy = self.start_proxy(
             "proxy",
             PROXY_NS,
-            &self.bin.registrar,
-            &strings(&[
-                "proxy",
-                "--udp",
-                "--listen",
-                &format!("[{PROXY_LAN_ADDR}%lan0]:{PROXY_COAPS_PORT}"),
-                "--registrar",
-                &format!("[{REGISTRAR_ADDR}]:{REGISTRAR_COAPS_PORT}"),
-            ]),
-            self.log("proxy"),
-        )?);
-        let proxy_log = self.log("proxy");
-        wait_until(
-            "the constrained proxy relaying",
-            Duration::from_secs(20),
-            || log_contains(&proxy_log, "constrained join proxy relaying"),
-        )
+            (PROXY_LAN_ADDR, PROXY_COAPS_PORT),
+            true,
+            &["--registrar", &registrar],
+        )?;
+        self.proxy = Some(proxy);
+        Ok(())
     }
 
     /// Start `registrar serve`, announcing on the domain link, and wait until it listens.
