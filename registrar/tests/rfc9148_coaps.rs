@@ -665,3 +665,30 @@ async fn rfc9148_voucher_request_refusals_and_masa_answers_have_their_coap_codes
     let (code, _) = ask_rv(addr, &p.idevid, &pvr_of("SN-COAP-BAD", &p.idevid)).await;
     assert_eq!(code, "2.04");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uri_path_abbrev_from_libcoap_reaches_the_resource_it_stands_for() {
+    let (s, addr) = coaps_setup(&[]).await;
+    let p = s.pledge("SN-ABBREV");
+    let (cert, key) = write_identity(s.tmp.path(), "idevid", &p.idevid);
+    // 301 (0x012d) is /.well-known/est/crts: the domain CA as certs-only DER.
+    let out = s.tmp.path().join("crts.der");
+    let r = coap_client(
+        (&cert, &key),
+        &["-m", "get", "-O", "13,0x012d", "-o", text(&out)],
+        &uri(addr, ""),
+    )
+    .await;
+    assert!(r.ok, "{}", r.stderr);
+    let der = std::fs::read(&out).expect("answer");
+    let certs = brski_common::est::decode_certs_only(&der).expect("certs-only");
+    assert!(certs.contains(&s.reg.domain_ca()), "the domain CA");
+    // A value this registrar does not know: 4.02, not 4.04.
+    let r = coap_client(
+        (&cert, &key),
+        &["-m", "get", "-O", "13,0x01f4"],
+        &uri(addr, ""),
+    )
+    .await;
+    assert!(r.stderr.contains("4.02"), "{}", r.stderr);
+}

@@ -21,6 +21,9 @@ pub(crate) mod opt {
     pub const OBSERVE: u16 = 6;
     pub const URI_PORT: u16 = 7;
     pub const URI_PATH: u16 = 11;
+    /// draft-ietf-core-uri-path-abbrev: critical, one uint standing for a whole path (the
+    /// draft's proposed number, CPA13, until IANA assigns it).
+    pub const URI_PATH_ABBREV: u16 = 13;
     pub const CONTENT_FORMAT: u16 = 12;
     pub const MAX_AGE: u16 = 14;
     pub const URI_QUERY: u16 = 15;
@@ -715,6 +718,46 @@ fn header_mid(bytes: &[u8]) -> Option<(u16, MessageType)> {
     Some((u16::from_be_bytes([hi, lo]), kind))
 }
 
+/// The Uri-Path-Abbrev values and the paths they stand for (draft-ietf-core-uri-path-abbrev
+/// §3, initial registry values): CoRE discovery, RFC 9148 EST and cBRSKI.
+pub const URI_PATH_ABBREVIATIONS: [(u32, &str); 12] = [
+    (0, "/.well-known/core"),
+    (1, "/.well-known/rd"),
+    (2, "/.well-known/edhoc"),
+    (301, "/.well-known/est/crts"),
+    (302, "/.well-known/est/sen"),
+    (303, "/.well-known/est/sren"),
+    (304, "/.well-known/est/skg"),
+    (305, "/.well-known/est/skc"),
+    (306, "/.well-known/est/att"),
+    (401, "/.well-known/brski/es"),
+    (402, "/.well-known/brski/rv"),
+    (403, "/.well-known/brski/vs"),
+];
+
+/// The path segments of a Uri-Path-Abbrev value (one occurrence, no Uri-Path beside it); a
+/// value without an entry, a repeated option or one beside Uri-Path is an unprocessable
+/// critical option (4.02, never 4.04: the path may exist spelled out).
+fn expand_abbrev(
+    values: &std::collections::LinkedList<Vec<u8>>,
+    with_path: bool,
+) -> Result<Vec<String>, String> {
+    if with_path || values.len() != 1 {
+        return Err("Uri-Path-Abbrev must come alone, once".into());
+    }
+    let value = values.front().and_then(|v| uint(v));
+    URI_PATH_ABBREVIATIONS
+        .iter()
+        .find(|(n, _)| Some(*n) == value)
+        .map(|(_, path)| {
+            path.split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .ok_or_else(|| format!("Uri-Path-Abbrev value {value:?} is not known here"))
+}
+
 /// A request as the application sees it, with its block options.
 struct Parsed {
     request: Request,
@@ -737,6 +780,7 @@ fn parse_request(packet: &Packet) -> Result<Parsed, (CoapCode, String)> {
     let mut parsed_block1 = None;
     let mut block2 = None;
     let mut size1 = None;
+    let mut abbrev = None;
     let bad = |what: &str| (CoapCode::BAD_REQUEST, format!("malformed {what} option"));
     for (number, values) in packet.options() {
         let number = *number;
@@ -754,6 +798,7 @@ fn parse_request(packet: &Packet) -> Result<Parsed, (CoapCode, String)> {
                     request.query.push(q);
                 }
             }
+            opt::URI_PATH_ABBREV => abbrev = Some(values),
             opt::CONTENT_FORMAT => {
                 let cf = uint(first).and_then(|v| u16::try_from(v).ok());
                 request.content_format = Some(cf.ok_or_else(|| bad("Content-Format"))?);
@@ -781,6 +826,10 @@ fn parse_request(packet: &Packet) -> Result<Parsed, (CoapCode, String)> {
             }
             _ => {}
         }
+    }
+    if let Some(values) = abbrev {
+        request.path =
+            expand_abbrev(values, !request.path.is_empty()).map_err(|e| (BAD_OPTION, e))?;
     }
     Ok(Parsed {
         request,

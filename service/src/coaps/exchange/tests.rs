@@ -294,6 +294,41 @@ fn rfc7252_5_4_1_unknown_critical_options_get_4_02() {
 }
 
 #[test]
+fn uri_path_abbrev_stands_for_its_well_known_path() {
+    let mut ex = Exchange::new(ExchangeLimits::default(), 100);
+    let t = Instant::now();
+    // 402: /.well-known/brski/rv (0x0192); 0: /.well-known/core (the empty uint).
+    for (mid, value, expected) in [
+        (1, vec![0x01, 0x92], vec![".well-known", "brski", "rv"]),
+        (2, vec![], vec![".well-known", "core"]),
+        (3, vec![0x01, 0x32], vec![".well-known", "est", "att"]),
+    ] {
+        let d = dispatched(
+            &ex.on_message(&msg(CON, 2, mid, &[(opt::URI_PATH_ABBREV, value)], b"x"), t),
+        );
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].1.path, expected);
+    }
+    // An unknown value, a repeated option and one beside Uri-Path: 4.02, never 4.04.
+    let refused = |mid: u16, opts: Vec<(u16, Vec<u8>)>, ex: &mut Exchange| {
+        let s = sent(&ex.on_message(&msg(CON, 1, mid, &opts, b""), t));
+        assert_eq!(code(&s[0]), BAD_OPTION, "{opts:?}");
+    };
+    refused(10, vec![(opt::URI_PATH_ABBREV, vec![0x01, 0xf4])], &mut ex);
+    refused(
+        11,
+        vec![
+            (opt::URI_PATH_ABBREV, vec![0]),
+            (opt::URI_PATH_ABBREV, vec![0]),
+        ],
+        &mut ex,
+    );
+    let mut both = path(&[".well-known"]);
+    both.push((opt::URI_PATH_ABBREV, vec![0]));
+    refused(12, both, &mut ex);
+}
+
+#[test]
 fn rfc7252_4_3_pings_and_garbage() {
     let mut ex = Exchange::new(ExchangeLimits::default(), 100);
     let t = Instant::now();
