@@ -80,20 +80,6 @@ fn uri(addr: SocketAddr, path: &str) -> String {
     format!("coaps://{addr}{path}")
 }
 
-async fn openssl(args: &[&str]) -> std::process::Output {
-    let out = tokio::process::Command::new("openssl")
-        .args(args)
-        .output()
-        .await
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A COSE pledge voucher-request (cBRSKI §9.2.2) naming the registrar's DTLS certificate.
 fn cose_pvr(s: &Setup, p: &Pledge) -> pledge::PledgeVoucherRequest {
     p.pvr(Format::Cose, &der(&s.reg.cert()))

@@ -931,3 +931,20 @@ fn hex_upper(bytes: &[u8]) -> String {
 pub fn cert_from_der(d: &[u8]) -> Certificate {
     Certificate::from_der(d).expect("cert")
 }
+
+/// `openssl ARGS...`, which must succeed; its output.
+pub async fn openssl<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    args: &[S],
+) -> std::process::Output {
+    let out = tokio::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .await
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
