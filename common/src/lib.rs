@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod est;
 pub mod input;
 pub mod inspect;
+pub mod jpy;
 pub mod keys;
 pub mod oid;
 pub mod pki;

@@ -680,6 +680,14 @@ fn main() {
     status_seeds(&mut seeds);
     file_seeds(&mut seeds);
     coap_seeds(&mut seeds);
+    vectors(
+        &mut seeds,
+        "jpy",
+        &[
+            "join-proxy/A-jpy-pledge-to-registrar.hex",
+            "join-proxy/A-jpy-registrar-to-proxy.hex",
+        ],
+    );
     for (target, files) in &seeds {
         let dir = Path::new(&out).join(target);
         std::fs::create_dir_all(&dir).expect("create the corpus directory");
