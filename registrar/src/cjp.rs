@@ -1,5 +1,6 @@
-//! `registrar proxy --udp`: the constrained join proxy in stateful mode
-//! (draft-ietf-anima-constrained-join-proxy §4.3). Each pledge (address and port) gets a flow:
+//! `registrar proxy --udp`: the constrained join proxy, in stateful mode
+//! (draft-ietf-anima-constrained-join-proxy §4.3, [`relay`]) or stateless ([`relay_stateless`],
+//! §4.4: JPY messages). Each pledge (address and port) gets a flow:
 //! a UDP socket of its own towards the registrar's CoAPS port, so that the registrar sees one
 //! peer per pledge and DTLS runs end to end; the proxy rewrites only the IP and UDP headers. A
 //! flow ends after [`FlowLimits::idle`] without a datagram either way (CJP: 30 s). At most
@@ -7,7 +8,8 @@
 //! (CJP: SHOULD 2 and 10); a datagram over the limit is answered with ICMP "administratively
 //! prohibited" when the proxy may send ICMP (CAP_NET_RAW), and dropped.
 
-use std::collections::HashMap;
+use brski_common::jpy::{HeaderKey, JpyMessage};
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -319,6 +321,107 @@ async fn open_flow(
     Ok(Flow { upstream, answers })
 }
 
+/// How long a header key seals new headers (CJP §4.5.1: rotated rarely, e.g. daily); headers
+/// of the key before still open, so a pledge mid-handshake at a rotation is not cut off.
+pub const KEY_ROTATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The stateless proxy's header keys: the current one and the one before.
+pub struct HeaderKeys {
+    current: HeaderKey,
+    previous: Option<HeaderKey>,
+}
+
+impl HeaderKeys {
+    pub fn new(current: HeaderKey) -> Self {
+        Self {
+            current,
+            previous: None,
+        }
+    }
+
+    /// A new current key; the current one becomes the previous.
+    pub fn rotate(&mut self, next: HeaderKey) {
+        self.previous = Some(std::mem::replace(&mut self.current, next));
+    }
+
+    pub fn seal(&self, pledge: SocketAddr) -> Option<Vec<u8>> {
+        self.current.seal(pledge)
+    }
+
+    pub fn open(&self, header: &[u8]) -> Option<SocketAddr> {
+        self.current
+            .open(header)
+            .or_else(|| self.previous.as_ref().and_then(|k| k.open(header)))
+    }
+}
+
+/// Pledges logged once each (bounded; then no more lines).
+const LOGGED_PLEDGES: usize = 4096;
+
+/// The stateless mode (CJP §4.4, §4.5): every datagram from a pledge on `downstream` goes to
+/// the registrar's JPY port `registrar` as `[header, datagram]`, the header sealing the pledge
+/// with the proxy's key; every JPY message from the registrar whose header opens goes to that
+/// pledge. Nothing is kept per pledge. The upstream socket is connected, so only the
+/// registrar's datagrams reach it; a message that does not decode or whose header does not
+/// open is dropped silently (CJP §4.5.1).
+pub async fn relay_stateless(
+    downstream: UdpSocket,
+    registrar: SocketAddr,
+    mut keys: HeaderKeys,
+    rotation: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let any: SocketAddr = if registrar.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let upstream = UdpSocket::bind(any).await?;
+    upstream.connect(registrar).await?;
+    tracing::info!(upstream = %upstream.local_addr()?, %registrar, "JPY relay (stateless)");
+    let mut down_buf = vec![0u8; 65536];
+    let mut up_buf = vec![0u8; 65536];
+    let mut logged = HashSet::new();
+    let mut rotate = tokio::time::interval_at(tokio::time::Instant::now() + rotation, rotation);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = rotate.tick() => match HeaderKey::random() {
+                Ok(k) => {
+                    keys.rotate(k);
+                    tracing::info!("JPY header key rotated");
+                }
+                Err(_) => tracing::warn!("no randomness for a new JPY header key; the old one stays"),
+            },
+            received = downstream.recv_from(&mut down_buf) => {
+                let Ok((n, pledge)) = received else { continue };
+                let Some(header) = keys.seal(pledge) else {
+                    tracing::debug!(%pledge, outcome = "dropped", "a pledge address a JPY header cannot carry");
+                    continue;
+                };
+                if logged.len() < LOGGED_PLEDGES && logged.insert(pledge) {
+                    tracing::info!(%pledge, outcome = "jpy", "relaying (stateless)");
+                }
+                let message = JpyMessage { header, content: down_buf[..n].to_vec() };
+                let _ = upstream.send(&message.encode()).await;
+            }
+            received = upstream.recv(&mut up_buf) => {
+                let Ok(n) = received else { continue };
+                let Ok(message) = JpyMessage::decode(&up_buf[..n]) else {
+                    tracing::debug!(outcome = "dropped", "not a JPY message");
+                    continue;
+                };
+                let Some(pledge) = keys.open(&message.header) else {
+                    tracing::debug!(outcome = "dropped", "a JPY header this proxy did not seal");
+                    continue;
+                };
+                let _ = downstream.send_to(&message.content, pledge).await;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,5 +574,88 @@ mod tests {
         assert_ne!(seen[0], seen[2], "a port of its own for each pledge");
         let _ = stop_tx.send(());
         relay.await.expect("relay ends on stop");
+    }
+
+    /// A registrar's JPY port that answers each message with its content reversed under the
+    /// same header, and, first, sends `extra` messages of its own.
+    async fn jpy_registrar(extra: Vec<Vec<u8>>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, proxy)) = socket.recv_from(&mut buf).await {
+                let m = JpyMessage::decode(&buf[..n]).expect("the proxy sends JPY messages");
+                for e in &extra {
+                    let _ = socket.send_to(e, proxy).await;
+                }
+                let mut content = m.content.clone();
+                content.reverse();
+                let answer = JpyMessage {
+                    header: m.header,
+                    content,
+                };
+                let _ = socket.send_to(&answer.encode(), proxy).await;
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn cjp_4_4_stateless_answers_reach_the_pledge_and_forged_headers_are_dropped() {
+        let key = HeaderKey::from_bytes([1; 16], &[2; 32]);
+        // A forged header and garbage, sent by the registrar before each answer.
+        let forged = JpyMessage {
+            header: vec![0; 32],
+            content: b"forged".to_vec(),
+        }
+        .encode();
+        let (registrar, echo) = jpy_registrar(vec![forged, b"garbage".to_vec()]).await;
+        let proxy = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let proxy_addr = proxy.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let relay = tokio::spawn(relay_stateless(
+            proxy,
+            registrar,
+            HeaderKeys::new(key),
+            KEY_ROTATION,
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        let pledge = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        pledge.connect(proxy_addr).await.expect("connect");
+        let mut buf = [0u8; 2048];
+        for round in 0..3u8 {
+            pledge.send(&[round, 1, 2, 3]).await.expect("send");
+            let n = tokio::time::timeout(Duration::from_secs(5), pledge.recv(&mut buf))
+                .await
+                .expect("an answer")
+                .expect("recv");
+            // Only the answer under the proxy's own header arrives, never the forged one.
+            assert_eq!(&buf[..n], &[3, 2, 1, round]);
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), pledge.recv(&mut buf))
+                .await
+                .is_err(),
+            "nothing else reached the pledge"
+        );
+        let _ = stop_tx.send(());
+        relay.await.expect("join").expect("relay");
+        echo.abort();
+    }
+
+    #[test]
+    fn cjp_4_5_1_headers_of_the_key_before_a_rotation_still_open() {
+        let pledge: SocketAddr = "10.0.0.7:4000".parse().expect("addr");
+        let mut keys = HeaderKeys::new(HeaderKey::from_bytes([1; 16], &[1; 32]));
+        let old = keys.seal(pledge).expect("header");
+        keys.rotate(HeaderKey::from_bytes([2; 16], &[2; 32]));
+        let new = keys.seal(pledge).expect("header");
+        assert_ne!(old, new);
+        assert_eq!(keys.open(&old), Some(pledge));
+        assert_eq!(keys.open(&new), Some(pledge));
+        keys.rotate(HeaderKey::from_bytes([3; 16], &[3; 32]));
+        assert_eq!(keys.open(&old), None, "two rotations ago");
     }
 }

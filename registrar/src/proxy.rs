@@ -43,6 +43,10 @@ pub struct ProxyArgs {
     /// With --udp: seconds a flow lasts without a datagram either way (CJP §4.3: 30).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub flow_idle: u64,
+    /// With --udp: the stateless mode (CJP §4.4): JPY messages to the registrar's JPY port
+    /// (`--registrar`), no state per pledge; the header key is rotated daily.
+    #[arg(long)]
+    pub stateless: bool,
     /// With --udp: the CoAP port on which `?brski-jp=*` discovery is answered (CJP §5).
     #[arg(long, value_name = "PORT", default_value_t = 5683)]
     pub coap_port: u16,
@@ -197,10 +201,26 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
             None
         }
     };
-    tracing::info!(listen = %local, %registrar, per_pledge = limits.per_pledge, flows = limits.per_interface, idle_s = limits.idle.as_secs(), "constrained join proxy relaying (stateful)");
-    brski_service::notify::ready(&format!("relaying CoAPS on {local}"));
     brski_service::notify::spawn_watchdog();
-    crate::cjp::relay(socket, registrar, limits, brski_service::shutdown_signal()).await;
+    if args.stateless {
+        let key = brski_common::jpy::HeaderKey::random()
+            .map_err(|_| "no randomness for the JPY header key".to_string())?;
+        tracing::info!(listen = %local, %registrar, "constrained join proxy relaying (stateless)");
+        brski_service::notify::ready(&format!("relaying CoAPS on {local} as JPY"));
+        crate::cjp::relay_stateless(
+            socket,
+            registrar,
+            crate::cjp::HeaderKeys::new(key),
+            crate::cjp::KEY_ROTATION,
+            brski_service::shutdown_signal(),
+        )
+        .await
+        .map_err(|e| format!("JPY relay: {e}"))?;
+    } else {
+        tracing::info!(listen = %local, %registrar, per_pledge = limits.per_pledge, flows = limits.per_interface, idle_s = limits.idle.as_secs(), "constrained join proxy relaying (stateful)");
+        brski_service::notify::ready(&format!("relaying CoAPS on {local}"));
+        crate::cjp::relay(socket, registrar, limits, brski_service::shutdown_signal()).await;
+    }
     brski_service::notify::stopping();
     for t in background {
         t.abort();
