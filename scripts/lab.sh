@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The network-namespace lab (needs root and iproute2): the six scenarios of `testbed lab run` (two also with coaps pledges),
+# The network-namespace lab (needs root and iproute2): the seven scenarios of `testbed lab run` (two also with coaps pledges),
 # the negative check (a pledge with a wrong manufacturer anchor makes `happy` fail), and the
 # clean-up checks (`lab up` twice leaves no debris; `lab down` cleans up after a killed `lab up`).
 set -euo pipefail
@@ -19,7 +19,7 @@ trap '"$bin/testbed" lab down >/dev/null 2>&1 || true' EXIT
 
 lab_namespaces() { ip netns list | awk '{print $1}' | grep -c '^brskilab-' || true; }
 
-for scenario in happy masa-outage rogue-registrar link-flap registrar-restart constrained-stateful; do
+for scenario in happy masa-outage rogue-registrar link-flap registrar-restart constrained-stateful constrained-stateless; do
   echo "== lab run --scenario $scenario"
   start=$(date +%s)
   "$bin/testbed" lab run --scenario "$scenario" --pledges 5

@@ -196,6 +196,10 @@ pub struct RegistrarConfig {
     /// no CoAPS listener.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub coaps_listen: String,
+    /// JPY listener address: JPY messages of stateless constrained join proxies (CJP §4.4,
+    /// §4.5) carrying the DTLS of the pledges behind them; empty or absent: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jpy_listen: String,
     /// The owner's domain name.
     pub domain: String,
     /// Pledge acceptance policy.
@@ -261,23 +265,38 @@ fn default_true() -> bool {
     true
 }
 
+/// A UDP listener address `text` of key `key`: `None` when empty, `Err` when not an address
+/// with a port from 1 to 65535.
+fn udp_listen(key: &str, text: &str, port_hint: &str) -> Result<Option<SocketAddr>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<SocketAddr>() {
+        Ok(a) if a.port() == 0 => Err(format!(
+            "{key} {text:?}: the port must be 1 to 65535 ({port_hint})"
+        )),
+        Ok(a) => Ok(Some(a)),
+        Err(e) => Err(format!(
+            "{key} {text:?} is not an address:port such as \"[::]:5684\" ({e})"
+        )),
+    }
+}
+
 impl RegistrarConfig {
     /// The CoAPS listener address, `None` when off; `Err` when `coaps-listen` is not an
     /// address with a port from 1 to 65535.
     pub fn coaps_addr(&self) -> Result<Option<SocketAddr>, String> {
-        let text = self.coaps_listen.trim();
-        if text.is_empty() {
-            return Ok(None);
+        udp_listen("coaps-listen", &self.coaps_listen, "CoAPS: 5684")
+    }
+
+    /// The JPY listener address, `None` when off (CJP has no default port).
+    pub fn jpy_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let jpy = udp_listen("jpy-listen", &self.jpy_listen, "no default")?;
+        if jpy.is_some() && self.coaps_addr()?.is_none() {
+            return Err("jpy-listen needs coaps-listen (JPY carries the CoAPS sessions)".into());
         }
-        match text.parse::<SocketAddr>() {
-            Ok(a) if a.port() == 0 => Err(format!(
-                "coaps-listen {text:?}: the port must be 1 to 65535 (CoAPS: 5684)"
-            )),
-            Ok(a) => Ok(Some(a)),
-            Err(e) => Err(format!(
-                "coaps-listen {text:?} is not an address:port such as \"[::]:5684\" ({e})"
-            )),
-        }
+        Ok(jpy)
     }
 
     /// Load `registrar.toml`, check it ([`RegistrarConfig::validate`]) and resolve its paths
@@ -363,6 +382,12 @@ pub fn render(c: &RegistrarConfig) -> String {
          # and EST-coaps /.well-known/est (RFC 9148). Empty: no CoAPS listener.\n\
          coaps-listen = {}\n\n",
         toml_string(&c.coaps_listen)
+    ));
+    out.push_str(&format!(
+        "# Address of the JPY listener for stateless constrained join proxies (CJP §4.4): their\n\
+         # JPY messages carry the DTLS of the pledges behind them. Empty: none.\n\
+         jpy-listen = {}\n\n",
+        toml_string(&c.jpy_listen)
     ));
     out.push_str(&format!(
         "# The owner's domain name (registrar certificate subject and subjectAltName).\n\
@@ -623,6 +648,8 @@ impl RegistrarConfig {
         .collect();
         if let Err(e) = self.coaps_addr() {
             problems.push(e);
+        } else if let Err(e) = self.jpy_addr() {
+            problems.push(e);
         }
         if self.manufacturers.is_empty() {
             problems.push("at least one [[manufacturer]] is required".into());
@@ -679,6 +706,7 @@ mod tests {
         RegistrarConfig {
             listen: "127.0.0.1:8443".parse().expect("addr"),
             coaps_listen: "[::]:5684".into(),
+            jpy_listen: String::new(),
             domain: "example.com".into(),
             accept: Accept::Pending,
             retry_after: 7,
@@ -800,6 +828,23 @@ mod tests {
         }
         c.coaps_listen = " ".into();
         assert_eq!(c.coaps_addr(), Ok(None));
+    }
+
+    #[test]
+    fn cjp_4_4_jpy_listen_is_an_address_and_needs_coaps() {
+        let mut c = sample();
+        assert_eq!(c.jpy_addr(), Ok(None));
+        c.jpy_listen = "[::]:5685".into();
+        assert_eq!(c.jpy_addr(), Ok(Some("[::]:5685".parse().expect("addr"))));
+        c.jpy_listen = "[::]:0".into();
+        assert!(c.validate().iter().any(|p| p.starts_with("jpy-listen")));
+        c.jpy_listen = "[::]:5685".into();
+        c.coaps_listen = String::new();
+        assert!(
+            c.validate()
+                .iter()
+                .any(|p| p.contains("needs coaps-listen"))
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct InitArgs {
     /// CoAPS listen address (cBRSKI, RFC 9148); empty for none.
     #[arg(long, default_value = "[::]:5684", value_name = "ADDR")]
     pub coaps_listen: String,
+    /// JPY listen address for stateless constrained join proxies (CJP §4.4); none by default.
+    #[arg(long, default_value = "", value_name = "ADDR")]
+    pub jpy_listen: String,
     /// What happens to a pledge of a known manufacturer that is not yet allowed: `pending`
     /// (wait for `registrar pledges allow`) or `auto` (accept every device, the reduced-security
     /// mode of RFC 8995 §7.3, never the default).
@@ -152,6 +155,7 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
     let config = RegistrarConfig {
         listen: args.listen,
         coaps_listen: args.coaps_listen.clone(),
+        jpy_listen: args.jpy_listen.clone(),
         domain: domain.to_string(),
         accept: args.accept,
         retry_after: 5,

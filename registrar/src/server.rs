@@ -537,6 +537,7 @@ fn coaps_setup(
 pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
     let listen = config.listen;
     let coaps_addr = config.coaps_addr().map_err(StartError::Invalid)?;
+    let jpy_addr = config.jpy_addr().map_err(StartError::Invalid)?;
     let state = Arc::new(Registrar::load(config).await?);
     let tls = Arc::new(state.tls_config()?);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -554,6 +555,17 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
         coaps_local = Some(socket.local_addr().unwrap_or(addr));
+        let jpy = match jpy_addr {
+            Some(addr) => Some(
+                tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
+        if let Some(j) = &jpy {
+            tracing::info!(jpy = %j.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()), "JPY listener for stateless join proxies");
+        }
         let (identity, auth) = coaps_setup(&state)?;
         let s = state.clone();
         let handler: brski_service::coaps::Handler = Arc::new(move |session, req| {
@@ -562,8 +574,9 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
         });
         let mut stop = stop_rx.clone();
         coaps_task = Some(tokio::spawn(async move {
-            brski_service::coaps::serve(
+            brski_service::coaps::serve_with_jpy(
                 socket,
+                jpy,
                 &identity,
                 auth,
                 handler,

@@ -375,6 +375,8 @@ pub struct Suite {
     pub registrar_addr: SocketAddr,
     /// The registrar's CoAPS (UDP) address.
     pub registrar_coaps_addr: SocketAddr,
+    /// The registrar's JPY (UDP) address, for stateless constrained join proxies.
+    pub registrar_jpy_addr: SocketAddr,
     /// `https` or `coaps`: the registrar URL pledges are minted with.
     pub transport: String,
     pub masa: Option<Daemon>,
@@ -389,6 +391,7 @@ impl Suite {
         let masa_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let registrar_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let registrar_coaps_addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()?).parse()?;
+        let registrar_jpy_addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()?).parse()?;
         if !matches!(opts.transport.as_str(), "https" | "coaps") {
             bail!("transport {:?} is not one of https, coaps", opts.transport);
         }
@@ -419,6 +422,8 @@ impl Suite {
             // A free port rather than 5684: demos and tests run side by side on loopback.
             "--coaps-listen",
             &registrar_coaps_addr.to_string(),
+            "--jpy-listen",
+            &registrar_jpy_addr.to_string(),
             "--accept",
             &opts.accept,
         ]))?;
@@ -430,6 +435,7 @@ impl Suite {
             masa_addr,
             registrar_addr,
             registrar_coaps_addr,
+            registrar_jpy_addr,
             transport: opts.transport.clone(),
             masa: None,
             registrar: None,
@@ -525,11 +531,16 @@ impl Suite {
     }
 
     /// `registrar proxy --udp` on a fresh loopback port, relaying to the registrar's CoAPS
-    /// port (the stateful constrained join proxy, CJP §4.3), with `extra` arguments; its
-    /// `coaps://` URL for pledges.
+    /// port (the stateful constrained join proxy, CJP §4.3) or, with `--stateless` among
+    /// `extra`, to its JPY port (§4.4); its `coaps://` URL for pledges.
     pub fn start_udp_proxy(&self, extra: &[&str]) -> Result<(Daemon, String)> {
         let listen: SocketAddr = format!("127.0.0.1:{}", free_udp_port()?).parse()?;
-        let (listen_text, registrar) = (listen.to_string(), self.registrar_coaps_addr.to_string());
+        let upstream = if extra.contains(&"--stateless") {
+            self.registrar_jpy_addr
+        } else {
+            self.registrar_coaps_addr
+        };
+        let (listen_text, registrar) = (listen.to_string(), upstream.to_string());
         let mut args = vec![
             "proxy",
             "--udp",

@@ -91,8 +91,8 @@ enum LabAction {
     /// Build the lab, run a scenario, print a verdict per pledge and overall, tear down; exit
     /// 0 only on a pass.
     Run {
-        /// happy, masa-outage, rogue-registrar, link-flap, registrar-restart or
-        /// constrained-stateful.
+        /// happy, masa-outage, rogue-registrar, link-flap, registrar-restart,
+        /// constrained-stateful or constrained-stateless.
         #[arg(long)]
         scenario: String,
         #[arg(long, default_value_t = 5)]
@@ -167,6 +167,7 @@ fn lab(action: LabAction) -> Result<()> {
                     rogue: false,
                     broken_pledge: false,
                     constrained: false,
+                    stateless: false,
                 },
             )?;
             l.start_pledges()?;

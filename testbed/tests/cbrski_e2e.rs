@@ -188,3 +188,48 @@ fn cjp_4_3_pledge_enrolls_through_the_stateful_constrained_join_proxy() {
     let stopped = proxy.stop(Duration::from_secs(10)).expect("stop");
     assert!(stopped.success(), "{stopped}");
 }
+
+#[test]
+fn cjp_4_4_pledge_enrolls_through_the_stateless_constrained_join_proxy() {
+    let (_tmp, s) = started(&coaps());
+    let (mut proxy, url) = s
+        .start_udp_proxy(&["--stateless"])
+        .expect("registrar proxy --udp --stateless");
+    let config = s.mint("CB-JPY").expect("mint");
+    let out = output(
+        s.pledge("bootstrap", &config)
+            .expect("cmd")
+            .args(["--registrar", &url]),
+    );
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+    let row = pledge_row(&s, "CB-JPY").expect("row");
+    assert_eq!(row["state"], "enrolled");
+    assert_eq!(row["enrollstatus"]["status"], true);
+
+    // The proxy kept nothing per pledge: one JPY upstream socket, one line for the pledge;
+    // the registrar saw that socket as the peer of both of the pledge's DTLS sessions.
+    let proxy_log = std::fs::read_to_string(&proxy.log).expect("proxy log");
+    let upstream = proxy_log
+        .lines()
+        .find(|l| l.contains("JPY relay (stateless)"))
+        .and_then(|l| l.split("upstream=").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the JPY upstream socket")
+        .to_string();
+    assert_eq!(
+        proxy_log.matches("outcome=\"jpy\"").count(),
+        1,
+        "{proxy_log}"
+    );
+    let log = registrar_log(&s);
+    for op in ["requestvoucher", "enrollstatus"] {
+        assert!(
+            coaps_lines(&log, op)
+                .iter()
+                .any(|l| l.contains(&format!("peer={upstream}"))),
+            "{op} from {upstream}: {log}"
+        );
+    }
+    let stopped = proxy.stop(Duration::from_secs(10)).expect("stop");
+    assert!(stopped.success(), "{stopped}");
+}

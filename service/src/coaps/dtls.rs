@@ -55,17 +55,48 @@ pub enum DtlsError {
     NoCertificate,
 }
 
-/// The peer address a session's `Ssl` serves (for the cookie callbacks).
-fn addr_index() -> Result<Index<Ssl, SocketAddr>, openssl::error::ErrorStack> {
-    static INDEX: OnceLock<Result<Index<Ssl, SocketAddr>, openssl::error::ErrorStack>> =
-        OnceLock::new();
+/// Where a session's datagrams come from and go to: an address, or a stateless join proxy's
+/// address with the JPY header that stands for the pledge behind it (CJP §4.5: the registrar
+/// keys the DTLS session by both and echoes the header unchanged).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub jpy: Option<Arc<[u8]>>,
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(addr: SocketAddr) -> Self {
+        Self { addr, jpy: None }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.jpy {
+            None => write!(f, "{}", self.addr),
+            Some(h) => write!(
+                f,
+                "{} jpy:{}",
+                self.addr,
+                h.iter()
+                    .take(4)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+        }
+    }
+}
+
+/// The peer a session's `Ssl` serves (for the cookie callbacks).
+fn addr_index() -> Result<Index<Ssl, Peer>, openssl::error::ErrorStack> {
+    static INDEX: OnceLock<Result<Index<Ssl, Peer>, openssl::error::ErrorStack>> = OnceLock::new();
     INDEX.get_or_init(Ssl::new_ex_index).clone()
 }
 
 /// A new server-side `Ssl` for the session with `peer`, datagrams at most `mtu` bytes.
-pub fn session_ssl(ctx: &SslContext, peer: SocketAddr, mtu: u32) -> Result<Ssl, DtlsError> {
+pub fn session_ssl(ctx: &SslContext, peer: &Peer, mtu: u32) -> Result<Ssl, DtlsError> {
     let mut ssl = Ssl::new(ctx)?;
-    ssl.set_ex_data(addr_index()?, peer);
+    ssl.set_ex_data(addr_index()?, peer.clone());
     // SSL_OP_NO_QUERY_MTU is set: the datagram size is ours, not the socket's.
     ssl.set_mtu(mtu)?;
     Ok(ssl)
@@ -116,7 +147,7 @@ pub fn server_context(
     b.set_cookie_generate_cb(move |ssl, out| {
         let cookie = ssl
             .ex_data(addr_index()?)
-            .map(|peer| gen_key.cookie(*peer, gen_key.window_now()))
+            .map(|peer| gen_key.cookie(peer, gen_key.window_now()))
             .unwrap_or_default();
         let n = cookie.len().min(out.len());
         out[..n].copy_from_slice(&cookie[..n]);
@@ -126,7 +157,7 @@ pub fn server_context(
         addr_index()
             .ok()
             .and_then(|idx| ssl.ex_data(idx))
-            .is_some_and(|peer| cookies.valid(*peer, cookie))
+            .is_some_and(|peer| cookies.valid(peer, cookie))
     });
     Ok(b.build())
 }
@@ -153,14 +184,14 @@ fn accepts(auth: &ClientAuth, ctx: &mut X509StoreContextRef) -> bool {
         let peer = X509StoreContext::ssl_idx()
             .ok()
             .and_then(|i| ctx.ex_data(i))
-            .and_then(|ssl| addr_index().ok().and_then(|i| ssl.ex_data(i)).copied());
+            .and_then(|ssl| addr_index().ok().and_then(|i| ssl.ex_data(i)).cloned());
         tracing::info!(peer = ?peer, reason = %reason, outcome = "dtls-rejected", "client certificate refused");
         return false;
     }
     true
 }
 
-/// The cookie secret (RFC 6347 §4.2.1): `HMAC-SHA256(secret, window ‖ address)`, the window
+/// The cookie secret (RFC 6347 §4.2.1): `HMAC-SHA256(secret, window ‖ address ‖ JPY header)`, the window
 /// changing every [`CookieKey::WINDOW_SECS`]; a cookie of this window or the last one is valid.
 pub struct CookieKey {
     key: PKey<openssl::pkey::Private>,
@@ -193,13 +224,16 @@ impl CookieKey {
     }
 
     /// The cookie for `peer` in `window`.
-    pub fn cookie(&self, peer: SocketAddr, window: u64) -> Vec<u8> {
+    pub fn cookie(&self, peer: &Peer, window: u64) -> Vec<u8> {
         let mut data = window.to_be_bytes().to_vec();
-        match peer.ip() {
+        match peer.addr.ip() {
             std::net::IpAddr::V4(ip) => data.extend_from_slice(&ip.to_ipv6_mapped().octets()),
             std::net::IpAddr::V6(ip) => data.extend_from_slice(&ip.octets()),
         }
-        data.extend_from_slice(&peer.port().to_be_bytes());
+        data.extend_from_slice(&peer.addr.port().to_be_bytes());
+        if let Some(h) = &peer.jpy {
+            data.extend_from_slice(h);
+        }
         let mac = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.key)
             .and_then(|mut s| s.sign_oneshot_to_vec(&data));
         let mut mac = mac.unwrap_or_default();
@@ -208,7 +242,7 @@ impl CookieKey {
     }
 
     /// Whether `cookie` is the one for `peer` in this window or the last.
-    pub fn valid(&self, peer: SocketAddr, cookie: &[u8]) -> bool {
+    pub fn valid(&self, peer: &Peer, cookie: &[u8]) -> bool {
         let now = self.window_now();
         cookie.len() == Self::LEN
             && [now, now.saturating_sub(1)].into_iter().any(|w| {
@@ -482,19 +516,29 @@ mod tests {
     }
 
     #[test]
-    fn cookies_are_bound_to_the_address() {
+    fn cookies_are_bound_to_the_address_and_the_jpy_header() {
         let key = CookieKey::random().expect("key");
-        let a: SocketAddr = "192.0.2.1:5684".parse().expect("addr");
-        let b: SocketAddr = "192.0.2.1:5685".parse().expect("addr");
-        let c = key.cookie(a, key.window_now());
+        let addr: SocketAddr = "192.0.2.1:5684".parse().expect("addr");
+        let a = Peer::from(addr);
+        let b = Peer::from("192.0.2.1:5685".parse::<SocketAddr>().expect("addr"));
+        let c = key.cookie(&a, key.window_now());
         assert_eq!(c.len(), CookieKey::LEN);
-        assert!(key.valid(a, &c));
-        assert!(!key.valid(b, &c));
-        assert!(!key.valid(a, &c[1..]));
-        let old = key.cookie(a, key.window_now() - 2);
-        assert!(!key.valid(a, &old));
+        assert!(key.valid(&a, &c));
+        assert!(!key.valid(&b, &c));
+        assert!(!key.valid(&a, &c[1..]));
+        let old = key.cookie(&a, key.window_now() - 2);
+        assert!(!key.valid(&a, &old));
         let other = CookieKey::random().expect("key");
-        assert!(!other.valid(a, &c));
+        assert!(!other.valid(&a, &c));
+        // Behind a stateless proxy: the same proxy address, another pledge's header.
+        let jpy = |h: &[u8]| Peer {
+            addr,
+            jpy: Some(Arc::from(h)),
+        };
+        let behind = key.cookie(&jpy(&[1; 32]), key.window_now());
+        assert!(key.valid(&jpy(&[1; 32]), &behind));
+        assert!(!key.valid(&jpy(&[2; 32]), &behind));
+        assert!(!key.valid(&a, &behind));
     }
 
     proptest::proptest! {

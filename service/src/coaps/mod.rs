@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-pub use dtls::{DtlsError, Identity};
+pub use dtls::{DtlsError, Identity, Peer};
 
 /// A request method (RFC 7252 §12.1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,10 +157,13 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Largest datagram to `peer`: the path MTU less the IP and UDP headers.
-    fn datagram(&self, peer: SocketAddr) -> u32 {
-        let headers = if peer.is_ipv4() { 28 } else { 48 };
-        u32::from(self.path_mtu).saturating_sub(headers)
+    /// Largest datagram to `peer`: the path MTU less the IP and UDP headers, and behind a
+    /// stateless join proxy the JPY message around it (CJP §4.5.2: the header and up to 6 bytes
+    /// of CBOR).
+    fn datagram(&self, peer: &Peer) -> u32 {
+        let headers = if peer.addr.is_ipv4() { 28 } else { 48 };
+        let jpy = peer.jpy.as_ref().map_or(0, |h| h.len() + 6);
+        u32::from(self.path_mtu).saturating_sub(headers + u32::try_from(jpy).unwrap_or(u32::MAX))
     }
 }
 
@@ -173,21 +176,57 @@ struct Entry {
 
 struct Shared {
     socket: Arc<UdpSocket>,
+    /// The JPY port: stateless join proxies' messages (CJP §4.4).
+    jpy: Option<Arc<UdpSocket>>,
     ssl: SslContext,
     cookies: Arc<dtls::CookieKey>,
     handler: Handler,
     limits: Limits,
-    sessions: Mutex<HashMap<SocketAddr, Entry>>,
+    sessions: Mutex<HashMap<Peer, Entry>>,
     handshakes: Arc<Semaphore>,
     next_id: AtomicU64,
     stop: watch::Receiver<bool>,
 }
 
 impl Shared {
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Entry>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Peer, Entry>> {
         self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Send `datagram` to `peer`: as it is, or behind a stateless proxy in a JPY message with
+    /// the header the proxy sent (CJP §4.5: echoed unchanged) to the proxy.
+    async fn send(&self, peer: &Peer, datagram: &[u8]) -> std::io::Result<usize> {
+        match (&peer.jpy, &self.jpy) {
+            (None, _) => self.socket.send_to(datagram, peer.addr).await,
+            (Some(header), Some(jpy)) => {
+                let message = brski_common::jpy::JpyMessage {
+                    header: header.to_vec(),
+                    content: datagram.to_vec(),
+                };
+                jpy.send_to(&message.encode(), peer.addr).await
+            }
+            (Some(_), None) => Ok(0),
+        }
+    }
+}
+
+/// A JPY message from a stateless join proxy at `from`: the session it belongs to and its
+/// datagram; `None` (dropped silently, CJP §4.5.2) when it is not one.
+fn unwrap_jpy(from: SocketAddr, bytes: &[u8]) -> Option<(Peer, Vec<u8>)> {
+    match brski_common::jpy::JpyMessage::decode(bytes) {
+        Ok(m) => Some((
+            Peer {
+                addr: from,
+                jpy: Some(Arc::from(m.header)),
+            },
+            m.content,
+        )),
+        Err(e) => {
+            tracing::debug!(proxy = %from, error = %e, "not a JPY message: dropped");
+            None
+        }
     }
 }
 
@@ -202,10 +241,25 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DtlsError> {
+    serve_with_jpy(socket, None, identity, auth, handler, limits, shutdown).await
+}
+
+/// [`serve`], and on `jpy` the JPY messages of stateless join proxies (CJP §4.4, §4.5): each
+/// (proxy address, header) is a peer of its own, answered in JPY messages with the same header.
+pub async fn serve_with_jpy(
+    socket: UdpSocket,
+    jpy: Option<UdpSocket>,
+    identity: &Identity,
+    auth: ClientAuth,
+    handler: Handler,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DtlsError> {
     let cookies = Arc::new(dtls::CookieKey::random()?);
     let ssl = dtls::server_context(identity, auth, cookies.clone())?;
     let (stop_tx, stop) = watch::channel(false);
     let shared = Arc::new(Shared {
+        jpy: jpy.map(Arc::new),
         socket: Arc::new(socket),
         ssl,
         cookies,
@@ -218,14 +272,21 @@ pub async fn serve(
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut buf = vec![0u8; 65536];
+    let mut jpy_buf = vec![0u8; 65536];
+    let jpy_socket = shared.jpy.clone();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             received = shared.socket.recv_from(&mut buf) => match received {
-                Ok((n, peer)) => dispatch(&shared, &mut tasks, peer, &buf[..n]).await,
+                Ok((n, peer)) => dispatch(&shared, &mut tasks, peer.into(), &buf[..n]).await,
                 Err(e) => {
                     tracing::debug!(error = %e, "CoAPS receive failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            received = recv_jpy(jpy_socket.as_deref(), &mut jpy_buf) => {
+                if let Some((peer, datagram)) = received {
+                    dispatch(&shared, &mut tasks, peer, &datagram).await;
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -238,7 +299,12 @@ pub async fn serve(
         loop {
             tokio::select! {
                 received = shared.socket.recv_from(&mut buf) => if let Ok((n, peer)) = received {
-                    forward(&shared, peer, &buf[..n]);
+                    forward(&shared, &peer.into(), &buf[..n]);
+                },
+                received = recv_jpy(jpy_socket.as_deref(), &mut jpy_buf) => {
+                    if let Some((peer, datagram)) = received {
+                        forward(&shared, &peer, &datagram);
+                    }
                 },
                 joined = tasks.join_next() => if joined.is_none() { break },
             }
@@ -253,10 +319,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// The next JPY message on `socket` (never, without one): its peer and datagram, or `None`
+/// for one to drop.
+async fn recv_jpy(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(Peer, Vec<u8>)> {
+    let Some(socket) = socket else {
+        return std::future::pending().await;
+    };
+    match socket.recv_from(buf).await {
+        Ok((n, from)) => unwrap_jpy(from, &buf[..n]),
+        Err(e) => {
+            tracing::debug!(error = %e, "JPY receive failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            None
+        }
+    }
+}
+
 /// Hand `datagram` to its session; `false` when `peer` has none.
-fn forward(shared: &Shared, peer: SocketAddr, datagram: &[u8]) -> bool {
+fn forward(shared: &Shared, peer: &Peer, datagram: &[u8]) -> bool {
     let sessions = shared.sessions();
-    let Some(entry) = sessions.get(&peer) else {
+    let Some(entry) = sessions.get(peer) else {
         return false;
     };
     if entry.queue.try_send(datagram.to_vec()).is_err() {
@@ -268,7 +350,7 @@ fn forward(shared: &Shared, peer: SocketAddr, datagram: &[u8]) -> bool {
 async fn dispatch(
     shared: &Arc<Shared>,
     tasks: &mut tokio::task::JoinSet<()>,
-    peer: SocketAddr,
+    peer: Peer,
     datagram: &[u8],
 ) {
     let hello = dtls::client_hello(datagram);
@@ -279,7 +361,7 @@ async fn dispatch(
     match (&hello, established) {
         // A handshake in progress, or the records of a session.
         (_, Some(false)) | (None, Some(true)) => {
-            forward(shared, peer, datagram);
+            forward(shared, &peer, datagram);
             return;
         }
         (None, None) => return,
@@ -288,10 +370,10 @@ async fn dispatch(
         (Some(_), _) => {}
     }
     let Some(hello) = hello else { return };
-    if !shared.cookies.valid(peer, hello.cookie) {
-        let cookie = shared.cookies.cookie(peer, shared.cookies.window_now());
+    if !shared.cookies.valid(&peer, hello.cookie) {
+        let cookie = shared.cookies.cookie(&peer, shared.cookies.window_now());
         let hvr = hello.hello_verify_request(&cookie);
-        let _ = shared.socket.send_to(&hvr, peer).await;
+        let _ = shared.send(&peer, &hvr).await;
         return;
     }
     let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
@@ -300,7 +382,10 @@ async fn dispatch(
     };
     {
         let sessions = shared.sessions();
-        let same_ip = sessions.keys().filter(|a| a.ip() == peer.ip()).count();
+        let same_ip = sessions
+            .keys()
+            .filter(|a| a.addr.ip() == peer.addr.ip())
+            .count();
         let replacing = sessions.contains_key(&peer);
         if !replacing
             && (sessions.len() >= shared.limits.max_sessions
@@ -315,7 +400,7 @@ async fn dispatch(
     let established = Arc::new(AtomicBool::new(false));
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     shared.sessions().insert(
-        peer,
+        peer.clone(),
         Entry {
             id,
             queue,
@@ -324,7 +409,7 @@ async fn dispatch(
     );
     let shared = shared.clone();
     tasks.spawn(async move {
-        session(&shared, peer, start, inbox, established, permit).await;
+        session(&shared, peer.clone(), start, inbox, established, permit).await;
         let mut sessions = shared.sessions();
         if sessions.get(&peer).is_some_and(|e| e.id == id) {
             sessions.remove(&peer);
@@ -333,9 +418,9 @@ async fn dispatch(
 }
 
 /// Send what OpenSSL wrote.
-async fn flush(shared: &Shared, stream: &mut SslStream<dtls::Pipe>, peer: SocketAddr) {
+async fn flush(shared: &Shared, stream: &mut SslStream<dtls::Pipe>, peer: &Peer) {
     for d in std::mem::take(&mut stream.get_mut().outbox) {
-        if let Err(e) = shared.socket.send_to(&d, peer).await {
+        if let Err(e) = shared.send(peer, &d).await {
             tracing::debug!(%peer, error = %e, "CoAPS send failed");
         }
     }
@@ -360,14 +445,14 @@ const HANDSHAKE_TICK: Duration = Duration::from_millis(500);
 
 async fn session(
     shared: &Shared,
-    peer: SocketAddr,
+    peer: Peer,
     start: [Vec<u8>; 2],
     mut inbox: mpsc::Receiver<Vec<u8>>,
     established: Arc<AtomicBool>,
     handshake: tokio::sync::OwnedSemaphorePermit,
 ) {
     let limits = shared.limits;
-    let ssl = match dtls::session_ssl(&shared.ssl, peer, limits.datagram(peer)) {
+    let ssl = match dtls::session_ssl(&shared.ssl, &peer, limits.datagram(&peer)) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "DTLS session not created");
@@ -385,7 +470,7 @@ async fn session(
     let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
     loop {
         let result = stream.accept();
-        flush(shared, &mut stream, peer).await;
+        flush(shared, &mut stream, &peer).await;
         match result {
             Ok(()) => break,
             Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {}
@@ -421,7 +506,7 @@ async fn session(
         })
         .flatten();
     let info = SessionInfo {
-        peer,
+        peer: peer.addr,
         peer_certs: Arc::new(presented_chain(ssl)),
         memo: ConnMemo::default(),
         channel_binding,
@@ -468,7 +553,7 @@ async fn session(
                     }
                 }
                 // Alerts and retransmitted handshake messages OpenSSL answered.
-                flush(shared, &mut stream, peer).await;
+                flush(shared, &mut stream, &peer).await;
                 if closed {
                     break;
                 }
@@ -506,10 +591,10 @@ async fn session(
                 }
             }
         }
-        flush(shared, &mut stream, peer).await;
+        flush(shared, &mut stream, &peer).await;
     }
     let _ = stream.shutdown();
-    flush(shared, &mut stream, peer).await;
+    flush(shared, &mut stream, &peer).await;
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub const PROXY_PORT: u16 = 4443;
 /// The registrar's CoAPS port (`registrar init`'s default) and the constrained proxy's join
 /// port on the pledge LAN.
 pub const REGISTRAR_COAPS_PORT: u16 = 5684;
+/// The registrar's JPY port for the stateless constrained proxy.
+pub const REGISTRAR_JPY_PORT: u16 = 5685;
 pub const PROXY_COAPS_PORT: u16 = 5684;
 
 /// The name of pledge `i`'s namespace (1-based).
@@ -68,6 +70,8 @@ pub struct LabOptions {
     /// Constrained pledges (CoAPS) behind the stateful constrained join proxy
     /// (`registrar proxy --udp`, CJP §4.3), which they find by CoAP discovery.
     pub constrained: bool,
+    /// With `constrained`: the stateless proxy instead (JPY messages, CJP §4.4).
+    pub stateless: bool,
 }
 
 /// A daemon running in a namespace.
@@ -306,6 +310,8 @@ impl Lab {
                 &vendor_ca,
                 "--listen",
                 &format!("[::]:{REGISTRAR_PORT}"),
+                "--jpy-listen",
+                &format!("[::]:{REGISTRAR_JPY_PORT}"),
                 // The lab's pledges are enrolled at once (RFC 8995 §7.3 "accept all
                 // devices", explicit since `pending` is the default).
                 "--accept",
@@ -488,13 +494,20 @@ impl Lab {
     /// CoAPS port (configured: the registrar's discovery over CoAP is not built).
     fn start_constrained(&mut self) -> Result<()> {
         self.start_registrar()?;
-        let registrar = format!("[{REGISTRAR_ADDR}]:{REGISTRAR_COAPS_PORT}");
+        let (port, mode): (u16, &[&str]) = if self.options.stateless {
+            (REGISTRAR_JPY_PORT, &["--stateless"])
+        } else {
+            (REGISTRAR_COAPS_PORT, &[])
+        };
+        let registrar = format!("[{REGISTRAR_ADDR}]:{port}");
+        let mut args = vec!["--registrar", registrar.as_str()];
+        args.extend_from_slice(mode);
         let proxy = self.start_proxy(
             "proxy",
             PROXY_NS,
             (PROXY_LAN_ADDR, PROXY_COAPS_PORT),
             true,
-            &["--registrar", &registrar],
+            &args,
         )?;
         self.proxy = Some(proxy);
         Ok(())

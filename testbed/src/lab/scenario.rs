@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use x509_cert::Certificate;
 
 /// The scenarios `testbed lab run --scenario` knows.
-pub const SCENARIOS: [&str; 6] = [
+pub const SCENARIOS: [&str; 7] = [
     "happy",
     "masa-outage",
     "rogue-registrar",
     "link-flap",
     "registrar-restart",
     "constrained-stateful",
+    "constrained-stateless",
 ];
 
 /// How long the MASA's link is down in `masa-outage`.
@@ -51,7 +52,8 @@ pub fn run(
         pledges,
         rogue: name == "rogue-registrar",
         broken_pledge,
-        constrained: coaps || name == "constrained-stateful",
+        constrained: coaps || name.starts_with("constrained-"),
+        stateless: name == "constrained-stateless",
     };
     let result = Lab::up(bin, options).and_then(|mut lab| {
         println!(
@@ -245,10 +247,11 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
     let proxy_log = std::fs::read_to_string(lab.log("proxy")).unwrap_or_default();
     if lab.options.constrained {
         println!(
-            "discovery: pledges that found the constrained proxy by CoAP brski-jp: {}/{n}, by DNS-SD _brski-proxy._udp: {}/{n}; flows the proxy opened: {}",
+            "discovery: pledges that found the constrained proxy by CoAP brski-jp: {}/{n}, by DNS-SD _brski-proxy._udp: {}/{n}; flows the proxy opened: {}, pledges it relayed statelessly: {}",
             heard("CoAP"),
             heard("DNS-SD"),
-            proxy_log.matches("outcome=\"flow\"").count()
+            proxy_log.matches("outcome=\"flow\"").count(),
+            proxy_log.matches("outcome=\"jpy\"").count()
         );
     } else {
         println!(
@@ -258,6 +261,22 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
             proxy_log.contains("via=\"GRASP\""),
             proxy_log.contains("via=\"DNS-SD\"")
         );
+    }
+    // The mode the pledges went through: per-pledge flows, or stateless JPY and no flows.
+    if lab.options.constrained {
+        let (flows, jpy) = (
+            proxy_log.matches("outcome=\"flow\"").count(),
+            proxy_log.matches("outcome=\"jpy\"").count(),
+        );
+        let right = if lab.options.stateless {
+            flows == 0 && jpy >= n
+        } else {
+            jpy == 0 && flows >= n
+        };
+        if !right {
+            println!("the proxy did not relay in its mode: {flows} flows, {jpy} stateless pledges");
+            passed = 0;
+        }
     }
     if name == "rogue-registrar" {
         let (relayed, what) = if lab.options.constrained {
