@@ -678,3 +678,23 @@ async fn uri_path_abbrev_from_libcoap_reaches_the_resource_it_stands_for() {
     .await;
     assert!(r.stderr.contains("4.02"), "{}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc7252_5_2_2_a_slow_masa_answer_comes_separately_and_reaches_our_client() {
+    let (s, addr) = coaps_setup(&[]).await;
+    // Beyond the registrar's empty-ACK delay (0.5 s) and the client's first retransmission
+    // timeout (2 s): the request is acknowledged at once and answered as a separate CON.
+    s.masa.set_mode(MasaMode::SlowIssue(Duration::from_secs(3)));
+    let p = s.pledge("SN-COAP-SLOW");
+    let registrar_cert = session(addr, &p.idevid).await.peer_certs()[0].clone();
+    let pvr = p.pvr(Format::Cose, &registrar_cert);
+    let started = std::time::Instant::now();
+    let (code, why) = ask_rv(addr, &p.idevid, &pvr.bytes).await;
+    assert_eq!(code, "2.04", "{why}");
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(
+        s.reg.pledge("SN-COAP-SLOW").await.expect("listed")["vouchers"],
+        1,
+        "one voucher for the one request, however often it was sent"
+    );
+}
