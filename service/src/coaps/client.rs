@@ -417,6 +417,20 @@ impl Client {
     }
 }
 
+/// A dropped session still ends with close_notify (sent without waiting), so that the server
+/// frees it at once rather than after its idle timeout.
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let _ = self.stream.shutdown();
+        for d in std::mem::take(&mut self.stream.get_mut().outbox) {
+            let _ = self.socket.try_send(&d);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

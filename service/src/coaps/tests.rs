@@ -411,3 +411,31 @@ async fn our_client_times_out_against_a_silent_peer() {
     .expect_err("timeout");
     assert!(matches!(e, client::ClientError::HandshakeTimeout(_)), "{e}");
 }
+
+#[tokio::test]
+async fn a_dropped_client_frees_its_session_at_once() {
+    let pki = pki();
+    // One session per address: the second client gets in only when the first one's is gone.
+    let limits = Limits {
+        per_peer_sessions: 1,
+        ..Limits::default()
+    };
+    let (addr, _stop) = server_with(&pki, auth(&pki), limits).await;
+    let config = client_config(&pki.pledge, Arc::new(|_: &[Vec<u8>]| Ok(())));
+    for round in 0..3 {
+        let mut c = client::Client::connect(addr, &config, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("session {round}: {e}"));
+        let r = c
+            .request(
+                Request::new(Method::Get, "/.well-known/est/crts"),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(r.code, CoapCode::CONTENT);
+        // Dropped without close(): close_notify still goes out.
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
