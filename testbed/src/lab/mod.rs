@@ -39,6 +39,9 @@ pub const PROXY_PORT: u16 = 4443;
 pub const REGISTRAR_COAPS_PORT: u16 = 5684;
 /// The registrar's JPY port for the stateless constrained proxy.
 pub const REGISTRAR_JPY_PORT: u16 = 5685;
+/// The rogue constrained proxy's join port: the rogue registrar beside it holds the CoAPS and
+/// JPY ports on every address of its namespace.
+pub const ROGUE_PROXY_COAPS_PORT: u16 = 5686;
 pub const PROXY_COAPS_PORT: u16 = 5684;
 
 /// The name of pledge `i`'s namespace (1-based).
@@ -466,13 +469,13 @@ impl Lab {
             net::tcp_connects(ROGUE_NS, "::1", REGISTRAR_PORT)
         })?;
         let proxy = if self.options.constrained {
-            // Another join port than the real proxy's (the rogue registrar holds 5684 on
-            // every address of its namespace); pledges learn it from the brski-jp answer.
+            // Another join port than the real proxy's; pledges learn it from the brski-jp
+            // answer.
             let registrar = format!("[::1]:{REGISTRAR_COAPS_PORT}");
             self.start_proxy(
                 "rogue-proxy",
                 ROGUE_NS,
-                (ROGUE_LAN_ADDR, PROXY_COAPS_PORT + 1),
+                (ROGUE_LAN_ADDR, ROGUE_PROXY_COAPS_PORT),
                 true,
                 &["--registrar", &registrar],
             )?
