@@ -601,7 +601,12 @@ fn coap_seeds(seeds: &mut Seeds) {
     // coap_client: `[body size]` then the registrar's answers, op bit 0 taking the message ID
     // the client last sent: a piggybacked 2.04 voucher; an empty ACK then a separate answer; a
     // Block1 upload answered 2.31 then a Block2 answer in two blocks.
-    fn answer(kind: MessageType, code: u8, options: &[(CoapOption, Vec<u8>)], payload: &[u8]) -> Packet {
+    fn answer(
+        kind: MessageType,
+        code: u8,
+        options: &[(CoapOption, Vec<u8>)],
+        payload: &[u8],
+    ) -> Packet {
         let mut p = Packet::new();
         p.header.set_type(kind);
         p.header.code = MessageClass::from(code);
