@@ -88,9 +88,11 @@ impl JpyMessage {
     }
 }
 
-/// The proxy's header key: AES-128 for the state, HMAC-SHA256 for its tag.
+/// The proxy's header key: AES-128 for the state, HMAC-SHA256 for its tag; the key schedules
+/// are made once, not per datagram.
 pub struct HeaderKey {
-    enc: [u8; 16],
+    enc: EncryptingKey,
+    dec: DecryptingKey,
     mac: hmac::Key,
 }
 
@@ -156,22 +158,22 @@ impl HeaderKey {
         let mut mac = [0u8; 32];
         rng.fill(&mut enc)?;
         rng.fill(&mut mac)?;
-        Ok(Self::from_bytes(enc, &mac))
+        Self::from_bytes(enc, &mac)
     }
 
-    pub fn from_bytes(enc: [u8; 16], mac: &[u8]) -> Self {
-        Self {
-            enc,
+    pub fn from_bytes(enc: [u8; 16], mac: &[u8]) -> Result<Self, aws_lc_rs::error::Unspecified> {
+        Ok(Self {
+            enc: EncryptingKey::ecb(UnboundCipherKey::new(&AES_128, &enc)?)?,
+            dec: DecryptingKey::ecb(UnboundCipherKey::new(&AES_128, &enc)?)?,
             mac: hmac::Key::new(hmac::HMAC_SHA256, mac),
-        }
+        })
     }
 
     /// The header for `pledge`: `None` for an address the header cannot carry (a pledge of
     /// a constrained proxy has a link-local IPv6 address, or IPv4).
     pub fn seal(&self, pledge: SocketAddr) -> Option<Vec<u8>> {
         let mut block = state(pledge)?;
-        let key = EncryptingKey::ecb(UnboundCipherKey::new(&AES_128, &self.enc).ok()?).ok()?;
-        key.encrypt(&mut block).ok()?;
+        self.enc.encrypt(&mut block).ok()?;
         let tag = hmac::sign(&self.mac, &block);
         let mut header = block.to_vec();
         header.extend_from_slice(&tag.as_ref()[..16]);
@@ -191,8 +193,7 @@ impl HeaderKey {
             return None;
         }
         let mut b: [u8; 16] = block.try_into().ok()?;
-        let key = DecryptingKey::ecb(UnboundCipherKey::new(&AES_128, &self.enc).ok()?).ok()?;
-        key.decrypt(&mut b, DecryptionContext::None).ok()?;
+        self.dec.decrypt(&mut b, DecryptionContext::None).ok()?;
         pledge_of(&b)
     }
 }
@@ -264,7 +265,7 @@ mod tests {
 
     #[test]
     fn cjp_4_5_1_a_header_opens_only_with_its_key_and_unaltered() {
-        let key = HeaderKey::from_bytes([7; 16], &[9; 32]);
+        let key = HeaderKey::from_bytes([7; 16], &[9; 32]).expect("key");
         let header = key.seal(pledge()).expect("link-local");
         assert_eq!(header.len(), MAX_HEADER);
         assert_eq!(key.seal(pledge()), Some(header.clone()), "deterministic");
@@ -283,7 +284,7 @@ mod tests {
         }
         assert_eq!(key.open(&header[..31]), None);
         assert_eq!(key.open(&[]), None);
-        let rotated = HeaderKey::from_bytes([8; 16], &[9; 32]);
+        let rotated = HeaderKey::from_bytes([8; 16], &[9; 32]).expect("key");
         assert_eq!(rotated.open(&header), None);
         // Global IPv6 addresses are not a constrained pledge's; IPv4 is carried.
         assert_eq!(key.seal("[2001:db8::1]:5684".parse().expect("addr")), None);

@@ -5,7 +5,7 @@
 use brski_common::jpy::{HeaderKey, JpyMessage};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let key = HeaderKey::from_bytes([0x11; 16], &[0x22; 32]);
+    let key = HeaderKey::from_bytes([0x11; 16], &[0x22; 32]).expect("key");
     if let Ok(m) = JpyMessage::decode(data) {
         let again = JpyMessage::decode(&m.encode()).expect("an encoded message decodes");
         assert_eq!(again, m);

@@ -602,7 +602,7 @@ mod tests {
 
     #[tokio::test]
     async fn cjp_4_4_stateless_answers_reach_the_pledge_and_forged_headers_are_dropped() {
-        let key = HeaderKey::from_bytes([1; 16], &[2; 32]);
+        let key = HeaderKey::from_bytes([1; 16], &[2; 32]).expect("key");
         // A forged header and garbage, sent by the registrar before each answer.
         let forged = JpyMessage {
             header: vec![0; 32],
@@ -648,14 +648,14 @@ mod tests {
     #[test]
     fn cjp_4_5_1_headers_of_the_key_before_a_rotation_still_open() {
         let pledge: SocketAddr = "10.0.0.7:4000".parse().expect("addr");
-        let mut keys = HeaderKeys::new(HeaderKey::from_bytes([1; 16], &[1; 32]));
+        let mut keys = HeaderKeys::new(HeaderKey::from_bytes([1; 16], &[1; 32]).expect("key"));
         let old = keys.seal(pledge).expect("header");
-        keys.rotate(HeaderKey::from_bytes([2; 16], &[2; 32]));
+        keys.rotate(HeaderKey::from_bytes([2; 16], &[2; 32]).expect("key"));
         let new = keys.seal(pledge).expect("header");
         assert_ne!(old, new);
         assert_eq!(keys.open(&old), Some(pledge));
         assert_eq!(keys.open(&new), Some(pledge));
-        keys.rotate(HeaderKey::from_bytes([3; 16], &[3; 32]));
+        keys.rotate(HeaderKey::from_bytes([3; 16], &[3; 32]).expect("key"));
         assert_eq!(keys.open(&old), None, "two rotations ago");
     }
 }

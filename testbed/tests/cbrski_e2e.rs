@@ -4,10 +4,9 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
-use testbed::loopback::{SuiteOptions, run};
+use testbed::loopback::SuiteOptions;
 
 fn coaps() -> SuiteOptions {
     SuiteOptions {
@@ -44,14 +43,7 @@ fn cbrski_pledge_enrolls_over_coaps_with_a_cose_voucher() {
         assert_eq!(bytes.first(), Some(&0xd2), "{file} is a tagged COSE_Sign1");
     }
     // The LDevID verifies with OpenSSL against the domain CA.
-    let domain_ca = s.registrar_dir.join("domain-ca.crt.pem");
-    let verified = run(Command::new("openssl")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(&domain_ca)
-        .arg(dir.join("ldevid.crt.pem")))
-    .expect("openssl verify");
-    assert!(String::from_utf8_lossy(&verified.stdout).contains(": OK"));
+    openssl_verifies_ldevid(&s, &dir);
 
     // One pledge record, with the transport and both reports (the second made with the
     // LDevID on a new DTLS session, RFC 8995 §5.9.4).

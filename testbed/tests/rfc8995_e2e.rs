@@ -39,14 +39,7 @@ fn rfc8995_happy_path_checked_with_openssl_and_curl() {
     assert_eq!(voucher["ietf-voucher:voucher"]["serial-number"], "E2E-0001");
 
     // The LDevID verifies with OpenSSL against the domain CA.
-    let domain_ca = s.registrar_dir.join("domain-ca.crt.pem");
-    let verified = run(Command::new("openssl")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(&domain_ca)
-        .arg(dir.join("ldevid.crt.pem")))
-    .expect("openssl verify");
-    assert!(String::from_utf8_lossy(&verified.stdout).contains(": OK"));
+    let domain_ca = openssl_verifies_ldevid(&s, &dir);
     let e = read_enrollment(&dir, "E2E-0001").expect("enrollment");
     assert_eq!(
         e.ldevid_issuer,

@@ -133,3 +133,17 @@ pub fn denied_gets_404_and_pending_waits_then_enrolls(s: &Suite, denied: &str, p
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(pledge_row(s, pending).expect("row")["state"], "enrolled");
 }
+
+/// `openssl verify` accepts the pledge's LDevID in `pledge_dir` against the suite's domain CA;
+/// the domain CA file.
+pub fn openssl_verifies_ldevid(s: &Suite, pledge_dir: &Path) -> std::path::PathBuf {
+    let domain_ca = s.registrar_dir.join("domain-ca.crt.pem");
+    let verified = run(Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&domain_ca)
+        .arg(pledge_dir.join("ldevid.crt.pem")))
+    .expect("openssl verify");
+    assert!(String::from_utf8_lossy(&verified.stdout).contains(": OK"));
+    domain_ca
+}
