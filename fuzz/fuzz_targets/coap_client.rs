@@ -1,7 +1,8 @@
 //! The CoAPS client's sans-I/O parts fed with datagrams as a registrar (or anyone on the path
 //! of a join proxy) sends them: one request's exchange (RFC 7252 retransmission and separate
 //! answers, RFC 7959 Block1/Block2 reassembly) and the answer read as an HTTP one; and the
-//! join-proxy discovery (CJP §5) answer and link parsing. Whatever the client sends is a CoAP
+//! CoAP discovery (CJP §5): a join proxy's answer, and the join ports and registrar endpoints
+//! read from the links of an answer (RFC 6690 link format). Whatever the client sends is a CoAP
 //! message that decodes; an answer it hands over is within its body limit.
 #![no_main]
 use brski_service::coaps::call::{Call, CallLimits, Step};
@@ -38,8 +39,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let len = usize::from(*len).min(tail.len());
         let (datagram, next) = tail.split_at(len);
         rest = next;
-        let _ = jp::answer(datagram, 5684);
+        let _ = jp::answer(datagram, &[jp::join_port_link(5684)]);
         let _ = jp::join_ports(datagram, &TOKEN);
+        for r in jp::registrar_links(datagram, &TOKEN, 1) {
+            // What is read back names the same endpoint.
+            assert_eq!(jp::RegistrarLink::from_link(&r.link(), 1), Some(r));
+        }
         let mut datagram = datagram.to_vec();
         if op & 1 == 1 && datagram.len() >= 4 {
             datagram[2..4].copy_from_slice(&last_mid.to_be_bytes());

@@ -107,14 +107,8 @@ const COAP_ANSWERS_FOR: Duration = Duration::from_secs(1);
 /// Ask every link for constrained join proxies (CJP §5), again and again.
 async fn query_links(out: mpsc::Sender<(SocketAddrV6, &'static str)>) {
     loop {
-        let links: Vec<u32> = netif::ipv6_interfaces()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|i| i.is_link_local() && i.name != "lo")
-            .map(|i| i.index)
-            .collect();
         let mut heard = false;
-        for index in dedup(links) {
+        for index in netif::link_indexes() {
             let to = SocketAddrV6::new(jp::ALL_COAP_NODES, jp::COAP_PORT, 0, index);
             let sent = jp::find(to, COAP_ANSWERS_FOR, |proxy| {
                 heard = true;
@@ -135,12 +129,6 @@ async fn query_links(out: mpsc::Sender<(SocketAddrV6, &'static str)>) {
         };
         tokio::time::sleep(every).await;
     }
-}
-
-fn dedup(mut v: Vec<u32>) -> Vec<u32> {
-    v.sort_unstable();
-    v.dedup();
-    v
 }
 
 impl Discovery {

@@ -17,6 +17,7 @@ use crate::steps::{
     unfinished, voucher,
 };
 use brski_common::answer::{Class, CoapCode};
+use brski_common::discovery::link_format::{self, Link};
 use brski_common::est::{ContentFormat, decode_certs_only, encode_crts_multipart};
 use brski_service::coaps::{Method, Request, Response, SessionInfo};
 use der::Encode;
@@ -304,44 +305,24 @@ const LINKS: [(&str, &[(&str, &str)]); 8] = [
     ),
 ];
 
-/// Whether `value` (a space-separated list, RFC 6690 §3) matches the filter `want`, which may
-/// end in `*` for a prefix (RFC 6690 §4.1).
-fn matches(value: &str, want: &str) -> bool {
-    value.split(' ').any(|v| match want.strip_suffix('*') {
-        Some(prefix) => v.starts_with(prefix),
-        None => v == want,
-    })
-}
-
 /// `GET /.well-known/core[?filter]` (RFC 6690 §4.1): the links matching the query's filter,
 /// `href` or a link attribute; 4.04 when none does (cBRSKI Appendix E).
 fn discovery(query: &[String]) -> Response {
-    let filter = query.first().and_then(|q| q.split_once('='));
-    let links: Vec<String> = LINKS
+    let links: Vec<Link> = LINKS
         .iter()
-        .filter(|(href, attrs)| match filter {
-            None => true,
-            Some(("href", want)) => matches(href, want),
-            Some((name, want)) => attrs.iter().any(|(n, v)| n == &name && matches(v, want)),
-        })
         .map(|(href, attrs)| {
-            let mut link = format!("<{href}>");
-            for (n, v) in *attrs {
-                if v.contains(' ') {
-                    link.push_str(&format!(";{n}=\"{v}\""));
-                } else {
-                    link.push_str(&format!(";{n}={v}"));
-                }
-            }
-            link
+            attrs
+                .iter()
+                .fold(Link::new(*href), |link, (n, v)| link.with(n, *v))
         })
         .collect();
-    if links.is_empty() {
+    let selected = link_format::select(&links, query);
+    if selected.is_empty() {
         return Response::empty(Class::NotFound.coap_code());
     }
     Response {
         content_format: Some(ContentFormat::LINK_FORMAT.0),
-        payload: links.join(",").into_bytes(),
+        payload: link_format::encode(selected).into_bytes(),
         ..Response::empty(Class::Content.coap_code())
     }
 }

@@ -50,7 +50,9 @@ enum Command {
         #[arg(long, default_value = "registrar.toml")]
         config: PathBuf,
         /// Announce the registrar on this interface (GRASP AN_join_registrar and DNS-SD
-        /// `_brski-registrar._tcp`, RFC 8995 §4.3); repeatable.
+        /// `_brski-registrar._tcp`, RFC 8995 §4.3) and, with CoAPS on, answer CoAP discovery
+        /// there (`?rt=brski*` from join proxies, `?brski-jp=*` from pledges, CJP §5);
+        /// repeatable.
         #[arg(long, value_name = "IFACE")]
         announce: Vec<String>,
         /// Seconds between two AN_join_registrar floods (RFC 8995 §4.3: default 60), 1..=86400.
@@ -91,7 +93,13 @@ async fn run(command: Command) -> Result<(), String> {
             brski_service::logging::init("registrar");
             let config = config::RegistrarConfig::load(&config).map_err(|e| e.to_string())?;
             let period = std::time::Duration::from_secs(announce_interval);
-            let _announcing = announcer::start(&announce, config.listen.port(), period)?;
+            let constrained = announcer::Constrained {
+                coaps: config.coaps_addr()?.map(|a| a.port()),
+                jpy: config.jpy_addr()?.map(|a| a.port()),
+                coap_port: brski_service::coaps::jp::COAP_PORT,
+            };
+            let _announcing =
+                announcer::start(&announce, config.listen.port(), constrained, period)?;
             server::serve(config).await.map_err(|e| e.to_string())
         }
         Command::CheckConfig { config } => {

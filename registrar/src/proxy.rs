@@ -5,6 +5,7 @@
 //! registrar address is given.
 
 use brski_common::discovery::{AN_JOIN_REGISTRAR, Flood};
+use brski_service::coaps::jp::{self, ProxyMode, RegistrarLink};
 use brski_service::{grasp, mdns, netif};
 use clap::Args;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -29,9 +30,11 @@ pub struct ProxyArgs {
     /// Seconds between two AN_Proxy floods.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub announce_interval: u64,
-    /// Relay CoAPS datagrams instead of TCP connections: the constrained join proxy in
-    /// stateful mode (CJP §4.3). `--listen` is then a UDP address and `--registrar` the
-    /// registrar's CoAPS address (required).
+    /// Relay CoAPS datagrams instead of TCP connections: the constrained join proxy (CJP §4).
+    /// `--listen` is then a UDP address, and `--registrar` the registrar's CoAPS address
+    /// (stateful) or JPY address (with --stateless). Without `--registrar` the registrar is
+    /// discovered by CoAP (`?rt=brski*` on every other link, CJP §5) and its JPY endpoint,
+    /// when it offers one, taken in stateless mode (CJP §4.1).
     #[arg(long)]
     pub udp: bool,
     /// With --udp: flows per pledge address (CJP §4.3: 2).
@@ -44,13 +47,18 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub flow_idle: u64,
     /// With --udp: the stateless mode (CJP §4.4): JPY messages to the registrar's JPY port
-    /// (`--registrar`), no state per pledge; the header key is rotated daily.
+    /// (given or discovered), no state per pledge; the header key is rotated daily.
     #[arg(long)]
     pub stateless: bool,
     /// With --udp: the CoAP port on which `?brski-jp=*` discovery is answered (CJP §5).
     #[arg(long, value_name = "PORT", default_value_t = 5683)]
     pub coap_port: u16,
 }
+
+/// How often a constrained proxy asks for registrars until one answers.
+const REGISTRAR_QUERY_EVERY: Duration = Duration::from_secs(3);
+/// How long answers to one registrar query are collected.
+const REGISTRAR_ANSWERS_FOR: Duration = Duration::from_secs(1);
 
 /// How long a TCP connect to the registrar may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -169,14 +177,10 @@ pub async fn run(args: &ProxyArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// `registrar proxy --udp`: the stateful constrained join proxy ([`crate::cjp`]).
+/// `registrar proxy --udp`: the constrained join proxy ([`crate::cjp`]), relaying to the
+/// registrar given or discovered, in the mode given or discovered (CJP §4.1).
 async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
     let listen = netif::parse_scoped(&args.listen).map_err(|e| format!("--listen: {e}"))?;
-    let registrar = args
-        .registrar
-        .as_deref()
-        .ok_or_else(|| "--udp needs --registrar (the registrar's CoAPS address)".to_string())
-        .and_then(|r| netif::parse_scoped(r).map_err(|e| format!("--registrar: {e}")))?;
     let socket = tokio::net::UdpSocket::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -193,6 +197,23 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
         (None, SocketAddr::V6(a)) if a.scope_id() != 0 => netif::interface_name(a.scope_id()),
         _ => None,
     };
+    let want = args.stateless.then_some(ProxyMode::Stateless);
+    let registrar = match args.registrar.as_deref() {
+        Some(r) => RegistrarLink {
+            mode: want.unwrap_or(ProxyMode::Stateful),
+            addr: netif::parse_scoped(r).map_err(|e| format!("--registrar: {e}"))?,
+        },
+        None => {
+            let pledge_link = iface
+                .as_deref()
+                .and_then(|i| netif::interface_index(i).ok());
+            tokio::select! {
+                found = discover_registrar(pledge_link, want) => found,
+                () = brski_service::shutdown_signal() => return Ok(()),
+            }
+        }
+    };
+    // Not a join proxy before a registrar is known (CJP §4.1): pledges hear of it only now.
     let mut background = Vec::new();
     let _mdns = match &iface {
         Some(name) => announce_udp(name, local.port(), args.coap_port, &mut background)?,
@@ -202,24 +223,28 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
         }
     };
     brski_service::notify::spawn_watchdog();
-    if args.stateless {
-        let key = brski_common::jpy::HeaderKey::random()
-            .map_err(|_| "no randomness for the JPY header key".to_string())?;
-        tracing::info!(listen = %local, %registrar, "constrained join proxy relaying (stateless)");
-        brski_service::notify::ready(&format!("relaying CoAPS on {local} as JPY"));
-        crate::cjp::relay_stateless(
-            socket,
-            registrar,
-            crate::cjp::HeaderKeys::new(key),
-            crate::cjp::KEY_ROTATION,
-            brski_service::shutdown_signal(),
-        )
-        .await
-        .map_err(|e| format!("JPY relay: {e}"))?;
-    } else {
-        tracing::info!(listen = %local, %registrar, per_pledge = limits.per_pledge, flows = limits.per_interface, idle_s = limits.idle.as_secs(), "constrained join proxy relaying (stateful)");
-        brski_service::notify::ready(&format!("relaying CoAPS on {local}"));
-        crate::cjp::relay(socket, registrar, limits, brski_service::shutdown_signal()).await;
+    let to = registrar.addr;
+    match registrar.mode {
+        ProxyMode::Stateless => {
+            let key = brski_common::jpy::HeaderKey::random()
+                .map_err(|_| "no randomness for the JPY header key".to_string())?;
+            tracing::info!(listen = %local, registrar = %to, "constrained join proxy relaying (stateless)");
+            brski_service::notify::ready(&format!("relaying CoAPS on {local} as JPY"));
+            crate::cjp::relay_stateless(
+                socket,
+                to,
+                crate::cjp::HeaderKeys::new(key),
+                crate::cjp::KEY_ROTATION,
+                brski_service::shutdown_signal(),
+            )
+            .await
+            .map_err(|e| format!("JPY relay: {e}"))?;
+        }
+        ProxyMode::Stateful => {
+            tracing::info!(listen = %local, registrar = %to, per_pledge = limits.per_pledge, flows = limits.per_interface, idle_s = limits.idle.as_secs(), "constrained join proxy relaying (stateful)");
+            brski_service::notify::ready(&format!("relaying CoAPS on {local}"));
+            crate::cjp::relay(socket, to, limits, brski_service::shutdown_signal()).await;
+        }
     }
     brski_service::notify::stopping();
     for t in background {
@@ -227,6 +252,31 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
     }
     tracing::info!("join proxy stopped");
     Ok(())
+}
+
+/// Ask every link but the pledge link for registrars (`?rt=brski*`, CJP §5) until one offers
+/// an endpoint of the mode `want` (any when `None`: stateless preferred, CJP §4.1).
+async fn discover_registrar(pledge_link: Option<u32>, want: Option<ProxyMode>) -> RegistrarLink {
+    loop {
+        let mut found = Vec::new();
+        for index in netif::link_indexes() {
+            if Some(index) == pledge_link {
+                continue;
+            }
+            match jp::find_registrars(index, None, REGISTRAR_ANSWERS_FOR).await {
+                Ok(mut links) => found.append(&mut links),
+                Err(e) => {
+                    tracing::debug!(interface = index, error = %e, "registrar query not sent")
+                }
+            }
+        }
+        if let Some(r) = jp::choose(&found, want) {
+            tracing::info!(registrar = %r.addr, mode = ?r.mode, via = "CoAP", "registrar discovered");
+            return r;
+        }
+        tracing::debug!(offered = found.len(), "no registrar yet");
+        tokio::time::sleep(REGISTRAR_QUERY_EVERY).await;
+    }
 }
 
 /// Answer `?brski-jp=*` on the CoAP port `coap_port` of `iface` and announce
@@ -237,11 +287,11 @@ fn announce_udp(
     coap_port: u16,
     background: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<Option<mdns::Announcement>, String> {
-    use brski_service::coaps::jp;
     let index = netif::interface_index(iface).map_err(|e| format!("--interface: {e}"))?;
-    let socket = jp::bind_responder(coap_port, index)
+    let socket = jp::bind_responder(coap_port, &[index])
         .map_err(|e| format!("cannot answer CoAP discovery on port {coap_port} of {iface}: {e}"))?;
-    background.push(tokio::spawn(jp::respond(socket, port)));
+    let links = vec![jp::join_port_link(port)];
+    background.push(tokio::spawn(jp::respond(socket, move |_| links.clone())));
     let address = netif::announce_address(iface)
         .map_err(|e| format!("--interface: {e}"))?
         .address;

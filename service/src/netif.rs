@@ -57,6 +57,20 @@ pub fn ipv6_interfaces() -> Result<Vec<Ipv6Interface>, NetifError> {
     )?))
 }
 
+/// The indexes of the interfaces with an IPv6 link-local address but loopback: the links
+/// link-scope discovery is sent on, each once.
+pub fn link_indexes() -> Vec<u32> {
+    let mut v: Vec<u32> = ipv6_interfaces()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.is_link_local() && i.name != "lo")
+        .map(|i| i.index)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// The index of interface `name`.
 pub fn interface_index(name: &str) -> Result<u32, NetifError> {
     if let Ok(text) = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))

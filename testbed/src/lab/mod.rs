@@ -493,18 +493,18 @@ impl Lab {
         Ok(())
     }
 
-    /// The registrar and the stateful constrained join proxy, relaying to the registrar's
-    /// CoAPS port (configured: the registrar's discovery over CoAP is not built).
+    /// The registrar and the constrained join proxy, which discovers the registrar by CoAP
+    /// on the domain link (CJP §5) and takes the mode it offers: the registrar always has a
+    /// JPY port here, so the stateful scenario asks for that mode by configuration
+    /// (`--registrar`), and the stateless one finds the JPY endpoint itself (CJP §4.1).
     fn start_constrained(&mut self) -> Result<()> {
         self.start_registrar()?;
-        let (port, mode): (u16, &[&str]) = if self.options.stateless {
-            (REGISTRAR_JPY_PORT, &["--stateless"])
+        let registrar = format!("[{REGISTRAR_ADDR}]:{REGISTRAR_COAPS_PORT}");
+        let args: Vec<&str> = if self.options.stateless {
+            vec![]
         } else {
-            (REGISTRAR_COAPS_PORT, &[])
+            vec!["--registrar", registrar.as_str()]
         };
-        let registrar = format!("[{REGISTRAR_ADDR}]:{port}");
-        let mut args = vec!["--registrar", registrar.as_str()];
-        args.extend_from_slice(mode);
         let proxy = self.start_proxy(
             "proxy",
             PROXY_NS,
@@ -513,6 +513,14 @@ impl Lab {
             &args,
         )?;
         self.proxy = Some(proxy);
+        if self.options.stateless {
+            let log = self.log("proxy");
+            if !log_contains(&log, "registrar discovered")
+                || !log_contains(&log, "relaying (stateless)")
+            {
+                bail!("the constrained proxy did not discover the registrar's JPY endpoint");
+            }
+        }
         Ok(())
     }
 
