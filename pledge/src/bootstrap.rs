@@ -21,7 +21,7 @@ use brski_common::pki::chain::{TimeCheck, TrustPolicy};
 use brski_common::pki::crl::RevocationError;
 use brski_common::pki::ext::idevid_issuer;
 use brski_common::telemetry::StatusTelemetry;
-use brski_common::voucher::PledgeExpectations;
+use brski_common::voucher::{Pin, PledgeExpectations};
 use brski_service::crl::Revocation;
 use std::fmt;
 use std::sync::Arc;
@@ -226,16 +226,18 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
     state.write_voucher(format, &voucher)?;
 
     // RFC 8995 §5.9: EST on the now trusted connection; failures are reported (§5.9.4).
-    let (key, signer, chain, cacerts) = match est(id, state, &mut session, idevid, options).await {
-        Ok(x) => x,
-        Err(failure) => {
-            if !matches!(failure, Failure::Unreachable(_)) {
-                let t = StatusTelemetry::failure(failure.telemetry_reason());
-                report(&mut session, Step::EnrollStatus, paths::ENROLL_STATUS, &t).await;
+    let pin = accepted.pin.clone();
+    let (key, signer, chain, cacerts) =
+        match est(id, state, &mut session, idevid, &pin, options).await {
+            Ok(x) => x,
+            Err(failure) => {
+                if !matches!(failure, Failure::Unreachable(_)) {
+                    let t = StatusTelemetry::failure(failure.telemetry_reason());
+                    report(&mut session, Step::EnrollStatus, paths::ENROLL_STATUS, &t).await;
+                }
+                return Err(failure);
             }
-            return Err(failure);
-        }
-    };
+        };
     drop(session);
     let chain_der = chain_der(&chain)?;
 
@@ -424,12 +426,36 @@ pub fn new_ldevid_key(
     }
 }
 
-/// RFC 8995 §5.9.1–§5.9.3: `/cacerts`, `/csrattrs`, a new key, `/simpleenroll`.
+/// The root CA a voucher pins, when the pledge may take it as its EST trust anchor before
+/// `/crts` (cBRSKI §6.7.1, over CoAPS only): a self-signed CA certificate.
+fn pinned_root(transport: Transport, pin: &Pin) -> Option<Certificate> {
+    use der::Decode;
+    let Pin::DomainCert(der) = pin else {
+        return None;
+    };
+    if transport != Transport::Coaps {
+        return None;
+    }
+    let cert = Certificate::from_der(der).ok()?;
+    let tbs = cert.tbs_certificate();
+    let is_ca =
+        brski_common::pki::chain::extension::<x509_cert::ext::pkix::BasicConstraints>(&cert)
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.ca);
+    (is_ca && tbs.subject() == tbs.issuer() && brski_common::pki::chain::signed_by(&cert, &cert))
+        .then_some(cert)
+}
+
+/// RFC 8995 §5.9.1–§5.9.3: `/cacerts`, `/csrattrs`, a new key, `/simpleenroll`. Over CoAPS
+/// with a voucher pinning the domain's root CA, the optimised enrollment of cBRSKI §6.7.1:
+/// `/sen` first, and `/crts` only when the pinned root does not anchor the new LDevID.
 async fn est(
     id: &Identity,
     state: &StateDir,
     session: &mut Session,
     idevid: &Certificate,
+    pin: &Pin,
     options: &Options,
 ) -> Result<
     (
@@ -441,8 +467,12 @@ async fn est(
     Failure,
 > {
     let time = id.time_check();
-    let cacerts = enroll::cacerts(session, time).await?;
-    state.write_domain_ca(&cacerts)?;
+    let pinned_root = pinned_root(id.transport, pin);
+    let mut cacerts = Vec::new();
+    if pinned_root.is_none() {
+        cacerts = enroll::cacerts(session, time).await?;
+        state.write_domain_ca(&cacerts)?;
+    }
     let attrs = enroll::csrattrs(session).await?;
     let alg = enroll::key_algorithm(attrs.as_ref());
     let (key, signer) = new_ldevid_key(id, alg, None)?;
@@ -460,6 +490,31 @@ async fn est(
         options.max_wait,
     )
     .await?;
+    if let Some(root) = pinned_root {
+        let anchors = vec![root];
+        match enroll::check_issued(
+            Step::SimpleEnroll,
+            certs.clone(),
+            signer.as_ref(),
+            &anchors,
+            time,
+        ) {
+            Ok(chain) => {
+                tracing::info!(
+                    step = "cacerts",
+                    outcome = "pinned",
+                    "the pinned root CA anchors the LDevID; /crts not needed (cBRSKI §6.7.1)"
+                );
+                state.write_domain_ca(&anchors)?;
+                return Ok((key, signer, chain, anchors));
+            }
+            Err(e) => {
+                tracing::info!(step = "cacerts", reason = %e, "the pinned root does not anchor the LDevID; asking /crts (cBRSKI §6.7.1)");
+                cacerts = enroll::cacerts(session, time).await?;
+                state.write_domain_ca(&cacerts)?;
+            }
+        }
+    }
     let chain = enroll::check_issued(Step::SimpleEnroll, certs, signer.as_ref(), &cacerts, time)?;
     Ok((key, signer, chain, cacerts))
 }
@@ -468,6 +523,71 @@ async fn est(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// cBRSKI §6.7.1: only a self-signed CA pinned for a CoAPS pledge stands in for `/crts`.
+    #[test]
+    fn cbrski_6_7_1_only_a_pinned_root_ca_skips_crts_and_only_over_coaps() {
+        use brski_common::keys::{SignatureAlgorithm, SoftwareKey};
+        use brski_common::pki::issue::{CertificateParams, issue, self_signed};
+        use der::Encode;
+        use std::str::FromStr;
+        use x509_cert::ext::pkix::BasicConstraints;
+        use x509_cert::name::Name;
+        let key = || SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key");
+        let params = |cn: &str, ca: bool| {
+            let mut p = CertificateParams::new(
+                Name::from_str(&format!("CN={cn}")).expect("name"),
+                time::Duration::days(1),
+            )
+            .expect("params");
+            p.basic_constraints = ca.then_some(BasicConstraints {
+                ca: true,
+                path_len_constraint: None,
+            });
+            p
+        };
+        let root_key = key();
+        let root = self_signed(&params("root", true), &root_key).expect("root");
+        let sub_key = key();
+        let sub = issue(
+            &params("sub", true),
+            sub_key.public_key_spki(),
+            Some(&root),
+            &root_key,
+        )
+        .expect("sub");
+        let ee = issue(
+            &params("ee", false),
+            key().public_key_spki(),
+            Some(&sub),
+            &sub_key,
+        )
+        .expect("ee");
+        let pin = |c: &Certificate| Pin::DomainCert(c.to_der().expect("der"));
+        assert_eq!(
+            pinned_root(Transport::Coaps, &pin(&root)),
+            Some(root.clone())
+        );
+        assert_eq!(pinned_root(Transport::Https, &pin(&root)), None);
+        // An intermediate CA or an end entity leaves the pledge to ask /crts.
+        assert_eq!(pinned_root(Transport::Coaps, &pin(&sub)), None);
+        assert_eq!(pinned_root(Transport::Coaps, &pin(&ee)), None);
+        // A self-issued end entity is not a CA, whatever it signed.
+        let lone_key = key();
+        let lone = self_signed(&params("lone", false), &lone_key).expect("lone");
+        assert_eq!(pinned_root(Transport::Coaps, &pin(&lone)), None);
+        assert_eq!(
+            pinned_root(
+                Transport::Coaps,
+                &Pin::DomainPubk(root_key.public_key_spki().to_vec())
+            ),
+            None
+        );
+        assert_eq!(
+            pinned_root(Transport::Coaps, &Pin::DomainCert(vec![0x30, 0])),
+            None
+        );
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]

@@ -57,13 +57,29 @@ fn cbrski_pledge_enrolls_over_coaps_with_a_cose_voucher() {
     for op in [
         "requestvoucher",
         "voucher_status",
-        "cacerts",
         "csrattrs",
         "simpleenroll",
         "enrollstatus",
     ] {
         assert_eq!(coaps_lines(&log, op).len(), 1, "{op} over coaps: {log}");
     }
+    // cBRSKI §6.7.1: the voucher pins the domain's root CA, which anchors the new LDevID, so
+    // the pledge never asks /crts.
+    assert!(coaps_lines(&log, "cacerts").is_empty(), "{log}");
+    let fingerprint = |pem: &std::path::Path| {
+        let out = output(
+            std::process::Command::new("openssl")
+                .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+                .arg(pem),
+        );
+        assert!(out.status.success(), "openssl x509: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        fingerprint(&dir.join("domain-ca.crt.pem")),
+        fingerprint(&s.registrar_dir.join("domain-ca.crt.pem")),
+        "the pinned root is kept as the domain CA"
+    );
     assert!(
         coaps_lines(&log, "requestvoucher")[0].contains("outcome=\"relayed\""),
         "{log}"
