@@ -17,6 +17,7 @@ use crate::steps::{
     unfinished, voucher,
 };
 use brski_common::answer::{Class, CoapCode};
+use brski_common::brski::paths;
 use brski_common::discovery::link_format::{self, Link};
 use brski_common::est::{ContentFormat, decode_certs_only, encode_crts_multipart};
 use brski_service::coaps::{Method, Request, Response, SessionInfo};
@@ -186,18 +187,12 @@ pub async fn handle(s: &Registrar, session: SessionInfo, req: Request) -> Respon
             ..Refusal::new(Class::ServiceUnavailable, "registrar is shutting down")
         });
     }
-    let segments: Vec<&str> = req.path.iter().map(String::as_str).collect();
-    let (op, method) = match segments.as_slice() {
-        [".well-known", "core"] => ("core", Method::Get),
-        [".well-known", "brski", "rv" | "requestvoucher"] => ("requestvoucher", Method::Post),
-        [".well-known", "brski", "vs" | "voucher_status"] => ("voucher_status", Method::Post),
-        [".well-known", "brski", "es" | "enrollstatus"] => ("enrollstatus", Method::Post),
-        [".well-known", "est", "crts" | "cacerts"] => ("cacerts", Method::Get),
-        [".well-known", "est", "att" | "csrattrs"] => ("csrattrs", Method::Get),
-        [".well-known", "est", "sen" | "simpleenroll"] => ("simpleenroll", Method::Post),
-        [".well-known", "est", "sren" | "simplereenroll"] => ("simplereenroll", Method::Post),
-        _ => {
-            let path = format!("/{}", req.path.join("/"));
+    let path = format!("/{}", req.path.join("/"));
+    let (op, method) = match paths::coap_resource(&path) {
+        _ if path == CORE => ("core", Method::Get),
+        Some(r) if r.post => (r.operation(), Method::Post),
+        Some(r) => (r.operation(), Method::Get),
+        None => {
             tracing::info!(peer = %peer.addr, transport = "coaps", path = %path, outcome = "unknown-path", "not found");
             return Response::diagnostic(
                 Class::NotFound.coap_code(),
@@ -272,50 +267,25 @@ fn not_acceptable(op: &str, peer: &Peer, accept: Option<u16>) -> Response {
     )
 }
 
-/// The resources `/.well-known/core` lists (RFC 6690 §5; cBRSKI Appendix E, RFC 9148 §4.1).
-const LINKS: [(&str, &[(&str, &str)]); 8] = [
-    ("/.well-known/brski", &[("rt", "brski")]),
-    (
-        "/.well-known/brski/rv",
-        &[("rt", "brski.rv"), ("ct", "836")],
-    ),
-    (
-        "/.well-known/brski/vs",
-        &[("rt", "brski.vs"), ("ct", "50 60")],
-    ),
-    (
-        "/.well-known/brski/es",
-        &[("rt", "brski.es"), ("ct", "50 60")],
-    ),
-    (
-        "/.well-known/est/crts",
-        &[("rt", "ace.est.crts"), ("ct", "281 287 62")],
-    ),
-    (
-        "/.well-known/est/sen",
-        &[("rt", "ace.est.sen"), ("ct", "281 287")],
-    ),
-    (
-        "/.well-known/est/sren",
-        &[("rt", "ace.est.sren"), ("ct", "281 287")],
-    ),
-    (
-        "/.well-known/est/att",
-        &[("rt", "ace.est.att"), ("ct", "285")],
-    ),
-];
+/// Where CoRE discovery is (RFC 6690 §4).
+const CORE: &str = "/.well-known/core";
+
+/// The links `/.well-known/core` lists (RFC 6690 §5): the BRSKI base resource, then each
+/// resource with its type and content formats (cBRSKI Appendix E, RFC 9148 §4.1).
+fn links() -> Vec<Link> {
+    std::iter::once(Link::new("/.well-known/brski").with("rt", "brski"))
+        .chain(
+            paths::COAP
+                .iter()
+                .map(|r| Link::new(r.short).with("rt", r.rt).with("ct", r.ct)),
+        )
+        .collect()
+}
 
 /// `GET /.well-known/core[?filter]` (RFC 6690 §4.1): the links matching the query's filter,
 /// `href` or a link attribute; 4.04 when none does (cBRSKI Appendix E).
 fn discovery(query: &[String]) -> Response {
-    let links: Vec<Link> = LINKS
-        .iter()
-        .map(|(href, attrs)| {
-            attrs
-                .iter()
-                .fold(Link::new(*href), |link, (n, v)| link.with(n, *v))
-        })
-        .collect();
+    let links = links();
     let selected = link_format::select(&links, query);
     if selected.is_empty() {
         return Response::empty(Class::NotFound.coap_code());
@@ -363,7 +333,10 @@ mod tests {
             links("ct=836").as_deref(),
             Some("</.well-known/brski/rv>;rt=brski.rv;ct=836")
         );
-        assert_eq!(links("").map(|l| l.split(',').count()), Some(LINKS.len()));
+        assert_eq!(
+            links("").map(|l| l.split(',').count()),
+            Some(paths::COAP.len() + 1)
+        );
     }
 
     #[test]

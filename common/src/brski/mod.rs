@@ -29,22 +29,97 @@ pub mod paths {
     /// Where pre-RFC drafts put requestvoucher; still called by old pledges (8995 §8.3.1).
     pub const LEGACY_REQUEST_VOUCHER: &str = "/.well-known/est/requestvoucher";
 
-    /// The short names of the same resources over CoAP (cBRSKI §6.3, RFC 9148 §4.1 Table 1).
-    pub const COAP: [(&str, &str); 7] = [
-        (REQUEST_VOUCHER, "/.well-known/brski/rv"),
-        (VOUCHER_STATUS, "/.well-known/brski/vs"),
-        (ENROLL_STATUS, "/.well-known/brski/es"),
-        (CACERTS, "/.well-known/est/crts"),
-        (CSRATTRS, "/.well-known/est/att"),
-        (SIMPLE_ENROLL, "/.well-known/est/sen"),
-        (SIMPLE_REENROLL, "/.well-known/est/sren"),
+    /// A BRSKI or EST resource as a CoAPS registrar serves it: its RFC 8995 / RFC 7030 path,
+    /// its short path (cBRSKI §6.3, RFC 9148 §4.1 Table 1), the resource type and content
+    /// formats `/.well-known/core` lists (cBRSKI Appendix E, RFC 9148 §4.1), its
+    /// Uri-Path-Abbrev value (draft-ietf-core-uri-path-abbrev §3) and whether it takes a POST.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct CoapResource {
+        pub long: &'static str,
+        pub short: &'static str,
+        pub rt: &'static str,
+        pub ct: &'static str,
+        pub abbrev: u32,
+        pub post: bool,
+    }
+
+    impl CoapResource {
+        /// The operation's RFC 8995 / RFC 7030 name (`requestvoucher`, `cacerts`, ...).
+        pub fn operation(&self) -> &'static str {
+            self.long.rsplit('/').next().unwrap_or(self.long)
+        }
+    }
+
+    /// The resources of a CoAPS registrar.
+    pub const COAP: [CoapResource; 7] = [
+        CoapResource {
+            long: REQUEST_VOUCHER,
+            short: "/.well-known/brski/rv",
+            rt: "brski.rv",
+            ct: "836",
+            abbrev: 402,
+            post: true,
+        },
+        CoapResource {
+            long: VOUCHER_STATUS,
+            short: "/.well-known/brski/vs",
+            rt: "brski.vs",
+            ct: "50 60",
+            abbrev: 403,
+            post: true,
+        },
+        CoapResource {
+            long: ENROLL_STATUS,
+            short: "/.well-known/brski/es",
+            rt: "brski.es",
+            ct: "50 60",
+            abbrev: 401,
+            post: true,
+        },
+        CoapResource {
+            long: CACERTS,
+            short: "/.well-known/est/crts",
+            rt: "ace.est.crts",
+            ct: "281 287 62",
+            abbrev: 301,
+            post: false,
+        },
+        CoapResource {
+            long: SIMPLE_ENROLL,
+            short: "/.well-known/est/sen",
+            rt: "ace.est.sen",
+            ct: "281 287",
+            abbrev: 302,
+            post: true,
+        },
+        CoapResource {
+            long: SIMPLE_REENROLL,
+            short: "/.well-known/est/sren",
+            rt: "ace.est.sren",
+            ct: "281 287",
+            abbrev: 303,
+            post: true,
+        },
+        CoapResource {
+            long: CSRATTRS,
+            short: "/.well-known/est/att",
+            rt: "ace.est.att",
+            ct: "285",
+            abbrev: 306,
+            post: false,
+        },
     ];
+
+    /// The resource at `path`, by its long or its short name.
+    pub fn coap_resource(path: &str) -> Option<&'static CoapResource> {
+        COAP.iter().find(|r| r.long == path || r.short == path)
+    }
 
     /// The CoAP path of `path` (itself when it has no short name).
     pub fn coap(path: &str) -> &str {
         COAP.iter()
-            .find(|(long, _)| *long == path)
-            .map_or(path, |(_, short)| short)
+            .find(|r| r.long == path)
+            .map_or(path, |r| r.short)
     }
 }
 

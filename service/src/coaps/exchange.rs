@@ -719,21 +719,26 @@ fn header_mid(bytes: &[u8]) -> Option<(u16, MessageType)> {
 }
 
 /// The Uri-Path-Abbrev values and the paths they stand for (draft-ietf-core-uri-path-abbrev
-/// §3, initial registry values): CoRE discovery, RFC 9148 EST and cBRSKI.
-pub const URI_PATH_ABBREVIATIONS: [(u32, &str); 12] = [
+/// §3, initial registry values) that are not among the registrar's resources
+/// ([`brski_common::brski::paths::COAP`], which carry their own): CoRE discovery and the RFC
+/// 9148 server-side key generation.
+const OTHER_URI_PATH_ABBREVIATIONS: [(u32, &str); 5] = [
     (0, "/.well-known/core"),
     (1, "/.well-known/rd"),
     (2, "/.well-known/edhoc"),
-    (301, "/.well-known/est/crts"),
-    (302, "/.well-known/est/sen"),
-    (303, "/.well-known/est/sren"),
     (304, "/.well-known/est/skg"),
     (305, "/.well-known/est/skc"),
-    (306, "/.well-known/est/att"),
-    (401, "/.well-known/brski/es"),
-    (402, "/.well-known/brski/rv"),
-    (403, "/.well-known/brski/vs"),
 ];
+
+/// The path a Uri-Path-Abbrev value stands for.
+pub fn abbreviated_path(value: u32) -> Option<&'static str> {
+    brski_common::brski::paths::COAP
+        .iter()
+        .map(|r| (r.abbrev, r.short))
+        .chain(OTHER_URI_PATH_ABBREVIATIONS)
+        .find(|(n, _)| *n == value)
+        .map(|(_, path)| path)
+}
 
 /// The path segments of a Uri-Path-Abbrev value (one occurrence, no Uri-Path beside it); a
 /// value without an entry, a repeated option or one beside Uri-Path is an unprocessable
@@ -746,10 +751,9 @@ fn expand_abbrev(
         return Err("Uri-Path-Abbrev must come alone, once".into());
     }
     let value = values.front().and_then(|v| uint(v));
-    URI_PATH_ABBREVIATIONS
-        .iter()
-        .find(|(n, _)| Some(*n) == value)
-        .map(|(_, path)| {
+    value
+        .and_then(abbreviated_path)
+        .map(|path| {
             path.split('/')
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)

@@ -326,6 +326,24 @@ fn uri_path_abbrev_stands_for_its_well_known_path() {
     let mut both = path(&[".well-known"]);
     both.push((opt::URI_PATH_ABBREV, vec![0]));
     refused(12, both, &mut ex);
+    // The draft's initial registry, whole (§3), from the two tables that hold it.
+    for (value, path) in [
+        (0, "/.well-known/core"),
+        (1, "/.well-known/rd"),
+        (2, "/.well-known/edhoc"),
+        (301, "/.well-known/est/crts"),
+        (302, "/.well-known/est/sen"),
+        (303, "/.well-known/est/sren"),
+        (304, "/.well-known/est/skg"),
+        (305, "/.well-known/est/skc"),
+        (306, "/.well-known/est/att"),
+        (401, "/.well-known/brski/es"),
+        (402, "/.well-known/brski/rv"),
+        (403, "/.well-known/brski/vs"),
+    ] {
+        assert_eq!(super::abbreviated_path(value), Some(path), "{value}");
+    }
+    assert_eq!(super::abbreviated_path(300), None);
 }
 
 #[test]
