@@ -14,13 +14,14 @@ use brski_common::est::ContentFormat;
 use brski_common::pki::chain::{TrustPolicy, validate_chain};
 use der::Decode;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use openssl::pkey::PKey;
+use openssl::error::ErrorStack;
 use openssl::ssl::{
-    ErrorCode, Ssl, SslContextBuilder, SslMethod, SslOptions, SslStream, SslVerifyMode, SslVersion,
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslStream, SslVerifyMode,
+    SslVersion,
 };
 use openssl::x509::X509;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
@@ -129,6 +130,26 @@ impl ClientError {
     }
 }
 
+/// The process's one DTLS client context: versions, suites, groups and options are the same
+/// for every session, so they are set once; each session sets its own certificate and key.
+/// A bare context: `SslConnector::builder` would load the system's CA store, which a client
+/// judging the server by `server_check` does not use.
+fn client_context() -> Result<SslContext, ErrorStack> {
+    static CONTEXT: OnceLock<SslContext> = OnceLock::new();
+    if let Some(ctx) = CONTEXT.get() {
+        return Ok(ctx.clone());
+    }
+    let mut b = SslContextBuilder::new(SslMethod::dtls_client())?;
+    b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
+    b.set_max_proto_version(Some(SslVersion::DTLS1_2))?;
+    b.set_cipher_list(CIPHERS)?;
+    b.set_groups_list("P-256:P-384")?;
+    b.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET);
+    // The chain is judged by `server_check` once it is complete (see the module doc).
+    b.set_verify(SslVerifyMode::NONE);
+    Ok(CONTEXT.get_or_init(|| b.build()).clone())
+}
+
 /// Retransmission check of an unfinished handshake (OpenSSL resends its flight when its
 /// timer has run out and it is called).
 const HANDSHAKE_TICK: Duration = Duration::from_millis(250);
@@ -182,16 +203,6 @@ impl Client {
             Err(e) => return Err(e.into()),
         };
         socket.connect(peer).await?;
-        // A bare context: `SslConnector::builder` would load the system's CA store, which a
-        // client judging the server by `server_check` does not use.
-        let mut b = SslContextBuilder::new(SslMethod::dtls_client())?;
-        b.set_min_proto_version(Some(SslVersion::DTLS1_2))?;
-        b.set_max_proto_version(Some(SslVersion::DTLS1_2))?;
-        b.set_cipher_list(CIPHERS)?;
-        b.set_groups_list("P-256:P-384")?;
-        b.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET);
-        // The chain is judged by `server_check` once it is complete (see the module doc).
-        b.set_verify(SslVerifyMode::NONE);
         let (leaf, rest) = config
             .identity
             .chain
@@ -201,14 +212,15 @@ impl Client {
                 peer,
                 reason: e.to_string(),
             })?;
+        let context = client_context()?;
+        let mut ssl = Ssl::new(&context)?;
         let leaf = X509::from_der(leaf)?;
-        b.set_certificate(&leaf)?;
+        ssl.set_certificate(&leaf)?;
         for der in rest {
-            b.add_extra_chain_cert(X509::from_der(der)?)?;
+            ssl.add_chain_cert(X509::from_der(der)?)?;
         }
-        let key = PKey::private_key_from_pkcs8(&config.identity.key_pkcs8)?;
-        b.set_private_key(&key)?;
-        let mut ssl = Ssl::new(&b.build())?;
+        let key = super::dtls::private_key(&config.identity.key_pkcs8)?;
+        ssl.set_private_key(&key)?;
         let overhead = if peer.is_ipv4() { 28 } else { 48 };
         ssl.set_mtu(u32::from(config.path_mtu).saturating_sub(overhead))?;
         let stream = SslStream::new(ssl, Pipe::default())?;

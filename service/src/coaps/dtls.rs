@@ -13,7 +13,7 @@ use brski_common::pki::chain::chains_to;
 use brski_common::tls::ClientAuth;
 use der::Decode;
 use openssl::ex_data::Index;
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
     Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslVerifyMode,
     SslVersion,
@@ -44,6 +44,109 @@ impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Identity({} certificates)", self.chain.len())
     }
+}
+
+/// The private key of a PKCS#8 document (RFC 5208 / RFC 5958) as OpenSSL takes it. An EC key
+/// on P-256 or P-384 is rebuilt from its scalar and point (RFC 5915): OpenSSL 3.0 reads PKCS#8
+/// through its provider decoders, some 35 times slower, and a DTLS client does this once per
+/// session. Any other key, or one these lines do not read, goes the general way.
+pub fn private_key(pkcs8: &[u8]) -> Result<PKey<Private>, openssl::error::ErrorStack> {
+    match ec_private_key(pkcs8) {
+        Some(key) => Ok(key),
+        None => PKey::private_key_from_pkcs8(pkcs8),
+    }
+}
+
+/// id-ecPublicKey (RFC 5480 §2.1.1).
+const ID_EC_PUBLIC_KEY: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// secp256r1 and secp384r1 (RFC 5480 §2.1.1.1).
+const SECP256R1: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const SECP384R1: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+/// The curve and the ECPrivateKey (RFC 5915 §3) of an EC PrivateKeyInfo (RFC 5958 §2; its
+/// attributes and public key, when present, are not read).
+fn ec_key_info(pkcs8: &[u8]) -> Result<(der::asn1::ObjectIdentifier, &[u8]), der::Error> {
+    use der::{Reader, SliceReader};
+    let mut reader = SliceReader::new(pkcs8)?;
+    let out = reader.sequence(|r| -> Result<_, der::Error> {
+        let _version = u8::decode(r)?;
+        let algorithm = spki::AlgorithmIdentifierRef::decode(r)?;
+        let key = <&der::asn1::OctetStringRef>::decode(r)?;
+        r.drain(r.remaining_len())?;
+        if algorithm.oid != ID_EC_PUBLIC_KEY {
+            return Err(der::Tag::ObjectIdentifier.value_error().into());
+        }
+        let curve = algorithm
+            .parameters
+            .ok_or_else(|| der::Error::from(der::Tag::ObjectIdentifier.value_error()))?
+            .decode_as()?;
+        Ok((curve, key.as_bytes()))
+    })?;
+    reader.finish()?;
+    Ok(out)
+}
+
+/// The scalar, the curve named inside (if any) and the public point (if any) of an
+/// ECPrivateKey (RFC 5915 §3).
+type EcParts<'a> = (
+    &'a [u8],
+    Option<der::asn1::ObjectIdentifier>,
+    Option<Vec<u8>>,
+);
+
+fn ec_private_key_parts(sec1: &[u8]) -> Result<EcParts<'_>, der::Error> {
+    use der::asn1::{BitStringRef, ContextSpecific, ObjectIdentifier};
+    use der::{Reader, SliceReader, TagNumber};
+    let mut reader = SliceReader::new(sec1)?;
+    let out = reader.sequence(|r| -> Result<_, der::Error> {
+        let version = u8::decode(r)?;
+        if version != 1 {
+            return Err(der::Tag::Integer.value_error().into());
+        }
+        let d = <&der::asn1::OctetStringRef>::decode(r)?.as_bytes();
+        let curve =
+            ContextSpecific::<ObjectIdentifier>::decode_explicit(r, TagNumber(0))?.map(|c| c.value);
+        let point = ContextSpecific::<BitStringRef<'_>>::decode_explicit(r, TagNumber(1))?
+            .and_then(|c| c.value.as_bytes().map(<[u8]>::to_vec));
+        Ok((d, curve, point))
+    })?;
+    reader.finish()?;
+    Ok(out)
+}
+
+fn ec_private_key(pkcs8: &[u8]) -> Option<PKey<Private>> {
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ec::{EcGroup, EcKey, EcPoint};
+    use openssl::nid::Nid;
+    let (curve, sec1) = ec_key_info(pkcs8).ok()?;
+    let (scalar, named, public) = ec_private_key_parts(sec1).ok()?;
+    if named.is_some_and(|n| n != curve) {
+        return None;
+    }
+    let nid = match curve {
+        SECP256R1 => Nid::X9_62_PRIME256V1,
+        SECP384R1 => Nid::SECP384R1,
+        _ => return None,
+    };
+    let group = EcGroup::from_curve_name(nid).ok()?;
+    let d = BigNum::from_slice(scalar).ok()?;
+    let mut ctx = BigNumContext::new().ok()?;
+    let point = match public {
+        Some(bytes) => EcPoint::from_bytes(&group, &bytes, &mut ctx).ok()?,
+        None => {
+            let mut p = EcPoint::new(&group).ok()?;
+            p.mul_generator2(&group, &d, &mut ctx).ok()?;
+            p
+        }
+    };
+    let key = EcKey::from_private_components(&group, &d, &point).ok()?;
+    // The scalar and the point must belong together (a point given beside the scalar is not
+    // trusted to be d·G).
+    key.check_key().ok()?;
+    PKey::from_ec_key(key).ok()
 }
 
 /// Why the DTLS server could not be set up.
@@ -133,7 +236,7 @@ pub fn server_context(
     for der in rest {
         b.add_extra_chain_cert(X509::from_der(der)?)?;
     }
-    let key = PKey::private_key_from_pkcs8(&identity.key_pkcs8)?;
+    let key = private_key(&identity.key_pkcs8)?;
     b.set_private_key(&key)?;
     b.check_private_key()?;
     let mode = if auth.optional {
@@ -549,5 +652,115 @@ mod tests {
                 let _ = h.session_start(&d);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod private_key_tests {
+    use super::*;
+    use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+
+    fn same_public_key(a: &PKey<Private>, b: &PKey<Private>) -> bool {
+        a.public_key_to_der().expect("der") == b.public_key_to_der().expect("der")
+    }
+
+    /// DER of a PrivateKeyInfo holding `sec1` on P-256 (RFC 5958 §2, RFC 5480 §2.1.1).
+    fn pkcs8_p256(sec1: &[u8]) -> Vec<u8> {
+        let mut alg = vec![
+            0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+        ];
+        alg.extend([0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]);
+        let mut body = vec![0x02, 0x01, 0x00];
+        body.extend(alg);
+        body.push(0x04);
+        body.push(u8::try_from(sec1.len()).expect("short"));
+        body.extend(sec1);
+        let len = u8::try_from(body.len()).expect("short");
+        let mut out = if len < 0x80 {
+            vec![0x30, len]
+        } else {
+            vec![0x30, 0x81, len]
+        };
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn rfc5915_ec_keys_are_rebuilt_as_openssl_reads_them() {
+        for alg in [
+            SignatureAlgorithm::EcdsaP256Sha256,
+            SignatureAlgorithm::EcdsaP384Sha384,
+        ] {
+            let key = SoftwareKey::generate(alg).expect("key");
+            let pkcs8 = key.pkcs8_der().expect("pkcs8");
+            let fast = ec_private_key(pkcs8).expect("read without OpenSSL's decoders");
+            let general = PKey::private_key_from_pkcs8(pkcs8).expect("general");
+            assert!(same_public_key(&fast, &general), "{alg:?}");
+            // The key signs what the public key of the certificate verifies.
+            let mut signer =
+                openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &fast)
+                    .expect("signer");
+            let sig = signer.sign_oneshot_to_vec(b"m").expect("sign");
+            let public = PKey::public_key_from_der(key.public_key_spki()).expect("spki");
+            let mut verifier =
+                openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &public)
+                    .expect("verifier");
+            assert!(verifier.verify_oneshot(&sig, b"m").expect("verify"));
+        }
+        // OpenSSL's own PKCS#8, which names the curve inside the ECPrivateKey too.
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+        let ossl = PKey::from_ec_key(EcKey::generate(&group).expect("ec")).expect("pkey");
+        let pkcs8 = ossl.private_key_to_pkcs8().expect("pkcs8");
+        assert!(same_public_key(
+            &ec_private_key(&pkcs8).expect("read"),
+            &ossl
+        ));
+    }
+
+    #[test]
+    fn rfc5915_a_missing_point_is_computed_and_a_foreign_one_refused() {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+        let ec = EcKey::generate(&group).expect("ec");
+        let d = ec.private_key().to_vec_padded(32).expect("d");
+        // ECPrivateKey { version 1, privateKey } without parameters and publicKey.
+        let mut sec1 = vec![0x30, 0x25, 0x02, 0x01, 0x01, 0x04, 0x20];
+        sec1.extend(&d);
+        let read = ec_private_key(&pkcs8_p256(&sec1)).expect("read");
+        let expected = PKey::from_ec_key(ec.clone()).expect("pkey");
+        assert!(same_public_key(&read, &expected));
+        // With its own point it reads; beside another key's point the scalar is not a key.
+        let with_point = |key: &EcKey<Private>| {
+            let mut ctx = openssl::bn::BigNumContext::new().expect("ctx");
+            let point = key
+                .public_key()
+                .to_bytes(
+                    &group,
+                    openssl::ec::PointConversionForm::UNCOMPRESSED,
+                    &mut ctx,
+                )
+                .expect("point");
+            let mut body = vec![0x02, 0x01, 0x01, 0x04, 0x20];
+            body.extend(&d);
+            body.extend([0xa1, 0x44, 0x03, 0x42, 0x00]);
+            body.extend(&point);
+            let mut sec1 = vec![0x30, u8::try_from(body.len()).expect("short")];
+            sec1.extend(body);
+            pkcs8_p256(&sec1)
+        };
+        assert!(ec_private_key(&with_point(&ec)).is_some());
+        let other = EcKey::generate(&group).expect("other");
+        assert!(ec_private_key(&with_point(&other)).is_none());
+    }
+
+    #[test]
+    fn other_keys_and_garbage_go_the_general_way() {
+        let ed = PKey::generate_ed25519().expect("ed25519");
+        let pkcs8 = ed.private_key_to_pkcs8().expect("pkcs8");
+        assert!(ec_private_key(&pkcs8).is_none());
+        assert!(same_public_key(&private_key(&pkcs8).expect("general"), &ed));
+        assert!(private_key(b"\x30\x03\x02\x01\x00").is_err());
+        assert!(private_key(&[]).is_err());
     }
 }
