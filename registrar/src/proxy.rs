@@ -198,6 +198,7 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
         _ => None,
     };
     let want = args.stateless.then_some(ProxyMode::Stateless);
+    brski_service::notify::spawn_watchdog();
     let registrar = match args.registrar.as_deref() {
         Some(r) => RegistrarLink {
             mode: want.unwrap_or(ProxyMode::Stateful),
@@ -207,6 +208,10 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
             let pledge_link = iface
                 .as_deref()
                 .and_then(|i| netif::interface_index(i).ok());
+            tracing::info!(mode = ?want, "looking for a registrar by CoAP (?rt=brski*)");
+            // Up and working, as the TCP proxy is before it knows a registrar; pledges are
+            // answered once one is found.
+            brski_service::notify::ready("looking for a registrar");
             tokio::select! {
                 found = discover_registrar(pledge_link, want) => found,
                 () = brski_service::shutdown_signal() => return Ok(()),
@@ -222,7 +227,6 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
             None
         }
     };
-    brski_service::notify::spawn_watchdog();
     let to = registrar.addr;
     match registrar.mode {
         ProxyMode::Stateless => {
