@@ -486,6 +486,34 @@ fn jws_and_cose_signed_by_the_tpm_verify() {
     }
 }
 
+/// The digest path that OpenSSL's DTLS client takes: the TPM signs what it is given, when its
+/// length is the key's hash (TPM 2.0 Part 3 §20.2: TPM2_Sign without a ticket would refuse
+/// others; they are refused before the TPM sees them).
+#[test]
+fn digests_of_the_key_hash_are_signed_and_others_refused() {
+    let tpm = Tpm::start();
+    let key = tpm::create_idevid_key(&tpm.config(), IDEVID_HANDLE, TpmCurve::P256)
+        .expect("create IDevID");
+    let digest = SignatureAlgorithm::EcdsaP256Sha256.digest(b"transcript");
+    let sig = Signer::sign_digest(&key, &digest).expect("sign digest");
+    assert_verifies(&key, b"transcript", &sig);
+    for wrong in [
+        &digest[..20],
+        &SignatureAlgorithm::EcdsaP384Sha384.digest(b"transcript")[..],
+    ] {
+        assert!(matches!(
+            Signer::sign_digest(&key, wrong),
+            Err(KeyError::UnsupportedAlgorithm(_))
+        ));
+    }
+    // A software key signs whole messages only.
+    let soft = SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key");
+    assert!(matches!(
+        soft.sign_digest(&digest),
+        Err(KeyError::UnsupportedAlgorithm(_))
+    ));
+}
+
 #[test]
 fn signatures_verify_with_the_spki_and_only_for_their_message() {
     let tpm = Tpm::start();

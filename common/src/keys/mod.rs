@@ -144,6 +144,14 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     fn pkcs8_der(&self) -> Option<&[u8]> {
         None
     }
+    /// Sign a digest that the caller computed with the algorithm's hash, returning a DER
+    /// `Ecdsa-Sig-Value`: for a protocol stack that hashes by itself and holds no key (the
+    /// DTLS client over a TPM-held key). Keys that only sign whole messages refuse.
+    fn sign_digest(&self, _digest: &[u8]) -> Result<Vec<u8>, KeyError> {
+        Err(KeyError::UnsupportedAlgorithm(
+            "this key signs whole messages, not digests".into(),
+        ))
+    }
 }
 
 /// Convert a DER `Ecdsa-Sig-Value` to the fixed `r‖s` form of JWS and COSE (RFC 7518 §3.4).

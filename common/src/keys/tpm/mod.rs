@@ -284,16 +284,25 @@ impl TpmSigner {
     /// Sign `message` (hashed here with the algorithm's hash), returning a DER
     /// `Ecdsa-Sig-Value` (RFC 3279 §2.2.3), with the TPM error on failure.
     pub fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, TpmError> {
-        let digest = self.alg.digest(message);
-        let fixed = with_tpm(&self.config, |ctx| self.sign_digest(ctx, &digest))?;
-        let withheld = || TpmError::BadSignature {
+        let der = self.try_sign_digest(&self.alg.digest(message))?;
+        super::verify_signature(&self.spki, self.alg.oid(), message, &der).map_err(|_| {
+            TpmError::BadSignature {
+                tcti: self.config.tcti.clone(),
+                handle: self.handle,
+            }
+        })?;
+        Ok(der)
+    }
+
+    /// Sign a digest of the key's hash (the TPM checks its length: TPM2_Sign without a ticket,
+    /// Part 3 §20.2), returning a DER `Ecdsa-Sig-Value`. The caller verifies it: only the
+    /// caller has the message.
+    pub fn try_sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let fixed = with_tpm(&self.config, |ctx| self.sign_digest(ctx, digest))?;
+        super::ecdsa_fixed_to_der(&fixed).map_err(|_| TpmError::BadSignature {
             tcti: self.config.tcti.clone(),
             handle: self.handle,
-        };
-        let der = super::ecdsa_fixed_to_der(&fixed).map_err(|_| withheld())?;
-        super::verify_signature(&self.spki, self.alg.oid(), message, &der)
-            .map_err(|_| withheld())?;
-        Ok(der)
+        })
     }
 
     /// `TPM2_ReadPublic` + `TPM2_Sign`; returns `r‖s`, each left-padded to the scalar length.
@@ -362,6 +371,18 @@ impl Signer for TpmSigner {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         self.try_sign(message).map_err(KeyError::from)
+    }
+
+    fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, KeyError> {
+        // ECDSA on P-256 and P-384 hashes with SHA-256 and SHA-384: digest and scalar agree.
+        if Some(digest.len()) != self.alg.ecdsa_scalar_len() {
+            return Err(KeyError::UnsupportedAlgorithm(format!(
+                "a {}-octet digest for {:?}",
+                digest.len(),
+                self.alg
+            )));
+        }
+        self.try_sign_digest(digest).map_err(KeyError::from)
     }
 }
 
