@@ -522,7 +522,7 @@ fn coaps_setup(
         .map_err(|e| StartError::Invalid(format!("registrar chain: {e}")))?;
     let identity = brski_service::coaps::Identity {
         chain,
-        key_pkcs8: s.registrar_key.to_pkcs8_der().to_vec(),
+        key: brski_service::coaps::IdentityKey::Pkcs8(s.registrar_key.to_pkcs8_der().to_vec()),
     };
     let auth = brski_common::tls::ClientAuth {
         policies: vec![s.idevid_policy.clone(), s.ldevid_policy.clone()],

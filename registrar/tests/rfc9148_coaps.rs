@@ -564,7 +564,7 @@ async fn session(addr: SocketAddr, party: &Party) -> coaps::client::Client {
     let config = coaps::client::ClientConfig {
         identity: coaps::Identity {
             chain: vec![party.der()],
-            key_pkcs8: party.key.to_pkcs8_der().to_vec(),
+            key: brski_service::coaps::IdentityKey::Pkcs8(party.key.to_pkcs8_der().to_vec()),
         },
         server_check: std::sync::Arc::new(|_: &[Vec<u8>]| Ok(())),
         path_mtu: 1024,

@@ -115,28 +115,27 @@ impl Credentials {
         config.map(Arc::new).map_err(unusable)
     }
 
-    fn dtls(&self) -> Result<coaps::client::ClientConfig, LinkError> {
-        let key_pkcs8 = self.key.pkcs8_der().ok_or_else(|| {
-            LinkError::Credentials(
-                "coaps needs the key in software: OpenSSL's DTLS cannot sign with a TPM-held key \
-                 here (use transport = \"https\")"
-                    .into(),
-            )
-        })?;
+    fn dtls(&self) -> coaps::client::ClientConfig {
+        // A key in software goes to OpenSSL as it is; one held in a TPM signs the digests
+        // OpenSSL hands it.
+        let key = match self.key.pkcs8_der() {
+            Some(der) => coaps::IdentityKey::Pkcs8(der.to_vec()),
+            None => coaps::IdentityKey::Signer(self.key.clone()),
+        };
         let server_check = match &self.server {
             ServerTrust::Provisional => coaps::client::provisional(),
             ServerTrust::Anchored(policy) => coaps::client::anchored(policy.clone()),
         };
-        Ok(coaps::client::ClientConfig {
+        coaps::client::ClientConfig {
             identity: coaps::Identity {
                 chain: self.chain.clone(),
-                key_pkcs8: key_pkcs8.to_vec(),
+                key,
             },
             server_check,
             path_mtu: 1024,
             call: coaps::call::CallLimits::default(),
             source_port: self.source_port,
-        })
+        }
     }
 }
 
@@ -179,7 +178,7 @@ impl Link {
                 Ok(Self::Https { tls, conn })
             }
             Transport::Coaps => {
-                let config = credentials.dtls()?;
+                let config = credentials.dtls();
                 let addr = resolve(target).await?;
                 let client = coaps::client::Client::connect(addr, &config, timeout).await?;
                 Ok(Self::Coaps { config, client })

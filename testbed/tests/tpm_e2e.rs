@@ -10,9 +10,11 @@
 
 mod support;
 
+use brski_common::envelope::{self, Format};
 use brski_common::keys::Signer;
 use brski_common::keys::tpm::swtpm::Swtpm;
 use brski_common::keys::tpm::{IDEVID_HANDLE, LDEVID_HANDLES, TpmSigner};
+use brski_common::pki::chain::TrustPolicy;
 use der::Encode;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -180,12 +182,27 @@ fn copy_in_thread(mut from: TcpStream, mut to: TcpStream) {
 
 #[test]
 fn rfc8995_bootstrap_with_idevid_and_ldevid_in_the_tpm() {
+    bootstrap_with_keys_in_the_tpm("https", "TPM-0001");
+}
+
+/// cBRSKI over CoAPS with the same TPM keys: OpenSSL's DTLS client signs its
+/// CertificateVerify through the TPM (the digest it computed, `TPM2_Sign`), with the IDevID
+/// and then with the LDevID, and the COSE voucher-request and the CSR are signed there too.
+#[test]
+fn cbrski_bootstrap_over_coaps_with_idevid_and_ldevid_in_the_tpm() {
+    bootstrap_with_keys_in_the_tpm("coaps", "TPM-0005");
+}
+
+fn bootstrap_with_keys_in_the_tpm(transport: &str, serial: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let sim = start_swtpm(tmp.path());
     let counter = CommandCounter::start(sim.port());
-    let (_suite_dir, mut s) = started(&SuiteOptions::default());
+    let (_suite_dir, mut s) = started(&SuiteOptions {
+        transport: transport.into(),
+        ..SuiteOptions::default()
+    });
     let config = s
-        .mint_tpm("TPM-0001", &counter.tcti())
+        .mint_tpm(serial, &counter.tcti())
         .expect("masa mint --tpm");
     let dir = config.parent().expect("dir").to_path_buf();
     let pledge_toml = std::fs::read_to_string(&config).expect("pledge.toml");
@@ -207,7 +224,7 @@ fn rfc8995_bootstrap_with_idevid_and_ldevid_in_the_tpm() {
         .expect("SAN")
         .expect("HardwareModuleName");
     assert_eq!(hmn.hw_type, brski_common::oid::TCG_TPM2_HW_TYPE);
-    assert_eq!(hmn.hw_serial_num.as_bytes(), b"TPM-0001");
+    assert_eq!(hmn.hw_serial_num.as_bytes(), serial.as_bytes());
 
     // libtpms self-tests ECDSA on the first TPM2_Sign after start-up and asks for a retry;
     // sign once directly so that the count below is the bootstrap's own.
@@ -227,7 +244,7 @@ fn rfc8995_bootstrap_with_idevid_and_ldevid_in_the_tpm() {
         .filter(|c| *c == TPM_CC_SIGN)
         .count();
     eprintln!("TPM2_Sign commands in one bootstrap: {signs}; bootstrap took {took:?}");
-    // IDevID TLS CertificateVerify, voucher-request, CSR, LDevID TLS CertificateVerify
+    // IDevID (D)TLS CertificateVerify, voucher-request, CSR, LDevID (D)TLS CertificateVerify
     // (enrollstatus on a new connection).
     assert_eq!(signs, 4, "TPM signatures per bootstrap");
 
@@ -251,36 +268,44 @@ fn rfc8995_bootstrap_with_idevid_and_ldevid_in_the_tpm() {
         );
     }
 
-    // The voucher-request the pledge sent verifies (OpenSSL) with the IDevID certificate, which
-    // signed it, chaining to the manufacturer CA.
-    let signer = dir.join("pvr-signer.pem");
-    run(Command::new("openssl")
-        .args([
-            "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any",
-        ])
-        .arg("-in")
-        .arg(dir.join("voucher-request.vcj"))
-        .arg("-CAfile")
-        .arg(dir.join("manufacturer-ca.crt.pem"))
-        .arg("-signer")
-        .arg(&signer)
-        .arg("-out")
-        .arg(dir.join("pvr.json")))
-    .expect("openssl cms -verify of the voucher-request");
-    assert_eq!(
-        cert(&signer),
-        idevid,
-        "the IDevID signed the voucher-request"
-    );
-    let pvr = json(&dir.join("pvr.json"));
-    assert_eq!(
-        pvr["ietf-voucher-request:voucher"]["serial-number"],
-        "TPM-0001"
-    );
-    std::fs::remove_file(&signer).expect("rm");
-
+    if transport == "https" {
+        // The voucher-request the pledge sent verifies (OpenSSL) with the IDevID certificate, which
+        // signed it, chaining to the manufacturer CA.
+        let signer = dir.join("pvr-signer.pem");
+        run(Command::new("openssl")
+            .args([
+                "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any",
+            ])
+            .arg("-in")
+            .arg(dir.join("voucher-request.vcj"))
+            .arg("-CAfile")
+            .arg(dir.join("manufacturer-ca.crt.pem"))
+            .arg("-signer")
+            .arg(&signer)
+            .arg("-out")
+            .arg(dir.join("pvr.json")))
+        .expect("openssl cms -verify of the voucher-request");
+        assert_eq!(
+            cert(&signer),
+            idevid,
+            "the IDevID signed the voucher-request"
+        );
+        let pvr = json(&dir.join("pvr.json"));
+        assert_eq!(pvr["ietf-voucher-request:voucher"]["serial-number"], serial);
+        std::fs::remove_file(&signer).expect("rm");
+    } else {
+        // The COSE voucher-request (cBRSKI §6.2) verifies with the IDevID, which signed it.
+        let pvr = std::fs::read(dir.join("voucher-request.vch")).expect("voucher-request.vch");
+        let policy = TrustPolicy::new(vec![cert(&dir.join("manufacturer-ca.crt.pem"))]);
+        let verified = envelope::verify(Format::Cose, &pvr, &policy, std::slice::from_ref(&idevid))
+            .expect("the COSE voucher-request verifies");
+        assert_eq!(
+            verified.chain[0], idevid,
+            "the IDevID signed the voucher-request"
+        );
+    }
     // The registrar saw the LDevID's TLS client authentication (enrollstatus, RFC 8995 §5.9.4).
-    let row = pledge_row(&s, "TPM-0001").expect("row");
+    let row = pledge_row(&s, serial).expect("row");
     assert_eq!(row["enrollstatus"]["status"], true, "{row}");
     // Nothing but the IDevID and one LDevID key is left in the TPM.
     assert_eq!(

@@ -106,6 +106,8 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("DTLS set-up: {0}")]
     Setup(#[from] openssl::error::ErrorStack),
+    #[error("DTLS set-up: {0}")]
+    Key(#[from] super::DtlsError),
     #[error("DTLS handshake with {peer} failed: {reason}")]
     Handshake { peer: SocketAddr, reason: String },
     #[error("DTLS handshake with {0} timed out")]
@@ -219,8 +221,11 @@ impl Client {
         for der in rest {
             ssl.add_chain_cert(X509::from_der(der)?)?;
         }
-        let key = super::dtls::private_key(&config.identity.key_pkcs8)?;
+        let (key, sigalgs) = config.identity.key.for_client()?;
         ssl.set_private_key(&key)?;
+        if let Some(sigalgs) = sigalgs {
+            brski_openssl_key::set_client_sigalgs(&mut ssl, sigalgs)?;
+        }
         let overhead = if peer.is_ipv4() { 28 } else { 48 };
         ssl.set_mtu(u32::from(config.path_mtu).saturating_sub(overhead))?;
         let stream = SslStream::new(ssl, Pipe::default())?;

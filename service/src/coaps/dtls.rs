@@ -9,9 +9,11 @@
 //! one with the same HMAC, so that its handshake state (message sequence 1, transcript reset)
 //! is the one the client has. `DTLSv1_listen` would do this but is not in the safe API.
 
+use brski_common::keys::{SignatureAlgorithm, Signer};
 use brski_common::pki::chain::chains_to;
 use brski_common::tls::ClientAuth;
 use der::Decode;
+use openssl::ecdsa::EcdsaSig;
 use openssl::ex_data::Index;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
@@ -20,6 +22,7 @@ use openssl::ssl::{
 };
 use openssl::x509::{X509, X509StoreContext, X509StoreContextRef};
 use std::collections::VecDeque;
+use std::ffi::CStr;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -33,11 +36,66 @@ use x509_cert::Certificate;
 pub const CIPHERS: &str = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-CCM:\
                            ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384";
 
-/// The server's certificate chain (end entity first, DER) and its key (PKCS#8 DER).
+/// A certificate chain (end entity first, DER) and its key.
 #[derive(Clone)]
 pub struct Identity {
     pub chain: Vec<Vec<u8>>,
-    pub key_pkcs8: Vec<u8>,
+    pub key: IdentityKey,
+}
+
+/// The key of an [`Identity`].
+#[derive(Clone)]
+pub enum IdentityKey {
+    /// In software: PKCS#8 DER.
+    Pkcs8(Vec<u8>),
+    /// Held elsewhere (a TPM): OpenSSL hands it the digest to sign
+    /// ([`brski_openssl_key::external_ec_key`]). Client side only.
+    Signer(Arc<dyn Signer>),
+}
+
+impl IdentityKey {
+    /// The key as OpenSSL's DTLS client signs with it, and the signature algorithms its
+    /// CertificateVerify may then use: a held key signs one hash only (a TPM key's scheme is
+    /// ECDSA with the curve's hash), so the client offers that one (RFC 5246 §7.4.8).
+    pub fn for_client(&self) -> Result<(PKey<Private>, Option<&'static CStr>), DtlsError> {
+        let signer = match self {
+            Self::Pkcs8(der) => return Ok((private_key(der)?, None)),
+            Self::Signer(signer) => signer.clone(),
+        };
+        let sigalgs = match signer.algorithm() {
+            SignatureAlgorithm::EcdsaP256Sha256 => c"ECDSA+SHA256",
+            SignatureAlgorithm::EcdsaP384Sha384 => c"ECDSA+SHA384",
+            other => return Err(DtlsError::UnusableKey(format!("{other:?} is not ECDSA"))),
+        };
+        let public = PKey::public_key_from_der(signer.public_key_spki())?.ec_key()?;
+        let check = public.clone();
+        let sign = move |digest: &[u8]| -> Option<Vec<u8>> {
+            let signed = signer.sign_digest(digest).map_err(|e| e.to_string());
+            let checked = signed.and_then(|der| {
+                let sig = EcdsaSig::from_der(&der).map_err(|e| e.to_string())?;
+                match sig.verify(digest, &check) {
+                    Ok(true) => Ok(der),
+                    _ => Err("the signature does not verify".into()),
+                }
+            });
+            checked
+                .inspect_err(|e| tracing::warn!(error = %e, "DTLS CertificateVerify not signed"))
+                .ok()
+        };
+        let key = brski_openssl_key::external_ec_key(&public, Arc::new(sign))?;
+        Ok((key, Some(sigalgs)))
+    }
+
+    /// The key as the DTLS server signs with it: in software only (a held key signs one hash,
+    /// and the server may not narrow what its clients sign with).
+    fn for_server(&self) -> Result<PKey<Private>, DtlsError> {
+        match self {
+            Self::Pkcs8(der) => Ok(private_key(der)?),
+            Self::Signer(_) => Err(DtlsError::UnusableKey(
+                "the DTLS server needs its key in software".into(),
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -156,6 +214,8 @@ pub enum DtlsError {
     OpenSsl(#[from] openssl::error::ErrorStack),
     #[error("no server certificate")]
     NoCertificate,
+    #[error("the key cannot sign over DTLS: {0}")]
+    UnusableKey(String),
 }
 
 /// Where a session's datagrams come from and go to: an address, or a stateless join proxy's
@@ -236,7 +296,7 @@ pub fn server_context(
     for der in rest {
         b.add_extra_chain_cert(X509::from_der(der)?)?;
     }
-    let key = private_key(&identity.key_pkcs8)?;
+    let key = identity.key.for_server()?;
     b.set_private_key(&key)?;
     b.check_private_key()?;
     let mode = if auth.optional {

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-pub use dtls::{DtlsError, Identity, Peer};
+pub use dtls::{DtlsError, Identity, IdentityKey, Peer};
 
 /// A request method (RFC 7252 §12.1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

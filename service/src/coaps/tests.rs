@@ -72,7 +72,7 @@ async fn server_with(
             pki.server.cert.to_der().expect("der"),
             pki.vendor.cert.to_der().expect("der"),
         ],
-        key_pkcs8: pki.server.key.to_pkcs8_der().to_vec(),
+        key: super::IdentityKey::Pkcs8(pki.server.key.to_pkcs8_der().to_vec()),
     };
     let handler: Handler = Arc::new(|info: SessionInfo, req: Request| {
         Box::pin(async move {
@@ -323,7 +323,7 @@ fn client_config(client: &Party, check: client::ServerCheck) -> client::ClientCo
     client::ClientConfig {
         identity: Identity {
             chain: vec![client.cert.to_der().expect("der")],
-            key_pkcs8: client.key.to_pkcs8_der().to_vec(),
+            key: super::IdentityKey::Pkcs8(client.key.to_pkcs8_der().to_vec()),
         },
         server_check: check,
         path_mtu: 1024,
@@ -438,4 +438,131 @@ async fn a_dropped_client_frees_its_session_at_once() {
         drop(c);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A key that signs only the digests it is handed, as a TPM does (the private half is kept
+/// here in software for the test): counts them, and signs with `wrong` instead when set.
+#[derive(Debug)]
+struct HeldKey {
+    spki: Vec<u8>,
+    ec: openssl::ec::EcKey<openssl::pkey::Private>,
+    wrong: Option<openssl::ec::EcKey<openssl::pkey::Private>>,
+    refuse: bool,
+    digests: Mutex<Vec<usize>>,
+}
+
+impl HeldKey {
+    fn of(party: &Party) -> Self {
+        let ec = openssl::pkey::PKey::private_key_from_pkcs8(party.key.to_pkcs8_der())
+            .expect("pkcs8")
+            .ec_key()
+            .expect("ec");
+        Self {
+            spki: party.key.public_key_spki().to_vec(),
+            ec,
+            wrong: None,
+            refuse: false,
+            digests: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Signer for HeldKey {
+    fn algorithm(&self) -> SignatureAlgorithm {
+        SignatureAlgorithm::EcdsaP256Sha256
+    }
+    fn public_key_spki(&self) -> &[u8] {
+        &self.spki
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, brski_common::keys::KeyError> {
+        self.sign_digest(&self.algorithm().digest(message))
+    }
+    fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, brski_common::keys::KeyError> {
+        self.digests.lock().expect("lock").push(digest.len());
+        if self.refuse {
+            return Err(brski_common::keys::KeyError::Unavailable("TPM away".into()));
+        }
+        let key = self.wrong.as_ref().unwrap_or(&self.ec);
+        let sig = openssl::ecdsa::EcdsaSig::sign(digest, key).expect("sign");
+        Ok(sig.to_der().expect("der"))
+    }
+}
+
+fn held_config(client: &Party, key: Arc<HeldKey>) -> client::ClientConfig {
+    client::ClientConfig {
+        identity: Identity {
+            chain: vec![client.cert.to_der().expect("der")],
+            key: super::IdentityKey::Signer(key),
+        },
+        ..client_config(client, Arc::new(|_: &[Vec<u8>]| Ok(())))
+    }
+}
+
+/// RFC 6347 / RFC 5246 §7.4.8: a key that is not in OpenSSL signs the client's
+/// CertificateVerify, once per handshake, over a SHA-256 digest (the one hash it offers).
+#[tokio::test]
+async fn a_held_key_signs_the_certificate_verify() {
+    let pki = pki();
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let held = Arc::new(HeldKey::of(&pki.pledge));
+    let config = held_config(&pki.pledge, held.clone());
+    let mut c = client::Client::connect(addr, &config, Duration::from_secs(10))
+        .await
+        .expect("handshake");
+    let r = c
+        .request(Request::new(Method::Get, "/held"), Duration::from_secs(10))
+        .await
+        .expect("answer");
+    assert_eq!(
+        r.payload, b"1 held",
+        "the server saw the client certificate"
+    );
+    assert_eq!(*held.digests.lock().expect("lock"), vec![32]);
+}
+
+/// A held key that cannot sign (its TPM is away) or signs with another key fails the
+/// handshake, which the server refuses; nothing panics, and the client says why.
+#[tokio::test]
+async fn a_held_key_that_fails_or_signs_wrongly_fails_the_handshake() {
+    let pki = pki();
+    let (addr, _stop) = server(&pki, auth(&pki)).await;
+    let mut refusing = HeldKey::of(&pki.pledge);
+    refusing.refuse = true;
+    let mut wrong = HeldKey::of(&pki.pledge);
+    wrong.wrong = Some(
+        openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                .expect("group"),
+        )
+        .expect("key"),
+    );
+    for held in [refusing, wrong] {
+        let held = Arc::new(held);
+        let config = held_config(&pki.pledge, held.clone());
+        let e = client::Client::connect(addr, &config, Duration::from_secs(10))
+            .await
+            .expect_err("no handshake");
+        assert!(matches!(e, client::ClientError::Handshake { .. }), "{e}");
+        assert_eq!(held.digests.lock().expect("lock").len(), 1);
+    }
+}
+
+#[test]
+fn held_keys_are_ecdsa_and_for_the_client_only() {
+    let pki = pki();
+    let ed = Arc::new(SoftwareKey::generate(SignatureAlgorithm::Ed25519).expect("ed25519"));
+    let ed = super::IdentityKey::Signer(ed);
+    assert!(matches!(
+        ed.for_client(),
+        Err(DtlsError::UnusableKey(r)) if r.contains("not ECDSA")
+    ));
+    let identity = Identity {
+        chain: vec![pki.server.cert.to_der().expect("der")],
+        key: super::IdentityKey::Signer(Arc::new(HeldKey::of(&pki.server))),
+    };
+    let cookies = Arc::new(dtls::CookieKey::random().expect("cookies"));
+    assert!(matches!(
+        dtls::server_context(&identity, auth(&pki), cookies),
+        Err(DtlsError::UnusableKey(_))
+    ));
 }
