@@ -585,6 +585,8 @@ pub struct Enrollment {
     pub assertion: String,
     pub ldevid_subject: String,
     pub ldevid_issuer: String,
+    /// The persistent TPM handle of the LDevID key (`ldevid.tpm`), when it is in a TPM.
+    pub ldevid_tpm_handle: Option<u32>,
 }
 
 /// Read the enrollment result from a pledge's state directory (`ldevid.crt.pem`, `voucher.*`).
@@ -609,7 +611,21 @@ pub fn read_enrollment(state_dir: &Path, serial: &str) -> Result<Enrollment> {
         assertion,
         ldevid_subject: cert.tbs_certificate().subject().to_string(),
         ldevid_issuer: cert.tbs_certificate().issuer().to_string(),
+        ldevid_tpm_handle: ldevid_tpm_handle(state_dir)?,
     })
+}
+
+/// The handle `ldevid.tpm` names, if the pledge keeps its LDevID key in a TPM.
+fn ldevid_tpm_handle(state_dir: &Path) -> Result<Option<u32>> {
+    let Ok(bytes) = std::fs::read(state_dir.join("ldevid.tpm")) else {
+        return Ok(None);
+    };
+    let reference: serde_json::Value = serde_json::from_slice(&bytes)?;
+    let handle = reference["handle"]
+        .as_u64()
+        .and_then(|h| u32::try_from(h).ok())
+        .ok_or_else(|| anyhow!("ldevid.tpm names no handle"))?;
+    Ok(Some(handle))
 }
 
 /// A software TPM for one pledge (`swtpm socket --tpm2` on its own loopback ports, state in its

@@ -303,7 +303,14 @@ fn demo(pledges: usize, keep: bool, tpm: bool, transport: &str) -> Result<()> {
         }
         let state_dir = config.parent().unwrap_or(&dir);
         let e = read_enrollment(state_dir, serial)?;
-        let keys = if tpm { "  keys: TPM" } else { "" };
+        let keys = match e.ldevid_tpm_handle {
+            Some(handle) => format!("  keys: TPM (LDevID at {handle:#010x})"),
+            None if tpm => {
+                failures += 1;
+                "  FAILED: the LDevID key is not in the TPM".into()
+            }
+            None => String::new(),
+        };
         println!(
             "{}  voucher: {}  LDevID: subject \"{}\" issuer \"{}\"{keys}  {:.2}s",
             e.serial,
