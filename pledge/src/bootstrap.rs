@@ -427,29 +427,17 @@ pub fn new_ldevid_key(
 }
 
 /// The root CA a voucher pins, when the pledge may take it as its EST trust anchor before
-/// `/crts` (cBRSKI §6.7.1, over CoAPS only): a self-signed CA certificate.
+/// `/crts`: over CoAPS only (cBRSKI §6.7.1).
 fn pinned_root(transport: Transport, pin: &Pin) -> Option<Certificate> {
-    use der::Decode;
-    let Pin::DomainCert(der) = pin else {
-        return None;
-    };
-    if transport != Transport::Coaps {
-        return None;
-    }
-    let cert = Certificate::from_der(der).ok()?;
-    let tbs = cert.tbs_certificate();
-    let is_ca =
-        brski_common::pki::chain::extension::<x509_cert::ext::pkix::BasicConstraints>(&cert)
-            .ok()
-            .flatten()
-            .is_some_and(|bc| bc.ca);
-    (is_ca && tbs.subject() == tbs.issuer() && brski_common::pki::chain::signed_by(&cert, &cert))
-        .then_some(cert)
+    (transport == Transport::Coaps)
+        .then(|| brski_common::brski::pledge::pinned_root_ca(pin))
+        .flatten()
 }
 
 /// RFC 8995 §5.9.1–§5.9.3: `/cacerts`, `/csrattrs`, a new key, `/simpleenroll`. Over CoAPS
 /// with a voucher pinning the domain's root CA, the optimised enrollment of cBRSKI §6.7.1:
-/// `/sen` first, and `/crts` only when the pinned root does not anchor the new LDevID.
+/// `/sen` first, and `/crts` only when the pinned root does not anchor the new LDevID; and
+/// `/att` only when the registrar refuses a CSR made without it (cBRSKI §6.7).
 async fn est(
     id: &Identity,
     state: &StateDir,
@@ -473,23 +461,53 @@ async fn est(
         cacerts = enroll::cacerts(session, time).await?;
         state.write_domain_ca(&cacerts)?;
     }
-    let attrs = enroll::csrattrs(session).await?;
-    let alg = enroll::key_algorithm(attrs.as_ref());
-    let (key, signer) = new_ldevid_key(id, alg, None)?;
-    let request = enroll::CsrRequest {
-        subject: idevid.tbs_certificate().subject(),
-        key: signer.as_ref(),
-        extensions: enroll::requested_extensions(attrs.as_ref()),
+    // cBRSKI §6.7: a constrained pledge SHOULD NOT ask `/att`, and makes its CSR with its
+    // IDevID's subject; it asks only when the registrar refuses that CSR (4.00), then sends
+    // one that follows the attributes. Over HTTPS it MUST ask first (RFC 8995 §5.9.2).
+    let mut attrs_asked = id.transport != Transport::Coaps;
+    let mut attrs = if attrs_asked {
+        enroll::csrattrs(session).await?
+    } else {
+        None
     };
-    tracing::info!(step = "simpleenroll", algorithm = ?signer.algorithm(), "requesting the LDevID");
-    let certs = enroll::enroll(
-        session,
-        Step::SimpleEnroll,
-        paths::SIMPLE_ENROLL,
-        &request,
-        options.max_wait,
-    )
-    .await?;
+    let mut made: Option<NewKey> = None;
+    let (key, signer, certs) = loop {
+        let alg = enroll::key_algorithm(attrs.as_ref());
+        let (key, signer) = match made.take() {
+            Some((key, signer)) if signer.algorithm() == alg || id.ldevid_tpm().is_some() => {
+                (key, signer)
+            }
+            _ => new_ldevid_key(id, alg, None)?,
+        };
+        let request = enroll::CsrRequest {
+            subject: idevid.tbs_certificate().subject(),
+            key: signer.as_ref(),
+            extensions: enroll::requested_extensions(attrs.as_ref()),
+        };
+        tracing::info!(step = "simpleenroll", algorithm = ?signer.algorithm(), "requesting the LDevID");
+        let enrolled = enroll::enroll(
+            session,
+            Step::SimpleEnroll,
+            paths::SIMPLE_ENROLL,
+            &request,
+            options.max_wait,
+        )
+        .await;
+        match enrolled {
+            Ok(certs) => break (key, signer, certs),
+            Err(Failure::Refused {
+                status: 400,
+                reason,
+                ..
+            }) if !attrs_asked => {
+                tracing::info!(step = "csrattrs", %reason, "the CSR made without /att was refused; asking /att (cBRSKI §6.7)");
+                attrs_asked = true;
+                attrs = enroll::csrattrs(session).await?;
+                made = Some((key, signer));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     if let Some(root) = pinned_root {
         let anchors = vec![root];
         match enroll::check_issued(

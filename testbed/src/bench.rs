@@ -10,13 +10,15 @@
 //! The fleet comes from `masa mint-bulk` (one PEM bundle, every device recorded by the MASA).
 //!
 //! Over `--transport coaps` the same flow runs as constrained pledges do it (cBRSKI, RFC 9148):
-//! DTLS sessions, COSE voucher-requests and vouchers, CBOR telemetry, raw DER EST bodies.
+//! DTLS sessions, COSE voucher-requests and vouchers, CBOR telemetry, raw DER EST bodies, no
+//! `/att` (cBRSKI §6.7), and `/crts` only when the pinned root CA does not anchor the LDevID
+//! (§6.7.1).
 
 use crate::loopback::{Binaries, Suite, SuiteOptions, run};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use brski_common::brski::paths;
 use brski_common::brski::pledge::{
-    accept_voucher, build_pledge_voucher_request, validate_registrar,
+    accept_voucher, build_pledge_voucher_request, pinned_root_ca, validate_registrar,
 };
 use brski_common::envelope::Format;
 use brski_common::est::{self, CsrAttrs, media_type};
@@ -408,6 +410,40 @@ async fn send(
     Ok(r)
 }
 
+/// A certs-only answer: base64 over HTTPS (RFC 8951), DER over CoAP (RFC 9148 §4.3).
+fn certs_only(body: &[u8], coaps: bool) -> Result<Vec<Certificate>> {
+    Ok(if coaps {
+        est::decode_certs_only(body)?
+    } else {
+        est::decode_certs_only_body(body)?
+    })
+}
+
+/// §5.9.1: `/cacerts` (`/crts`), which must validate the registrar's chain.
+async fn domain_ca(link: &mut Link, server_chain: &[Vec<u8>], coaps: bool) -> Result<TrustPolicy> {
+    let r = send(
+        link,
+        Method::GET,
+        paths::CACERTS,
+        None,
+        Some(media_type::PKCS7_CERTS_ONLY),
+        &[],
+    )
+    .await?;
+    let cacerts = certs_only(&r.body, coaps)?;
+    let registrar_chain = server_chain
+        .iter()
+        .map(|c| Certificate::from_der(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (leaf, rest) = registrar_chain
+        .split_first()
+        .ok_or_else(|| anyhow!("no registrar certificate"))?;
+    let domain = TrustPolicy::new(cacerts).with_time(TimeCheck::Now);
+    validate_chain(leaf, rest, &domain)
+        .context("the CA certificates do not validate the registrar")?;
+    Ok(domain)
+}
+
 /// One full bootstrap, checked as the `pledge` binary checks it.
 async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
     let idevid = d.chain.first().ok_or_else(|| anyhow!("no IDevID"))?;
@@ -474,48 +510,30 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
     .await?;
 
     // §5.9.1: the domain CA, which must validate the registrar's chain. Bodies are base64
-    // over HTTPS (RFC 8951), DER over CoAP (RFC 9148 §4.3).
-    let certs = |body: &[u8]| {
-        if coaps {
-            est::decode_certs_only(body)
-        } else {
-            est::decode_certs_only_body(body)
-        }
-    };
-    let r = send(
-        &mut link,
-        Method::GET,
-        paths::CACERTS,
-        None,
-        Some(media_type::PKCS7_CERTS_ONLY),
-        &[],
-    )
-    .await?;
-    let cacerts = certs(&r.body)?;
-    let registrar_chain = server_chain
-        .iter()
-        .map(|c| Certificate::from_der(c))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (leaf, rest) = registrar_chain
-        .split_first()
-        .ok_or_else(|| anyhow!("no registrar certificate"))?;
-    let domain = TrustPolicy::new(cacerts).with_time(TimeCheck::Now);
-    validate_chain(leaf, rest, &domain)
-        .context("the CA certificates do not validate the registrar")?;
-
-    // §5.9.2: CSR attributes; the registrar asks for P-256.
-    let r = send(
-        &mut link,
-        Method::GET,
-        paths::CSRATTRS,
-        None,
-        Some(media_type::CSRATTRS),
-        &[],
-    )
-    .await?;
-    if coaps {
-        CsrAttrs::from_der(&r.body)?;
+    // over HTTPS (RFC 8951), DER over CoAP (RFC 9148 §4.3). A constrained pledge whose voucher
+    // pins the domain's root CA asks `/crts` only if that root does not anchor its LDevID
+    // (cBRSKI §6.7.1), and asks `/att` not at all (cBRSKI §6.7); the registrar here asks for
+    // nothing a default CSR lacks.
+    let pinned_root = if coaps {
+        pinned_root_ca(&accepted.pin)
     } else {
+        None
+    };
+    let mut domain = match &pinned_root {
+        Some(root) => TrustPolicy::new(vec![root.clone()]).with_time(TimeCheck::Now),
+        None => domain_ca(&mut link, &server_chain, coaps).await?,
+    };
+    if !coaps {
+        // §5.9.2: CSR attributes; the registrar asks for P-256.
+        let r = send(
+            &mut link,
+            Method::GET,
+            paths::CSRATTRS,
+            None,
+            Some(media_type::CSRATTRS),
+            &[],
+        )
+        .await?;
         CsrAttrs::from_body(&r.body)?;
     }
 
@@ -540,7 +558,7 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         &body,
     )
     .await?;
-    let mut issued = certs(&r.body)?;
+    let mut issued = certs_only(&r.body, coaps)?;
     let i = issued
         .iter()
         .position(|c| {
@@ -551,6 +569,9 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         })
         .ok_or_else(|| anyhow!("the issued certificate is not for the new key"))?;
     let ldevid = issued.remove(i);
+    if pinned_root.is_some() && validate_chain(&ldevid, &issued, &domain).is_err() {
+        domain = domain_ca(&mut link, &server_chain, coaps).await?;
+    }
     validate_chain(&ldevid, &issued, &domain)
         .context("the LDevID does not validate to the domain CA")?;
     drop(link);

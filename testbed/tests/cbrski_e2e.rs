@@ -57,12 +57,13 @@ fn cbrski_pledge_enrolls_over_coaps_with_a_cose_voucher() {
     for op in [
         "requestvoucher",
         "voucher_status",
-        "csrattrs",
         "simpleenroll",
         "enrollstatus",
     ] {
         assert_eq!(coaps_lines(&log, op).len(), 1, "{op} over coaps: {log}");
     }
+    // cBRSKI §6.7: the pledge does not ask /att when its CSR needs nothing from it.
+    assert!(coaps_lines(&log, "csrattrs").is_empty(), "{log}");
     // cBRSKI §6.7.1: the voucher pins the domain's root CA, which anchors the new LDevID, so
     // the pledge never asks /crts.
     assert!(coaps_lines(&log, "cacerts").is_empty(), "{log}");
@@ -114,13 +115,9 @@ fn rfc9148_4_7_denied_pledge_gets_4_04_and_pending_pledge_5_03_then_enrolls() {
 #[test]
 fn rfc9148_pledge_run_renews_over_coaps_with_sren() {
     let (_tmp, mut s) = support::suite(&coaps());
-    let path = s.registrar_config();
-    let text = std::fs::read_to_string(&path).expect("registrar.toml");
-    std::fs::write(
-        &path,
-        text.replace("ldevid-validity-days = 365", "ldevid-validity-days = 1"),
-    )
-    .expect("write");
+    edit_registrar_config(&s, |t| {
+        t.replace("ldevid-validity-days = 365", "ldevid-validity-days = 1")
+    });
     s.start_masa().expect("masa serve");
     s.start_registrar().expect("registrar serve");
     let config = s.mint("CB-RENEW").expect("mint");
@@ -240,4 +237,45 @@ fn cjp_4_4_pledge_enrolls_through_the_stateless_constrained_join_proxy() {
     }
     let stopped = proxy.stop(Duration::from_secs(10)).expect("stop");
     assert!(stopped.success(), "{stopped}");
+}
+
+/// cBRSKI §6.7: the pledge makes its CSR without asking `/att`. When the registrar wants
+/// names (`[csr-attributes]`), it refuses that CSR with 4.00; the pledge then asks `/att` and
+/// sends a CSR that carries them, on the same key.
+#[test]
+fn cbrski_6_7_att_only_after_the_registrar_refuses_a_csr_without_it() {
+    let (_tmp, mut s) = support::suite(&coaps());
+    edit_registrar_config(&s, |t| {
+        t.replace(
+            "# dns-names = [\"{serial}.pledges.example.net\"]",
+            "dns-names = [\"{serial}.pledges.example.net\"]",
+        )
+    });
+    s.start_masa().expect("masa serve");
+    s.start_registrar().expect("registrar serve");
+    let config = s.mint("CB-ATT").expect("mint");
+    let dir = config.parent().expect("dir").to_path_buf();
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+    let log = registrar_log(&s);
+    let enrolls = coaps_lines(&log, "simpleenroll");
+    assert_eq!(enrolls.len(), 2, "{log}");
+    assert!(enrolls[0].contains("outcome=\"refused\""), "{}", enrolls[0]);
+    assert!(
+        enrolls[1].contains("outcome=\"enrolled\""),
+        "{}",
+        enrolls[1]
+    );
+    assert_eq!(coaps_lines(&log, "csrattrs").len(), 1, "{log}");
+    let printed = output(
+        std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(dir.join("ldevid.crt.pem")),
+    );
+    let printed = String::from_utf8_lossy(&printed.stdout).to_lowercase();
+    assert!(
+        printed.contains("dns:cb-att.pledges.example.net"),
+        "{printed}"
+    );
+    assert_eq!(pledge_row(&s, "CB-ATT").expect("row")["state"], "enrolled");
 }

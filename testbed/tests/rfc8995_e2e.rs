@@ -392,13 +392,6 @@ fn openssl_text(cert: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Edit the registrar's configuration before it starts.
-fn edit_registrar_config(s: &testbed::loopback::Suite, edit: impl FnOnce(String) -> String) {
-    let path = s.registrar_config();
-    let text = std::fs::read_to_string(&path).expect("registrar.toml");
-    std::fs::write(&path, edit(text)).expect("write registrar.toml");
-}
-
 #[test]
 fn rfc8995_5_9_2_pledge_follows_csrattrs_names_and_pop_linking() {
     let (_tmp, mut s) = suite(&SuiteOptions::default());

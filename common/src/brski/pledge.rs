@@ -116,6 +116,22 @@ pub fn accept_voucher(
     })
 }
 
+/// The root CA a voucher pins (a self-signed CA certificate as `pinned-domain-cert`), which a
+/// constrained pledge may take as its EST trust anchor before `/crts` (cBRSKI §6.7.1).
+pub fn pinned_root_ca(pin: &Pin) -> Option<Certificate> {
+    let Pin::DomainCert(der) = pin else {
+        return None;
+    };
+    let cert = Certificate::from_der(der).ok()?;
+    let tbs = cert.tbs_certificate();
+    let is_ca = crate::pki::chain::extension::<x509_cert::ext::pkix::BasicConstraints>(&cert)
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.ca);
+    (is_ca && tbs.subject() == tbs.issuer() && crate::pki::chain::signed_by(&cert, &cert))
+        .then_some(cert)
+}
+
 /// Complete the provisional TLS state (8995 §5.6.2): the registrar's chain (end entity first, as
 /// presented in the handshake) must validate against the pin as the sole trust anchor.
 pub fn validate_registrar(

@@ -147,3 +147,10 @@ pub fn openssl_verifies_ldevid(s: &Suite, pledge_dir: &Path) -> std::path::PathB
     assert!(String::from_utf8_lossy(&verified.stdout).contains(": OK"));
     domain_ca
 }
+
+/// Edit the registrar's configuration before it starts.
+pub fn edit_registrar_config(s: &Suite, edit: impl FnOnce(String) -> String) {
+    let path = s.registrar_config();
+    let text = std::fs::read_to_string(&path).expect("registrar.toml");
+    std::fs::write(&path, edit(text)).expect("write registrar.toml");
+}
