@@ -59,6 +59,10 @@ pub struct ProxyArgs {
 const REGISTRAR_QUERY_EVERY: Duration = Duration::from_secs(3);
 /// How long answers to one registrar query are collected.
 const REGISTRAR_ANSWERS_FOR: Duration = Duration::from_secs(1);
+/// How often a constrained proxy asks again for the registrar it found.
+const REGISTRAR_RECHECK_EVERY: Duration = Duration::from_secs(30);
+/// Re-checks in a row without an answer from the registrar before the proxy takes another.
+const MISSES_BEFORE_MOVING: u32 = 3;
 
 /// How long a TCP connect to the registrar may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -199,15 +203,16 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
     };
     let want = args.stateless.then_some(ProxyMode::Stateless);
     brski_service::notify::spawn_watchdog();
-    let registrar = match args.registrar.as_deref() {
+    let pledge_link = iface
+        .as_deref()
+        .and_then(|i| netif::interface_index(i).ok());
+    let discovered = args.registrar.is_none();
+    let mut registrar = match args.registrar.as_deref() {
         Some(r) => RegistrarLink {
             mode: want.unwrap_or(ProxyMode::Stateful),
             addr: netif::parse_scoped(r).map_err(|e| format!("--registrar: {e}"))?,
         },
         None => {
-            let pledge_link = iface
-                .as_deref()
-                .and_then(|i| netif::interface_index(i).ok());
             tracing::info!(mode = ?want, "looking for a registrar by CoAP (?rt=brski*)");
             // Up and working, as the TCP proxy is before it knows a registrar; pledges are
             // answered once one is found.
@@ -227,6 +232,75 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
             None
         }
     };
+    let mut socket = Some(socket);
+    loop {
+        let socket = match socket.take() {
+            Some(s) => s,
+            None => bind_again(local).await?,
+        };
+        // A discovered registrar is asked for again while the relay runs; when it has moved,
+        // the relay stops and starts again towards where it went.
+        let moved = Arc::new(Mutex::new(None));
+        let stop = {
+            let moved = moved.clone();
+            async move {
+                if !discovered {
+                    return brski_service::shutdown_signal().await;
+                }
+                tokio::select! {
+                    next = registrar_moved(registrar, pledge_link, want) => {
+                        if let Ok(mut m) = moved.lock() {
+                            *m = Some(next);
+                        }
+                    }
+                    () = brski_service::shutdown_signal() => {}
+                }
+            }
+        };
+        relay_udp(socket, registrar, limits, stop).await?;
+        let next = moved.lock().ok().and_then(|mut m| m.take());
+        match next {
+            Some(next) => {
+                tracing::info!(from = %registrar.addr, to = %next.addr, mode = ?next.mode, "the registrar moved; relaying to where it went");
+                registrar = next;
+            }
+            None => break,
+        }
+    }
+    brski_service::notify::stopping();
+    for t in background {
+        t.abort();
+    }
+    tracing::info!("join proxy stopped");
+    Ok(())
+}
+
+/// The relay socket again, once the relay before (whose flow tasks were aborted, and let go
+/// of the port as they end) has released `local`.
+async fn bind_again(local: SocketAddr) -> Result<tokio::net::UdpSocket, String> {
+    let mut attempts = 0;
+    loop {
+        match tokio::net::UdpSocket::bind(local).await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(format!("cannot listen on {local} again: {e}")),
+        }
+    }
+}
+
+/// Relay CoAPS datagrams from `socket` to `registrar` in its mode until `stop`.
+async fn relay_udp(
+    socket: tokio::net::UdpSocket,
+    registrar: RegistrarLink,
+    limits: crate::cjp::FlowLimits,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let local = socket
+        .local_addr()
+        .map_err(|e| format!("the relay socket: {e}"))?;
     let to = registrar.addr;
     match registrar.mode {
         ProxyMode::Stateless => {
@@ -239,41 +313,40 @@ async fn run_udp(args: &ProxyArgs) -> Result<(), String> {
                 to,
                 crate::cjp::HeaderKeys::new(key),
                 crate::cjp::KEY_ROTATION,
-                brski_service::shutdown_signal(),
+                stop,
             )
             .await
-            .map_err(|e| format!("JPY relay: {e}"))?;
+            .map_err(|e| format!("JPY relay: {e}"))
         }
         ProxyMode::Stateful => {
             tracing::info!(listen = %local, registrar = %to, per_pledge = limits.per_pledge, flows = limits.per_interface, idle_s = limits.idle.as_secs(), "constrained join proxy relaying (stateful)");
             brski_service::notify::ready(&format!("relaying CoAPS on {local}"));
-            crate::cjp::relay(socket, to, limits, brski_service::shutdown_signal()).await;
+            crate::cjp::relay(socket, to, limits, stop).await;
+            Ok(())
         }
     }
-    brski_service::notify::stopping();
-    for t in background {
-        t.abort();
-    }
-    tracing::info!("join proxy stopped");
-    Ok(())
 }
 
-/// Ask every link but the pledge link for registrars (`?rt=brski*`, CJP §5) until one offers
-/// an endpoint of the mode `want` (any when `None`: stateless preferred, CJP §4.1).
+/// The registrar links that every link but the pledge link offers (`?rt=brski*`, CJP §5).
+async fn registrars_offered(pledge_link: Option<u32>) -> Vec<RegistrarLink> {
+    let mut found = Vec::new();
+    for index in netif::link_indexes() {
+        if Some(index) == pledge_link {
+            continue;
+        }
+        match jp::find_registrars(index, None, REGISTRAR_ANSWERS_FOR).await {
+            Ok(mut links) => found.append(&mut links),
+            Err(e) => tracing::debug!(interface = index, error = %e, "registrar query not sent"),
+        }
+    }
+    found
+}
+
+/// Ask for registrars until one offers an endpoint of the mode `want` (any when `None`:
+/// stateless preferred, CJP §4.1).
 async fn discover_registrar(pledge_link: Option<u32>, want: Option<ProxyMode>) -> RegistrarLink {
     loop {
-        let mut found = Vec::new();
-        for index in netif::link_indexes() {
-            if Some(index) == pledge_link {
-                continue;
-            }
-            match jp::find_registrars(index, None, REGISTRAR_ANSWERS_FOR).await {
-                Ok(mut links) => found.append(&mut links),
-                Err(e) => {
-                    tracing::debug!(interface = index, error = %e, "registrar query not sent")
-                }
-            }
-        }
+        let found = registrars_offered(pledge_link).await;
         if let Some(r) = jp::choose(&found, want) {
             tracing::info!(registrar = %r.addr, mode = ?r.mode, via = "CoAP", "registrar discovered");
             return r;
@@ -281,6 +354,44 @@ async fn discover_registrar(pledge_link: Option<u32>, want: Option<ProxyMode>) -
         tracing::debug!(offered = found.len(), "no registrar yet");
         tokio::time::sleep(REGISTRAR_QUERY_EVERY).await;
     }
+}
+
+/// Ask again, every [`REGISTRAR_RECHECK_EVERY`], for the registrar being relayed to; return
+/// the one to relay to instead once it has moved ([`next_registrar`]).
+async fn registrar_moved(
+    current: RegistrarLink,
+    pledge_link: Option<u32>,
+    want: Option<ProxyMode>,
+) -> RegistrarLink {
+    let mut misses = 0;
+    loop {
+        tokio::time::sleep(REGISTRAR_RECHECK_EVERY).await;
+        let offered = registrars_offered(pledge_link).await;
+        if let Some(next) = next_registrar(current, &offered, want, &mut misses) {
+            return next;
+        }
+    }
+}
+
+/// After one re-check that heard `offered`: the registrar to relay to instead of `current`,
+/// once `current` has gone unheard [`MISSES_BEFORE_MOVING`] times in a row and another one of
+/// the mode wanted answers (a registrar that answers no one keeps its pledges: it may only
+/// be busy).
+fn next_registrar(
+    current: RegistrarLink,
+    offered: &[RegistrarLink],
+    want: Option<ProxyMode>,
+    misses: &mut u32,
+) -> Option<RegistrarLink> {
+    if offered.contains(&current) {
+        *misses = 0;
+        return None;
+    }
+    *misses += 1;
+    if *misses < MISSES_BEFORE_MOVING {
+        return None;
+    }
+    jp::choose(offered, want)
 }
 
 /// Answer `?brski-jp=*` on the CoAP port `coap_port` of `iface` and announce
@@ -448,6 +559,102 @@ mod tests {
         let mut pledge = TcpStream::connect(proxy_addr).await.expect("connect");
         let mut buf = [0u8; 1];
         assert_eq!(pledge.read(&mut buf).await.expect("eof"), 0);
+    }
+
+    /// CJP §4.1: the proxy keeps a discovered registrar while it answers, and takes another
+    /// only after three re-checks in a row without it, preferring the stateless endpoint.
+    #[test]
+    fn cjp_4_1_a_discovered_registrar_is_left_only_after_it_stops_answering() {
+        let link = |mode, port| RegistrarLink {
+            mode,
+            addr: SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
+        };
+        let current = link(ProxyMode::Stateful, 5684);
+        let stateful = link(ProxyMode::Stateful, 6684);
+        let stateless = link(ProxyMode::Stateless, 6685);
+        let mut misses = 0;
+        // Still offered (beside others): stay, and the count starts again.
+        assert_eq!(
+            next_registrar(current, &[stateless, current], None, &mut misses),
+            None
+        );
+        assert_eq!(misses, 0);
+        // Unheard twice: stay; nobody heard at all: stay, whatever the count.
+        assert_eq!(
+            next_registrar(current, &[stateful], None, &mut misses),
+            None
+        );
+        assert_eq!(next_registrar(current, &[], None, &mut misses), None);
+        assert_eq!(misses, 2);
+        assert_eq!(next_registrar(current, &[], None, &mut misses), None);
+        // Unheard a fourth time with others answering: the stateless one (CJP §4.1).
+        assert_eq!(
+            next_registrar(current, &[stateful, stateless], None, &mut misses),
+            Some(stateless)
+        );
+        // Heard again after a miss: the count is reset.
+        let mut misses = 2;
+        assert_eq!(next_registrar(current, &[current], None, &mut misses), None);
+        assert_eq!(
+            next_registrar(current, &[stateful], None, &mut misses),
+            None
+        );
+        // With --stateless, only a stateless endpoint will do.
+        let mut misses = 5;
+        assert_eq!(
+            next_registrar(
+                current,
+                &[stateful],
+                Some(ProxyMode::Stateless),
+                &mut misses
+            ),
+            None
+        );
+    }
+
+    /// When the registrar moves, the relay in either mode stops with its flows, and the
+    /// proxy's port is free for the relay towards the new one.
+    #[tokio::test]
+    async fn a_stopped_relay_gives_its_port_back() {
+        for mode in [ProxyMode::Stateful, ProxyMode::Stateless] {
+            let registrar = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let link = RegistrarLink {
+                mode,
+                addr: registrar.local_addr().expect("addr"),
+            };
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let local = socket.local_addr().expect("addr");
+            let limits = crate::cjp::FlowLimits {
+                per_pledge: 2,
+                per_interface: 10,
+                idle: Duration::from_secs(30),
+            };
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let relay = tokio::spawn(relay_udp(socket, link, limits, async {
+                let _ = stopped.await;
+            }));
+            // A pledge's datagram opens a flow (stateful) or goes out as JPY (stateless).
+            let pledge = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            pledge.send_to(b"hello", local).await.expect("send");
+            let mut buf = [0u8; 512];
+            tokio::time::timeout(Duration::from_secs(5), registrar.recv_from(&mut buf))
+                .await
+                .expect("relayed in time")
+                .expect("recv");
+            stop.send(()).expect("stop");
+            relay.await.expect("join").expect("relay");
+            let again = tokio::time::timeout(Duration::from_secs(6), bind_again(local))
+                .await
+                .expect("in time")
+                .expect("bound again");
+            assert_eq!(again.local_addr().expect("addr"), local);
+        }
     }
 
     #[test]
