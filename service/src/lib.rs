@@ -1,6 +1,6 @@
 //! Runtime shell shared by the BRSKI daemons: logging to the journal or stderr, systemd
 //! notification, signal handling, an HTTPS listener and a CoAPS (DTLS 1.2) listener that hands each request the TLS peer's
-//! certificate chain, SQLite storage, file helpers for keys and certificates, and CRL fetching.
+//! certificate chain, SQLite and PostgreSQL storage, file helpers for keys and certificates, and CRL fetching.
 #![forbid(unsafe_code)]
 
 pub mod coaps;
@@ -15,6 +15,9 @@ pub mod logging;
 pub mod mdns;
 pub mod netif;
 pub mod notify;
+#[doc(hidden)]
+pub mod pg_server;
+pub mod postgres;
 pub mod store;
 
 /// A future that completes on SIGTERM or SIGINT.
