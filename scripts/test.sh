@@ -11,6 +11,8 @@ cargo fmt --all --check
 cargo check -p brski-common
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-targets --all-features
+# The MASA's suite again with its state in PostgreSQL (each MASA on a server of its own).
+BRSKI_TEST_DATABASE=postgres cargo test -p masa --all-targets --all-features
 bash scripts/lab.sh
 bash scripts/verify-units.sh debug
 bash scripts/fuzz.sh

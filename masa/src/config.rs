@@ -2,7 +2,7 @@
 //! (RFC 8995 §5.5.4, §7.4), the nonceless voucher lifetime (§5.6), and its files. Relative paths
 //! are relative to the configuration file's directory.
 
-use brski_service::config::{ConfigError, load, resolve};
+use brski_service::config::{ConfigError, Database, load, resolve};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,8 +57,8 @@ fn default_listen() -> SocketAddr {
 fn default_lifetime() -> u64 {
     DEFAULT_NONCELESS_LIFETIME
 }
-fn default_database() -> PathBuf {
-    names::DATABASE.into()
+fn default_database() -> Database {
+    Database::Sqlite(names::DATABASE.into())
 }
 fn default_vendor_ca_cert() -> PathBuf {
     names::VENDOR_CA_CERT.into()
@@ -98,9 +98,14 @@ pub struct MasaConfig {
     /// (RFC 8995 §5.4, §5.5.4). Without it a certificate is asked for but optional.
     #[serde(default)]
     pub require_client_cert: bool,
-    /// SQLite database file.
+    /// Where the state is: an SQLite file (one instance), or a `postgres://` URL (several
+    /// instances sharing it).
     #[serde(default = "default_database")]
-    pub database: PathBuf,
+    pub database: Database,
+    /// With PostgreSQL over TLS (`?sslmode=require`): the CA certificates (PEM) the database
+    /// server's certificate must validate under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_ca: Option<PathBuf>,
     /// Manufacturer CA certificate (the pledges' trust anchor).
     #[serde(default = "default_vendor_ca_cert")]
     pub vendor_ca_cert: PathBuf,
@@ -131,6 +136,7 @@ impl MasaConfig {
             nonceless_voucher_lifetime: DEFAULT_NONCELESS_LIFETIME,
             require_client_cert: false,
             database: default_database(),
+            database_ca: None,
             vendor_ca_cert: default_vendor_ca_cert(),
             vendor_ca_key: default_vendor_ca_key(),
             signer_cert: default_signer_cert(),
@@ -151,18 +157,26 @@ impl MasaConfig {
                 reason: problems.join("; "),
             });
         }
+        c.resolve(path);
+        Ok(c)
+    }
+
+    /// Every file path resolved against the directory of the configuration file `path`.
+    fn resolve(&mut self, path: &Path) {
+        self.database = self.database.clone().resolved(path);
         for p in [
-            &mut c.database,
-            &mut c.vendor_ca_cert,
-            &mut c.vendor_ca_key,
-            &mut c.signer_cert,
-            &mut c.signer_key,
-            &mut c.tls_cert,
-            &mut c.tls_key,
+            &mut self.vendor_ca_cert,
+            &mut self.vendor_ca_key,
+            &mut self.signer_cert,
+            &mut self.signer_key,
+            &mut self.tls_cert,
+            &mut self.tls_key,
         ] {
             *p = resolve(path, p);
         }
-        Ok(c)
+        if let Some(ca) = &mut self.database_ca {
+            *ca = resolve(path, ca);
+        }
     }
 
     /// What is wrong with the values (not the files): one line per problem, naming the key.
@@ -193,17 +207,7 @@ impl MasaConfig {
             .into_iter()
             .map(|p| format!("{}: {p}", path.display()))
             .collect();
-        for p in [
-            &mut c.database,
-            &mut c.vendor_ca_cert,
-            &mut c.vendor_ca_key,
-            &mut c.signer_cert,
-            &mut c.signer_key,
-            &mut c.tls_cert,
-            &mut c.tls_key,
-        ] {
-            *p = resolve(path, p);
-        }
+        c.resolve(path);
         let cert =
             |key: &str, file: &Path, out: &mut Vec<String>| match brski_service::files::read_certs(
                 file,
@@ -248,12 +252,21 @@ impl MasaConfig {
                 }
             }
         }
-        if let Some(dir) = c.database.parent() {
+        if let Some(dir) = c.database.sqlite_path().and_then(Path::parent) {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {
                 out.push(format!(
                     "database: directory {} does not exist",
                     dir.display()
                 ));
+            }
+        }
+        if let Some(ca) = &c.database_ca {
+            match brski_service::files::read_certs(ca) {
+                Ok(certs) if certs.is_empty() => {
+                    out.push(format!("database-ca: {}: no certificate", ca.display()))
+                }
+                Ok(_) => {}
+                Err(e) => out.push(format!("database-ca: {e}")),
             }
         }
         out
@@ -306,6 +319,9 @@ nonceless-voucher-lifetime = {lifetime}
 
 # database: SQLite file holding minted devices, owners, claims, issued vouchers and the audit
 #   log (RFC 8995 §5.8). `masa claim`, `release` and `audit-log` use it while the server runs.
+#   Several `masa serve` instances share a PostgreSQL database instead:
+#   database = \"postgres://masa@db.example.com/masa?sslmode=require\", with database-ca naming
+#   the CA certificates (PEM) its TLS certificate must validate under.
 database = {database}
 
 # vendor-ca-cert, vendor-ca-key: the manufacturer CA. It issues IDevIDs (`masa mint`), the voucher
@@ -330,7 +346,7 @@ tls-key = {tls_key}
             } else {
                 "# require-client-cert = false"
             },
-            database = p(&self.database),
+            database = s(&String::from(self.database.clone())),
             vendor_ca_cert = p(&self.vendor_ca_cert),
             vendor_ca_key = p(&self.vendor_ca_key),
             signer_cert = p(&self.signer_cert),
@@ -371,7 +387,10 @@ mod tests {
         assert_eq!(loaded.masa_url, "masa.example:9555");
         assert_eq!(loaded.ownership, Ownership::FirstOwner);
         assert_eq!(loaded.nonceless_voucher_lifetime, 77);
-        assert_eq!(loaded.database, dir.path().join("masa.db"));
+        assert_eq!(
+            loaded.database,
+            Database::Sqlite(dir.path().join("masa.db"))
+        );
         assert_eq!(loaded.signer_key, dir.path().join("masa-signer.key.pem"));
         assert_eq!(loaded.nonceless_lifetime(), time::Duration::seconds(77));
     }

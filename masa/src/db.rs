@@ -170,7 +170,7 @@ pub struct IssuedVoucher<'a> {
     pub voucher: &'a [u8],
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     brski_common::brski::date_time(time::OffsetDateTime::now_utc())
         .as_str()
         .to_string()
@@ -237,13 +237,19 @@ fn domain_record(
         .optional()?)
 }
 
-/// Make `domain` the owner of `serial`.
-pub fn set_owner(conn: &Connection, serial: &str, domain: &DomainRecord) -> store::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO owners (serial, domain_id, domain_cert, since) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![serial, domain.domain_id, domain.cert, now()])?;
-    Ok(())
+/// Make `domain` the owner of `serial` unless it has one; `Ok(true)` when it became the owner.
+pub fn insert_owner_if_none(
+    conn: &Connection,
+    serial: &str,
+    domain: &DomainRecord,
+) -> store::Result<bool> {
+    let done = conn
+        .prepare_cached(
+            "INSERT INTO owners (serial, domain_id, domain_cert, since) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(serial) DO NOTHING",
+        )?
+        .execute(params![serial, domain.domain_id, domain.cert, now()])?;
+    Ok(done == 1)
 }
 
 /// Forget the owner of `serial`; `Ok(false)` when it had none.
@@ -398,7 +404,12 @@ mod tests {
         let ids = db
             .write::<_, StoreError>(|conn| {
                 assert!(owner(conn, "A")?.is_none());
-                set_owner(conn, "A", &dom)?;
+                assert!(insert_owner_if_none(conn, "A", &dom)?);
+                let other = DomainRecord {
+                    domain_id: "b3RoZXI=".into(),
+                    cert: vec![9],
+                };
+                assert!(!insert_owner_if_none(conn, "A", &other)?, "one owner");
                 let mut ids = Vec::new();
                 for nonce in [Some("bm9uY2U="), None] {
                     ids.push(record_voucher(
@@ -469,7 +480,10 @@ mod tests {
             domain_id: "x".into(),
             cert: vec![],
         };
-        assert!(db.write(|conn| set_owner(conn, "nope", &dom)).is_err());
+        assert!(
+            db.write(|conn| insert_owner_if_none(conn, "nope", &dom))
+                .is_err()
+        );
         assert!(
             db.write(|conn| record_voucher(conn, &issued("2024-01-01T00:00:00Z", None)))
                 .is_err()

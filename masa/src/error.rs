@@ -14,6 +14,8 @@ pub enum MasaError {
     File(#[from] brski_service::files::FileError),
     #[error("database: {0}")]
     Database(#[from] StoreError),
+    #[error("database: {0}")]
+    Postgres(#[from] brski_service::postgres::PgError),
     #[error("certificate: {0}")]
     Pki(#[from] brski_common::pki::PkiError),
     #[error("name: {0}")]
@@ -98,9 +100,31 @@ pub enum Refusal {
     /// MASA must be able to check it (RFC 8995 §5.5.3: 403).
     #[error("cannot check the revocation of {subject:?}: {reason}")]
     RevocationUnknown { subject: String, reason: String },
+    /// The database cannot be reached now (503 with Retry-After); details are only logged.
+    #[error("the MASA's database is unavailable; try again later")]
+    Unavailable(String),
     /// A fault on the MASA's side (database, signing); details are only logged.
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<crate::store::StoreFault> for MasaError {
+    fn from(e: crate::store::StoreFault) -> Self {
+        match e {
+            crate::store::StoreFault::Sqlite(e) => Self::Database(e),
+            crate::store::StoreFault::Postgres(e) => Self::Postgres(e),
+        }
+    }
+}
+
+impl From<crate::store::StoreFault> for Refusal {
+    fn from(e: crate::store::StoreFault) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable(format!("database: {e}"))
+        } else {
+            Self::Internal(format!("database: {e}"))
+        }
+    }
 }
 
 /// RFC 8995 §5.5.3: a revoked certificate, or one whose CRL cannot be checked, refuses (403).
@@ -134,6 +158,7 @@ impl Refusal {
             | Self::ClaimedByAnotherDomain(_) => 403,
             Self::ClientCertificateRequired | Self::ClientCertificateNotSigner(_) => 401,
             Self::Revoked(_) | Self::RevocationUnknown { .. } => 403,
+            Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
         }
     }
@@ -154,6 +179,7 @@ impl Refusal {
             Self::Revoked(_) => "revoked",
             Self::RevocationUnknown { .. } => "revocation-unknown",
             Self::ClientCertificateNotSigner(_) => "client-certificate-not-signer",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal-error",
         }
     }

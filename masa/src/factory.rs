@@ -5,12 +5,12 @@
 use crate::config::{MasaConfig, Ownership, default_masa_url, names};
 use crate::db;
 use crate::error::MasaError;
+use crate::store::Store;
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
 use brski_common::pki::ext::idevid_issuer;
 use brski_common::pki::{issue, name_from_parts, profile, self_signed};
 use brski_service::config::{PledgeConfig, TpmKey};
 use brski_service::files::{certs_to_pem, read_certs, read_key, write_atomic};
-use brski_service::store::Db;
 use der::Encode;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -262,18 +262,18 @@ pub async fn mint(opts: &MintOptions) -> Result<PathBuf, MasaError> {
         .next()
         .ok_or_else(|| MasaError::Invalid("vendor CA file holds no certificate".into()))?;
     let vendor_key = read_key(&cfg.vendor_ca_key)?;
-    let db = db::open(&cfg.database)?;
-    mint_with(&db, &cfg, &vendor_ca, &vendor_key, opts).await
+    let store = Store::open(&cfg, false).await?;
+    mint_with(&store, &cfg, &vendor_ca, &vendor_key, opts).await
 }
 
 async fn mint_with(
-    db: &Db,
+    store: &Store,
     cfg: &MasaConfig,
     vendor_ca: &Certificate,
     vendor_key: &SoftwareKey,
     opts: &MintOptions,
 ) -> Result<PathBuf, MasaError> {
-    if db::device(db, &opts.serial)?.is_some() {
+    if store.device(&opts.serial).await?.is_some() {
         return Err(MasaError::AlreadyMinted(opts.serial.clone()));
     }
     let out = &opts.out;
@@ -329,21 +329,20 @@ async fn mint_with(
     };
     // The device row commits only after the files are written; the write lock held meanwhile
     // makes a concurrent mint of the same serial wait and then fail.
-    db.write(|conn| {
-        if !db::insert_device(conn, &device)? {
-            return Err(MasaError::AlreadyMinted(opts.serial.clone()));
-        }
-        let pledge_toml = toml::to_string(&pledge)
-            .map_err(|e| MasaError::Invalid(format!("cannot write pledge.toml: {e}")))?;
-        if let IdevidKey::Software(key) = &key {
-            write_key(&out.join(pledge_names::IDEVID_KEY), key)?;
-        }
-        write_cert(&out.join(pledge_names::IDEVID_CERT), &idevid)?;
-        write_cert(&out.join(pledge_names::MANUFACTURER_CA), vendor_ca)?;
-        let path = out.join(pledge_names::CONFIG);
-        write_atomic(&path, pledge_toml.as_bytes(), PUBLIC_MODE)?;
-        Ok(path)
-    })
+    store
+        .mint(std::slice::from_ref(&device), || {
+            let pledge_toml = toml::to_string(&pledge)
+                .map_err(|e| MasaError::Invalid(format!("cannot write pledge.toml: {e}")))?;
+            if let IdevidKey::Software(key) = &key {
+                write_key(&out.join(pledge_names::IDEVID_KEY), key)?;
+            }
+            write_cert(&out.join(pledge_names::IDEVID_CERT), &idevid)?;
+            write_cert(&out.join(pledge_names::MANUFACTURER_CA), vendor_ca)?;
+            let path = out.join(pledge_names::CONFIG);
+            write_atomic(&path, pledge_toml.as_bytes(), PUBLIC_MODE)?;
+            Ok(path)
+        })
+        .await
 }
 
 /// What `masa mint-bulk` is asked for.
@@ -361,7 +360,7 @@ pub struct MintBulkOptions {
 /// transaction, and writes one PEM bundle: the manufacturer CA certificate, then for each
 /// device its IDevID certificate followed by its PKCS#8 key. The rows commit only after the
 /// bundle is written; any serial minted before refuses the whole batch.
-pub fn mint_bulk(opts: &MintBulkOptions) -> Result<(PathBuf, u32), MasaError> {
+pub async fn mint_bulk(opts: &MintBulkOptions) -> Result<(PathBuf, u32), MasaError> {
     if opts.count == 0 {
         return Err(MasaError::Invalid("--count must be at least 1".into()));
     }
@@ -398,16 +397,13 @@ pub fn mint_bulk(opts: &MintBulkOptions) -> Result<(PathBuf, u32), MasaError> {
             idevid_cert: idevid.to_der()?,
         });
     }
-    let db = db::open(&cfg.database)?;
-    db.write(|conn| {
-        for device in &devices {
-            if !db::insert_device(conn, device)? {
-                return Err(MasaError::AlreadyMinted(device.serial.clone()));
-            }
-        }
-        write_atomic(&opts.out, bundle.as_bytes(), KEY_MODE)?;
-        Ok((opts.out.clone(), opts.count))
-    })
+    let store = Store::open(&cfg, false).await?;
+    store
+        .mint(&devices, || {
+            write_atomic(&opts.out, bundle.as_bytes(), KEY_MODE)?;
+            Ok((opts.out.clone(), opts.count))
+        })
+        .await
 }
 
 #[cfg(test)]

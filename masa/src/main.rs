@@ -12,7 +12,9 @@ mod db;
 mod error;
 mod factory;
 mod media;
+mod pg;
 mod server;
+mod store;
 
 use brski_common::cli::InspectArgs;
 use clap::{Args, Parser, Subcommand};
@@ -202,11 +204,12 @@ async fn run(command: Command) -> Result<(), MasaError> {
                 count: a.count,
                 serial_prefix: a.serial_prefix,
                 out: a.out,
-            })?;
+            })
+            .await?;
             println!("minted {count} devices into {}", path.display());
         }
         Command::Claim(a) => {
-            let (domain_id, ownership) = admin::claim(&a.config, &a.serial, &a.domain_ca)?;
+            let (domain_id, ownership) = admin::claim(&a.config, &a.serial, &a.domain_ca).await?;
             println!("claimed {} for domainID {domain_id}", a.serial);
             if ownership != Ownership::Claimed {
                 eprintln!(
@@ -216,14 +219,17 @@ async fn run(command: Command) -> Result<(), MasaError> {
             }
         }
         Command::Release(a) => {
-            if admin::release(&a.config, &a.serial)? {
+            if admin::release(&a.config, &a.serial).await? {
                 println!("released {}", a.serial);
             } else {
                 println!("{} had no owner", a.serial);
             }
         }
         Command::AuditLog(a) => {
-            println!("{}", admin::audit_log(&a.config, &a.serial, a.abridged)?);
+            println!(
+                "{}",
+                admin::audit_log(&a.config, &a.serial, a.abridged).await?
+            );
         }
         Command::CheckConfig(a) => {
             let problems = config::MasaConfig::check(&a.config);

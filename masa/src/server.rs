@@ -9,9 +9,10 @@
 //! Every other path is 404. Refusals carry the §5.6 status and a one-line text/plain reason.
 
 use crate::config::{MasaConfig, Ownership};
-use crate::db::{self, Device, DomainRecord, IssuedVoucher};
+use crate::db::{Device, DomainRecord};
 use crate::error::{MasaError, Refusal};
 use crate::media::{BodyEncoding, decode_body, negotiate};
+use crate::store::{OwnedIssue, Store};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -20,7 +21,7 @@ use axum::routing::post;
 use brski_common::audit::AuditLog;
 use brski_common::brski::masa::{
     CheckedRegistrarRequest, PledgeIdevid, RegistrarRequestError, build_voucher_pinning,
-    chain_reaches, verify_registrar_voucher_request,
+    verify_registrar_voucher_request,
 };
 use brski_common::brski::paths;
 use brski_common::brski::pinning::pinned_certificate;
@@ -30,7 +31,6 @@ use brski_common::pki::chain::{ChainError, TimeCheck, TrustPolicy, same_key, sub
 use brski_common::pki::ext::domain_id_base64;
 use brski_common::voucher::Assertion;
 use brski_service::https::{ConnInfo, outcome_logged};
-use brski_service::store::{self, Connection, Db, GroupCommit};
 use brski_service::{files, https, notify};
 use der::{Decode, Encode};
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
@@ -46,9 +46,9 @@ const MAX_BODY: usize = 256 * 1024;
 
 /// What the handlers share.
 pub struct App {
-    db: Db,
-    /// Voucher transactions, group-committed.
-    writer: GroupCommit,
+    /// Devices, ownership and the audit log (SQLite with group-committed voucher
+    /// transactions, or PostgreSQL shared with other instances).
+    store: Store,
     vendor_policy: TrustPolicy,
     signer: SoftwareKey,
     /// The voucher signer's certificate and the vendor CA, carried in every voucher.
@@ -115,11 +115,10 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         brski_common::tls::certified_key(&tls_der, Arc::new(tls_key))?,
         cfg.require_client_cert,
     )?;
-    let db = db::open(&cfg.database)?;
-    let writer = db::writer(&cfg.database)?;
+    let store = Store::open(&cfg, true).await?;
+    tracing::info!(database = store.kind(), "state opened");
     let app = Arc::new(App {
-        db,
-        writer,
+        store,
         // The pledge's IDevID is checked without the clock: an IDevID's expiry must not stop a
         // device from being onboarded (RFC 8995 §2.6.2), and the MASA also requires the exact
         // IDevID it minted for the serial.
@@ -179,7 +178,7 @@ fn refuse(refusal: &Refusal) -> Response {
     let status =
         StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match refusal {
-        Refusal::Internal(detail) => {
+        Refusal::Internal(detail) | Refusal::Unavailable(detail) => {
             tracing::error!(
                 outcome = refusal.outcome(),
                 status = status.as_u16(),
@@ -194,8 +193,19 @@ fn refuse(refusal: &Refusal) -> Response {
             "refused"
         ),
     }
-    outcome_logged(text(status, refusal.reason()), status)
+    let mut response = text(status, refusal.reason());
+    if let Refusal::Unavailable(_) = refusal {
+        // RFC 9110 §10.2.3: when to try again; a database back within seconds is the usual case.
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),
+        );
+    }
+    outcome_logged(response, status)
 }
+
+/// Retry-After (seconds) of a 503 while the database is unavailable.
+const RETRY_AFTER_UNAVAILABLE: &str = "5";
 
 fn header(headers: &HeaderMap, name: http::HeaderName) -> Option<String> {
     headers
@@ -307,87 +317,6 @@ async fn request_audit_log(State(app): State<Arc<App>>, req: Request) -> Respons
     .await
 }
 
-/// Everything the voucher's transaction needs, owned by the writer task.
-struct OwnedIssue {
-    ownership: Ownership,
-    serial: String,
-    registrar_chain: Vec<Certificate>,
-    /// Recorded as the owner under first-owner when the device has none.
-    owner_if_first: DomainRecord,
-    /// The certificate a nonceless voucher pins, chosen under the claim read before signing:
-    /// it must still be at or below the claimed CA (cBRSKI §8.2).
-    nonceless_pin: Option<Certificate>,
-    idevid_issuer: Vec<u8>,
-    created_on: String,
-    expires_on: Option<String>,
-    format: &'static str,
-    nonce: Option<String>,
-    assertion: &'static str,
-    voucher: Vec<u8>,
-}
-
-impl OwnedIssue {
-    /// The ownership check (RFC 8995 §5.5.4: first-owner or the sales claim) and the voucher
-    /// with its audit entry; `Ok(Err(_))` refuses with nothing written; `Ok(Ok(true))` when the
-    /// first owner was recorded.
-    fn check_and_record(self, conn: &Connection) -> store::Result<Result<bool, Refusal>> {
-        let serial = self.serial.as_str();
-        let mut owner_recorded = false;
-        match self.ownership {
-            Ownership::LogOnly => {}
-            Ownership::FirstOwner => match db::owner(conn, serial)? {
-                Some(owner) => {
-                    let cert = match Certificate::from_der(&owner.cert) {
-                        Ok(cert) => cert,
-                        Err(e) => return Ok(Err(internal("stored owner")(e.to_string()))),
-                    };
-                    if !chain_reaches(&self.registrar_chain, &cert, TimeCheck::Now) {
-                        return Ok(Err(Refusal::OwnedByAnotherDomain(self.serial)));
-                    }
-                }
-                None => {
-                    db::set_owner(conn, serial, &self.owner_if_first)?;
-                    owner_recorded = true;
-                }
-            },
-            Ownership::Claimed => {
-                let Some(claim) = db::claim(conn, serial)? else {
-                    return Ok(Err(Refusal::NotClaimed(self.serial)));
-                };
-                let ca = match Certificate::from_der(&claim.cert) {
-                    Ok(ca) => ca,
-                    Err(e) => return Ok(Err(internal("stored claim")(e.to_string()))),
-                };
-                if !chain_reaches(&self.registrar_chain, &ca, TimeCheck::Now) {
-                    return Ok(Err(Refusal::ClaimedByAnotherDomain(self.serial)));
-                }
-                if let Some(pinned) = &self.nonceless_pin {
-                    if !chain_reaches(std::slice::from_ref(pinned), &ca, TimeCheck::Now) {
-                        return Ok(Err(internal("nonceless pin")(
-                            "the claim changed while the voucher was signed".into(),
-                        )));
-                    }
-                }
-            }
-        }
-        db::record_voucher(
-            conn,
-            &IssuedVoucher {
-                serial,
-                idevid_issuer: &self.idevid_issuer,
-                created_on: &self.created_on,
-                expires_on: self.expires_on.as_deref(),
-                format: self.format,
-                domain_id: &self.owner_if_first.domain_id,
-                nonce: self.nonce.as_deref(),
-                assertion: self.assertion,
-                voucher: &self.voucher,
-            },
-        )?;
-        Ok(Ok(owner_recorded))
-    }
-}
-
 fn internal(what: &str) -> impl FnOnce(String) -> Refusal + '_ {
     move |e| Refusal::Internal(format!("{what}: {e}"))
 }
@@ -396,7 +325,7 @@ impl App {
     /// The checks both endpoints make (RFC 8995 §5.5): the request verifies, its device was
     /// minted here with the IDevID it presents, and a nonceless request is only taken under the
     /// claimed policy (§5.5.4, §7.4).
-    fn accept(
+    async fn accept(
         &self,
         headers: &HeaderMap,
         body: &[u8],
@@ -408,8 +337,11 @@ impl App {
         self.authenticate(client, signed.registrar_certificate())?;
         let serial = signed.serial_number().to_owned();
         tracing::Span::current().record("serial", serial.as_str());
-        let device =
-            db::device(&self.db, &serial)?.ok_or_else(|| Refusal::UnknownDevice(serial.clone()))?;
+        let device = self
+            .store
+            .device(&serial)
+            .await?
+            .ok_or_else(|| Refusal::UnknownDevice(serial.clone()))?;
         // 8995 §5.5.5: the pledge's request is verified with the IDevID this MASA minted for
         // the device, and must carry exactly that certificate.
         let known = Certificate::from_der(&device.idevid_cert)
@@ -479,7 +411,7 @@ impl App {
             .reduce(|a, b| format!("{a}, {b}"));
         let answer = negotiate(accept.as_deref(), request)
             .ok_or_else(|| Refusal::NotAcceptable(accept.clone().unwrap_or_default()))?;
-        let a = self.accept(headers, body, client)?;
+        let a = self.accept(headers, body, client).await?;
         self.revocation
             .check_chain(
                 &a.checked.registrar_chain,
@@ -519,7 +451,7 @@ impl App {
         // CA the claim allows; §8.3: the registrar's key when the pledge named it by its key.
         let nonced = a.checked.nonce.is_some();
         let ceiling = match (nonced, self.ownership) {
-            (false, Ownership::Claimed) => self.claimed_ca(serial)?,
+            (false, Ownership::Claimed) => self.claimed_ca(serial).await?,
             _ => None,
         };
         let pin = a
@@ -585,10 +517,7 @@ impl App {
         };
         // RFC 8995 §5.6: the ownership check, the voucher and its audit entry are one
         // transaction (group-committed, synchronous=FULL) that commits before the voucher leaves.
-        let owner_recorded = self
-            .writer
-            .write(move |conn| record.check_and_record(conn))
-            .await??;
+        let owner_recorded = self.store.issue(record).await??;
         if owner_recorded {
             tracing::info!(outcome = "owner-recorded", "first owner of the device");
         }
@@ -611,7 +540,7 @@ impl App {
         body: &[u8],
         client: Option<&[u8]>,
     ) -> Result<Vec<u8>, Refusal> {
-        let a = self.accept(headers, body, client)?;
+        let a = self.accept(headers, body, client).await?;
         self.revocation
             .check_chain(
                 &a.checked.registrar_chain,
@@ -620,7 +549,7 @@ impl App {
             )
             .await?;
         let serial = a.checked.serial_number.as_str();
-        let events = db::audit_events(&self.db, serial)?;
+        let events = self.store.audit_events(serial).await?;
         // The domain is any certificate of its chain that a voucher may have pinned (a
         // nonceless voucher pins a higher CA than a nonced one, cBRSKI §8.2).
         let ours: Vec<String> = a
@@ -670,8 +599,8 @@ impl App {
 
 impl App {
     /// The CA recorded by `masa claim` for `serial`, if any (the transaction checks it again).
-    fn claimed_ca(&self, serial: &str) -> Result<Option<Certificate>, Refusal> {
-        let Some(claim) = self.db.read(|conn| db::claim(conn, serial))? else {
+    async fn claimed_ca(&self, serial: &str) -> Result<Option<Certificate>, Refusal> {
+        let Some(claim) = self.store.claim(serial).await? else {
             return Ok(None);
         };
         Certificate::from_der(&claim.cert)

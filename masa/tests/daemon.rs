@@ -549,20 +549,15 @@ async fn sigterm_lets_the_in_flight_request_finish() {
     assert!(status.success(), "exit status {status}: {}", masa.log());
 
     // The voucher's audit entry is durable and the database is consistent.
-    let db = masa.dir.join("masa.db");
-    let db = brski_service::store::Db::open(&db, "SELECT 1;").expect("open database");
-    assert!(db.integrity_ok().expect("check"), "PRAGMA integrity_check");
-    let count: i64 = db
-        .read(|conn| {
-            Ok(conn.query_row(
-                "SELECT COUNT(*) FROM audit_log WHERE serial = ?1",
-                brski_service::store::params!["SN-TERM"],
-                |r| r.get(0),
-            )?)
-        })
-        .expect("count");
+    if masa.pg.is_none() {
+        let db = masa.dir.join("masa.db");
+        let db = brski_service::store::Db::open(&db, "SELECT 1;").expect("open database");
+        assert!(db.integrity_ok().expect("check"), "PRAGMA integrity_check");
+    }
+    let count = masa
+        .count("SELECT COUNT(*) FROM audit_log WHERE serial = 'SN-TERM'")
+        .await;
     assert_eq!(count, 1);
-    drop(db);
     let log = masa.log();
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(log.contains("voucher issued"), "{log}");
@@ -774,26 +769,18 @@ async fn a_device_row_whose_idevid_does_not_parse_is_a_500_and_changes_nothing()
     let pledge = masa.mint("SN-BROKEN");
     let domain = Domain::new("Broken");
     let req = pledge.requests(&domain, Format::Cms, &masa.vendor_ca);
-    let db = brski_service::store::Db::open(&masa.dir.join("masa.db"), "SELECT 1;").expect("db");
-    db.write(|conn| -> brski_service::store::Result<()> {
-        conn.execute(
+    let corrupted = masa
+        .execute(
             "UPDATE devices SET idevid_cert = x'3000' WHERE serial = 'SN-BROKEN'",
-            [],
-        )?;
-        Ok(())
-    })
-    .expect("corrupt the row");
+            "UPDATE devices SET idevid_cert = '\\x3000'::bytea WHERE serial = 'SN-BROKEN'",
+        )
+        .await;
+    assert_eq!(corrupted, 1, "corrupt the row");
     let (status, _, body) = masa.request_voucher(&req.rvr).await;
     assert_eq!(status, 500, "{}", text(&body));
-    let vouchers: i64 = db
-        .read(|conn| {
-            Ok(conn.query_row(
-                "SELECT COUNT(*) FROM audit_log WHERE serial = 'SN-BROKEN'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .expect("count");
+    let vouchers = masa
+        .count("SELECT COUNT(*) FROM audit_log WHERE serial = 'SN-BROKEN'")
+        .await;
     assert_eq!(vouchers, 0, "no voucher was logged");
 
     // Another device is still served.
@@ -801,4 +788,60 @@ async fn a_device_row_whose_idevid_does_not_parse_is_a_500_and_changes_nothing()
     let req = other.requests(&domain, Format::Cms, &masa.vendor_ca);
     let (status, _, body) = masa.request_voucher(&req.rvr).await;
     assert_eq!(status, 200, "{}", text(&body));
+}
+
+/// With its state in PostgreSQL, a MASA whose database goes away answers 503 with Retry-After
+/// (the registrar may try again), and serves again once the database is back, without a
+/// restart of its own; what was committed before is still there.
+#[tokio::test]
+async fn database_unavailable_is_503_with_retry_after_and_passes() {
+    let masa = Masa::start_on(true, "first-owner", |t| t);
+    let pg = masa.pg.as_ref().expect("postgres");
+    let pledge = masa.mint("SN-PGDOWN");
+    let domain = Domain::new("Down");
+    let req = pledge.requests(&domain, Format::Cms, &masa.vendor_ca);
+    let (status, _, body) = masa.request_voucher(&req.rvr).await;
+    assert_eq!(status, 200, "{}", text(&body));
+
+    pg.stop().expect("stop PostgreSQL");
+    let again = pledge.requests(&domain, Format::Cms, &masa.vendor_ca);
+    let response = masa
+        .client()
+        .post(masa.url(paths::REQUEST_VOUCHER))
+        .header("content-type", CMS)
+        .body(again.rvr.clone())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    assert!(
+        masa.log().contains("outcome=\"unavailable\""),
+        "{}",
+        masa.log()
+    );
+
+    pg.restart().expect("start PostgreSQL again");
+    let mut status = 0;
+    for _ in 0..20 {
+        let (s, _, _) = masa.request_voucher(&again.rvr).await;
+        status = s;
+        if s == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 200, "served again: {}", masa.log());
+    assert_eq!(
+        masa.count("SELECT COUNT(*) FROM audit_log WHERE serial = 'SN-PGDOWN'")
+            .await,
+        2,
+        "both vouchers logged, nothing lost"
+    );
 }

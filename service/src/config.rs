@@ -37,6 +37,64 @@ pub fn resolve(config: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// Where a daemon keeps its state (`database` in masa.toml and registrar.toml): an SQLite file
+/// (a path, or `sqlite://PATH`; relative to the configuration file), the embedded default for
+/// one instance; or a PostgreSQL database (`postgres://` or `postgresql://` URL) that several
+/// instances share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    /// The SQLite path resolved against the directory of the configuration file `config`.
+    pub fn resolved(self, config: &Path) -> Self {
+        match self {
+            Self::Sqlite(p) => Self::Sqlite(resolve(config, &p)),
+            pg => pg,
+        }
+    }
+
+    /// The SQLite file, when the state is in one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            Self::Sqlite(p) => Some(p),
+            Self::Postgres(_) => None,
+        }
+    }
+}
+
+impl TryFrom<String> for Database {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            use std::str::FromStr;
+            tokio_postgres::Config::from_str(&s).map_err(|e| format!("database URL: {e}"))?;
+            return Ok(Self::Postgres(s));
+        }
+        let path = s.strip_prefix("sqlite://").unwrap_or(&s);
+        if path.is_empty() || path.contains("://") {
+            return Err(format!(
+                "database {s:?} is neither an SQLite file (a path, or sqlite://PATH) nor a \
+                 postgres:// URL"
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+}
+
+impl From<Database> for String {
+    fn from(d: Database) -> String {
+        match d {
+            Database::Sqlite(p) => p.display().to_string(),
+            Database::Postgres(url) => url,
+        }
+    }
+}
+
 /// Where the pledge's IDevID private key lives.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]

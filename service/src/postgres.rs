@@ -16,8 +16,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use tokio_postgres::config::SslMode;
 
-pub use deadpool_postgres::Object as Client;
-pub use tokio_postgres::{Row, Transaction, types::ToSql};
+pub use deadpool_postgres::{GenericClient, Object as Client, Transaction};
+pub use tokio_postgres::{Row, types::ToSql};
 
 /// Why a PostgreSQL operation failed.
 #[derive(Debug, thiserror::Error)]

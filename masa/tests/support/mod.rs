@@ -11,6 +11,7 @@ use brski_common::pki::{issue, name_from_parts, profile, self_signed};
 use brski_common::voucher::{Assertion, Nonce, PinForm, VoucherRequest};
 use brski_service::config::PledgeConfig;
 use brski_service::files::{read_certs, read_key};
+use brski_service::pg_server::PgServer;
 use der::Encode;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -289,8 +290,16 @@ impl Pledge {
     }
 }
 
+/// Whether the tests run `masa` on PostgreSQL (`BRSKI_TEST_DATABASE=postgres`: each MASA on a
+/// server of its own) instead of its embedded SQLite file; scripts/test.sh runs them both ways.
+pub fn on_postgres() -> bool {
+    std::env::var("BRSKI_TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
 /// A running `masa serve`.
 pub struct Masa {
+    /// The PostgreSQL server holding its state, when [`on_postgres`].
+    pub pg: Option<PgServer>,
     pub tmp: tempfile::TempDir,
     pub dir: PathBuf,
     pub config: PathBuf,
@@ -318,6 +327,11 @@ fn path_str(p: &Path) -> &str {
 impl Masa {
     /// `masa init` with `ownership` in a fresh directory, optionally `edit` masa.toml, then serve.
     pub fn start_with(ownership: &str, edit: impl FnOnce(String) -> String) -> Self {
+        Self::start_on(on_postgres(), ownership, edit)
+    }
+
+    /// [`Masa::start_with`], with its state in a PostgreSQL server of its own when `postgres`.
+    pub fn start_on(postgres: bool, ownership: &str, edit: impl FnOnce(String) -> String) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("masa");
         let port = free_port();
@@ -333,13 +347,24 @@ impl Masa {
         ]);
         assert!(out.status.success(), "init: {out:?}");
         let config = dir.join("masa.toml");
-        let text = std::fs::read_to_string(&config).expect("read masa.toml");
+        let mut text = std::fs::read_to_string(&config).expect("read masa.toml");
+        let pg = postgres.then(|| {
+            let server =
+                PgServer::start().expect("a PostgreSQL server (apt-get install postgresql)");
+            server.create_database("masa").expect("create database");
+            let line = "database = \"masa.db\"";
+            assert!(text.contains(line), "{text}");
+            text = text.replace(line, &format!("database = \"{}\"", server.url("masa")));
+            server
+        });
         std::fs::write(&config, edit(text)).expect("write masa.toml");
         let vendor_ca = read_certs(&dir.join("vendor-ca.crt.pem"))
             .expect("vendor CA")
             .remove(0);
         let vendor_key = read_key(&dir.join("vendor-ca.key.pem")).expect("vendor key");
+        let on_pg = pg.is_some();
         let mut m = Self {
+            pg,
             tmp,
             dir,
             config,
@@ -349,6 +374,12 @@ impl Masa {
             child: None,
         };
         m.serve();
+        let backend = if on_pg { "postgres" } else { "sqlite" };
+        assert!(
+            m.log().contains(&format!("database=\"{backend}\"")),
+            "masa serve opened its state in {backend}: {}",
+            m.log()
+        );
         m
     }
 
@@ -385,6 +416,43 @@ impl Masa {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn sqlite(&self) -> brski_service::store::Db {
+        brski_service::store::Db::open(&self.dir.join("masa.db"), "SELECT 1;").expect("db")
+    }
+
+    /// Run `sqlite` or `postgres` (the same change in each dialect) on the MASA's database.
+    pub async fn execute(&self, sqlite: &str, postgres: &str) -> u64 {
+        match &self.pg {
+            None => self
+                .sqlite()
+                .write(|conn| -> brski_service::store::Result<u64> {
+                    Ok(conn.execute_batch(sqlite).map(|()| conn.changes())?)
+                })
+                .expect("execute"),
+            Some(server) => pg_client(server)
+                .await
+                .execute(postgres, &[])
+                .await
+                .expect("execute"),
+        }
+    }
+
+    /// The integer that `sql` (the same in both dialects) selects from the MASA's database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match &self.pg {
+            None => self
+                .sqlite()
+                .read(|conn| Ok(conn.query_row(sql, [], |r| r.get(0))?))
+                .expect("count"),
+            Some(server) => pg_client(server)
+                .await
+                .query_one(sql, &[])
+                .await
+                .expect("count")
+                .get(0),
         }
     }
 
@@ -529,6 +597,15 @@ impl Masa {
             .as_mut()
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
+}
+
+/// A connection to the MASA's PostgreSQL database.
+async fn pg_client(server: &PgServer) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&server.url("masa"), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
 }
 
 impl Drop for Masa {
