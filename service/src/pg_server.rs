@@ -118,13 +118,28 @@ impl PgServer {
 
     /// `CREATE DATABASE name`, with `psql` beside `initdb`.
     pub fn create_database(&self, name: &str) -> Result<(), String> {
-        let url = self.url("postgres");
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        self.run(
+        self.psql("postgres", &sql).map(|_| ())
+    }
+
+    /// Run `sql` in database `db` with `psql` (unaligned, tuples only); what it printed.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let url = self.url(db);
+        let out = self.run(
             "psql",
-            &["-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-c", &sql],
-        )
-        .map(|_| ())
+            &[
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &url,
+                "-c",
+                sql,
+            ],
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// Stop the server (`pg_ctl stop -m fast`).

@@ -1,7 +1,7 @@
 //! A manufacturer (MASA) and a domain (registrar) on loopback, driven through the command-line
 //! contract of DESIGN.md, with pledges minted and bootstrapped by the real binaries.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
@@ -343,6 +343,21 @@ pub fn signal(child: &Child, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Start a PostgreSQL server and point the MASA configuration `masa_toml` at a database there.
+fn masa_on_postgres(masa_toml: &Path) -> Result<brski_service::pg_server::PgServer> {
+    let server = brski_service::pg_server::PgServer::start().map_err(|e| anyhow!(e))?;
+    server.create_database("masa").map_err(|e| anyhow!(e))?;
+    let text = std::fs::read_to_string(masa_toml)?;
+    let line = "database = \"masa.db\"";
+    ensure!(text.contains(line), "{}: no {line}", masa_toml.display());
+    let url = server.url("masa");
+    std::fs::write(
+        masa_toml,
+        text.replace(line, &format!("database = \"{url}\"")),
+    )?;
+    Ok(server)
+}
+
 /// Options for [`Suite::create`].
 #[derive(Clone, Debug)]
 pub struct SuiteOptions {
@@ -352,6 +367,8 @@ pub struct SuiteOptions {
     pub ownership: String,
     /// The pledges' transport: `https` or `coaps` (the registrar listens on both).
     pub transport: String,
+    /// Where the MASA keeps its state.
+    pub store: StoreKind,
 }
 
 impl Default for SuiteOptions {
@@ -360,6 +377,27 @@ impl Default for SuiteOptions {
             accept: "auto".into(),
             ownership: "log-only".into(),
             transport: "https".into(),
+            store: StoreKind::from_env(),
+        }
+    }
+}
+
+/// The daemons' storage backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Each daemon's embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server of the suite's own (`initdb` + `pg_ctl`) for the MASA.
+    Postgres,
+}
+
+impl StoreKind {
+    /// `BRSKI_TEST_DATABASE=postgres` runs the cross-daemon tests on PostgreSQL (scripts/test.sh
+    /// runs them both ways); SQLite otherwise.
+    pub fn from_env() -> Self {
+        match std::env::var("BRSKI_TEST_DATABASE").as_deref() {
+            Ok("postgres") => Self::Postgres,
+            _ => Self::Sqlite,
         }
     }
 }
@@ -379,6 +417,8 @@ pub struct Suite {
     pub registrar_jpy_addr: SocketAddr,
     /// `https` or `coaps`: the registrar URL pledges are minted with.
     pub transport: String,
+    /// The PostgreSQL server holding the MASA's state ([`StoreKind::Postgres`]).
+    pub pg: Option<brski_service::pg_server::PgServer>,
     pub masa: Option<Daemon>,
     pub registrar: Option<Daemon>,
 }
@@ -406,6 +446,10 @@ impl Suite {
             "--ownership",
             &opts.ownership,
         ]))?;
+        let pg = match opts.store {
+            StoreKind::Sqlite => None,
+            StoreKind::Postgres => Some(masa_on_postgres(&masa_dir.join("masa.toml"))?),
+        };
         let vendor_ca = masa_dir.join("vendor-ca.crt.pem");
         run(Command::new(&bin.registrar).args([
             "init",
@@ -437,6 +481,7 @@ impl Suite {
             registrar_coaps_addr,
             registrar_jpy_addr,
             transport: opts.transport.clone(),
+            pg,
             masa: None,
             registrar: None,
         })

@@ -66,7 +66,7 @@ fn rfc8995_happy_path_checked_with_openssl_and_curl() {
         "clean SIGTERM exits: {stopped:?}"
     );
     assert!(db_ok(&s.registrar_dir.join("registrar.db")));
-    assert!(db_ok(&s.masa_dir.join("masa.db")));
+    assert!(masa_db_ok(&s));
 }
 
 #[test]

@@ -86,6 +86,27 @@ pub fn curl(
     (status, text[..split].to_vec())
 }
 
+/// The MASA's state is readable and consistent: `PRAGMA integrity_check` of its SQLite file,
+/// or, on PostgreSQL, every audit entry referring to a stored voucher.
+pub fn masa_db_ok(s: &Suite) -> bool {
+    match &s.pg {
+        None => db_ok(&s.masa_dir.join("masa.db")),
+        Some(pg) => {
+            let orphans = pg
+                .psql(
+                    "masa",
+                    "SELECT COUNT(*) FROM audit_log a LEFT JOIN vouchers v \
+                     ON v.id = a.voucher_id WHERE v.id IS NULL",
+                )
+                .expect("psql");
+            let logged = pg
+                .psql("masa", "SELECT COUNT(*) FROM audit_log")
+                .expect("psql");
+            orphans == "0" && logged != "0"
+        }
+    }
+}
+
 /// `PRAGMA integrity_check` of an SQLite database file.
 pub fn db_ok(path: &Path) -> bool {
     brski_service::store::Db::open(path, "SELECT 1;")
