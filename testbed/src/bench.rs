@@ -14,7 +14,7 @@
 //! `/att` (cBRSKI §6.7), and `/crts` only when the pinned root CA does not anchor the LDevID
 //! (§6.7.1).
 
-use crate::loopback::{Binaries, Suite, SuiteOptions, run};
+use crate::loopback::{Binaries, StoreKind, Suite, SuiteOptions, run};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use brski_common::brski::paths;
 use brski_common::brski::pledge::{
@@ -59,6 +59,8 @@ pub struct BenchOptions {
     /// Keep the working directory (keys, databases, daemon logs); its path is in the report.
     pub keep: bool,
     pub transport: Transport,
+    /// Where the MASA keeps its state.
+    pub store: StoreKind,
 }
 
 /// One device of the fleet.
@@ -85,6 +87,7 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let dir = tmp.path();
     let options = SuiteOptions {
         transport: opts.transport.name().into(),
+        store: opts.store,
         ..SuiteOptions::default()
     };
     let mut suite = Suite::create(bin, dir, &options)?;
@@ -186,6 +189,10 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     };
     Ok(json!({
         "transport": opts.transport.name(),
+        "store": {
+            "masa": match opts.store { StoreKind::Sqlite => "sqlite", StoreKind::Postgres => "postgres" },
+            "registrar": "sqlite",
+        },
         "workdir": workdir,
         "pledges": opts.pledges,
         "concurrency": opts.concurrency,

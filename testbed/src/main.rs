@@ -71,6 +71,11 @@ enum Command {
         /// same options, each on fresh daemons.
         #[arg(long, default_value = "https", value_delimiter = ',', value_parser = ["https", "coaps"])]
         transport: Vec<String>,
+        /// Where the MASA keeps its state: `sqlite` (its file) or `postgres` (a PostgreSQL
+        /// server started for the run); several (`sqlite,postgres`) run one after the other,
+        /// each with every transport. The registrar stays on SQLite.
+        #[arg(long, default_value = "sqlite", value_delimiter = ',', value_parser = ["sqlite", "postgres"])]
+        store: Vec<String>,
     },
     /// The network-namespace lab (root): pledges with only IPv6 link-local addresses find a
     /// join proxy and enroll through it.
@@ -125,27 +130,37 @@ fn main() -> ExitCode {
             skip_pledge,
             keep,
             transport,
-        } => transport.iter().try_for_each(|name| {
-            let transport = Transport::parse(name)
-                .ok_or_else(|| anyhow::anyhow!("transport {name:?} is not one of https, coaps"))?;
-            let report = testbed::bench::bench(&testbed::bench::BenchOptions {
-                pledges,
-                concurrency,
-                threads,
-                skip_pledge,
-                keep,
-                transport,
-            })?;
-            println!("{report}");
-            let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
-            if failures > 0 || report["daemons_stopped_cleanly"] != true {
-                bail!("{name}: {failures} failures (see failure_reasons)");
-            }
-            if report["pledge_bootstrap"]["ok"] == false {
-                bail!("{name}: pledge bootstrap failed");
-            }
-            Ok(())
-        }),
+            store,
+        } => store
+            .iter()
+            .flat_map(|s| transport.iter().map(move |t| (s, t)))
+            .try_for_each(|(store, name)| {
+                let transport = Transport::parse(name).ok_or_else(|| {
+                    anyhow::anyhow!("transport {name:?} is not one of https, coaps")
+                })?;
+                let store = match store.as_str() {
+                    "postgres" => testbed::loopback::StoreKind::Postgres,
+                    _ => testbed::loopback::StoreKind::Sqlite,
+                };
+                let report = testbed::bench::bench(&testbed::bench::BenchOptions {
+                    pledges,
+                    concurrency,
+                    threads,
+                    skip_pledge,
+                    keep,
+                    transport,
+                    store,
+                })?;
+                println!("{report}");
+                let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
+                if failures > 0 || report["daemons_stopped_cleanly"] != true {
+                    bail!("{name}: {failures} failures (see failure_reasons)");
+                }
+                if report["pledge_bootstrap"]["ok"] == false {
+                    bail!("{name}: pledge bootstrap failed");
+                }
+                Ok(())
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

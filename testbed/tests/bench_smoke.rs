@@ -4,11 +4,12 @@
 
 use std::process::Command;
 
-#[test]
-fn bench_small_run_reports_zero_failures_and_the_json_shape() {
+/// `testbed bench --pledges 20 --concurrency 4 ARGS`: its reports, one per line, after it
+/// exited successfully.
+fn bench(args: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
         .args(["bench", "--pledges", "20", "--concurrency", "4"])
-        .args(["--transport", "https,coaps"])
+        .args(args)
         .output()
         .expect("run testbed bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -17,14 +18,34 @@ fn bench_small_run_reports_zero_failures_and_the_json_shape() {
         "testbed bench failed: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let reports: Vec<serde_json::Value> = stdout
+    stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
-    assert_eq!(reports.len(), 2, "{stdout}");
+        .collect()
+}
+
+#[test]
+fn bench_small_run_reports_zero_failures_and_the_json_shape() {
+    let reports = bench(&["--transport", "https,coaps"]);
+    assert_eq!(reports.len(), 2, "{reports:?}");
     for (report, transport) in reports.iter().zip(["https", "coaps"]) {
         assert_eq!(report["transport"], transport);
         check(report);
+    }
+}
+
+/// `--store sqlite,postgres`: the same run with the MASA's state in its SQLite file, then in a
+/// PostgreSQL server started for the run; one report each, saying where the state was.
+#[test]
+fn bench_runs_on_sqlite_and_on_postgres_in_one_invocation() {
+    let reports = bench(&["--store", "sqlite,postgres", "--skip-pledge"]);
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for (report, store) in reports.iter().zip(["sqlite", "postgres"]) {
+        assert_eq!(report["store"]["masa"], store, "{report}");
+        assert_eq!(report["store"]["registrar"], "sqlite", "{report}");
+        assert_eq!(report["enrollments"], 20, "{report}");
+        assert_eq!(report["failures"], 0, "{report}");
+        assert_eq!(report["daemons_stopped_cleanly"], true, "{report}");
     }
 }
 
