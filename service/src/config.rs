@@ -177,3 +177,40 @@ impl PledgeConfig {
         self.state_dir.as_deref().unwrap_or(Path::new("."))
     }
 }
+
+#[cfg(test)]
+mod database_tests {
+    use super::Database;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn database_is_an_sqlite_path_or_a_postgres_url_and_nothing_else() {
+        let parse = |s: &str| Database::try_from(s.to_string());
+        assert_eq!(
+            parse("masa.db"),
+            Ok(Database::Sqlite(PathBuf::from("masa.db")))
+        );
+        assert_eq!(
+            parse("sqlite:///var/lib/brski/masa.db"),
+            Ok(Database::Sqlite(PathBuf::from("/var/lib/brski/masa.db")))
+        );
+        for url in [
+            "postgres://masa@db/masa?sslmode=require",
+            "postgresql://u@h:5433/d",
+        ] {
+            assert_eq!(parse(url), Ok(Database::Postgres(url.into())));
+        }
+        for bad in ["", "sqlite://", "ftp://host/file", "postgres://u@[::1"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        // Relative SQLite paths are the configuration file's neighbours; URLs stay as given.
+        let config = Path::new("/etc/brski/masa.toml");
+        assert_eq!(
+            Database::Sqlite("masa.db".into()).resolved(config),
+            Database::Sqlite("/etc/brski/masa.db".into())
+        );
+        let pg = Database::Postgres("postgres://u@h/d".into());
+        assert_eq!(pg.clone().resolved(config), pg);
+        assert_eq!(String::from(pg), "postgres://u@h/d");
+    }
+}

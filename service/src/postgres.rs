@@ -45,13 +45,17 @@ impl PgError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Pool(_) => true,
-            Self::Postgres(e) => {
-                e.is_closed()
-                    || e.code().is_none_or(|c| {
-                        // Class 08 (connection exception), 57P01..57P03 (shutdown, cannot connect now).
-                        c.code().starts_with("08") || c.code().starts_with("57P")
-                    })
-            }
+            Self::Postgres(e) => match e.code() {
+                // Class 08 (connection exception), 57P01..57P03 (shutdown, cannot connect now).
+                Some(c) => c.code().starts_with("08") || c.code().starts_with("57P"),
+                // No SQLSTATE: the connection closed or its socket failed, or else a fault of
+                // ours (a value that does not convert), which is not the server's absence.
+                None => {
+                    e.is_closed()
+                        || std::error::Error::source(e)
+                            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+                }
+            },
             _ => false,
         }
     }

@@ -139,6 +139,16 @@ async fn unique_violations_and_an_unreachable_server_are_told_apart() {
         again.is_unique_violation() && !again.is_unavailable(),
         "{again}"
     );
+    // A value that does not convert is a fault here, not the server's absence.
+    let row = client
+        .query_one("SELECT 1::int4", &[])
+        .await
+        .expect("query");
+    let wrong_type = PgError::from(row.try_get::<_, String>(0).expect_err("int4 is no text"));
+    assert!(
+        !wrong_type.is_unavailable() && !wrong_type.is_unique_violation(),
+        "{wrong_type}"
+    );
     drop(client);
 
     server.stop().expect("stop");
