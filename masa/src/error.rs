@@ -108,17 +108,17 @@ pub enum Refusal {
     Internal(String),
 }
 
-impl From<crate::store::StoreFault> for MasaError {
-    fn from(e: crate::store::StoreFault) -> Self {
+impl From<brski_service::store::StoreFault> for MasaError {
+    fn from(e: brski_service::store::StoreFault) -> Self {
         match e {
-            crate::store::StoreFault::Sqlite(e) => Self::Database(e),
-            crate::store::StoreFault::Postgres(e) => Self::Postgres(e),
+            brski_service::store::StoreFault::Sqlite(e) => Self::Database(e),
+            brski_service::store::StoreFault::Postgres(e) => Self::Postgres(e),
         }
     }
 }
 
-impl From<crate::store::StoreFault> for Refusal {
-    fn from(e: crate::store::StoreFault) -> Self {
+impl From<brski_service::store::StoreFault> for Refusal {
+    fn from(e: brski_service::store::StoreFault) -> Self {
         if e.is_unavailable() {
             Self::Unavailable(format!("database: {e}"))
         } else {

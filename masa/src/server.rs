@@ -116,7 +116,7 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         cfg.require_client_cert,
     )?;
     let store = Store::open(&cfg, true).await?;
-    tracing::info!(database = store.kind(), "state opened");
+    tracing::info!(database = cfg.database.kind(), "state opened");
     let app = Arc::new(App {
         store,
         // The pledge's IDevID is checked without the clock: an IDevID's expiry must not stop a

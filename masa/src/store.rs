@@ -11,32 +11,10 @@ use brski_common::brski::masa::chain_reaches;
 use brski_common::pki::chain::TimeCheck;
 use brski_service::config::Database;
 use brski_service::postgres::{PgError, PgStore};
-use brski_service::store::{Connection, Db, GroupCommit, StoreError};
+use brski_service::store::{Connection, Db, GroupCommit, StoreError, StoreFault};
 use der::Decode;
 use std::future::Future;
 use x509_cert::Certificate;
-
-/// A fault of either backend.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreFault {
-    #[error(transparent)]
-    Sqlite(#[from] StoreError),
-    #[error(transparent)]
-    Postgres(#[from] PgError),
-}
-
-impl StoreFault {
-    /// The database could not be reached: the request may be retried later.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Postgres(e) if e.is_unavailable())
-    }
-}
-
-impl From<tokio_postgres::Error> for StoreFault {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Self::Postgres(e.into())
-    }
-}
 
 /// Where the MASA's state is.
 #[derive(Clone, Debug)]
@@ -63,23 +41,9 @@ impl Store {
                 Ok(Self::Sqlite { db, writer })
             }
             Database::Postgres(url) => {
-                let ca = match &cfg.database_ca {
-                    Some(file) => brski_service::files::read_certs(file)?
-                        .iter()
-                        .map(der::Encode::to_der)
-                        .collect::<Result<Vec<_>, _>>()?,
-                    None => Vec::new(),
-                };
+                let ca = brski_service::files::read_certs_der(cfg.database_ca.as_deref())?;
                 Ok(Self::Postgres(pg::open(url, &ca).await?))
             }
-        }
-    }
-
-    /// `sqlite` or `postgres`, for the log.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Sqlite { .. } => "sqlite",
-            Self::Postgres(_) => "postgres",
         }
     }
 

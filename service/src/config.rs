@@ -57,6 +57,14 @@ impl Database {
         }
     }
 
+    /// `sqlite` or `postgres`, for the log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
     /// The SQLite file, when the state is in one.
     pub fn sqlite_path(&self) -> Option<&Path> {
         match self {

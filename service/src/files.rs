@@ -31,6 +31,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
     }
 }
 
+/// The DER of every certificate in a PEM file, in order (e.g. `database-ca`); none without a
+/// file.
+pub fn read_certs_der(path: Option<&Path>) -> Result<Vec<Vec<u8>>, FileError> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    read_certs(path)?
+        .iter()
+        .map(der::Encode::to_der)
+        .collect::<Result<_, _>>()
+        .map_err(|e| FileError::Malformed {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
 /// All certificates in a PEM file, in order.
 pub fn read_certs(path: &Path) -> Result<Vec<Certificate>, FileError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;

@@ -27,6 +27,62 @@ impl PgServer {
         Self::start_with(None)
     }
 
+    /// One server for the whole process, started on first use: each user makes a database
+    /// of its own ([`PgServer::ensure_database`]). A static is never dropped, so a watcher
+    /// process stops the server and removes its directory once this process has exited.
+    pub fn shared() -> Result<&'static Self, String> {
+        static SHARED: std::sync::OnceLock<Result<PgServer, String>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let server = Self::start()?;
+                server.stop_after_exit()?;
+                Ok(server)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Start a detached watcher that, once this process is gone, stops the server
+    /// immediately and removes its directory.
+    fn stop_after_exit(&self) -> Result<(), String> {
+        use std::os::unix::process::CommandExt;
+        let script = format!(
+            "while [ -d /proc/{pid} ]; do sleep 1; done; '{pg_ctl}' -D '{data}' -m immediate -w stop; rm -rf '{dir}'",
+            pid = std::process::id(),
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.data().display(),
+            dir = self.dir.path().display(),
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.spawn().map(drop).map_err(|e| format!("watcher: {e}"))
+    }
+
+    /// Database `name`, made unless it exists.
+    pub fn ensure_database(&self, name: &str) -> Result<(), String> {
+        // One at a time: concurrent CREATE DATABASE from one template may collide.
+        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let quoted = name.replace('\'', "''");
+        let exists = self.psql(
+            "postgres",
+            &format!("SELECT 1 FROM pg_database WHERE datname = '{quoted}'"),
+        )?;
+        if exists == "1" {
+            return Ok(());
+        }
+        self.create_database(name)
+    }
+
     /// As [`PgServer::start`], serving TLS with the certificate chain and key given (PEM).
     pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Result<Self, String> {
         Self::start_with(Some((cert_pem, key_pem)))

@@ -15,6 +15,28 @@ use tokio::sync::oneshot;
 pub use rusqlite::{self, Connection, OptionalExtension, Row, params};
 
 /// Why a database operation failed.
+/// A fault of either backend: the SQLite file or the PostgreSQL server.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreFault {
+    #[error(transparent)]
+    Sqlite(#[from] StoreError),
+    #[error(transparent)]
+    Postgres(#[from] crate::postgres::PgError),
+}
+
+impl StoreFault {
+    /// The database could not be reached: the request may be retried later (503 / 5.03).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Postgres(e) if e.is_unavailable())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreFault {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Postgres(e.into())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0}")]
