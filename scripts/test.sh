@@ -11,9 +11,9 @@ cargo fmt --all --check
 cargo check -p brski-common
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-targets --all-features
-# The MASA's suite and the cross-daemon tests again, the MASA's state in PostgreSQL (a server of
-# their own each; the registrar's store on PostgreSQL is still to come).
-BRSKI_TEST_DATABASE=postgres cargo test -p masa -p testbed --all-targets --all-features
+# The daemons' suites and the cross-daemon tests again, their state in PostgreSQL (servers
+# started by the tests themselves, as an unprivileged user).
+BRSKI_TEST_DATABASE=postgres cargo test -p masa -p registrar -p testbed --all-targets --all-features
 bash scripts/lab.sh
 bash scripts/verify-units.sh debug
 bash scripts/fuzz.sh

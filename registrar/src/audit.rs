@@ -83,7 +83,7 @@ pub async fn check_after_voucher_status(s: &Registrar, serial: &str) {
     if !policy.fetch {
         return;
     }
-    let latest = match db::latest_voucher_request(&s.db, serial) {
+    let latest = match s.store.latest_voucher_request(serial).await {
         Ok(Some(v)) => v,
         Ok(None) => return,
         Err(e) => {
@@ -101,17 +101,16 @@ pub async fn check_after_voucher_status(s: &Registrar, serial: &str) {
     } else {
         tracing::warn!(%serial, masa_url = %latest.masa_url, %reason, outcome = "refused", "audit log");
     }
-    let stored = db::store_audit_check(
-        &s.writer,
-        &NewAuditCheck {
+    let stored = s
+        .store
+        .store_audit_check(&NewAuditCheck {
             serial,
             voucher_id: latest.voucher_id,
             passed,
             reason: &reason,
             log: log.as_deref(),
-        },
-    )
-    .await;
+        })
+        .await;
     if let Err(e) = stored {
         tracing::error!(%serial, error = %e, "audit log: storing the check");
     }

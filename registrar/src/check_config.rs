@@ -77,8 +77,17 @@ pub fn problems(path: &Path) -> Vec<String> {
             Err(e) => problem(format!("masa-ca: {e}")),
         }
     }
-    if let Some(p) = database_problem(&c.database) {
+    if let Some(p) = c.database.sqlite_path().and_then(database_problem) {
         problem(p);
+    }
+    if let Some(ca) = &c.database_ca {
+        match read_certs(ca) {
+            Ok(certs) if certs.is_empty() => {
+                problem(format!("database-ca {}: no certificate", ca.display()))
+            }
+            Ok(_) => {}
+            Err(e) => problem(format!("database-ca: {e}")),
+        }
     }
     out
 }

@@ -1,7 +1,7 @@
 //! `registrar.toml`: what `registrar init` writes and `registrar serve` reads. Relative paths
 //! are relative to the file's directory.
 
-use brski_service::config::{ConfigError, load, resolve};
+use brski_service::config::{ConfigError, Database, load, resolve};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -217,8 +217,13 @@ pub struct RegistrarConfig {
     /// CA(s) that issued the MASAs' TLS certificates; absent = the system roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masa_ca: Option<PathBuf>,
-    /// SQLite database file.
-    pub database: PathBuf,
+    /// Where the state is: an SQLite file (one instance), or a `postgres://` URL (several
+    /// instances sharing it).
+    pub database: Database,
+    /// With PostgreSQL over TLS (`?sslmode=require`): the CA certificates (PEM) the database
+    /// server's certificate must validate under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_ca: Option<PathBuf>,
     /// Timeout of one voucher request to a MASA, in seconds.
     #[serde(default = "default_masa_timeout")]
     pub masa_timeout: u32,
@@ -321,7 +326,8 @@ impl RegistrarConfig {
         c.domain_ca_cert = resolve(path, &c.domain_ca_cert);
         c.domain_ca_key = resolve(path, &c.domain_ca_key);
         c.masa_ca = c.masa_ca.map(|p| resolve(path, &p));
-        c.database = resolve(path, &c.database);
+        c.database = c.database.resolved(path);
+        c.database_ca = c.database_ca.map(|p| resolve(path, &p));
         for m in &mut c.manufacturers {
             m.ca = resolve(path, &m.ca);
             m.voucher_ca = m.voucher_ca.take().map(|p| resolve(path, &p));
@@ -440,10 +446,16 @@ pub fn render(c: &RegistrarConfig) -> String {
         ),
     }
     out.push_str(&format!(
-        "# SQLite database: pledges, vouchers, telemetry and issued LDevIDs.\n\
+        "# Where pledges, vouchers, telemetry and issued LDevIDs are kept: an SQLite file (one\n\
+         # instance), or a PostgreSQL database that several `registrar serve` instances share:\n\
+         #   database = \"postgres://registrar@db.example.com/registrar?sslmode=require\"\n\
+         # with database-ca naming the CA certificate(s) of the database server.\n\
          database = {}\n\n",
-        path(&c.database)
+        toml_string(&String::from(c.database.clone()))
     ));
+    if let Some(ca) = &c.database_ca {
+        out.push_str(&format!("database-ca = {}\n\n", path(ca)));
+    }
     out.push_str(&format!(
         "# Timeout of one voucher request to a MASA, in seconds.\n\
          masa-timeout = {}\n\n",
@@ -715,7 +727,8 @@ mod tests {
             domain_ca_cert: "domain-ca.crt.pem".into(),
             domain_ca_key: "domain-ca.key.pem".into(),
             masa_ca: Some("masa-ca.crt.pem".into()),
-            database: "registrar.db".into(),
+            database: Database::Sqlite("registrar.db".into()),
+            database_ca: None,
             masa_timeout: 30,
             ldevid_validity_days: 90,
             ldevid_subject: Some("CN={serial},O=Example \"Inc\"".into()),

@@ -170,7 +170,7 @@ impl Policy {
             Self::Pending => "pending",
         }
     }
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         [Self::Auto, Self::Allowed, Self::Denied, Self::Pending]
             .into_iter()
             .find(|p| p.as_str() == s)
@@ -605,14 +605,7 @@ pub async fn store_telemetry_limited(
                     Ok((r.get("n")?, r.get("oldest")?))
                 })?;
             if recent >= TELEMETRY_PER_WINDOW {
-                let leaves = oldest
-                    .and_then(|o| OffsetDateTime::parse(&o, &Rfc3339).ok())
-                    .map(|o| o + time::Duration::seconds(TELEMETRY_WINDOW_SECS) - now_t)
-                    .map(|d| d.whole_seconds().max(1))
-                    .unwrap_or(TELEMETRY_WINDOW_SECS);
-                return Ok(TelemetryStored::RateLimited {
-                    retry_after: u64::try_from(leaves).unwrap_or(1),
-                });
+                return Ok(rate_limited(oldest.as_deref(), now_t));
             }
             conn.prepare_cached(
                 "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
@@ -633,6 +626,45 @@ pub async fn store_telemetry_limited(
             Ok(TelemetryStored::Stored)
         })
         .await
+}
+
+/// The refusal of a report beyond [`TELEMETRY_PER_WINDOW`]: the window's oldest report,
+/// received at `oldest`, leaves it in `retry_after` seconds (at least 1).
+pub fn rate_limited(oldest: Option<&str>, now_t: OffsetDateTime) -> TelemetryStored {
+    let leaves = oldest
+        .and_then(|o| OffsetDateTime::parse(o, &Rfc3339).ok())
+        .map(|o| o + time::Duration::seconds(TELEMETRY_WINDOW_SECS) - now_t)
+        .map(|d| d.whole_seconds().max(1))
+        .unwrap_or(TELEMETRY_WINDOW_SECS);
+    TelemetryStored::RateLimited {
+        retry_after: u64::try_from(leaves).unwrap_or(1),
+    }
+}
+
+/// The gate of [`may_enroll`] from what its query read: the stored policy, the latest
+/// voucher's id and holder, the latest voucher_status about it, the latest audit check.
+pub fn enroll_gate(
+    policy: Option<&str>,
+    voucher: Option<(i64, String)>,
+    status: Option<bool>,
+    audit: Option<(bool, String)>,
+    idevid_sha256: &str,
+) -> (Option<Policy>, EnrollGate) {
+    let policy = policy.and_then(Policy::parse);
+    let Some((voucher_id, holder)) = voucher else {
+        return (policy, EnrollGate::NoVoucher);
+    };
+    if holder != idevid_sha256 {
+        return (policy, EnrollGate::OtherIdevid);
+    }
+    let gate = if status == Some(false) {
+        EnrollGate::VoucherFailed
+    } else if let Some((false, reason)) = audit {
+        EnrollGate::AuditLogRefused(reason)
+    } else {
+        EnrollGate::Open { voucher_id }
+    };
+    (policy, gate)
 }
 
 /// Whether the IDevID `idevid_sha256` of `serial` may enroll (RFC 8995 §5.9.3 after §5.6,
@@ -679,21 +711,13 @@ pub fn may_enroll(
                 ))
             })?)
     })?;
-    let policy = policy.and_then(|p| Policy::parse(&p));
-    let Some((voucher_id, holder)) = voucher else {
-        return Ok((policy, EnrollGate::NoVoucher));
-    };
-    if holder != idevid_sha256 {
-        return Ok((policy, EnrollGate::OtherIdevid));
-    }
-    let gate = if status == Some(0) {
-        EnrollGate::VoucherFailed
-    } else if let Some((0, reason)) = audit {
-        EnrollGate::AuditLogRefused(reason)
-    } else {
-        EnrollGate::Open { voucher_id }
-    };
-    Ok((policy, gate))
+    Ok(enroll_gate(
+        policy.as_deref(),
+        voucher,
+        status.map(|s| s != 0),
+        audit.map(|(passed, reason)| (passed != 0, reason)),
+        idevid_sha256,
+    ))
 }
 
 /// Answer of [`may_enroll`].
@@ -863,28 +887,57 @@ pub fn ldevid_status(db: &Db, cert_serial: &str, der: &[u8]) -> Result<LdevidSta
             })
             .optional()?)
     })?;
-    let Some((pledge_serial, stored, revoked, reason, successor, seen, successor_seen)) = row
-    else {
-        return Ok(LdevidStatus::Unknown);
-    };
-    if stored != der {
-        return Ok(LdevidStatus::Unknown);
+    Ok(match row {
+        None => LdevidStatus::Unknown,
+        Some((pledge_serial, stored, revoked, reason, successor, seen, successor_seen)) => {
+            ldevid_status_of(
+                StoredCertRow {
+                    pledge_serial,
+                    der: stored,
+                    revoked: revoked != 0,
+                    revoked_reason: reason,
+                    superseded_by: successor,
+                    seen: seen.is_some(),
+                    successor_seen,
+                },
+                der,
+            )
+        }
+    })
+}
+
+/// What [`ldevid_status`] reads of a certificate's row (and its successor's).
+pub struct StoredCertRow {
+    pub pledge_serial: String,
+    pub der: Vec<u8>,
+    pub revoked: bool,
+    pub revoked_reason: Option<String>,
+    pub superseded_by: Option<String>,
+    pub seen: bool,
+    pub successor_seen: bool,
+}
+
+/// The status of a certificate presented as `der`, from its stored row.
+pub fn ldevid_status_of(row: StoredCertRow, der: &[u8]) -> LdevidStatus {
+    let pledge_serial = row.pledge_serial;
+    if row.der != der {
+        return LdevidStatus::Unknown;
     }
-    Ok(match successor {
-        _ if revoked != 0 => LdevidStatus::Revoked {
+    match row.superseded_by {
+        _ if row.revoked => LdevidStatus::Revoked {
             pledge_serial,
-            reason: reason.unwrap_or_else(|| "revoked".into()),
+            reason: row.revoked_reason.unwrap_or_else(|| "revoked".into()),
         },
-        Some(successor) if !successor_seen => LdevidStatus::Renewed {
+        Some(successor) if !row.successor_seen => LdevidStatus::Renewed {
             pledge_serial,
             successor,
         },
         Some(_) => LdevidStatus::Superseded { pledge_serial },
         None => LdevidStatus::Current {
             pledge_serial,
-            seen: seen.is_some(),
+            seen: row.seen,
         },
-    })
+    }
 }
 
 /// A stored LDevID: its DER and the hash of the key it certifies.
@@ -1022,6 +1075,26 @@ fn count(conn: &Connection, sql: &'static str, serial: &str) -> Result<i64> {
         .query_row(params![serial], |r| r.get("n"))?)
 }
 
+/// The state `registrar pledges list` shows for a pledge with `policy` (its stored text).
+pub fn pledge_state(policy: &str, has_ldevid: bool) -> &'static str {
+    match Policy::parse(policy) {
+        Some(Policy::Denied) => "denied",
+        Some(Policy::Pending) => "pending",
+        _ if has_ldevid => "enrolled",
+        Some(Policy::Auto | Policy::Allowed) => "allowed",
+        None => "unknown",
+    }
+}
+
+/// The latest audit-log check as `registrar pledges list` shows it.
+pub fn audit_text(passed: bool, reason: &str) -> String {
+    if passed {
+        format!("ok: {reason}")
+    } else {
+        format!("refused: {reason}")
+    }
+}
+
 /// Every serial the registrar knows (from any table), with its state.
 pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
     db.read(|conn| {
@@ -1069,13 +1142,7 @@ pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
                 })
                 .optional()?;
             let (ldevid_serial, ldevid_not_after) = ldevid.unzip();
-            let state = match Policy::parse(&policy) {
-                Some(Policy::Denied) => "denied",
-                Some(Policy::Pending) => "pending",
-                _ if ldevid_serial.is_some() => "enrolled",
-                Some(Policy::Auto | Policy::Allowed) => "allowed",
-                None => "unknown",
-            };
+            let state = pledge_state(&policy, ldevid_serial.is_some());
             let audit_log: Option<String> = conn
                 .prepare_cached(
                     "SELECT passed, reason FROM audit_checks WHERE serial = ?1
@@ -1084,11 +1151,7 @@ pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
                 .query_row(params![serial], |r| {
                     let passed: i64 = r.get(0)?;
                     let reason: String = r.get(1)?;
-                    Ok(if passed != 0 {
-                        format!("ok: {reason}")
-                    } else {
-                        format!("refused: {reason}")
-                    })
+                    Ok(audit_text(passed != 0, &reason))
                 })
                 .optional()?;
             out.push(PledgeSummary {

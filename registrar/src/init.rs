@@ -4,6 +4,7 @@
 use crate::config::{Accept, Manufacturer, RegistrarConfig, render};
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
 use brski_common::pki::{issue, name_from_parts, profile, self_signed};
+use brski_service::config::Database;
 use brski_service::files::{certs_to_pem, read_certs, write_atomic};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -164,7 +165,8 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
         domain_ca_cert: "domain-ca.crt.pem".into(),
         domain_ca_key: "domain-ca.key.pem".into(),
         masa_ca: masa_ca_path,
-        database: "registrar.db".into(),
+        database: Database::Sqlite("registrar.db".into()),
+        database_ca: None,
         masa_timeout: 30,
         ldevid_validity_days: 365,
         ldevid_subject: None,

@@ -3,7 +3,8 @@
 //! handshake from its next connection on (RFC 7030 §3.3.2, [`crate::server::LdevidRefusal`]).
 
 use crate::config::RegistrarConfig;
-use crate::db::{self, RevokeWhat};
+use crate::db::RevokeWhat;
+use crate::store::Store;
 use std::path::PathBuf;
 
 /// `registrar ldevid ...`.
@@ -43,7 +44,7 @@ fn normalise_serial(serial: &str) -> Result<String, String> {
 }
 
 /// Run `registrar ldevid ...`; the text to print.
-pub fn run(args: &LdevidArgs) -> Result<String, String> {
+pub async fn run(args: &LdevidArgs) -> Result<String, String> {
     let LdevidAction::Revoke {
         serial,
         pledge,
@@ -55,8 +56,11 @@ pub fn run(args: &LdevidArgs) -> Result<String, String> {
         _ => return Err("give an LDevID serial number or --pledge SERIAL".into()),
     };
     let config = RegistrarConfig::load(&args.config).map_err(|e| e.to_string())?;
-    let db = crate::server::open_db(&config.database).map_err(|e| e.to_string())?;
-    let revoked = db::revoke(&db, &what, reason).map_err(|e| e.to_string())?;
+    let store = Store::open(&config).await.map_err(|e| e.to_string())?;
+    let revoked = store
+        .revoke(&what, reason)
+        .await
+        .map_err(|e| e.to_string())?;
     if revoked.is_empty() {
         return Err(match what {
             RevokeWhat::Serial(s) => format!("no unrevoked LDevID with serial number {s}"),

@@ -17,10 +17,12 @@ mod http;
 mod init;
 mod ldevid;
 mod masa_client;
+mod pg;
 mod pledges;
 mod proxy;
 mod server;
 mod steps;
+mod store;
 mod vouchers;
 mod wire;
 
@@ -125,8 +127,8 @@ async fn run(command: Command) -> Result<(), String> {
             brski_service::logging::init("registrar-proxy");
             proxy::run(&args).await
         }
-        Command::Pledges(args) => pledges::run(&args).map(|out| println!("{out}")),
-        Command::Ldevid(args) => ldevid::run(&args).map(|out| println!("{out}")),
+        Command::Pledges(args) => pledges::run(&args).await.map(|out| println!("{out}")),
+        Command::Ldevid(args) => ldevid::run(&args).await.map(|out| println!("{out}")),
         Command::Vouchers(args) => vouchers::run(&args).await.map(|out| println!("{out}")),
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),
     }

@@ -2,7 +2,8 @@
 //! database directly (safe while `registrar serve` runs: SQLite WAL).
 
 use crate::config::RegistrarConfig;
-use crate::db::{self, PledgeSummary, Policy, StatusReport};
+use crate::db::{PledgeSummary, Policy, StatusReport};
+use crate::store::Store;
 use std::path::PathBuf;
 
 /// `registrar pledges ...`.
@@ -94,24 +95,26 @@ fn table(rows: &[PledgeSummary]) -> String {
 }
 
 /// Run `registrar pledges ...`; the text to print.
-pub fn run(args: &PledgesArgs) -> Result<String, String> {
+pub async fn run(args: &PledgesArgs) -> Result<String, String> {
     let config = RegistrarConfig::load(&args.config).map_err(|e| e.to_string())?;
-    let db = crate::server::open_db(&config.database).map_err(|e| e.to_string())?;
+    let store = Store::open(&config).await.map_err(|e| e.to_string())?;
     match &args.action {
         PledgesAction::List { json } => {
-            let rows = db::list_pledges(&db).map_err(|e| e.to_string());
-            rows.and_then(|rows| {
-                if *json {
-                    serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())
-                } else {
-                    Ok(table(&rows))
-                }
-            })
+            let rows = store.list_pledges().await.map_err(|e| e.to_string())?;
+            if *json {
+                serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())
+            } else {
+                Ok(table(&rows))
+            }
         }
-        PledgesAction::Allow { serial } => db::set_policy(&db, serial, Policy::Allowed)
+        PledgesAction::Allow { serial } => store
+            .set_policy(serial, Policy::Allowed)
+            .await
             .map(|()| format!("pledge {serial} allowed"))
             .map_err(|e| e.to_string()),
-        PledgesAction::Deny { serial } => db::set_policy(&db, serial, Policy::Denied)
+        PledgesAction::Deny { serial } => store
+            .set_policy(serial, Policy::Denied)
+            .await
             .map(|()| format!("pledge {serial} denied"))
             .map_err(|e| e.to_string()),
     }

@@ -6,6 +6,7 @@ use crate::config::RegistrarConfig;
 use crate::db;
 use crate::masa_client::MasaClient;
 use crate::steps::{Peer, Refusal};
+use crate::store::Store;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -19,7 +20,7 @@ use brski_common::oid::ID_KP_CLIENT_AUTH;
 use brski_common::pki::chain::{TimeCheck, TrustPolicy, chains_to, signed_by, validate_chain};
 use brski_service::files::{read_certs, read_key};
 use brski_service::https::outcome_logged;
-use brski_service::store::{Db, GroupCommit, StoreError};
+use brski_service::store::{Db, StoreError};
 use der::{Decode, Encode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,9 +47,8 @@ pub struct ManufacturerAnchors {
 #[derive(Debug)]
 pub struct Registrar {
     pub config: RegistrarConfig,
-    pub db: Db,
-    /// The protocol steps' writes, group-committed (durable before the answer).
-    pub writer: GroupCommit,
+    /// The state: an SQLite file or a PostgreSQL database shared by several instances.
+    pub store: Store,
     pub masa: MasaClient,
     /// DER of the registrar's TLS certificate: what `proximity-registrar-cert` must equal.
     pub registrar_cert_der: Vec<u8>,
@@ -79,6 +79,8 @@ pub enum StartError {
     Database { path: String, source: StoreError },
     #[error("database {0} failed its integrity check")]
     Integrity(String),
+    #[error("database: {0}")]
+    Postgres(#[from] brski_service::postgres::PgError),
     #[error("MASA client: {0}")]
     MasaClient(#[from] crate::masa_client::ClientError),
     #[error("TLS: {0}")]
@@ -121,14 +123,48 @@ pub fn open_db(path: &std::path::Path) -> Result<Db, StartError> {
 /// renew and nothing else.
 #[derive(Debug)]
 pub struct LdevidRefusal {
-    db: Db,
+    store: Store,
+    /// The domain CA's subject: only certificates it issued are looked up (an IDevID is
+    /// not, so a database that is away refuses no IDevID).
+    domain_ca_subject: x509_cert::name::Name,
+}
+
+/// How long the handshake waits for PostgreSQL's answer about an LDevID.
+const LDEVID_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl LdevidRefusal {
+    /// The LDevID's state. The TLS and DTLS verifiers are synchronous: on PostgreSQL the
+    /// worker thread running the handshake blocks for the query (the runtime moves its other
+    /// tasks elsewhere), so every instance sees a revocation at once.
+    fn status(&self, serial: &str, der: &[u8]) -> Result<db::LdevidStatus, String> {
+        match &self.store {
+            Store::Sqlite { db, .. } => {
+                db::ldevid_status(db, serial, der).map_err(|e| e.to_string())
+            }
+            Store::Postgres(_) => {
+                let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+                if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+                    return Err("no multi-threaded runtime to wait for the database on".into());
+                }
+                let lookup = self.store.ldevid_status(serial, der);
+                tokio::task::block_in_place(|| {
+                    handle.block_on(tokio::time::timeout(LDEVID_LOOKUP_TIMEOUT, lookup))
+                })
+                .map_err(|_| "the database did not answer in time".to_string())?
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
 }
 
 impl brski_common::tls::CertRefusal for LdevidRefusal {
     fn refusal(&self, leaf: &Certificate) -> Option<String> {
+        if leaf.tbs_certificate().issuer() != &self.domain_ca_subject {
+            return None;
+        }
         let der = leaf.to_der().ok()?;
         let serial = crate::steps::est::cert_serial_hex(leaf);
-        match db::ldevid_status(&self.db, &serial, &der) {
+        match self.status(&serial, &der) {
             Ok(db::LdevidStatus::Revoked { reason, .. }) => {
                 Some(format!("LDevID {serial} is revoked: {reason}"))
             }
@@ -290,19 +326,8 @@ impl Registrar {
             .iter()
             .any(|m| m.idevid_policy.time == TimeCheck::IgnoreExpiry);
         let masa = masa_client_for(&config, registrar_key.clone())?;
-        let db = open_db(&config.database)?;
-        let integrity = db.integrity_ok().map_err(|source| StartError::Database {
-            path: config.database.display().to_string(),
-            source,
-        })?;
-        if !integrity {
-            return Err(StartError::Integrity(config.database.display().to_string()));
-        }
-        let writer =
-            GroupCommit::start(&config.database).map_err(|source| StartError::Database {
-                path: config.database.display().to_string(),
-                source,
-            })?;
+        let store = Store::open(&config).await?;
+        tracing::info!(database = config.database.kind(), "state opened");
         Ok(Self {
             idevid_policy: TrustPolicy::new(all_anchors)
                 .with_time(idevid_time(any_expired_allowed)),
@@ -315,11 +340,18 @@ impl Registrar {
             domain_ca_key,
             manufacturers,
             masa,
-            db,
-            writer,
+            store,
             config,
             shutting_down: AtomicBool::new(false),
         })
+    }
+
+    /// The TLS and DTLS servers' check of LDevIDs.
+    fn ldevid_refusal(&self) -> LdevidRefusal {
+        LdevidRefusal {
+            store: self.store.clone(),
+            domain_ca_subject: self.domain_ca.tbs_certificate().subject().clone(),
+        }
     }
 
     /// The TLS server configuration: the registrar chain, and client certificates that are
@@ -342,9 +374,7 @@ impl Registrar {
             Some(brski_common::tls::ClientAuth {
                 policies: vec![self.idevid_policy.clone(), self.ldevid_policy.clone()],
                 optional: true,
-                refusal: Some(Arc::new(LdevidRefusal {
-                    db: self.db.clone(),
-                })),
+                refusal: Some(Arc::new(self.ldevid_refusal())),
             }),
         )?;
         config.require_ems = true;
@@ -527,7 +557,7 @@ fn coaps_setup(
     let auth = brski_common::tls::ClientAuth {
         policies: vec![s.idevid_policy.clone(), s.ldevid_policy.clone()],
         optional: true,
-        refusal: Some(Arc::new(LdevidRefusal { db: s.db.clone() })),
+        refusal: Some(Arc::new(s.ldevid_refusal())),
     };
     Ok((identity, auth))
 }

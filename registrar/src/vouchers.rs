@@ -4,7 +4,7 @@
 //! later to that pledge (`use-nonceless-vouchers`).
 
 use crate::config::RegistrarConfig;
-use crate::db::{self, NewNoncelessVoucher};
+use crate::db::NewNoncelessVoucher;
 use crate::server::Registrar;
 use brski_common::brski::registrar::check_nonceless_voucher;
 use brski_common::envelope::{self, Format};
@@ -92,17 +92,17 @@ pub async fn run(args: &VouchersArgs) -> Result<String, String> {
     )
     .map_err(|e| format!("voucher from the MASA rejected: {e}"))?;
     let expires_on = voucher.expires_on.as_ref().map(|t| t.as_str().to_string());
-    let id = db::store_nonceless_voucher(
-        &s.db,
-        &NewNoncelessVoucher {
+    let id = s
+        .store
+        .store_nonceless_voucher(&NewNoncelessVoucher {
             serial,
             masa_url: &masa_url,
             content_type: &answer.content_type,
             expires_on: expires_on.as_deref(),
             voucher: &bytes,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(format!(
         "nonceless voucher {id} for {serial} stored, expires-on {}",
         expires_on.as_deref().unwrap_or("-")

@@ -29,6 +29,8 @@ async fn a_read_only_database_refuses_start_and_check_config_names_it() {
     let vendor = Vendor::new("RO Vendor");
     let vendor_ca = vendor.write_ca(tmp.path());
     init_registrar(&dir, &vendor_ca, &[]).await;
+    // The file's permissions are the point, whichever backend the other tests use.
+    use_sqlite(&dir);
     let config = dir.join("registrar.toml");
     let Some(out) =
         with_read_only_dir(&dir, &format!("serve --config '{}'", config.display())).await

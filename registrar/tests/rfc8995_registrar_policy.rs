@@ -25,18 +25,14 @@ fn report(status: bool, reason: Option<&str>) -> Vec<u8> {
     t.to_json().expect("json")
 }
 
-/// `SELECT` one integer from the registrar's database.
-fn db_int(reg: &RegistrarProc, sql: &str, serial: &str) -> i64 {
-    let conn = rusqlite::Connection::open(reg.dir.join("registrar.db")).expect("open db");
-    conn.query_row(sql, [serial], |r| r.get(0)).expect("query")
-}
-
-fn stored_reports(reg: &RegistrarProc, serial: &str) -> i64 {
+async fn stored_reports(reg: &RegistrarProc, serial: &str) -> i64 {
     db_int(
-        reg,
+        &reg.dir,
         "SELECT COUNT(*) FROM telemetry WHERE serial = ?1",
+        "SELECT COUNT(*) FROM telemetry WHERE serial = $1",
         serial,
     )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +46,7 @@ async fn rfc8995_5_7_telemetry_body_larger_than_4_kib_is_413_and_not_stored() {
         assert_eq!(a.status, 413, "{path}: {}", a.text());
         assert!(a.text().contains("4096 bytes"), "{}", a.text());
     }
-    assert_eq!(stored_reports(&s.reg, "TEL-BIG"), 0);
+    assert_eq!(stored_reports(&s.reg, "TEL-BIG").await, 0);
     assert!(
         !s.reg.log().contains(&huge[..1000]),
         "the body is not logged"
@@ -74,20 +70,24 @@ async fn rfc8995_5_7_reason_is_stored_once_truncated_and_logged_short() {
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(
         db_int(
-            &s.reg,
+            &s.reg.dir,
             "SELECT length(reason) FROM telemetry WHERE serial = ?1",
+            "SELECT length(reason)::BIGINT FROM telemetry WHERE serial = $1",
             "TEL-LONG"
-        ),
+        )
+        .await,
         1024,
         "reason truncated to 1024 characters"
     );
     // The body is not stored a second time next to its reason column.
     assert_eq!(
         db_int(
-            &s.reg,
+            &s.reg.dir,
             "SELECT length(body) FROM telemetry WHERE serial = ?1",
+            "SELECT length(body)::BIGINT FROM telemetry WHERE serial = $1",
             "TEL-LONG"
-        ),
+        )
+        .await,
         0
     );
     assert!(
@@ -106,7 +106,7 @@ async fn rfc8995_5_7_voucher_status_without_a_voucher_is_404() {
         .await;
     assert_eq!(a.status, 404, "{}", a.text());
     assert!(a.text().contains("no voucher"), "{}", a.text());
-    assert_eq!(stored_reports(&s.reg, "TEL-NOVOUCHER"), 0);
+    assert_eq!(stored_reports(&s.reg, "TEL-NOVOUCHER").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +122,7 @@ async fn rfc8995_5_9_4_enrollstatus_without_an_enrollment_attempt_is_404() {
         "{}",
         a.text()
     );
-    assert_eq!(stored_reports(&s.reg, "TEL-NOENROLL"), 0);
+    assert_eq!(stored_reports(&s.reg, "TEL-NOENROLL").await, 0);
     // After the voucher (the precondition of enrollment, §5.9.3) it is taken.
     p.obtain_voucher(&s.reg, &s.vendor).await;
     let a = p
@@ -165,7 +165,7 @@ async fn rfc8995_5_7_reports_per_pledge_are_limited_with_429_and_retry_after() {
         .parse()
         .expect("seconds");
     assert!((1..=3600).contains(&retry), "{retry}");
-    assert_eq!(stored_reports(&s.reg, "TEL-FLOOD"), 10);
+    assert_eq!(stored_reports(&s.reg, "TEL-FLOOD").await, 10);
     // The other kind has its own budget.
     let a = p
         .post(&s.reg, paths::ENROLL_STATUS, JSON, report(true, None))

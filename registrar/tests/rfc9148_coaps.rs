@@ -698,3 +698,78 @@ async fn rfc7252_5_2_2_a_slow_masa_answer_comes_separately_and_reaches_our_clien
         "one voucher for the one request, however often it was sent"
     );
 }
+
+/// With its state in PostgreSQL, a registrar whose database goes away answers 503 with
+/// Retry-After over HTTPS and 5.03 with Max-Age over CoAPS (RFC 9148 §5.7: the pledge tries
+/// again), still answers what needs no database (`/cacerts`), and serves again once the
+/// database is back, without a restart of its own; what was committed before is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_unavailable_is_503_and_5_03_with_retry_after_then_passes() {
+    let pg = brski_service::pg_server::PgServer::start().expect("a PostgreSQL server");
+    pg.create_database("registrar").expect("create database");
+    let url = pg.url("registrar");
+    let listen = format!("127.0.0.1:{}", free_udp_port());
+    let s = setup_with(MasaMode::Issue, &["--coaps-listen", &listen], |t| {
+        t.lines()
+            .map(|l| match l.starts_with("database = ") {
+                true => format!("database = \"{url}\""),
+                false => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .await;
+    let addr: SocketAddr = listen.parse().expect("addr");
+    let before = s.pledge("SN-PG-BEFORE");
+    before.obtain_voucher(&s.reg, &s.vendor).await;
+
+    pg.stop().expect("stop PostgreSQL");
+    let p = s.pledge("SN-PG-DOWN");
+    let cert = p.registrar_cert(&s.reg).await;
+    let pvr = p.pvr(Format::Cms, &cert);
+    let a = p.request_voucher(&s.reg, &pvr).await;
+    assert_eq!(a.status, 503, "{}", a.text());
+    assert_eq!(
+        a.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    assert!(a.text().contains("database is unavailable"), "{}", a.text());
+    let cacerts = p.get(&s.reg, "/.well-known/est/cacerts").await;
+    assert_eq!(cacerts.status, 200, "served without the database");
+    let mut c = session(addr, &p.idevid).await;
+    let request = coaps::Request {
+        content_format: Some(836),
+        payload: cose_pvr(&s, &p).bytes,
+        ..coaps::Request::new(coaps::Method::Post, "/.well-known/brski/rv")
+    };
+    let r = c
+        .request(request, Duration::from_secs(30))
+        .await
+        .expect("an answer");
+    assert_eq!(r.code.to_string(), "5.03");
+    assert_eq!(r.max_age, Some(5));
+    assert_eq!(
+        s.masa.calls(),
+        1,
+        "nothing reached the MASA while the database was away"
+    );
+
+    pg.restart().expect("start PostgreSQL again");
+    let mut status = 0;
+    for _ in 0..20 {
+        status = p.request_voucher(&s.reg, &pvr).await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 200, "served again: {}", s.reg.log());
+    assert_eq!(
+        s.reg.pledge("SN-PG-BEFORE").await.expect("kept")["vouchers"],
+        1
+    );
+    assert_eq!(
+        s.reg.pledge("SN-PG-DOWN").await.expect("stored")["vouchers"],
+        1
+    );
+}

@@ -187,11 +187,15 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     } else {
         None
     };
+    let store = match opts.store {
+        StoreKind::Sqlite => "sqlite",
+        StoreKind::Postgres => "postgres",
+    };
     Ok(json!({
         "transport": opts.transport.name(),
         "store": {
-            "masa": match opts.store { StoreKind::Sqlite => "sqlite", StoreKind::Postgres => "postgres" },
-            "registrar": "sqlite",
+            "masa": store,
+            "registrar": store,
         },
         "workdir": workdir,
         "pledges": opts.pledges,

@@ -343,19 +343,21 @@ pub fn signal(child: &Child, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Start a PostgreSQL server and point the MASA configuration `masa_toml` at a database there.
-fn masa_on_postgres(masa_toml: &Path) -> Result<brski_service::pg_server::PgServer> {
-    let server = brski_service::pg_server::PgServer::start().map_err(|e| anyhow!(e))?;
-    server.create_database("masa").map_err(|e| anyhow!(e))?;
-    let text = std::fs::read_to_string(masa_toml)?;
-    let line = "database = \"masa.db\"";
-    ensure!(text.contains(line), "{}: no {line}", masa_toml.display());
-    let url = server.url("masa");
-    std::fs::write(
-        masa_toml,
-        text.replace(line, &format!("database = \"{url}\"")),
-    )?;
-    Ok(server)
+/// Point the configuration `toml` (whose `database` is the SQLite file `file`) at database
+/// `name`, made on `server`.
+fn on_postgres(
+    server: &brski_service::pg_server::PgServer,
+    toml: &Path,
+    file: &str,
+    name: &str,
+) -> Result<()> {
+    server.create_database(name).map_err(|e| anyhow!(e))?;
+    let text = std::fs::read_to_string(toml)?;
+    let line = format!("database = \"{file}\"");
+    ensure!(text.contains(&line), "{}: no {line}", toml.display());
+    let url = server.url(name);
+    std::fs::write(toml, text.replace(&line, &format!("database = \"{url}\"")))?;
+    Ok(())
 }
 
 /// Options for [`Suite::create`].
@@ -417,7 +419,8 @@ pub struct Suite {
     pub registrar_jpy_addr: SocketAddr,
     /// `https` or `coaps`: the registrar URL pledges are minted with.
     pub transport: String,
-    /// The PostgreSQL server holding the MASA's state ([`StoreKind::Postgres`]).
+    /// The PostgreSQL server holding the MASA's and the registrar's state
+    /// ([`StoreKind::Postgres`]).
     pub pg: Option<brski_service::pg_server::PgServer>,
     pub masa: Option<Daemon>,
     pub registrar: Option<Daemon>,
@@ -446,10 +449,6 @@ impl Suite {
             "--ownership",
             &opts.ownership,
         ]))?;
-        let pg = match opts.store {
-            StoreKind::Sqlite => None,
-            StoreKind::Postgres => Some(masa_on_postgres(&masa_dir.join("masa.toml"))?),
-        };
         let vendor_ca = masa_dir.join("vendor-ca.crt.pem");
         run(Command::new(&bin.registrar).args([
             "init",
@@ -471,6 +470,20 @@ impl Suite {
             "--accept",
             &opts.accept,
         ]))?;
+        let pg = match opts.store {
+            StoreKind::Sqlite => None,
+            StoreKind::Postgres => {
+                let server = brski_service::pg_server::PgServer::start().map_err(|e| anyhow!(e))?;
+                on_postgres(&server, &masa_dir.join("masa.toml"), "masa.db", "masa")?;
+                on_postgres(
+                    &server,
+                    &registrar_dir.join("registrar.toml"),
+                    "registrar.db",
+                    "registrar",
+                )?;
+                Some(server)
+            }
+        };
         Ok(Self {
             bin,
             dir: dir.to_path_buf(),

@@ -71,9 +71,9 @@ enum Command {
         /// same options, each on fresh daemons.
         #[arg(long, default_value = "https", value_delimiter = ',', value_parser = ["https", "coaps"])]
         transport: Vec<String>,
-        /// Where the MASA keeps its state: `sqlite` (its file) or `postgres` (a PostgreSQL
-        /// server started for the run); several (`sqlite,postgres`) run one after the other,
-        /// each with every transport. The registrar stays on SQLite.
+        /// Where the MASA and the registrar keep their state: `sqlite` (their files) or
+        /// `postgres` (one PostgreSQL server started for the run); several (`sqlite,postgres`)
+        /// run one after the other, each with every transport.
         #[arg(long, default_value = "sqlite", value_delimiter = ',', value_parser = ["sqlite", "postgres"])]
         store: Vec<String>,
     },

@@ -34,15 +34,15 @@ fn bench_small_run_reports_zero_failures_and_the_json_shape() {
     }
 }
 
-/// `--store sqlite,postgres`: the same run with the MASA's state in its SQLite file, then in a
-/// PostgreSQL server started for the run; one report each, saying where the state was.
+/// `--store sqlite,postgres`: the same run with the daemons' state in their SQLite files, then
+/// in a PostgreSQL server started for the run; one report each, saying where the state was.
 #[test]
 fn bench_runs_on_sqlite_and_on_postgres_in_one_invocation() {
     let reports = bench(&["--store", "sqlite,postgres", "--skip-pledge"]);
     assert_eq!(reports.len(), 2, "{reports:?}");
     for (report, store) in reports.iter().zip(["sqlite", "postgres"]) {
         assert_eq!(report["store"]["masa"], store, "{report}");
-        assert_eq!(report["store"]["registrar"], "sqlite", "{report}");
+        assert_eq!(report["store"]["registrar"], store, "{report}");
         assert_eq!(report["enrollments"], 20, "{report}");
         assert_eq!(report["failures"], 0, "{report}");
         assert_eq!(report["daemons_stopped_cleanly"], true, "{report}");

@@ -54,7 +54,7 @@ fn registrar_sigkill_during_50_concurrent_bootstraps() {
         .expect("SIGKILL");
     let before = pledges(&s);
     assert!(
-        db_ok(&s.registrar_dir.join("registrar.db")),
+        registrar_db_ok(&s),
         "registrar database intact after SIGKILL"
     );
 
@@ -103,6 +103,6 @@ fn registrar_sigkill_during_50_concurrent_bootstraps() {
     }
     let stopped = s.stop().expect("stop");
     assert!(stopped.iter().all(|(_, st)| st.success()), "{stopped:?}");
-    assert!(db_ok(&s.registrar_dir.join("registrar.db")));
+    assert!(registrar_db_ok(&s));
     assert!(masa_db_ok(&s));
 }

@@ -65,7 +65,7 @@ fn rfc8995_happy_path_checked_with_openssl_and_curl() {
         stopped.iter().all(|(_, st)| st.success()),
         "clean SIGTERM exits: {stopped:?}"
     );
-    assert!(db_ok(&s.registrar_dir.join("registrar.db")));
+    assert!(registrar_db_ok(&s));
     assert!(masa_db_ok(&s));
 }
 

@@ -154,17 +154,21 @@ pub async fn ldevid_holder(
     purpose: LdevidUse,
 ) -> Result<(String, LdevidStatus), Refusal> {
     let cert_serial = cert_serial_hex(cert);
-    let status = db::ldevid_status(&s.db, &cert_serial, der)
-        .map_err(|e| Refusal::internal("looking up the LDevID", e))?;
+    let status = s
+        .store
+        .ldevid_status(&cert_serial, der)
+        .await
+        .map_err(|e| Refusal::store("looking up the LDevID", e))?;
     let pledge_serial = match &status {
         LdevidStatus::Current {
             pledge_serial,
             seen,
         } => {
             if !seen {
-                db::ldevid_seen(&s.writer, &cert_serial)
+                s.store
+                    .ldevid_seen(&cert_serial)
                     .await
-                    .map_err(|e| Refusal::internal("recording the LDevID's first use", e))?;
+                    .map_err(|e| Refusal::store("recording the LDevID's first use", e))?;
             }
             pledge_serial.clone()
         }
@@ -321,9 +325,8 @@ async fn issue_and_store(
         .map_err(|e| Refusal::internal("encoding the LDevID", e))?;
     let cert_serial = cert_serial_hex(&cert);
     let validity = cert.tbs_certificate().validity();
-    db::store_certificate(
-        &s.writer,
-        &NewCertificate {
+    s.store
+        .store_certificate(&NewCertificate {
             cert_serial: &cert_serial,
             pledge_serial,
             subject: &subject_string(&cert),
@@ -339,10 +342,9 @@ async fn issue_and_store(
                 Origin::Renewal(_) => None,
             },
             spki_sha256: &fingerprint(&spki),
-        },
-    )
-    .await
-    .map_err(|e| Refusal::internal("storing the LDevID", e))?;
+        })
+        .await
+        .map_err(|e| Refusal::store("storing the LDevID", e))?;
     Ok(cert)
 }
 
@@ -435,8 +437,11 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
         .first()
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let (policy, gate) = db::may_enroll(&s.db, &serial, &fingerprint(idevid_der))
-        .map_err(|e| Refusal::internal("reading the pledge state", e))?;
+    let (policy, gate) = s
+        .store
+        .may_enroll(&serial, &fingerprint(idevid_der))
+        .await
+        .map_err(|e| Refusal::store("reading the pledge state", e))?;
     match policy {
         Some(Policy::Denied) => {
             return Err(
@@ -494,8 +499,11 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
         .into());
     }
     // RFC 8995 §5.9.3: one LDevID per voucher.
-    if let Some(prior) = db::enrolled_on_voucher(&s.db, voucher_id)
-        .map_err(|e| Refusal::internal("reading the LDevIDs", e))?
+    if let Some(prior) = s
+        .store
+        .enrolled_on_voucher(voucher_id)
+        .await
+        .map_err(|e| Refusal::store("reading the LDevIDs", e))?
     {
         if !prior.superseded {
             if let Some(cert) = same_key_again(&prior, &csr)? {
@@ -562,7 +570,10 @@ async fn reenroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome>
     };
     let current_serial = cert_serial_hex(current);
     let (serial, status) = ldevid_holder(s, current, der, LdevidUse::Renewal).await?;
-    if db::policy(&s.db, &serial).map_err(|e| Refusal::internal("reading the pledge policy", e))?
+    if s.store
+        .policy(&serial)
+        .await
+        .map_err(|e| Refusal::store("reading the pledge policy", e))?
         == Some(Policy::Denied)
     {
         return Err(Refusal::new(Class::Forbidden, format!("pledge {serial} is denied")).into());
@@ -592,8 +603,11 @@ async fn reenroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome>
     }
     // A renewal whose answer was lost: the same key gets the same certificate.
     if let LdevidStatus::Renewed { successor, .. } = &status {
-        let stored = db::certificate(&s.db, successor)
-            .map_err(|e| Refusal::internal("reading the LDevIDs", e))?;
+        let stored = s
+            .store
+            .certificate(successor)
+            .await
+            .map_err(|e| Refusal::store("reading the LDevIDs", e))?;
         if let Some(cert) = stored
             .map(|st| same_key_again(&st, &csr))
             .transpose()?

@@ -292,6 +292,10 @@ pub struct Relayed {
     pub retry_after: Option<String>,
 }
 
+/// Retry-After (seconds) of a 503 while the database is unavailable (RFC 9110 §10.2.3): a
+/// restarting database server is usually back within seconds.
+pub const STORE_RETRY_AFTER: u64 = 5;
+
 impl Refusal {
     pub fn new(class: Class, reason: impl std::fmt::Display) -> Self {
         Self {
@@ -307,6 +311,22 @@ impl Refusal {
     pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "{what}");
         Self::new(Class::Internal, format!("internal error: {what}"))
+    }
+
+    /// A fault of the database: 503 (5.03) with Retry-After while it cannot be reached
+    /// (several instances share it; it comes back), else an internal error.
+    pub fn store(what: &str, e: brski_service::store::StoreFault) -> Self {
+        if !e.is_unavailable() {
+            return Self::internal(what, e);
+        }
+        tracing::warn!(error = %e, "{what}: the database is unavailable");
+        Self {
+            retry_after: Some(STORE_RETRY_AFTER),
+            ..Self::new(
+                Class::ServiceUnavailable,
+                format!("{what}: the database is unavailable, try again later"),
+            )
+        }
     }
 
     /// The status `transport` answers the refusal with.

@@ -126,8 +126,11 @@ async fn store(s: &Registrar, req: &ReportRequest) -> Result<(), Refusal> {
         )
     })?;
     let logged_serial = log_safe(&serial, MAX_LOGGED_CHARS);
-    let known = db::telemetry_context(&s.db, &serial)
-        .map_err(|e| Refusal::internal("looking up the pledge", e))?;
+    let known = s
+        .store
+        .telemetry_context(&serial)
+        .await
+        .map_err(|e| Refusal::store("looking up the pledge", e))?;
     match kind {
         // RFC 8995 §5.7: the registrar MAY answer 404 for a voucher it did not relay.
         TelemetryKind::VoucherStatus if !known.has_voucher => {
@@ -164,9 +167,9 @@ async fn store(s: &Registrar, req: &ReportRequest) -> Result<(), Refusal> {
     // `reason` and `status` have their columns; the raw body is kept only for what they do
     // not hold (unknown fields), so a report is stored once.
     let stored_body: &[u8] = if parsed.unknown.is_empty() { &[] } else { body };
-    let stored = db::store_telemetry_limited(
-        &s.writer,
-        &NewTelemetry {
+    let stored = s
+        .store
+        .store_telemetry_limited(&NewTelemetry {
             serial: &serial,
             kind,
             status: parsed.status,
@@ -174,10 +177,9 @@ async fn store(s: &Registrar, req: &ReportRequest) -> Result<(), Refusal> {
             body: stored_body,
             client_cert,
             peer: &peer,
-        },
-    )
-    .await
-    .map_err(|e| Refusal::internal("storing telemetry", e))?;
+        })
+        .await
+        .map_err(|e| Refusal::store("storing telemetry", e))?;
     if let TelemetryStored::RateLimited { retry_after } = stored {
         return Err(Refusal {
             retry_after: Some(retry_after),

@@ -4,7 +4,7 @@
 
 use super::{Accepts, Declared, Media, Outcome, Payload, Peer, Refusal, Relayed, unfinished};
 use crate::config::UseNonceless;
-use crate::db::{self, NewVoucher, Policy};
+use crate::db::{NewVoucher, Policy};
 use crate::masa_client::MasaError;
 use crate::server::ManufacturerAnchors;
 use crate::server::Registrar;
@@ -178,9 +178,11 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
         crate::config::Accept::Auto => Policy::Auto,
         crate::config::Accept::Pending => Policy::Pending,
     };
-    let policy = db::record_seen(&s.writer, &serial, &peer, transport.as_str(), if_new)
+    let policy = s
+        .store
+        .record_seen(&serial, &peer, transport.as_str(), if_new)
         .await
-        .map_err(|e| Refusal::internal("recording the pledge", e))?;
+        .map_err(|e| Refusal::store("recording the pledge", e))?;
     match policy {
         Policy::Denied => {
             return Err(Refusal::new(
@@ -206,8 +208,11 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
         .as_ref()
         .map(|n| n.json_string().into_owned());
     if let Some(n) = &nonce {
-        let stored = db::voucher_for_nonce(&s.db, &serial, &idevid_sha256, n)
-            .map_err(|e| Refusal::internal("reading stored vouchers", e))?;
+        let stored = s
+            .store
+            .voucher_for_nonce(&serial, &idevid_sha256, n)
+            .await
+            .map_err(|e| Refusal::store("reading stored vouchers", e))?;
         if let Some(v) = stored {
             if accept.allows(Media::from_media_type(&v.content_type)) {
                 tracing::info!(%serial, %peer, transport = transport.as_str(), status = transport.status(Class::Changed), voucher_id = v.id, outcome = "resent", "requestvoucher");
@@ -271,9 +276,9 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
         tracing::info!(%serial, %masa_url, "voucher from the MASA has no created-on");
     }
     let assertion = voucher.assertion.map(|a| a.as_str());
-    let id = db::store_voucher(
-        &s.writer,
-        &NewVoucher {
+    let id = s
+        .store
+        .store_voucher(&NewVoucher {
             serial: &serial,
             idevid_sha256: &idevid_sha256,
             nonce: nonce.as_deref(),
@@ -283,10 +288,9 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
             masa_url: &masa_url,
             voucher: &voucher_bytes,
             rvr: Some(&rvr),
-        },
-    )
-    .await
-    .map_err(|e| Refusal::internal("storing the voucher", e))?;
+        })
+        .await
+        .map_err(|e| Refusal::store("storing the voucher", e))?;
     tracing::info!(
         %serial,
         %peer,
@@ -331,8 +335,11 @@ async fn relay_stored_nonceless(
     manufacturer: &ManufacturerAnchors,
     ctx: &RelayContext<'_>,
 ) -> Result<Option<Outcome>, Refusal> {
-    let stored = db::nonceless_vouchers(&s.db, &ctx.serial)
-        .map_err(|e| Refusal::internal("reading stored nonceless vouchers", e))?;
+    let stored = s
+        .store
+        .nonceless_vouchers(&ctx.serial)
+        .await
+        .map_err(|e| Refusal::store("reading stored nonceless vouchers", e))?;
     let now = time::OffsetDateTime::now_utc();
     for v in stored {
         if !ctx.accept.allows(Media::from_media_type(&v.content_type)) {
@@ -356,9 +363,9 @@ async fn relay_stored_nonceless(
             }
         };
         let assertion = voucher.assertion.map(|a| a.as_str());
-        let id = db::store_voucher(
-            &s.writer,
-            &NewVoucher {
+        let id = s
+            .store
+            .store_voucher(&NewVoucher {
                 serial: &ctx.serial,
                 idevid_sha256: &ctx.idevid_sha256,
                 nonce: None,
@@ -368,10 +375,9 @@ async fn relay_stored_nonceless(
                 masa_url: &v.masa_url,
                 voucher: &v.voucher,
                 rvr: None,
-            },
-        )
-        .await
-        .map_err(|e| Refusal::internal("storing the voucher", e))?;
+            })
+            .await
+            .map_err(|e| Refusal::store("storing the voucher", e))?;
         tracing::info!(
             serial = %ctx.serial,
             peer = %ctx.peer.addr,

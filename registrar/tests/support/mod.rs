@@ -507,7 +507,69 @@ pub async fn init_registrar(dir: &Path, vendor_ca: &Path, extra: &[&str]) -> Soc
         "registrar init failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    on_postgres_if_asked(dir);
     addr
+}
+
+/// With `BRSKI_TEST_DATABASE=postgres`, point a registrar configured with its SQLite file at
+/// a PostgreSQL database of its own.
+pub fn on_postgres_if_asked(dir: &Path) {
+    let line = "database = \"registrar.db\"";
+    if on_postgres()
+        && std::fs::read_to_string(dir.join("registrar.toml")).is_ok_and(|t| t.contains(line))
+    {
+        let url = database_url(dir);
+        edit_config(dir, |t| t.replace(line, &format!("database = \"{url}\"")));
+    }
+}
+
+/// Whether the tests run the registrar on PostgreSQL (`BRSKI_TEST_DATABASE=postgres`: a
+/// database of its own for each registrar directory, on one server for the test binary)
+/// instead of its embedded SQLite file; scripts/test.sh runs them both ways.
+pub fn on_postgres() -> bool {
+    std::env::var("BRSKI_TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
+/// Point the registrar in `dir` back at its SQLite file (for what only SQLite has).
+pub fn use_sqlite(dir: &Path) {
+    edit_config(dir, |t| {
+        t.lines()
+            .map(|l| match l.starts_with("database = ") {
+                true => "database = \"registrar.db\"",
+                false => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+}
+
+/// The PostgreSQL database of the registrar in `dir` (made on first use).
+pub fn database_url(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let server = brski_service::pg_server::PgServer::shared()
+        .expect("a PostgreSQL server (apt-get install postgresql)");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    let name = format!("registrar_{:016x}", h.finish());
+    server.ensure_database(&name).expect("create database");
+    server.url(&name)
+}
+
+/// One integer from the registrar's database in `dir`: `sqlite` (`?1` = `arg`) on the SQLite
+/// file, `postgres` (`$1` = `arg`) on its PostgreSQL database.
+pub async fn db_int(dir: &Path, sqlite: &str, postgres: &str, arg: &str) -> i64 {
+    if on_postgres() {
+        let (client, connection) =
+            tokio_postgres::connect(&database_url(dir), tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+        tokio::spawn(connection);
+        let row = client.query_one(postgres, &[&arg]).await.expect("query");
+        row.get::<_, i64>(0)
+    } else {
+        let conn = rusqlite::Connection::open(dir.join("registrar.db")).expect("open db");
+        conn.query_row(sqlite, [arg], |r| r.get(0)).expect("query")
+    }
 }
 
 /// Edit `registrar.toml` in `dir`.
@@ -550,6 +612,7 @@ impl RegistrarProc {
     }
 
     async fn try_start(dir: &Path, addr: SocketAddr) -> Result<Self, String> {
+        on_postgres_if_asked(dir);
         let log = std::fs::File::create(dir.join("registrar.log")).expect("log file");
         let child = tokio::process::Command::new(registrar_bin())
             .arg("serve")
@@ -574,6 +637,22 @@ impl RegistrarProc {
             // Logged once the listener is bound (a port taken by another process is caught by
             // the exit above, not mistaken for this registrar).
             if proc.log().contains("registrar serving") {
+                // The backend the configuration names is the one in use.
+                let config =
+                    std::fs::read_to_string(dir.join("registrar.toml")).unwrap_or_default();
+                let backend = match config
+                    .lines()
+                    .any(|l| l.starts_with("database = \"postgres"))
+                {
+                    true => "postgres",
+                    false => "sqlite",
+                };
+                assert!(
+                    proc.log().contains(&format!("database=\"{backend}\""))
+                        || proc.log().contains(&format!("database={backend}")),
+                    "the registrar is not on {backend}: {}",
+                    proc.log()
+                );
                 return Ok(proc);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -107,6 +107,27 @@ pub fn masa_db_ok(s: &Suite) -> bool {
     }
 }
 
+/// The registrar's state is readable and consistent: `PRAGMA integrity_check` of its SQLite
+/// file, or, on PostgreSQL, every issued certificate tied to a stored voucher.
+pub fn registrar_db_ok(s: &Suite) -> bool {
+    match &s.pg {
+        None => db_ok(&s.registrar_dir.join("registrar.db")),
+        Some(pg) => {
+            let orphans = pg
+                .psql(
+                    "registrar",
+                    "SELECT COUNT(*) FROM certificates c LEFT JOIN vouchers v \
+                     ON v.id = c.voucher_id WHERE c.voucher_id IS NOT NULL AND v.id IS NULL",
+                )
+                .expect("psql");
+            let pledges = pg
+                .psql("registrar", "SELECT COUNT(*) FROM pledges")
+                .expect("psql");
+            orphans == "0" && pledges != "0"
+        }
+    }
+}
+
 /// `PRAGMA integrity_check` of an SQLite database file.
 pub fn db_ok(path: &Path) -> bool {
     brski_service::store::Db::open(path, "SELECT 1;")
