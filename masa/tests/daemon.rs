@@ -845,3 +845,73 @@ async fn database_unavailable_is_503_with_retry_after_and_passes() {
         "both vouchers logged, nothing lost"
     );
 }
+
+/// Issue 15: two MASA instances on one PostgreSQL database under first-owner, and two domains
+/// asking for the same 100 devices at once, each domain through the other instance for half
+/// of them: each device gets exactly one owner, the other domain is refused with 403, and the
+/// audit log holds one entry per device, naming the domain that was answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_owner_race_over_two_instances_gives_each_device_one_owner() {
+    let one = std::sync::Arc::new(Masa::start_on(true, "first-owner", |t| t));
+    let two = std::sync::Arc::new(one.another_instance());
+    let domains = [Domain::new("Red"), Domain::new("Blue")];
+    let ids: Vec<String> = domains
+        .iter()
+        .map(|d| domain_id_base64(&d.ca.cert).expect("domainID"))
+        .collect();
+    let pledges: Vec<_> = (0..100)
+        .map(|i| one.mint(&format!("SN-RACE-{i:03}")))
+        .collect();
+    let mut asks = tokio::task::JoinSet::new();
+    for (i, p) in pledges.iter().enumerate() {
+        for (d, domain) in domains.iter().enumerate() {
+            let rvr = p.requests(domain, Format::Cms, &one.vendor_ca).rvr;
+            let masa = if (i + d) % 2 == 0 {
+                one.clone()
+            } else {
+                two.clone()
+            };
+            let serial = p.serial.clone();
+            asks.spawn(async move { (serial, d, masa.request_voucher(&rvr).await.0) });
+        }
+    }
+    let mut answers = std::collections::BTreeMap::<String, Vec<(usize, u16)>>::new();
+    while let Some(joined) = asks.join_next().await {
+        let (serial, d, status) = joined.expect("task");
+        answers.entry(serial).or_default().push((d, status));
+    }
+    assert_eq!(answers.len(), 100);
+    let audited: std::collections::BTreeMap<String, String> = one
+        .text_pairs("SELECT serial, domain_id FROM audit_log WHERE serial LIKE 'SN-RACE-%'")
+        .await
+        .into_iter()
+        .collect();
+    let owners: std::collections::BTreeMap<String, String> = one
+        .text_pairs("SELECT serial, domain_id FROM owners WHERE serial LIKE 'SN-RACE-%'")
+        .await
+        .into_iter()
+        .collect();
+    let entries = one
+        .count("SELECT COUNT(*) FROM audit_log WHERE serial LIKE 'SN-RACE-%'")
+        .await;
+    assert_eq!(
+        entries, 100,
+        "one audit entry per device, none for a refusal"
+    );
+    for (serial, mut got) in answers {
+        got.sort();
+        let statuses: Vec<u16> = got.iter().map(|(_, s)| *s).collect();
+        assert!(
+            statuses == [200, 403] || statuses == [403, 200],
+            "{serial}: {got:?}"
+        );
+        let winner = got.iter().find(|(_, s)| *s == 200).map(|(d, _)| *d);
+        let winner_id = &ids[winner.expect("a winner")];
+        assert_eq!(owners.get(&serial), Some(winner_id), "{serial}: owner");
+        assert_eq!(audited.get(&serial), Some(winner_id), "{serial}: audit log");
+    }
+    assert!(
+        two.log().contains("outcome="),
+        "the second instance answered"
+    );
+}

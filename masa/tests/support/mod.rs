@@ -383,6 +383,57 @@ impl Masa {
         m
     }
 
+    /// Another `masa serve` of this MASA, on its PostgreSQL database: a copy of its directory
+    /// (configuration, keys, certificates) listening on a port of its own.
+    pub fn another_instance(&self) -> Self {
+        assert!(self.pg.is_some(), "instances share a PostgreSQL database");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("masa");
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(&self.dir)
+            .arg(&dir)
+            .status()
+            .expect("cp");
+        assert!(copied.success());
+        let _ = std::fs::remove_file(dir.join("serve.log"));
+        let port = free_port();
+        let config = dir.join("masa.toml");
+        let text = std::fs::read_to_string(&config).expect("read masa.toml");
+        let line = format!("listen = \"127.0.0.1:{}\"", self.port);
+        assert!(text.contains(&line), "{text}");
+        std::fs::write(
+            &config,
+            text.replace(&line, &format!("listen = \"127.0.0.1:{port}\"")),
+        )
+        .expect("write masa.toml");
+        let mut m = Self {
+            pg: None,
+            tmp,
+            dir,
+            config,
+            port,
+            vendor_ca: self.vendor_ca.clone(),
+            vendor_key: read_key(&self.dir.join("vendor-ca.key.pem")).expect("vendor key"),
+            child: None,
+        };
+        m.serve();
+        m
+    }
+
+    /// Rows of two text columns from the MASA's PostgreSQL database.
+    pub async fn text_pairs(&self, sql: &str) -> Vec<(String, String)> {
+        let server = self.pg.as_ref().expect("on PostgreSQL");
+        pg_client(server)
+            .await
+            .query(sql, &[])
+            .await
+            .expect("query")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
     /// [`Masa::start_with`] without editing the configuration.
     pub fn start(ownership: &str) -> Self {
         Self::start_with(ownership, |t| t)
