@@ -5,10 +5,12 @@
 # procps build and inspect the network-namespace lab; libssl-dev builds the CoAPS server (DTLS 1.2
 # via the openssl crate) and libcoap3-bin (coap-client-openssl) checks it; python3-venv makes the
 # venv in which pycose checks the MASA's COSE vouchers (scripts/pyvenv.sh); postgresql provides
-# initdb, pg_ctl and psql for the PostgreSQL backend's tests, which start servers of their own.
+# initdb, pg_ctl and psql for the PostgreSQL backend's tests, which start servers of their own;
+# haproxy balances several instances of each daemon in the testbed's cluster (testbed bench
+# --instances).
 set -euo pipefail
 need=()
-for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin python3-venv postgresql; do
+for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin python3-venv postgresql haproxy; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -198,6 +198,13 @@ impl PgServer {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// `pg_dump` of database `db`: its data as `COPY` blocks (tab-separated rows).
+    pub fn dump(&self, db: &str) -> Result<String, String> {
+        let url = self.url(db);
+        let out = self.run("pg_dump", &["--data-only", "-d", &url])?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Stop the server (`pg_ctl stop -m fast`).
     pub fn stop(&self) -> Result<(), String> {
         let data = self.data().display().to_string();

@@ -59,8 +59,31 @@ pub struct BenchOptions {
     /// Keep the working directory (keys, databases, daemon logs); its path is in the report.
     pub keep: bool,
     pub transport: Transport,
-    /// Where the MASA keeps its state.
+    /// Where the daemons keep their state.
     pub store: StoreKind,
+    /// Instances of each daemon, behind HAProxy (PostgreSQL and HTTPS only).
+    pub instances: usize,
+    /// How many times a pledge starts its bootstrap again after a failure (RFC 8995 §5.6:
+    /// a pledge whose bootstrap failed tries again), a second apart.
+    pub retries: usize,
+    /// Faults injected once this many enrollments are done.
+    pub faults: Faults,
+}
+
+/// What goes wrong during the load, once `after` enrollments are done.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    pub after: usize,
+    /// SIGKILL the last instance of the MASA and of the registrar.
+    pub kill_instances: bool,
+    /// Stop the PostgreSQL server and start it again 3 s later.
+    pub restart_database: bool,
+}
+
+impl Faults {
+    fn any(&self) -> bool {
+        self.kill_instances || self.restart_database
+    }
 }
 
 /// One device of the fleet.
@@ -76,6 +99,31 @@ struct Shared {
     manufacturer: TrustPolicy,
     registrar: Target,
     transport: Transport,
+    retries: usize,
+    /// Enrollments done so far.
+    done: AtomicUsize,
+    /// Bootstraps started again after a failure, by what the failed attempt got.
+    retried: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+}
+
+/// What a failed bootstrap attempt got: the status of a refusal (over CoAPS its CoAP code:
+/// the link reports codes as their HTTP statuses, RFC 8075), else `connection` (the
+/// connection failed or broke off).
+fn failure_kind(e: &anyhow::Error, coaps: bool) -> String {
+    use brski_common::answer::Class;
+    e.chain()
+        .find_map(|cause| {
+            let text = cause.to_string();
+            let status: u16 = text.split(": ").nth(1)?.split(' ').next()?.parse().ok()?;
+            if !coaps {
+                return Some(status.to_string());
+            }
+            Class::TABLE
+                .iter()
+                .find(|(_, http, _)| *http == status)
+                .map(|(_, _, coap)| coap.to_string())
+        })
+        .unwrap_or_else(|| "connection".into())
 }
 
 /// Run the benchmark; the JSON report.
@@ -88,8 +136,17 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let options = SuiteOptions {
         transport: opts.transport.name().into(),
         store: opts.store,
+        instances: opts.instances,
         ..SuiteOptions::default()
     };
+    ensure!(
+        !opts.faults.kill_instances || opts.instances >= 2,
+        "killing an instance needs --instances 2 or more"
+    );
+    ensure!(
+        !opts.faults.restart_database || opts.store == StoreKind::Postgres,
+        "restarting the database needs --store postgres"
+    );
     let mut suite = Suite::create(bin, dir, &options)?;
 
     let mint_start = Instant::now();
@@ -121,29 +178,65 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
 
     suite.start_masa()?;
     suite.start_registrar()?;
+    suite.start_instances()?;
     let shared = Arc::new(Shared {
         manufacturer: TrustPolicy::new(manufacturer).with_time(TimeCheck::Now),
         registrar: Target::parse_with_scheme(&suite.registrar_url())
             .map(|(_, t): (Scheme, Target)| t)?,
         transport: opts.transport,
+        retries: opts.retries,
+        done: AtomicUsize::new(0),
+        retried: Default::default(),
     });
 
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let host_verifies_per_s = p256_verifies_per_s(Duration::from_millis(300))?;
-    let registrar_pid = suite.registrar.as_ref().map(|d| d.child.id());
-    let masa_pid = suite.masa.as_ref().map(|d| d.child.id());
-    let pids = [registrar_pid, masa_pid, Some(std::process::id())];
-    let cpu_before = pids.map(|p| p.and_then(cpu_ms));
-    let switches_before = pids.map(|p| p.and_then(context_switches));
+    // Each role's processes (every instance), then the load generator.
+    let pids = [
+        suite.pids("registrar"),
+        suite.pids("masa"),
+        vec![std::process::id()],
+    ];
+    let cpu_before = pids.clone().map(|p| sum(&p, cpu_ms));
+    let switches_before = pids.clone().map(|p| sum(&p, context_switches));
     let steal_before = steal_and_total_ticks();
     let mut switches_after = [None; 3];
-    let load = drive(shared, devices, opts.concurrency, threads.max(1), || {
-        // Before the load threads end: a thread's switches go with it.
-        switches_after = pids.map(|p| p.and_then(context_switches));
+    let mut faults_done = Vec::new();
+    let load = std::thread::scope(|scope| {
+        let injector = opts
+            .faults
+            .any()
+            .then(|| scope.spawn(|| inject(&suite, &shared, &opts.faults, opts.pledges)));
+        let load = drive(
+            shared.clone(),
+            devices,
+            opts.concurrency,
+            threads.max(1),
+            || {
+                // Before the load threads end: a thread's switches go with it.
+                switches_after = pids.clone().map(|p| sum(&p, context_switches));
+            },
+        );
+        // The injector gives up once every pledge is done, whatever happened.
+        shared.done.store(usize::MAX, Ordering::Release);
+        if let Some(handle) = injector {
+            faults_done = handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("fault injector panicked")))?;
+        }
+        anyhow::Ok(load)
+    })?;
+    // A killed instance is gone: its counters with it.
+    let killed: Vec<u32> = faults_done.iter().filter_map(|f| f.1).collect();
+    suite.instances.retain(|d| !killed.contains(&d.child.id()));
+    let pids = pids.map(|p| {
+        p.into_iter()
+            .filter(|pid| !killed.contains(pid))
+            .collect::<Vec<_>>()
     });
-    let cpu_after = pids.map(|p| p.and_then(cpu_ms));
+    let cpu_after = pids.clone().map(|p| sum(&p, cpu_ms));
     // The host's speed again once the load is over: on a shared machine it can change during
     // a run, and the rate follows it.
     let host_verifies_after = p256_verifies_per_s(Duration::from_millis(300))?;
@@ -163,8 +256,12 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
         (load.ok > 0).then(|| round(used / load.ok as f64, 3))
     };
 
-    let registrar_rss = registrar_pid.and_then(vm_hwm_kb);
-    let masa_rss = masa_pid.and_then(vm_hwm_kb);
+    let registrar_rss = pids[0].iter().filter_map(|&p| vm_hwm_kb(p)).max();
+    let masa_rss = pids[1].iter().filter_map(|&p| vm_hwm_kb(p)).max();
+    let consistency = match &suite.pg {
+        Some(pg) => Some(consistency(pg, &load.issued)?),
+        None => None,
+    };
 
     let pledge = match &pledge_toml {
         Some(config) => Some(measure_pledge(&suite, config)?),
@@ -197,6 +294,10 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
             "masa": store,
             "registrar": store,
         },
+        "instances": suite.cluster.map_or(1, |c| c.instances),
+        "faults": faults_done.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+        "retries": *shared.retried.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        "consistency": consistency,
         "workdir": workdir,
         "pledges": opts.pledges,
         "concurrency": opts.concurrency,
@@ -283,8 +384,14 @@ fn read_fleet(bundle: &Path) -> Result<(Vec<Certificate>, Vec<Device>)> {
     Ok((vec![ca], devices))
 }
 
+/// One pledge's outcome: its latency in milliseconds with its serial and its LDevID's serial
+/// number, or why it failed.
+type Outcome = Result<(f64, (String, String)), String>;
+
 struct LoadResult {
     ok: usize,
+    /// Each pledge told of its LDevID: the pledge's serial and the LDevID's serial number.
+    issued: Vec<(String, String)>,
     failures: usize,
     reasons: Vec<String>,
     latencies_ms: Vec<f64>,
@@ -332,7 +439,7 @@ fn drive(
             }));
         }
         drop(sender);
-        let mut all: Vec<Vec<Result<f64, String>>> = finished.iter().collect();
+        let mut all: Vec<Vec<Outcome>> = finished.iter().collect();
         let elapsed = start.elapsed();
         when_done();
         drop(held);
@@ -345,6 +452,7 @@ fn drive(
     });
     let mut result = LoadResult {
         ok: 0,
+        issued: Vec::with_capacity(devices.len()),
         failures: 0,
         reasons: Vec::new(),
         latencies_ms: Vec::with_capacity(devices.len()),
@@ -352,9 +460,10 @@ fn drive(
     };
     for o in outcomes.into_iter().flatten() {
         match o {
-            Ok(ms) => {
+            Ok((ms, issued)) => {
                 result.ok += 1;
                 result.latencies_ms.push(ms);
+                result.issued.push(issued);
             }
             Err(reason) => {
                 result.failures += 1;
@@ -374,20 +483,37 @@ async fn run_pledges(
     devices: &Arc<Vec<Device>>,
     next: &Arc<AtomicUsize>,
     in_flight: usize,
-) -> Vec<Result<f64, String>> {
+) -> Vec<Outcome> {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..in_flight {
         let (shared, devices, next) = (shared.clone(), devices.clone(), next.clone());
         workers.spawn(async move {
-            let mut out: Vec<Result<f64, String>> = Vec::new();
+            let mut out: Vec<Outcome> = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(device) = devices.get(i) else { break };
                 let t = Instant::now();
-                let r = enroll(&shared, device).await;
+                let mut r = enroll(&shared, device).await;
+                for _ in 0..shared.retries {
+                    let Err(e) = &r else { break };
+                    *shared
+                        .retried
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .entry(failure_kind(e, shared.transport == Transport::Coaps))
+                        .or_default() += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    r = enroll(&shared, device).await;
+                }
+                if r.is_ok() {
+                    shared.done.fetch_add(1, Ordering::AcqRel);
+                }
                 out.push(
-                    r.map(|()| t.elapsed().as_secs_f64() * 1000.0)
-                        .map_err(|e| format!("{}: {e:#}", device.serial)),
+                    r.map(|ldevid| {
+                        let ms = t.elapsed().as_secs_f64() * 1000.0;
+                        (ms, (device.serial.clone(), ldevid))
+                    })
+                    .map_err(|e| format!("{}: {e:#}", device.serial)),
                 );
             }
             out
@@ -455,8 +581,9 @@ async fn domain_ca(link: &mut Link, server_chain: &[Vec<u8>], coaps: bool) -> Re
     Ok(domain)
 }
 
-/// One full bootstrap, checked as the `pledge` binary checks it.
-async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
+/// One full bootstrap, checked as the `pledge` binary checks it; the LDevID's serial number
+/// (hex).
+async fn enroll(shared: &Shared, d: &Device) -> Result<String> {
     let idevid = d.chain.first().ok_or_else(|| anyhow!("no IDevID"))?;
     let coaps = shared.transport == Transport::Coaps;
     // RFC 8995 §5.1 (cBRSKI §6.1): provisional TLS or DTLS with the IDevID.
@@ -586,6 +713,7 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
     validate_chain(&ldevid, &issued, &domain)
         .context("the LDevID does not validate to the domain CA")?;
     drop(link);
+    let ldevid_serial = hex::encode_upper(ldevid.tbs_certificate().serial_number().as_bytes());
 
     // §5.9.4: success reported on a new connection with the LDevID.
     let anchored = Credentials {
@@ -604,7 +732,100 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<()> {
         &ok,
     )
     .await?;
-    Ok(())
+    Ok(ldevid_serial)
+}
+
+/// The sum of `f` over `pids` (`None` if any is unknown).
+fn sum<T: std::iter::Sum>(pids: &[u32], f: impl Fn(u32) -> Option<T>) -> Option<T> {
+    pids.iter().map(|&p| f(p)).sum()
+}
+
+/// Wait until `faults.after` enrollments are done (or the load is over), then inject the
+/// faults; what was done, with the process ID of each instance killed.
+fn inject(
+    suite: &Suite,
+    shared: &Shared,
+    faults: &Faults,
+    pledges: usize,
+) -> Result<Vec<(String, Option<u32>)>> {
+    let after = faults.after.min(pledges.saturating_sub(1));
+    while shared.done.load(Ordering::Acquire) < after {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if shared.done.load(Ordering::Acquire) == usize::MAX {
+        return Ok(Vec::new());
+    }
+    let mut done = Vec::new();
+    if faults.kill_instances {
+        for name in ["registrar", "masa"] {
+            let last = suite
+                .instances
+                .iter()
+                .rev()
+                .find(|d| d.name == name)
+                .ok_or_else(|| anyhow!("no second {name} instance to kill"))?;
+            crate::loopback::signal(&last.child, "KILL")?;
+            done.push((
+                format!(
+                    "SIGKILL {name} instance (pid {}) after {after} enrollments",
+                    last.child.id()
+                ),
+                Some(last.child.id()),
+            ));
+        }
+    }
+    if faults.restart_database {
+        let pg = suite
+            .pg
+            .as_ref()
+            .ok_or_else(|| anyhow!("no PostgreSQL server to restart"))?;
+        pg.stop().map_err(|e| anyhow!(e))?;
+        std::thread::sleep(Duration::from_secs(3));
+        pg.restart().map_err(|e| anyhow!(e))?;
+        done.push((
+            format!("PostgreSQL stopped for 3 s after {after} enrollments"),
+            None,
+        ));
+    }
+    Ok(done)
+}
+
+/// What the database holds against what the pledges were told (issue 15): every LDevID a
+/// pledge received is in `pg_dump` of the registrar's database, no two pledges were told the
+/// same serial number, and no MASA audit entry lacks its voucher.
+fn consistency(
+    pg: &brski_service::pg_server::PgServer,
+    issued: &[(String, String)],
+) -> Result<Value> {
+    let dump = pg.dump("registrar").map_err(|e| anyhow!(e))?;
+    // The rows of `COPY public.certificates (cert_serial, ...) FROM stdin;` up to `\.`.
+    let stored: std::collections::HashSet<&str> = dump
+        .lines()
+        .skip_while(|l| !l.starts_with("COPY public.certificates (cert_serial,"))
+        .skip(1)
+        .take_while(|l| *l != "\\.")
+        .filter_map(|l| l.split('\t').next())
+        .collect();
+    let told: std::collections::HashSet<&str> = issued.iter().map(|(_, s)| s.as_str()).collect();
+    let missing = told.iter().filter(|s| !stored.contains(*s)).count();
+    let q = |db: &str, sql: &str| -> Result<u64> {
+        pg.psql(db, sql)
+            .map_err(|e| anyhow!(e))?
+            .parse()
+            .context("a count")
+    };
+    Ok(json!({
+        "ldevids_told": issued.len(),
+        "ldevids_told_twice": issued.len() - told.len(),
+        "ldevids_told_missing_from_dump": missing,
+        "registrar_certificates": q("registrar", "SELECT COUNT(*) FROM certificates")?,
+        "masa_vouchers": q("masa", "SELECT COUNT(*) FROM vouchers")?,
+        "masa_audit_entries_without_voucher": q(
+            "masa",
+            "SELECT COUNT(*) FROM audit_log a LEFT JOIN vouchers v ON v.id = a.voucher_id \
+             WHERE v.id IS NULL",
+        )?,
+    }))
 }
 
 /// ECDSA P-256 verifications per second on one thread of this host now, over `for_at_least`:

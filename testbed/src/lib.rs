@@ -6,5 +6,6 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod cluster;
 pub mod lab;
 pub mod loopback;

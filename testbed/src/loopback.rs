@@ -369,8 +369,11 @@ pub struct SuiteOptions {
     pub ownership: String,
     /// The pledges' transport: `https` or `coaps` (the registrar listens on both).
     pub transport: String,
-    /// Where the MASA keeps its state.
+    /// Where the daemons keep their state.
     pub store: StoreKind,
+    /// Instances of each daemon: more than one shares a PostgreSQL database behind HAProxy
+    /// ([`crate::cluster`]).
+    pub instances: usize,
 }
 
 impl Default for SuiteOptions {
@@ -380,6 +383,7 @@ impl Default for SuiteOptions {
             ownership: "log-only".into(),
             transport: "https".into(),
             store: StoreKind::from_env(),
+            instances: 1,
         }
     }
 }
@@ -389,7 +393,7 @@ impl Default for SuiteOptions {
 pub enum StoreKind {
     /// Each daemon's embedded SQLite file.
     Sqlite,
-    /// A PostgreSQL server of the suite's own (`initdb` + `pg_ctl`) for the MASA.
+    /// A PostgreSQL server of the suite's own (`initdb` + `pg_ctl`) for both daemons.
     Postgres,
 }
 
@@ -424,6 +428,21 @@ pub struct Suite {
     pub pg: Option<brski_service::pg_server::PgServer>,
     pub masa: Option<Daemon>,
     pub registrar: Option<Daemon>,
+    /// With several instances: where the load balancer listens for the MASA and for the
+    /// registrar, and how many instances of each there are.
+    pub cluster: Option<ClusterPlan>,
+    /// The instances after the first (`masa`, `registrar`), started by
+    /// [`Suite::start_instances`].
+    pub instances: Vec<Daemon>,
+    pub balancer: Option<crate::cluster::Balancer>,
+}
+
+/// The load-balanced addresses of a suite with several instances of each daemon.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterPlan {
+    pub instances: usize,
+    pub masa_lb: SocketAddr,
+    pub registrar_lb: SocketAddr,
 }
 
 impl Suite {
@@ -438,6 +457,23 @@ impl Suite {
         if !matches!(opts.transport.as_str(), "https" | "coaps") {
             bail!("transport {:?} is not one of https, coaps", opts.transport);
         }
+        ensure!(opts.instances >= 1, "at least one instance of each daemon");
+        ensure!(
+            opts.instances == 1 || opts.store == StoreKind::Postgres,
+            "several instances share a PostgreSQL database: use the postgres store"
+        );
+        ensure!(
+            opts.instances == 1 || opts.transport == "https",
+            "several instances are load-balanced over TCP: HTTPS only"
+        );
+        let cluster = match opts.instances {
+            1 => None,
+            instances => Some(ClusterPlan {
+                instances,
+                masa_lb: format!("127.0.0.1:{}", free_port()?).parse()?,
+                registrar_lb: format!("127.0.0.1:{}", free_port()?).parse()?,
+            }),
+        };
         run(Command::new(&bin.masa).args([
             "init",
             "--dir",
@@ -449,6 +485,19 @@ impl Suite {
             "--ownership",
             &opts.ownership,
         ]))?;
+        if let Some(plan) = &cluster {
+            // IDevIDs name the load balancer: registrars reach any MASA instance through it.
+            let toml = masa_dir.join("masa.toml");
+            let text = std::fs::read_to_string(&toml)?;
+            let edited: Vec<String> = text
+                .lines()
+                .map(|l| match l.starts_with("masa-url = ") {
+                    true => format!("masa-url = \"localhost:{}\"", plan.masa_lb.port()),
+                    false => l.to_string(),
+                })
+                .collect();
+            std::fs::write(&toml, edited.join("\n") + "\n")?;
+        }
         let vendor_ca = masa_dir.join("vendor-ca.crt.pem");
         run(Command::new(&bin.registrar).args([
             "init",
@@ -497,6 +546,9 @@ impl Suite {
             pg,
             masa: None,
             registrar: None,
+            cluster,
+            instances: Vec::new(),
+            balancer: None,
         })
     }
 
@@ -517,9 +569,93 @@ impl Suite {
         }
     }
 
-    /// The registrar's HTTPS URL.
+    /// The registrar's HTTPS URL (the load balancer's, with several instances).
     pub fn registrar_https_url(&self) -> String {
-        format!("https://{}", self.registrar_addr)
+        match &self.cluster {
+            Some(plan) => format!("https://{}", plan.registrar_lb),
+            None => format!("https://{}", self.registrar_addr),
+        }
+    }
+
+    /// With a [`ClusterPlan`]: the other instances of each daemon (copies of the first one's
+    /// directory, on ports of their own; the registrar copies without CoAPS, which the TCP
+    /// load balancer does not carry), then HAProxy in front of each set. The first instances
+    /// must be running.
+    pub fn start_instances(&mut self) -> Result<()> {
+        use crate::cluster::{Balancer, Frontend, copy_instance};
+        let Some(plan) = self.cluster else {
+            return Ok(());
+        };
+        let mut masas = vec![self.masa_addr];
+        let mut registrars = vec![self.registrar_addr];
+        for i in 2..=plan.instances {
+            let masa_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+            let dir = self.dir.join(format!("masa-{i}"));
+            let listen = format!("listen = \"{masa_addr}\"");
+            copy_instance(&self.masa_dir, &dir, "masa.toml", |l| {
+                l.starts_with("listen = ").then(|| listen.clone())
+            })?;
+            let config = dir.join("masa.toml");
+            self.instances.push(Daemon::start(
+                "masa",
+                &self.bin.masa,
+                &["serve", "--config", path(&config)?],
+                masa_addr,
+                self.dir.join(format!("masa-{i}.log")),
+            )?);
+            masas.push(masa_addr);
+
+            let registrar_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+            let dir = self.dir.join(format!("registrar-{i}"));
+            let listen = format!("listen = \"{registrar_addr}\"");
+            copy_instance(&self.registrar_dir, &dir, "registrar.toml", |l| {
+                if l.starts_with("listen = ") {
+                    Some(listen.clone())
+                } else if l.starts_with("coaps-listen = ") {
+                    Some("coaps-listen = \"\"".into())
+                } else if l.starts_with("jpy-listen = ") {
+                    Some("jpy-listen = \"\"".into())
+                } else {
+                    None
+                }
+            })?;
+            let config = dir.join("registrar.toml");
+            self.instances.push(Daemon::start(
+                "registrar",
+                &self.bin.registrar,
+                &["serve", "--config", path(&config)?],
+                registrar_addr,
+                self.dir.join(format!("registrar-{i}.log")),
+            )?);
+            registrars.push(registrar_addr);
+        }
+        self.balancer = Some(Balancer::start(
+            &self.dir,
+            vec![
+                Frontend {
+                    name: "masa",
+                    listen: plan.masa_lb,
+                    servers: masas,
+                },
+                Frontend {
+                    name: "registrar",
+                    listen: plan.registrar_lb,
+                    servers: registrars,
+                },
+            ],
+        )?);
+        Ok(())
+    }
+
+    /// The process IDs of every running instance of the daemon `name`.
+    pub fn pids(&self, name: &str) -> Vec<u32> {
+        [self.masa.as_ref(), self.registrar.as_ref()]
+            .into_iter()
+            .flatten()
+            .chain(self.instances.iter())
+            .filter(|d| d.name == name)
+            .map(|d| d.child.id())
+            .collect()
     }
 
     /// Start `masa serve`.
@@ -621,10 +757,15 @@ impl Suite {
     /// Stop both daemons with SIGTERM; their exit statuses.
     pub fn stop(&mut self) -> Result<Vec<(&'static str, std::process::ExitStatus)>> {
         let mut out = Vec::new();
-        for d in [self.registrar.as_mut(), self.masa.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        self.balancer = None;
+        // Registrars first (they may be waiting on a MASA), each role's instances together.
+        let (registrars, masas): (Vec<&mut Daemon>, Vec<&mut Daemon>) = self
+            .instances
+            .iter_mut()
+            .chain(self.registrar.as_mut())
+            .chain(self.masa.as_mut())
+            .partition(|d| d.name == "registrar");
+        for d in registrars.into_iter().chain(masas) {
             out.push((d.name, d.stop(Duration::from_secs(30))?));
         }
         Ok(out)

@@ -76,6 +76,20 @@ enum Command {
         /// run one after the other, each with every transport.
         #[arg(long, default_value = "sqlite", value_delimiter = ',', value_parser = ["sqlite", "postgres"])]
         store: Vec<String>,
+        /// Instances of each daemon on the PostgreSQL runs over HTTPS, behind HAProxy (mode
+        /// tcp, health-checked); the SQLite and CoAPS runs keep one instance each.
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        /// How many times a pledge starts its bootstrap again after a failure, a second apart.
+        #[arg(long, default_value_t = 0)]
+        retries: usize,
+        /// SIGKILL the last MASA and registrar instance once this many enrollments are done
+        /// (with --instances 2 or more).
+        #[arg(long)]
+        kill_after: Option<usize>,
+        /// Stop PostgreSQL for 3 s once this many enrollments are done (postgres runs).
+        #[arg(long)]
+        restart_db_after: Option<usize>,
     },
     /// The network-namespace lab (root): pledges with only IPv6 link-local addresses find a
     /// join proxy and enroll through it.
@@ -131,6 +145,10 @@ fn main() -> ExitCode {
             keep,
             transport,
             store,
+            instances,
+            retries,
+            kill_after,
+            restart_db_after,
         } => store
             .iter()
             .flat_map(|s| transport.iter().map(move |t| (s, t)))
@@ -142,6 +160,8 @@ fn main() -> ExitCode {
                     "postgres" => testbed::loopback::StoreKind::Postgres,
                     _ => testbed::loopback::StoreKind::Sqlite,
                 };
+                let postgres = store == testbed::loopback::StoreKind::Postgres;
+                let clustered = postgres && transport == Transport::Https;
                 let report = testbed::bench::bench(&testbed::bench::BenchOptions {
                     pledges,
                     concurrency,
@@ -150,11 +170,26 @@ fn main() -> ExitCode {
                     keep,
                     transport,
                     store,
+                    instances: if clustered { instances } else { 1 },
+                    retries,
+                    faults: testbed::bench::Faults {
+                        after: kill_after.or(restart_db_after).unwrap_or(0),
+                        kill_instances: clustered && instances > 1 && kill_after.is_some(),
+                        restart_database: postgres && restart_db_after.is_some(),
+                    },
                 })?;
                 println!("{report}");
                 let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
                 if failures > 0 || report["daemons_stopped_cleanly"] != true {
                     bail!("{name}: {failures} failures (see failure_reasons)");
+                }
+                let c = &report["consistency"];
+                if !c.is_null()
+                    && (c["ldevids_told_missing_from_dump"] != 0
+                        || c["ldevids_told_twice"] != 0
+                        || c["masa_audit_entries_without_voucher"] != 0)
+                {
+                    bail!("{name}: the database does not hold what the pledges were told: {c}");
                 }
                 if report["pledge_bootstrap"]["ok"] == false {
                     bail!("{name}: pledge bootstrap failed");

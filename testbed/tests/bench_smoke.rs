@@ -2,26 +2,13 @@
 //! (binaries built by `cargo test --workspace`), over HTTPS and over CoAPS in one invocation,
 //! prints one JSON object per transport with the documented fields and no failures.
 
-use std::process::Command;
+mod support;
 
-/// `testbed bench --pledges 20 --concurrency 4 ARGS`: its reports, one per line, after it
-/// exited successfully.
+/// `testbed bench --pledges 20 --concurrency 4 ARGS`: its reports.
 fn bench(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
-        .args(["bench", "--pledges", "20", "--concurrency", "4"])
-        .args(args)
-        .output()
-        .expect("run testbed bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "testbed bench failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect()
+    let mut all = vec!["--pledges", "20", "--concurrency", "4"];
+    all.extend_from_slice(args);
+    support::bench_reports(&all)
 }
 
 #[test]

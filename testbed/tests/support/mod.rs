@@ -196,3 +196,23 @@ pub fn edit_registrar_config(s: &Suite, edit: impl FnOnce(String) -> String) {
     let text = std::fs::read_to_string(&path).expect("registrar.toml");
     std::fs::write(&path, edit(text)).expect("write registrar.toml");
 }
+
+/// `testbed bench ARGS` (the binary built by cargo test): its reports, one JSON object per
+/// line, after it exited successfully.
+pub fn bench_reports(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("run testbed bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "testbed bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
