@@ -67,8 +67,11 @@ pub async fn open(url: &str, ca_certs: &[Vec<u8>]) -> Result<PgStore, PgError> {
 pub async fn insert_device(c: &impl GenericClient, device: &Device) -> Result<bool, PgError> {
     let done = c
         .execute(
-            "INSERT INTO devices (serial, idevid_issuer, idevid_cert, minted_at)
+            &c.prepare_cached(
+                "INSERT INTO devices (serial, idevid_issuer, idevid_cert, minted_at)
              VALUES ($1, $2, $3, $4) ON CONFLICT (serial) DO NOTHING",
+            )
+            .await?,
             &[
                 &device.serial,
                 &device.idevid_issuer,
@@ -84,7 +87,10 @@ pub async fn insert_device(c: &impl GenericClient, device: &Device) -> Result<bo
 pub async fn device(c: &impl GenericClient, serial: &str) -> Result<Option<Device>, PgError> {
     let row = c
         .query_opt(
-            "SELECT serial, idevid_issuer, idevid_cert FROM devices WHERE serial = $1",
+            &c.prepare_cached(
+                "SELECT serial, idevid_issuer, idevid_cert FROM devices WHERE serial = $1",
+            )
+            .await?,
             &[&serial],
         )
         .await?;
@@ -126,8 +132,11 @@ pub async fn insert_owner_if_none(
 ) -> Result<bool, PgError> {
     let done = c
         .execute(
-            "INSERT INTO owners (serial, domain_id, domain_cert, since) VALUES ($1, $2, $3, $4)
+            &c.prepare_cached(
+                "INSERT INTO owners (serial, domain_id, domain_cert, since) VALUES ($1, $2, $3, $4)
              ON CONFLICT (serial) DO NOTHING",
+            )
+            .await?,
             &[&serial, &domain.domain_id, &domain.cert, &crate::db::now()],
         )
         .await?;
@@ -137,7 +146,11 @@ pub async fn insert_owner_if_none(
 /// Forget the owner of `serial`; `Ok(false)` when it had none.
 pub async fn release(c: &impl GenericClient, serial: &str) -> Result<bool, PgError> {
     let done = c
-        .execute("DELETE FROM owners WHERE serial = $1", &[&serial])
+        .execute(
+            &c.prepare_cached("DELETE FROM owners WHERE serial = $1")
+                .await?,
+            &[&serial],
+        )
         .await?;
     Ok(done > 0)
 }
@@ -159,9 +172,12 @@ pub async fn set_claim(
     domain: &DomainRecord,
 ) -> Result<(), PgError> {
     c.execute(
-        "INSERT INTO claims (serial, domain_id, domain_ca, claimed_at) VALUES ($1, $2, $3, $4)
+        &c.prepare_cached(
+            "INSERT INTO claims (serial, domain_id, domain_ca, claimed_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (serial) DO UPDATE SET domain_id = excluded.domain_id,
              domain_ca = excluded.domain_ca, claimed_at = excluded.claimed_at",
+        )
+        .await?,
         &[&serial, &domain.domain_id, &domain.cert, &crate::db::now()],
     )
     .await?;
@@ -173,9 +189,12 @@ pub async fn set_claim(
 pub async fn record_voucher(c: &impl GenericClient, v: &IssuedVoucher<'_>) -> Result<i64, PgError> {
     let row = c
         .query_one(
-            "INSERT INTO vouchers (serial, created_on, expires_on, format, domain_id, nonce,
+            &c.prepare_cached(
+                "INSERT INTO vouchers (serial, created_on, expires_on, format, domain_id, nonce,
                                    assertion, voucher)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .await?,
             &[
                 &v.serial,
                 &v.created_on,
@@ -190,9 +209,12 @@ pub async fn record_voucher(c: &impl GenericClient, v: &IssuedVoucher<'_>) -> Re
         .await?;
     let id: i64 = row.get(0);
     c.execute(
-        "INSERT INTO audit_log (serial, idevid_issuer, date, domain_id, nonce, assertion,
+        &c.prepare_cached(
+            "INSERT INTO audit_log (serial, idevid_issuer, date, domain_id, nonce, assertion,
                                 voucher_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?,
         &[
             &v.serial,
             &v.idevid_issuer,
@@ -214,7 +236,7 @@ pub async fn audit_events(
 ) -> Result<Vec<AuditEvent>, PgError> {
     let rows = c
         .query(
-            "SELECT date, domain_id, nonce, assertion FROM audit_log WHERE serial = $1 ORDER BY id",
+            &c.prepare_cached("SELECT date, domain_id, nonce, assertion FROM audit_log WHERE serial = $1 ORDER BY id").await?,
             &[&serial],
         )
         .await?;

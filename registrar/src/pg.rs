@@ -128,7 +128,11 @@ fn policy_of(stored: &str) -> Result<Policy, PgError> {
 /// The stored policy of `serial`, if the serial is known.
 pub async fn policy(c: &impl GenericClient, serial: &str) -> Result<Option<Policy>, PgError> {
     let row = c
-        .query_opt("SELECT policy FROM pledges WHERE serial = $1", &[&serial])
+        .query_opt(
+            &c.prepare_cached("SELECT policy FROM pledges WHERE serial = $1")
+                .await?,
+            &[&serial],
+        )
         .await?;
     Ok(row.and_then(|r| Policy::parse(r.get::<_, &str>(0))))
 }
@@ -140,8 +144,11 @@ pub async fn set_policy(
     policy: Policy,
 ) -> Result<(), PgError> {
     c.execute(
-        "INSERT INTO pledges (serial, policy, updated_at) VALUES ($1, $2, $3)
+        &c.prepare_cached(
+            "INSERT INTO pledges (serial, policy, updated_at) VALUES ($1, $2, $3)
          ON CONFLICT (serial) DO UPDATE SET policy = $2, updated_at = $3",
+        )
+        .await?,
         &[&serial, &policy.as_str(), &now()],
     )
     .await?;
@@ -158,7 +165,8 @@ pub async fn record_seen(
 ) -> Result<Policy, PgError> {
     let row = c
         .query_one(
-            "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer, updated_at,
+            &c.prepare_cached(
+                "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer, updated_at,
                                   transport)
              VALUES ($1, $2, $3, $3, $4, $3, $5)
              ON CONFLICT (serial) DO UPDATE SET
@@ -167,6 +175,8 @@ pub async fn record_seen(
                  first_seen = COALESCE(pledges.first_seen, $3), last_seen = $3, last_peer = $4,
                  updated_at = $3, transport = $5
              RETURNING policy",
+            )
+            .await?,
             &[&serial, &policy_if_new.as_str(), &now(), &peer, &transport],
         )
         .await?;
@@ -182,9 +192,12 @@ pub async fn voucher_for_nonce(
 ) -> Result<Option<StoredVoucher>, PgError> {
     let row = c
         .query_opt(
-            "SELECT id, content_type, voucher FROM vouchers
+            &c.prepare_cached(
+                "SELECT id, content_type, voucher FROM vouchers
              WHERE serial = $1 AND idevid_sha256 = $2 AND nonce = $3
              ORDER BY id DESC LIMIT 1",
+            )
+            .await?,
             &[&serial, &idevid_sha256, &nonce],
         )
         .await?;
@@ -199,9 +212,12 @@ pub async fn voucher_for_nonce(
 pub async fn store_voucher(tx: &Transaction<'_>, v: &NewVoucher<'_>) -> Result<i64, PgError> {
     let row = tx
         .query_one(
-            "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format, content_type,
+            &tx.prepare_cached(
+                "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format, content_type,
                                    assertion, masa_url, voucher, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .await?,
             &[
                 &v.serial,
                 &v.idevid_sha256,
@@ -218,7 +234,7 @@ pub async fn store_voucher(tx: &Transaction<'_>, v: &NewVoucher<'_>) -> Result<i
     let id: i64 = row.get(0);
     if let Some(rvr) = v.rvr {
         tx.execute(
-            "INSERT INTO voucher_requests (voucher_id, request_format, rvr) VALUES ($1, $2, $3)",
+            &tx.prepare_cached("INSERT INTO voucher_requests (voucher_id, request_format, rvr) VALUES ($1, $2, $3)").await?,
             &[&id, &v.request_format, &rvr],
         )
         .await?;
@@ -233,9 +249,12 @@ pub async fn latest_voucher_request(
 ) -> Result<Option<VoucherWithRequest>, PgError> {
     let row = c
         .query_opt(
-            "SELECT v.id, v.masa_url, r.request_format, r.rvr FROM vouchers v
+            &c.prepare_cached(
+                "SELECT v.id, v.masa_url, r.request_format, r.rvr FROM vouchers v
              JOIN voucher_requests r ON r.voucher_id = v.id
              WHERE v.id = (SELECT MAX(id) FROM vouchers WHERE serial = $1)",
+            )
+            .await?,
             &[&serial],
         )
         .await?;
@@ -253,8 +272,11 @@ pub async fn store_audit_check(
     a: &NewAuditCheck<'_>,
 ) -> Result<(), PgError> {
     c.execute(
-        "INSERT INTO audit_checks (serial, voucher_id, passed, reason, log, checked_at)
+        &c.prepare_cached(
+            "INSERT INTO audit_checks (serial, voucher_id, passed, reason, log, checked_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?,
         &[
             &a.serial,
             &a.voucher_id,
@@ -275,9 +297,9 @@ pub async fn store_nonceless_voucher(
 ) -> Result<i64, PgError> {
     let row = c
         .query_one(
-            "INSERT INTO nonceless_vouchers (serial, masa_url, content_type, expires_on, voucher,
+            &c.prepare_cached("INSERT INTO nonceless_vouchers (serial, masa_url, content_type, expires_on, voucher,
                                              fetched_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id").await?,
             &[
                 &v.serial,
                 &v.masa_url,
@@ -298,8 +320,11 @@ pub async fn nonceless_vouchers(
 ) -> Result<Vec<StoredNonceless>, PgError> {
     let rows = c
         .query(
-            "SELECT id, masa_url, content_type, expires_on, voucher FROM nonceless_vouchers
+            &c.prepare_cached(
+                "SELECT id, masa_url, content_type, expires_on, voucher FROM nonceless_vouchers
              WHERE serial = $1 ORDER BY id DESC",
+            )
+            .await?,
             &[&serial],
         )
         .await?;
@@ -322,8 +347,11 @@ pub async fn telemetry_context(
 ) -> Result<TelemetryContext, PgError> {
     let r = c
         .query_one(
-            "SELECT EXISTS(SELECT 1 FROM vouchers WHERE serial = $1),
+            &c.prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM vouchers WHERE serial = $1),
                     EXISTS(SELECT 1 FROM certificates WHERE pledge_serial = $1)",
+            )
+            .await?,
             &[&serial],
         )
         .await?;
@@ -345,14 +373,18 @@ pub async fn store_telemetry_limited(
     let cutoff = rfc3339(now_t - time::Duration::seconds(TELEMETRY_WINDOW_SECS));
     let kind = t.kind.as_str();
     tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))",
+        &tx.prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+            .await?,
         &[&t.serial, &kind],
     )
     .await?;
     let r = tx
         .query_one(
-            "SELECT COUNT(*), MIN(received_at) FROM telemetry
+            &tx.prepare_cached(
+                "SELECT COUNT(*), MIN(received_at) FROM telemetry
              WHERE serial = $1 AND kind = $2 AND received_at >= $3",
+            )
+            .await?,
             &[&t.serial, &kind, &cutoff],
         )
         .await?;
@@ -365,10 +397,13 @@ pub async fn store_telemetry_limited(
         ClientCert::Ldevid => "ldevid",
     };
     tx.execute(
-        "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert, voucher_id,
+        &tx.prepare_cached(
+            "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert, voucher_id,
                                 peer, received_at)
          VALUES ($1, $2, $3, $4, $5, $6, (SELECT MAX(id) FROM vouchers WHERE serial = $1),
                  $7, $8)",
+        )
+        .await?,
         &[
             &t.serial,
             &kind,
@@ -392,7 +427,8 @@ pub async fn may_enroll(
 ) -> Result<(Option<Policy>, EnrollGate), PgError> {
     let r = c
         .query_one(
-            "SELECT (SELECT policy FROM pledges WHERE serial = $1),
+            &c.prepare_cached(
+                "SELECT (SELECT policy FROM pledges WHERE serial = $1),
                     v.id, v.idevid_sha256,
                     (SELECT t.status FROM telemetry t
                      WHERE t.serial = v.serial AND t.kind = 'voucher_status'
@@ -404,6 +440,8 @@ pub async fn may_enroll(
                                 WHERE serial = $1 ORDER BY id DESC LIMIT 1) v ON true
              LEFT JOIN audit_checks a
                     ON a.id = (SELECT MAX(id) FROM audit_checks WHERE voucher_id = v.id)",
+            )
+            .await?,
             &[&serial],
         )
         .await?;
@@ -428,9 +466,12 @@ pub async fn store_certificate(
     c: &NewCertificate<'_>,
 ) -> Result<(), PgError> {
     tx.execute(
-        "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before, not_after,
+        &tx.prepare_cached(
+            "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before, not_after,
                                    der, issued_at, renewed_from, voucher_id, spki_sha256)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .await?,
         &[
             &c.cert_serial,
             &c.pledge_serial,
@@ -446,16 +487,20 @@ pub async fn store_certificate(
     )
     .await?;
     tx.execute(
-        "UPDATE certificates
+        &tx.prepare_cached(
+            "UPDATE certificates
          SET superseded_by = COALESCE(superseded_by, $1), revoked = true,
              revoked_reason = 'superseded by ' || $1
          WHERE pledge_serial = $2 AND cert_serial != $1
            AND cert_serial IS DISTINCT FROM $3 AND NOT revoked",
+        )
+        .await?,
         &[&c.cert_serial, &c.pledge_serial, &c.renewed_from],
     )
     .await?;
     tx.execute(
-        "UPDATE certificates SET superseded_by = $1 WHERE cert_serial = $2",
+        &tx.prepare_cached("UPDATE certificates SET superseded_by = $1 WHERE cert_serial = $2")
+            .await?,
         &[&c.cert_serial, &c.renewed_from],
     )
     .await?;
@@ -466,16 +511,22 @@ pub async fn store_certificate(
 pub async fn ldevid_seen(tx: &Transaction<'_>, cert_serial: &str) -> Result<(), PgError> {
     let first = tx
         .execute(
-            "UPDATE certificates SET first_seen = $2
+            &tx.prepare_cached(
+                "UPDATE certificates SET first_seen = $2
              WHERE cert_serial = $1 AND first_seen IS NULL",
+            )
+            .await?,
             &[&cert_serial, &now()],
         )
         .await?;
     if first > 0 {
         tx.execute(
-            "UPDATE certificates SET revoked = true,
+            &tx.prepare_cached(
+                "UPDATE certificates SET revoked = true,
                  revoked_reason = 'superseded by ' || $1 || ', which is in use'
              WHERE superseded_by = $1 AND NOT revoked",
+            )
+            .await?,
             &[&cert_serial],
         )
         .await?;
@@ -491,11 +542,14 @@ pub async fn ldevid_status(
 ) -> Result<LdevidStatus, PgError> {
     let row = c
         .query_opt(
-            "SELECT c.pledge_serial, c.der, c.revoked, c.revoked_reason, c.superseded_by,
+            &c.prepare_cached(
+                "SELECT c.pledge_serial, c.der, c.revoked, c.revoked_reason, c.superseded_by,
                     c.first_seen IS NOT NULL, s.first_seen IS NOT NULL
              FROM certificates c
              LEFT JOIN certificates s ON s.cert_serial = c.superseded_by
              WHERE c.cert_serial = $1",
+            )
+            .await?,
             &[&cert_serial],
         )
         .await?;
@@ -545,8 +599,11 @@ async fn latest_status(
 ) -> Result<Option<StatusReport>, PgError> {
     let row = c
         .query_opt(
-            "SELECT status, reason, client_cert, received_at FROM telemetry
+            &c.prepare_cached(
+                "SELECT status, reason, client_cert, received_at FROM telemetry
              WHERE serial = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
+            )
+            .await?,
             &[&serial, &kind.as_str()],
         )
         .await?;
@@ -562,8 +619,11 @@ async fn latest_status(
 pub async fn list_pledges(c: &impl GenericClient) -> Result<Vec<PledgeSummary>, PgError> {
     let serials: Vec<String> = c
         .query(
-            "SELECT serial FROM pledges UNION SELECT serial FROM telemetry
+            &c.prepare_cached(
+                "SELECT serial FROM pledges UNION SELECT serial FROM telemetry
              UNION SELECT pledge_serial FROM certificates ORDER BY 1",
+            )
+            .await?,
             &[],
         )
         .await?
@@ -574,7 +634,10 @@ pub async fn list_pledges(c: &impl GenericClient) -> Result<Vec<PledgeSummary>, 
     for serial in serials {
         let pledge = c
             .query_opt(
-                "SELECT policy, last_seen, last_peer, transport FROM pledges WHERE serial = $1",
+                &c.prepare_cached(
+                    "SELECT policy, last_seen, last_peer, transport FROM pledges WHERE serial = $1",
+                )
+                .await?,
                 &[&serial],
             )
             .await?;
@@ -584,16 +647,22 @@ pub async fn list_pledges(c: &impl GenericClient) -> Result<Vec<PledgeSummary>, 
         };
         let voucher_assertion: Option<String> = c
             .query_opt(
-                "SELECT assertion FROM vouchers WHERE serial = $1 ORDER BY id DESC LIMIT 1",
+                &c.prepare_cached(
+                    "SELECT assertion FROM vouchers WHERE serial = $1 ORDER BY id DESC LIMIT 1",
+                )
+                .await?,
                 &[&serial],
             )
             .await?
             .and_then(|r| r.get(0));
         let ldevid: Option<(String, String)> = c
             .query_opt(
-                "SELECT cert_serial, not_after FROM certificates
+                &c.prepare_cached(
+                    "SELECT cert_serial, not_after FROM certificates
                  WHERE pledge_serial = $1 AND superseded_by IS NULL AND NOT revoked
                  ORDER BY issued_at DESC LIMIT 1",
+                )
+                .await?,
                 &[&serial],
             )
             .await?
@@ -601,17 +670,23 @@ pub async fn list_pledges(c: &impl GenericClient) -> Result<Vec<PledgeSummary>, 
         let (ldevid_serial, ldevid_not_after) = ldevid.unzip();
         let audit_log = c
             .query_opt(
-                "SELECT passed, reason FROM audit_checks WHERE serial = $1
+                &c.prepare_cached(
+                    "SELECT passed, reason FROM audit_checks WHERE serial = $1
                  ORDER BY id DESC LIMIT 1",
+                )
+                .await?,
                 &[&serial],
             )
             .await?
             .map(|r| audit_text(r.get(0), r.get::<_, &str>(1)));
         let counts = c
             .query_one(
-                "SELECT (SELECT COUNT(*) FROM vouchers WHERE serial = $1),
+                &c.prepare_cached(
+                    "SELECT (SELECT COUNT(*) FROM vouchers WHERE serial = $1),
                         (SELECT COUNT(*) FROM telemetry WHERE serial = $1),
                         (SELECT COUNT(*) FROM certificates WHERE pledge_serial = $1)",
+                )
+                .await?,
                 &[&serial],
             )
             .await?;
@@ -653,8 +728,11 @@ pub async fn certificate(
 ) -> Result<Option<StoredLdevid>, PgError> {
     let row = c
         .query_opt(
-            "SELECT cert_serial, der, spki_sha256, revoked, superseded_by FROM certificates
+            &c.prepare_cached(
+                "SELECT cert_serial, der, spki_sha256, revoked, superseded_by FROM certificates
              WHERE cert_serial = $1",
+            )
+            .await?,
             &[&cert_serial],
         )
         .await?;
@@ -668,8 +746,11 @@ pub async fn enrolled_on_voucher(
 ) -> Result<Option<StoredLdevid>, PgError> {
     let row = c
         .query_opt(
-            "SELECT cert_serial, der, spki_sha256, revoked, superseded_by FROM certificates
+            &c.prepare_cached(
+                "SELECT cert_serial, der, spki_sha256, revoked, superseded_by FROM certificates
              WHERE voucher_id = $1 AND renewed_from IS NULL ORDER BY issued_at LIMIT 1",
+            )
+            .await?,
             &[&voucher_id],
         )
         .await?;
