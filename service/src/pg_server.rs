@@ -198,6 +198,12 @@ impl PgServer {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// The process ID of the server's postmaster (`postmaster.pid`), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     /// `pg_dump` of database `db`: its data as `COPY` blocks (tab-separated rows).
     pub fn dump(&self, db: &str) -> Result<String, String> {
         let url = self.url(db);

@@ -200,6 +200,13 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
         vec![std::process::id()],
     ];
     let cpu_before = pids.clone().map(|p| sum(&p, cpu_ms));
+    // PostgreSQL (its server processes) and HAProxy, when they run.
+    let database_pid = suite.pg.as_ref().and_then(|pg| pg.pid());
+    let balancer_pid = suite.balancer.as_ref().map(|b| b.pid());
+    let others_before = [
+        database_pid.and_then(cpu_ms_with_children),
+        balancer_pid.and_then(cpu_ms),
+    ];
     let switches_before = pids.clone().map(|p| sum(&p, context_switches));
     let steal_before = steal_and_total_ticks();
     let mut switches_after = [None; 3];
@@ -237,6 +244,15 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
             .collect::<Vec<_>>()
     });
     let cpu_after = pids.clone().map(|p| sum(&p, cpu_ms));
+    let others_after = [
+        database_pid.and_then(cpu_ms_with_children),
+        balancer_pid.and_then(cpu_ms),
+    ];
+    let others_per_enrollment = |i: usize| -> Option<f64> {
+        let used =
+            others_after.get(i).copied().flatten()? - others_before.get(i).copied().flatten()?;
+        (load.ok > 0).then(|| round(used / load.ok as f64, 3))
+    };
     // The host's speed again once the load is over: on a shared machine it can change during
     // a run, and the rate follows it.
     let host_verifies_after = p256_verifies_per_s(Duration::from_millis(300))?;
@@ -318,6 +334,8 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
             "registrar": per_enrollment(0),
             "masa": per_enrollment(1),
             "load_generator": per_enrollment(2),
+            "database": others_per_enrollment(0),
+            "balancer": others_per_enrollment(1),
         },
         "context_switches_per_enrollment": {
             "registrar": switches_per_enrollment(0),
@@ -864,6 +882,31 @@ pub fn cpu_ms(pid: u32) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) * 10.0)
+}
+
+/// CPU time in milliseconds of a process and of its children, live (`/proc/*/stat` naming
+/// it as parent) or ended and waited for (cutime, cstime): PostgreSQL's server processes.
+pub fn cpu_ms_with_children(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17 of proc(5).
+    let waited: f64 = fields.get(13)?.parse::<f64>().ok()? + fields.get(14)?.parse::<f64>().ok()?;
+    let live: f64 = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| parent(child) == Some(pid))
+        .filter_map(cpu_ms)
+        .sum();
+    Some(cpu_ms(pid)? + waited * 10.0 + live)
+}
+
+/// The parent process ID of `pid`.
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Context switches (voluntary and involuntary, all threads) of a live process, from

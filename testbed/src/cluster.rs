@@ -90,6 +90,13 @@ impl Balancer {
     }
 }
 
+impl Balancer {
+    /// HAProxy's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Balancer {
     fn drop(&mut self) {
         let _ = self.child.kill();
