@@ -54,9 +54,10 @@ enum Command {
         /// How many pledges enroll.
         #[arg(long, default_value_t = 1000)]
         pledges: usize,
-        /// How many pledges enroll at the same time.
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
+        /// How many pledges enroll at the same time; several (`1,8,64`) run one after the
+        /// other, each on fresh daemons.
+        #[arg(long, default_value = "64", value_delimiter = ',')]
+        concurrency: Vec<usize>,
         /// Load-generator threads, each with its own single-threaded runtime (default: number
         /// of CPUs).
         #[arg(long)]
@@ -152,7 +153,8 @@ fn main() -> ExitCode {
         } => store
             .iter()
             .flat_map(|s| transport.iter().map(move |t| (s, t)))
-            .try_for_each(|(store, name)| {
+            .flat_map(|(s, t)| concurrency.iter().map(move |&c| (s, t, c)))
+            .try_for_each(|(store, name, concurrency)| {
                 let transport = Transport::parse(name).ok_or_else(|| {
                     anyhow::anyhow!("transport {name:?} is not one of https, coaps")
                 })?;

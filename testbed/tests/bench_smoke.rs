@@ -75,3 +75,15 @@ fn check(report: &serde_json::Value) {
     assert!(pledge["peak_rss_kb"].as_u64().expect("pledge rss") > 0);
     assert_eq!(report["daemons_stopped_cleanly"], true);
 }
+
+/// `--concurrency 1,8`: one report per concurrency, each on fresh daemons.
+#[test]
+fn bench_runs_each_concurrency_given() {
+    let reports =
+        support::bench_reports(&["--pledges", "16", "--concurrency", "1,8", "--skip-pledge"]);
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for (report, concurrency) in reports.iter().zip([1, 8]) {
+        assert_eq!(report["concurrency"], concurrency, "{report}");
+        assert_eq!(report["enrollments"], 16, "{report}");
+    }
+}
