@@ -16,8 +16,8 @@ mod pg;
 mod server;
 mod store;
 
-use brski_common::cli::InspectArgs;
-use clap::{Args, Parser, Subcommand};
+use brski_common::cli::{GenerateArgs, InspectArgs};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use config::Ownership;
 use error::MasaError;
 use std::net::SocketAddr;
@@ -56,6 +56,9 @@ enum Command {
     Inspect(InspectArgs),
     /// Check every key and file of masa.toml; one line per problem, non-zero exit when any.
     CheckConfig(ConfigArg),
+    /// Write the man pages or a shell's completion script (for packagers).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -245,7 +248,7 @@ async fn run(command: Command) -> Result<(), MasaError> {
             }
             println!("{}: ok", a.config.display());
         }
-        Command::Inspect(_) => {}
+        Command::Inspect(_) | Command::Generate(_) => {}
     }
     Ok(())
 }
@@ -254,6 +257,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),
+        Command::Generate(args) => args.run(Cli::command()).map(|out| println!("{out}")),
         command => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -26,8 +26,8 @@ mod store;
 mod vouchers;
 mod wire;
 
-use brski_common::cli::InspectArgs;
-use clap::{Parser, Subcommand};
+use brski_common::cli::{GenerateArgs, InspectArgs};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,6 +78,9 @@ enum Command {
     Vouchers(vouchers::VouchersArgs),
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
     Inspect(InspectArgs),
+    /// Write the man pages or a shell's completion script (for packagers).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 }
 
 async fn run(command: Command) -> Result<(), String> {
@@ -131,6 +134,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Ldevid(args) => ldevid::run(&args).await.map(|out| println!("{out}")),
         Command::Vouchers(args) => vouchers::run(&args).await.map(|out| println!("{out}")),
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),
+        Command::Generate(args) => args.run(Cli::command()).map(|out| println!("{out}")),
     }
 }
 
