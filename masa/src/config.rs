@@ -207,6 +207,14 @@ impl MasaConfig {
             .into_iter()
             .map(|p| format!("{}: {p}", path.display()))
             .collect();
+        // Port free, in the words `masa serve` refuses with.
+        if let Err(source) = brski_service::config::port_free(c.listen, false) {
+            let addr = c.listen;
+            out.push(format!(
+                "listen: {}",
+                crate::error::MasaError::Bind { addr, source }
+            ));
+        }
         c.resolve(path);
         let cert =
             |key: &str, file: &Path, out: &mut Vec<String>| match brski_service::files::read_certs(

@@ -304,6 +304,42 @@ fn masa_toml_numeric_settings_are_range_checked_at_load() {
 }
 
 #[test]
+fn check_config_and_serve_name_a_listen_port_in_use() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("m");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = held.local_addr().expect("addr");
+    let listen = addr.to_string();
+    let out = support::masa(&[
+        "init",
+        "--dir",
+        dir.to_str().expect("utf-8"),
+        "--listen",
+        &listen,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let c = dir.join("masa.toml");
+    let c = c.to_str().expect("utf-8");
+    let out = support::masa(&["check-config", "--config", c]);
+    assert!(!out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let expected = format!("listen: cannot listen on {addr}: ");
+    assert!(lines[0].contains(&expected), "{lines:?}");
+    let words = lines[0].split_once("listen: ").expect("key").1;
+    let out = support::masa(&["serve", "--config", c]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stderr).contains(words),
+        "serve: {out:?}, check-config said {words:?}"
+    );
+    drop(held);
+    let out = support::masa(&["check-config", "--config", c]);
+    assert!(out.status.success(), "the port is free again: {out:?}");
+}
+
+#[test]
 fn rfc8995_2_3_1_mint_refuses_blank_and_control_character_serials() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("m");

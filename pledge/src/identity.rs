@@ -11,7 +11,7 @@ use brski_service::config::{PledgeConfig, TpmKey};
 use brski_service::files::{read_certs, read_key};
 use brski_service::https_client::{Scheme, Target};
 use der::Encode;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use x509_cert::Certificate;
 
@@ -48,10 +48,6 @@ pub enum IdevidKey {
     Tpm(TpmKey),
 }
 
-fn config_error(path: &Path, e: impl std::fmt::Display) -> Failure {
-    Failure::Config(format!("{}: {e}", path.display()))
-}
-
 /// The voucher format named in `pledge.toml` (`cms`, `jws` or `cose`; default `cms`).
 pub fn parse_format(name: Option<&str>) -> Result<Format, String> {
     match name.map(str::to_ascii_lowercase).as_deref() {
@@ -59,7 +55,7 @@ pub fn parse_format(name: Option<&str>) -> Result<Format, String> {
         Some("jws") => Ok(Format::Jws),
         Some("cose") => Ok(Format::Cose),
         Some(other) => Err(format!(
-            "voucher-format {other:?} is not one of cms, jws, cose"
+            "voucher-format: {other:?} is not one of cms, jws, cose"
         )),
     }
 }
@@ -67,7 +63,7 @@ pub fn parse_format(name: Option<&str>) -> Result<Format, String> {
 /// The transport named in `pledge.toml` (`https` or `coaps`; default `https`).
 pub fn parse_transport(name: Option<&str>) -> Result<Option<Transport>, String> {
     name.map(|n| {
-        Transport::parse(n).ok_or_else(|| format!("transport {n:?} is not one of https, coaps"))
+        Transport::parse(n).ok_or_else(|| format!("transport: {n:?} is not one of https, coaps"))
     })
     .transpose()
 }
@@ -79,113 +75,276 @@ pub fn check_handles(t: &TpmKey) -> Result<(), String> {
         .unwrap_or(crate::tpm::DEFAULT_LDEVID_HANDLES);
     if a == b || a == t.idevid_handle || b == t.idevid_handle {
         return Err(format!(
-            "[tpm]: idevid-handle {:#010x} and ldevid-handles {a:#010x}, {b:#010x} must all differ",
+            "tpm: idevid-handle {:#010x} and ldevid-handles {a:#010x}, {b:#010x} must all differ",
             t.idevid_handle
         ));
     }
     Ok(())
 }
 
-impl Identity {
-    /// Load `pledge.toml` and the files it names; `registrar` overrides its registrar URL.
-    pub fn load(config_path: &Path, registrar: Option<&str>) -> Result<Self, Failure> {
-        let config = PledgeConfig::load(config_path).map_err(|e| Failure::Config(e.to_string()))?;
-        let idevid_chain =
-            read_certs(&config.idevid_cert).map_err(|e| Failure::Config(e.to_string()))?;
-        let idevid = idevid_chain
-            .first()
-            .ok_or_else(|| config_error(&config.idevid_cert, "no certificate"))?;
-        let idevid_spki = idevid
-            .tbs_certificate()
-            .subject_public_key_info()
-            .to_der()
-            .map_err(|e| config_error(&config.idevid_cert, e))?;
-        let idevid_key = match &config.tpm {
-            Some(tpm_key) => {
-                crate::tpm::check_tcti(&tpm_key.tcti)
-                    .map_err(|e| config_error(config_path, format!("[tpm]: {e}")))?;
-                check_handles(tpm_key).map_err(|e| config_error(config_path, e))?;
-                IdevidKey::Tpm(tpm_key.clone())
+/// A problem with one key of `pledge.toml`: the key, then what is wrong (the same words for
+/// `pledge check-config` and for a start that refuses).
+fn problem(key: &str, e: impl std::fmt::Display) -> String {
+    format!("{key}: {e}")
+}
+
+/// A parse error of the file (TOML quotes the line, over several lines) on one line.
+fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What `idevid-cert` holds.
+struct IdevidChain {
+    chain: Vec<Certificate>,
+    chain_der: Vec<Vec<u8>>,
+    /// The IDevID's SubjectPublicKeyInfo (DER).
+    spki: Vec<u8>,
+}
+
+/// The IDevID chain (`idevid-cert`), its DER, and the IDevID's public key.
+fn idevid_chain(config: &PledgeConfig) -> Result<IdevidChain, String> {
+    let chain = read_certs(&config.idevid_cert).map_err(|e| problem("idevid-cert", e))?;
+    let idevid = chain.first().ok_or_else(|| {
+        problem(
+            "idevid-cert",
+            format!("{}: no certificate", config.idevid_cert.display()),
+        )
+    })?;
+    let der = |e: der::Error| {
+        problem(
+            "idevid-cert",
+            format!("{}: {e}", config.idevid_cert.display()),
+        )
+    };
+    let spki = idevid
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(der)?;
+    let chain_der = chain
+        .iter()
+        .map(|c| c.to_der())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(der)?;
+    Ok(IdevidChain {
+        chain,
+        chain_der,
+        spki,
+    })
+}
+
+/// `serial-number` equals the IDevID subject's serialNumber (RFC 8995 §2.3.1).
+fn check_serial(config: &PledgeConfig, idevid: &Certificate) -> Result<String, String> {
+    let serial = serial_number(idevid).ok_or_else(|| {
+        problem(
+            "idevid-cert",
+            format!(
+                "{}: the IDevID subject has no serialNumber",
+                config.idevid_cert.display()
+            ),
+        )
+    })?;
+    if serial != config.serial_number {
+        return Err(problem(
+            "serial-number",
+            format!(
+                "{:?} differs from the IDevID's serialNumber {serial:?}",
+                config.serial_number
+            ),
+        ));
+    }
+    Ok(serial)
+}
+
+/// `idevid-key` (its key belongs to the IDevID), or `[tpm]` (TCTI and handles).
+fn idevid_key(config: &PledgeConfig, idevid_spki: Option<&[u8]>) -> Result<IdevidKey, String> {
+    match &config.tpm {
+        Some(tpm_key) => {
+            crate::tpm::check_tcti(&tpm_key.tcti).map_err(|e| problem("tpm", e))?;
+            check_handles(tpm_key)?;
+            Ok(IdevidKey::Tpm(tpm_key.clone()))
+        }
+        None => {
+            let key_path = config
+                .idevid_key
+                .as_deref()
+                .ok_or_else(|| problem("idevid-key", "idevid-key or [tpm] is required"))?;
+            let key = read_key(key_path).map_err(|e| problem("idevid-key", e))?;
+            if idevid_spki.is_some_and(|spki| spki != key.public_key_spki()) {
+                return Err(problem(
+                    "idevid-key",
+                    format!(
+                        "{}: the key does not belong to the IDevID certificate",
+                        key_path.display()
+                    ),
+                ));
             }
-            None => {
-                let key_path: PathBuf = config
-                    .idevid_key
-                    .clone()
-                    .ok_or_else(|| config_error(config_path, "idevid-key or [tpm] is required"))?;
-                let key = read_key(&key_path).map_err(|e| Failure::Config(e.to_string()))?;
-                if idevid_spki != key.public_key_spki() {
-                    return Err(config_error(
-                        &key_path,
-                        "the key does not belong to the IDevID certificate",
-                    ));
-                }
-                IdevidKey::File(Arc::new(key))
-            }
-        };
-        let serial = serial_number(idevid).ok_or_else(|| {
-            config_error(
-                &config.idevid_cert,
-                "the IDevID subject has no serialNumber",
+            Ok(IdevidKey::File(Arc::new(key)))
+        }
+    }
+}
+
+/// `manufacturer-anchor`: the voucher trust anchors (RFC 8995 §9.1.3).
+fn manufacturer(config: &PledgeConfig) -> Result<Vec<Certificate>, String> {
+    let anchors =
+        read_certs(&config.manufacturer_anchor).map_err(|e| problem("manufacturer-anchor", e))?;
+    if anchors.is_empty() {
+        return Err(problem(
+            "manufacturer-anchor",
+            format!("{}: no certificate", config.manufacturer_anchor.display()),
+        ));
+    }
+    Ok(anchors)
+}
+
+/// `state-dir`: a directory the pledge can write its voucher and LDevID into.
+fn check_state_dir(config: &PledgeConfig) -> Result<(), String> {
+    let dir = config.state_dir();
+    if !dir.is_dir() {
+        return Err(problem(
+            "state-dir",
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let probe = dir.join(format!(".pledge-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| {
+            problem(
+                "state-dir",
+                format!("{} is not writable: {e}", dir.display()),
             )
         })?;
-        if serial != config.serial_number {
-            return Err(config_error(
-                config_path,
-                format!(
-                    "serial-number {:?} differs from the IDevID's serialNumber {serial:?}",
-                    config.serial_number
-                ),
-            ));
-        }
-        let idevid_chain_der = idevid_chain
-            .iter()
-            .map(|c| c.to_der())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| config_error(&config.idevid_cert, e))?;
-        let manufacturer =
-            read_certs(&config.manufacturer_anchor).map_err(|e| Failure::Config(e.to_string()))?;
-        let configured = parse_transport(config.transport.as_deref())
-            .map_err(|e| config_error(config_path, e))?;
-        let registrar_url = registrar
-            .map(str::to_string)
-            .or_else(|| config.registrar.clone());
-        let discover = registrar_url.is_none();
-        let mut transport = configured.unwrap_or(Transport::Https);
-        let (registrar_url, registrar) = match registrar_url {
-            Some(url) => {
-                let (scheme, t) =
-                    Target::parse_with_scheme(&url).map_err(|e| Failure::Config(e.to_string()))?;
-                let by_scheme = match scheme {
-                    Scheme::Https => Transport::Https,
-                    Scheme::Coaps => Transport::Coaps,
-                };
-                if configured.is_some_and(|c| c != by_scheme) {
-                    return Err(config_error(
-                        config_path,
-                        format!(
-                            "transport {:?} differs from the registrar URL's scheme ({url})",
-                            transport.name()
-                        ),
-                    ));
-                }
-                transport = by_scheme;
-                (url, t)
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Where the registrar is, and how to reach it.
+struct Reach {
+    url: String,
+    target: Target,
+    transport: Transport,
+    discover: bool,
+}
+
+/// Where the registrar is and the transport (`registrar`, `transport`); `registrar` is the
+/// command line's URL, which overrides the file's.
+fn registrar_target(config: &PledgeConfig, registrar: Option<&str>) -> Result<Reach, String> {
+    let configured = parse_transport(config.transport.as_deref())?;
+    let registrar_url = registrar
+        .map(str::to_string)
+        .or_else(|| config.registrar.clone());
+    let discover = registrar_url.is_none();
+    let mut transport = configured.unwrap_or(Transport::Https);
+    let (registrar_url, target) = match registrar_url {
+        Some(url) => {
+            let (scheme, t) =
+                Target::parse_with_scheme(&url).map_err(|e| problem("registrar", e))?;
+            let by_scheme = match scheme {
+                Scheme::Https => Transport::Https,
+                Scheme::Coaps => Transport::Coaps,
+            };
+            if configured.is_some_and(|c| c != by_scheme) {
+                return Err(problem(
+                    "transport",
+                    format!(
+                        "{:?} differs from the registrar URL's scheme ({url})",
+                        transport.name()
+                    ),
+                ));
             }
-            // Replaced per attempt by the proxy found (`Identity::via`).
-            None => (
-                String::new(),
-                Target {
-                    host: String::new(),
-                    port: 0,
-                    authority: String::new(),
-                },
-            ),
-        };
-        // cBRSKI §6.2: a constrained pledge asks for COSE vouchers.
-        let format = match (config.voucher_format.as_deref(), transport) {
-            (None, Transport::Coaps) => Format::Cose,
-            (name, _) => parse_format(name).map_err(|e| config_error(config_path, e))?,
-        };
+            transport = by_scheme;
+            (url, t)
+        }
+        // Replaced per attempt by the proxy found (`Identity::via`).
+        None => (
+            String::new(),
+            Target {
+                host: String::new(),
+                port: 0,
+                authority: String::new(),
+            },
+        ),
+    };
+    Ok(Reach {
+        url: registrar_url,
+        target,
+        transport,
+        discover,
+    })
+}
+
+/// The voucher format: `voucher-format`, or COSE for a constrained pledge (cBRSKI §6.2).
+fn voucher_format(config: &PledgeConfig, transport: Transport) -> Result<Format, String> {
+    match (config.voucher_format.as_deref(), transport) {
+        (None, Transport::Coaps) => Ok(Format::Cose),
+        (name, _) => parse_format(name),
+    }
+}
+
+/// Every problem of the configuration at `path`, one line each naming its key; none when the
+/// pledge would start (`pledge check-config`).
+pub fn problems(config_path: &Path) -> Vec<String> {
+    let config = match PledgeConfig::load(config_path) {
+        Ok(c) => c,
+        Err(e) => return vec![one_line(&e)],
+    };
+    let mut found = Vec::new();
+    let spki = match idevid_chain(&config) {
+        Ok(IdevidChain { chain, spki, .. }) => {
+            if let Err(e) = chain
+                .first()
+                .map_or(Ok(String::new()), |c| check_serial(&config, c))
+            {
+                found.push(e);
+            }
+            Some(spki)
+        }
+        Err(e) => {
+            found.push(e);
+            None
+        }
+    };
+    found.extend(idevid_key(&config, spki.as_deref()).err());
+    found.extend(manufacturer(&config).err());
+    found.extend(check_state_dir(&config).err());
+    match registrar_target(&config, None) {
+        Ok(reach) => found.extend(voucher_format(&config, reach.transport).err()),
+        Err(e) => found.push(e),
+    }
+    found
+}
+
+impl Identity {
+    /// Load `pledge.toml` and the files it names; `registrar` overrides its registrar URL.
+    /// Refuses on the first of the problems [`problems`] lists, in the same words.
+    pub fn load(config_path: &Path, registrar: Option<&str>) -> Result<Self, Failure> {
+        let config = PledgeConfig::load(config_path).map_err(|e| Failure::Config(one_line(&e)))?;
+        let at = |e: String| Failure::Config(format!("{}: {e}", config_path.display()));
+        let IdevidChain {
+            chain: idevid_chain,
+            chain_der: idevid_chain_der,
+            spki,
+        } = idevid_chain(&config).map_err(at)?;
+        let idevid_key = idevid_key(&config, Some(&spki)).map_err(at)?;
+        let idevid = idevid_chain
+            .first()
+            .ok_or_else(|| at(problem("idevid-cert", "no certificate")))?;
+        let serial = check_serial(&config, idevid).map_err(at)?;
+        let manufacturer = manufacturer(&config).map_err(at)?;
+        check_state_dir(&config).map_err(at)?;
+        let Reach {
+            url: registrar_url,
+            target: registrar,
+            transport,
+            discover,
+        } = registrar_target(&config, registrar).map_err(at)?;
+        let format = voucher_format(&config, transport).map_err(at)?;
         Ok(Self {
             config,
             serial,

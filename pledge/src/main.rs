@@ -12,8 +12,8 @@ mod state;
 mod timing;
 mod tpm;
 
-use brski_common::cli::InspectArgs;
-use clap::{Args, Parser, Subcommand};
+use brski_common::cli::{GenerateArgs, InspectArgs};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use error::Failure;
 use identity::Identity;
 use std::path::PathBuf;
@@ -62,8 +62,18 @@ enum Command {
         #[arg(long, value_name = "FRACTION", default_value_t = 2.0 / 3.0, value_parser = parse_fraction)]
         renew_at: f64,
     },
+    /// Check every key and file of pledge.toml; one line per problem, non-zero exit when any.
+    /// `bootstrap` and `run` refuse to start on the same problems, in the same words.
+    CheckConfig {
+        /// The pledge's configuration (`pledge.toml`).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
     Inspect(InspectArgs),
+    /// Write the man pages or a shell's completion script (for packagers).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -138,15 +148,26 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Inspect(args) => {
-            return match args.run() {
-                Ok(out) => {
-                    println!("{out}");
-                    ExitCode::SUCCESS
-                }
-                Err(reason) => {
-                    eprintln!("pledge: {reason}");
-                    ExitCode::FAILURE
-                }
+            return print_or_fail(args.run());
+        }
+        Command::Generate(args) => {
+            return print_or_fail(args.run(Cli::command()));
+        }
+        Command::CheckConfig { config } => {
+            let problems = identity::problems(&config);
+            for p in &problems {
+                eprintln!("pledge: check-config: {p}");
+            }
+            return if problems.is_empty() {
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "pledge: {}: {} problem(s) found",
+                    config.display(),
+                    problems.len()
+                );
+                ExitCode::FAILURE
             };
         }
         Command::Bootstrap(common) => {
@@ -167,6 +188,20 @@ fn main() -> ExitCode {
         Err(failure) => {
             eprintln!("pledge: {failure}");
             ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// The outcome of a subcommand that needs no configuration: its output, or one line on stderr.
+fn print_or_fail(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("pledge: {reason}");
+            ExitCode::FAILURE
         }
     }
 }

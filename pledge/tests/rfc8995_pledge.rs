@@ -1254,11 +1254,11 @@ async fn cbrski_transport_configuration_errors_exit_1() {
     for (text, expected) in [
         (
             format!("transport = \"coaps\"\n{original}"),
-            "transport \"coaps\" differs from the registrar URL's scheme",
+            "transport: \"coaps\" differs from the registrar URL's scheme",
         ),
         (
             format!("transport = \"udp\"\n{original}"),
-            "transport \"udp\" is not one of https, coaps",
+            "transport: \"udp\" is not one of https, coaps",
         ),
     ] {
         std::fs::write(&p.config, &text).expect("write");

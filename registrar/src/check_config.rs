@@ -2,7 +2,7 @@
 //! as `registrar serve` would use them, each problem reported on its own line.
 
 use crate::config::RegistrarConfig;
-use crate::server::{first_cert, key_matches};
+use crate::server::{StartError, first_cert, key_matches};
 use brski_common::oid::ID_KP_CMC_RA;
 use brski_common::pki::chain::signed_by;
 use brski_common::pki::ext::has_eku;
@@ -17,6 +17,23 @@ pub fn problems(path: &Path) -> Vec<String> {
     };
     let mut out = c.validate();
     let mut problem = |p: String| out.push(p);
+
+    // Ports free, in the words `registrar serve` refuses with.
+    let udp = [
+        ("coaps-listen", c.coaps_addr()),
+        ("jpy-listen", c.jpy_addr()),
+    ];
+    let ports = std::iter::once(("listen", Some(c.listen), false)).chain(
+        udp.into_iter()
+            .filter_map(|(key, a)| a.ok().map(|a| (key, a, true))),
+    );
+    for (key, addr, is_udp) in ports {
+        if let Some(addr) = addr {
+            if let Err(source) = brski_service::config::port_free(addr, is_udp) {
+                problem(format!("{key}: {}", StartError::Listen { addr, source }));
+            }
+        }
+    }
 
     let registrar_cert = first_cert(&c.registrar_cert).map_err(|e| problem(e.to_string()));
     let registrar_key = read_key(&c.registrar_key).map_err(|e| problem(e.to_string()));

@@ -558,6 +558,72 @@ async fn check_config_names_a_bad_coaps_listen() {
     );
 }
 
+/// check-config and serve, on a configuration whose `key` names a port another socket holds:
+/// the same words from both.
+async fn port_in_use(key: &str, udp: bool) {
+    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let vendor = Vendor::new("Vendor");
+    let ca = vendor.write_ca(tmp.path());
+    let dir = tmp.path().join("registrar");
+    // Only the port under test is named (no CoAPS listener beside an HTTPS one).
+    let coaps = if udp { "[::]:5684" } else { "" };
+    init_registrar(&dir, &ca, &["--coaps-listen", coaps]).await;
+    let (held, _tcp, _udp) = if udp {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        (s.local_addr().expect("addr"), None, Some(s))
+    } else {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        (s.local_addr().expect("addr"), Some(s), None)
+    };
+    edit_config(&dir, |t| {
+        t.lines()
+            .map(|l| match l.split_once(" = ") {
+                Some((k, _)) if k == key => format!("{key} = \"{held}\""),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let run = |verb: &'static str| {
+        tokio::process::Command::new(registrar_bin())
+            .arg(verb)
+            .arg("--config")
+            .arg(dir.join("registrar.toml"))
+            .output()
+    };
+    let out = run("check-config").await.expect("run check-config");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("{key}: cannot listen on {held}: ");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("check-config: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains(&expected), "{stderr}");
+    let words = lines[0].split_once(&format!("{key}: ")).expect("key").1;
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run("serve"))
+        .await
+        .expect("serve gave up in time")
+        .expect("run serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(words),
+        "serve: {stderr}\ncheck-config said {words:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_and_serve_name_an_https_port_in_use() {
+    port_in_use("listen", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_and_serve_name_a_coaps_port_in_use() {
+    port_in_use("coaps-listen", true).await;
+}
+
 /// Our CoAPS client (`brski_service::coaps::client`) with `party` as its certificate; the
 /// registrar's chain accepted as presented.
 async fn session(addr: SocketAddr, party: &Party) -> coaps::client::Client {

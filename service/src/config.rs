@@ -16,6 +16,16 @@ pub enum ConfigError {
     Invalid { path: PathBuf, reason: String },
 }
 
+/// Whether `addr` can be bound now (TCP, or UDP for CoAPS and JPY): `check-config`'s "ports
+/// free", bound and released at once as `serve` would bind them.
+pub fn port_free(addr: std::net::SocketAddr, udp: bool) -> std::io::Result<()> {
+    if udp {
+        std::net::UdpSocket::bind(addr).map(drop)
+    } else {
+        std::net::TcpListener::bind(addr).map(drop)
+    }
+}
+
 /// Read and parse a TOML file.
 pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -183,6 +193,51 @@ impl PledgeConfig {
     /// The state directory (after [`Self::load`], always set).
     pub fn state_dir(&self) -> &Path {
         self.state_dir.as_deref().unwrap_or(Path::new("."))
+    }
+}
+
+#[cfg(test)]
+mod pledge_example_tests {
+    use super::{PledgeConfig, TpmKey};
+
+    /// The commented example the packages install as /etc/brski/pledge.toml.example.
+    const EXAMPLE: &str = include_str!("../../packaging/pledge.toml.example");
+
+    #[test]
+    fn the_packaged_pledge_example_parses_and_its_commented_keys_are_real() {
+        let active: PledgeConfig = toml::from_str(EXAMPLE).expect("example as shipped");
+        assert_eq!(
+            active.state_dir.as_deref(),
+            Some("/var/lib/brski-pledge".as_ref())
+        );
+        // Every commented-out `key = value` and `[tpm]` line, switched on: unknown or misspelt
+        // keys are refused (deny_unknown_fields), so the example cannot name keys that are not.
+        let all: String = EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest
+                            .split_once(" = ")
+                            .is_some_and(|(k, _)| !k.contains(' ')) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let full: PledgeConfig = toml::from_str(&all).expect("example with every key");
+        assert!(full.registrar.is_some() && full.transport.is_some());
+        assert!(full.voucher_format.is_some());
+        assert_eq!(
+            full.tpm,
+            Some(TpmKey {
+                tcti: "device:/dev/tpmrm0".into(),
+                idevid_handle: 0x8102_0000,
+                ldevid_handles: Some([0x8102_0001, 0x8102_0002]),
+            })
+        );
     }
 }
 
