@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs missing system packages, then formatting, lints and tests,
-# and a short run of every fuzz target over its corpus.
+# the lab and the Debian packages (as root), and a short run of every fuzz target over its
+# corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -15,5 +16,7 @@ cargo test --workspace --all-targets --all-features
 # started by the tests themselves, as an unprivileged user).
 BRSKI_TEST_DATABASE=postgres cargo test -p masa -p registrar -p testbed --all-targets --all-features
 bash scripts/lab.sh
+# The Debian packages, built with the dist profile, installed, used and removed (root only).
+bash scripts/package-test.sh
 bash scripts/verify-units.sh debug
 bash scripts/fuzz.sh
