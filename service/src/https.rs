@@ -3,6 +3,7 @@
 //! address and the TLS peer's certificate chain, so handlers can authenticate the pledge by
 //! its IDevID or LDevID. Every request is logged, unknown paths included.
 
+use crate::metrics::ConnMetrics;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -351,6 +352,31 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()>,
     limits: Limits,
 ) {
+    serve_metered(listener, tls, app, shutdown, limits, ConnMetrics::default()).await
+}
+
+/// Why a TLS handshake failed, as a label of few values.
+fn handshake_cause(e: &std::io::Error) -> &'static str {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+            "peer-certificate"
+        }
+        Some(rustls::Error::AlertReceived(_)) => "alert-received",
+        Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
+        Some(_) => "protocol",
+        None => "io",
+    }
+}
+
+/// [`serve_with`], counting open connections and failed handshakes in `conns`.
+pub async fn serve_metered(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+    conns: ConnMetrics,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let budget = Arc::new(Budget {
@@ -381,15 +407,19 @@ pub async fn serve_with(
         let app = app.clone();
         let watcher = graceful.watcher();
         let budget = budget.clone();
+        let conns = conns.clone();
         tokio::spawn(async move {
             let _admitted = admitted;
+            let _open = conns.opened("https");
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
+                    conns.handshake_failed("https", handshake_cause(&e));
                     tracing::info!(%peer, error = %e, outcome = "tls-rejected", "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    conns.handshake_failed("https", "timeout");
                     tracing::info!(%peer, outcome = "tls-timeout", "TLS handshake timed out");
                     return;
                 }

@@ -13,6 +13,7 @@ pub mod https_client;
 pub mod link;
 pub mod logging;
 pub mod mdns;
+pub mod metrics;
 pub mod netif;
 pub mod notify;
 #[doc(hidden)]

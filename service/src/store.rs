@@ -7,6 +7,7 @@
 //! hand-off to a database thread and back. Protocol writes go through [`GroupCommit`]: one
 //! writer thread runs the writes of concurrent requests in one transaction with one fsync.
 
+use crate::metrics::DbMetrics;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
@@ -288,6 +289,11 @@ impl GroupCommit {
     /// and start its thread. The thread ends when every handle is dropped, after the writes
     /// already queued.
     pub fn start(path: &Path) -> Result<Self> {
+        Self::start_metered(path, DbMetrics::default())
+    }
+
+    /// [`GroupCommit::start`], observing each commit's latency and batch size in `metrics`.
+    pub fn start_metered(path: &Path, metrics: DbMetrics) -> Result<Self> {
         let read_only = |reason: String| StoreError::ReadOnly {
             path: path.display().to_string(),
             reason,
@@ -297,7 +303,7 @@ impl GroupCommit {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || run_writer(conn, queue))
+            .spawn(move || run_writer(conn, queue, &metrics))
             .map_err(StoreError::WriterThread)?;
         Ok(Self { jobs })
     }
@@ -361,7 +367,7 @@ impl GroupCommit {
 /// enrollment's round trips. A lone write is committed at once.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(8);
 
-fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>) {
+fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>, metrics: &DbMetrics) {
     let mut concurrent = false;
     let mut last_begin: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
@@ -376,7 +382,7 @@ fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>) {
         last_begin = Some(Instant::now());
         let mut rest = batch.into_iter();
         while rest.len() > 0 {
-            run_batch(&conn, &mut rest);
+            run_batch(&conn, &mut rest, metrics);
         }
     }
 }
@@ -403,7 +409,8 @@ fn fail_all(finishes: Vec<Finish>, error: &str) {
 /// not committed. A failed one-statement write after which SQLite rolled back the whole
 /// transaction (it does so for a few errors, e.g. SQLITE_FULL) ends it: the writes before it
 /// are answered as not committed, the jobs left go to the next transaction.
-fn run_batch(conn: &Connection, jobs: &mut std::vec::IntoIter<Job>) {
+fn run_batch(conn: &Connection, jobs: &mut std::vec::IntoIter<Job>, metrics: &DbMetrics) {
+    let began = Instant::now();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Nothing ran. The first job is dropped, so its caller hears that it was not
         // committed (and the writer always makes progress); the rest try again.
@@ -452,6 +459,7 @@ fn run_batch(conn: &Connection, jobs: &mut std::vec::IntoIter<Job>) {
     }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
+            metrics.committed(began.elapsed(), finishes.len());
             for finish in finishes {
                 finish(None);
             }

@@ -21,6 +21,7 @@ pub mod exchange;
 pub mod jp;
 
 use crate::https::ConnMemo;
+use crate::metrics::ConnMetrics;
 use brski_common::answer::CoapCode;
 use brski_common::tls::ClientAuth;
 use exchange::{Action, Exchange, ExchangeLimits};
@@ -186,6 +187,7 @@ struct Shared {
     handshakes: Arc<Semaphore>,
     next_id: AtomicU64,
     stop: watch::Receiver<bool>,
+    conns: ConnMetrics,
 }
 
 impl Shared {
@@ -255,6 +257,26 @@ pub async fn serve_with_jpy(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DtlsError> {
+    let conns = ConnMetrics::default();
+    serve_jpy_metered(
+        socket, jpy, identity, auth, handler, limits, conns, shutdown,
+    )
+    .await
+}
+
+/// [`serve_with_jpy`], counting open sessions and failed handshakes in `conns` (transport
+/// `coaps`).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_jpy_metered(
+    socket: UdpSocket,
+    jpy: Option<UdpSocket>,
+    identity: &Identity,
+    auth: ClientAuth,
+    handler: Handler,
+    limits: Limits,
+    conns: ConnMetrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DtlsError> {
     let cookies = Arc::new(dtls::CookieKey::random()?);
     let ssl = dtls::server_context(identity, auth, cookies.clone())?;
     let (stop_tx, stop) = watch::channel(false);
@@ -269,6 +291,7 @@ pub async fn serve_with_jpy(
         handshakes: Arc::new(Semaphore::new(limits.max_handshakes)),
         next_id: AtomicU64::new(0),
         stop,
+        conns,
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut buf = vec![0u8; 65536];
@@ -409,6 +432,7 @@ async fn dispatch(
     );
     let shared = shared.clone();
     tasks.spawn(async move {
+        let _open = shared.conns.opened("coaps");
         session(&shared, peer.clone(), start, inbox, established, permit).await;
         let mut sessions = shared.sessions();
         if sessions.get(&peer).is_some_and(|e| e.id == id) {
@@ -478,6 +502,7 @@ async fn session(
                 let reason = e
                     .ssl_error()
                     .map_or_else(|| e.to_string(), ToString::to_string);
+                shared.conns.handshake_failed("coaps", "protocol");
                 tracing::info!(%peer, reason = %reason, outcome = "dtls-rejected", "DTLS handshake failed");
                 return;
             }
@@ -489,6 +514,7 @@ async fn session(
             },
             () = tokio::time::sleep(HANDSHAKE_TICK) => {}
             () = tokio::time::sleep_until(deadline) => {
+                shared.conns.handshake_failed("coaps", "timeout");
                 tracing::info!(%peer, outcome = "dtls-timeout", "DTLS handshake timed out");
                 return;
             }
