@@ -7,11 +7,12 @@
 # venv in which pycose checks the MASA's COSE vouchers (scripts/pyvenv.sh); postgresql provides
 # initdb, pg_ctl and psql for the PostgreSQL backend's tests, which start servers of their own;
 # haproxy balances several instances of each daemon in the testbed's cluster (testbed bench
-# --instances); dpkg-dev (dpkg-shlibdeps), man-db and lintian build, read and check the Debian
-# packages (scripts/package.sh, scripts/package-test.sh).
+# --instances); prometheus provides promtool, which checks the daemons' metrics scrapes;
+# dpkg-dev (dpkg-shlibdeps), man-db and lintian build, read and check the Debian packages
+# (scripts/package.sh, scripts/package-test.sh).
 set -euo pipefail
 need=()
-for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin python3-venv postgresql haproxy dpkg-dev man-db lintian; do
+for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin python3-venv postgresql haproxy prometheus dpkg-dev man-db lintian; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

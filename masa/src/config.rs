@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// Default HTTPS listen address (DESIGN: MASA 9443).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9443";
+/// Default metrics listen address that `masa init` writes: loopback (the registrar's is 9464).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9465";
 /// Default nonceless voucher lifetime in seconds: 20 minutes (RFC 8995 §5.6).
 pub const DEFAULT_NONCELESS_LIFETIME: u64 = 1200;
 /// Longest nonceless voucher lifetime accepted: 10 years (a voucher outliving the registrar
@@ -54,6 +56,9 @@ impl Ownership {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9443))
 }
+fn metrics_off() -> String {
+    "off".into()
+}
 fn default_lifetime() -> u64 {
     DEFAULT_NONCELESS_LIFETIME
 }
@@ -86,6 +91,9 @@ pub struct MasaConfig {
     /// HTTPS listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Address of the metrics listener (plain HTTP, `GET /metrics`), or `off`; absent: off.
+    #[serde(default = "metrics_off")]
+    pub metrics_listen: String,
     /// The id-pe-masa-url value put into IDevIDs (RFC 8995 §2.3.2).
     pub masa_url: String,
     /// Ownership policy.
@@ -131,6 +139,7 @@ impl MasaConfig {
     pub fn new(listen: SocketAddr, masa_url: String, ownership: Ownership) -> Self {
         Self {
             listen,
+            metrics_listen: DEFAULT_METRICS_LISTEN.into(),
             masa_url,
             ownership,
             nonceless_voucher_lifetime: DEFAULT_NONCELESS_LIFETIME,
@@ -192,7 +201,15 @@ impl MasaConfig {
         if let Err(e) = brski_common::pki::masa_base_uri(&self.masa_url) {
             out.push(format!("masa-url: {e}"));
         }
+        if let Err(e) = self.metrics_addr() {
+            out.push(e);
+        }
         out
+    }
+
+    /// The metrics listener's address, `None` when `metrics-listen` is `off`.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, String> {
+        brski_service::metrics::parse_listen(&self.metrics_listen)
     }
 
     /// `masa check-config`: every key and file of `path` checked (DESIGN's CLI contract); one
@@ -299,6 +316,11 @@ impl MasaConfig {
 #   /.well-known/brski/requestauditlog).
 listen = {listen}
 
+# metrics-listen: address:port of the Prometheus metrics listener (plain HTTP, GET /metrics),
+#   kept apart from the protocol listener; loopback by default, as it has no authentication.
+#   \"off\" (or no such key): none. Port 0 picks a free port, logged at start.
+metrics-listen = {metrics_listen}
+
 # masa-url: the id-pe-masa-url value `masa mint` puts into IDevIDs (RFC 8995 §2.3.2). Normally
 #   an authority \"host:port\"; registrars then POST to https://<masa-url>/.well-known/brski/...
 masa-url = {masa_url}
@@ -346,6 +368,7 @@ tls-cert = {tls_cert}
 tls-key = {tls_key}
 ",
             listen = s(&self.listen.to_string()),
+            metrics_listen = s(&self.metrics_listen),
             masa_url = s(&self.masa_url),
             ownership = s(self.ownership.as_str()),
             lifetime = self.nonceless_voucher_lifetime,
@@ -401,6 +424,10 @@ mod tests {
         );
         assert_eq!(loaded.signer_key, dir.path().join("masa-signer.key.pem"));
         assert_eq!(loaded.nonceless_lifetime(), time::Duration::seconds(77));
+        assert_eq!(
+            loaded.metrics_addr(),
+            Ok(Some(DEFAULT_METRICS_LISTEN.parse().expect("addr")))
+        );
     }
 
     #[test]
@@ -413,6 +440,7 @@ mod tests {
         assert_eq!(loaded.ownership, Ownership::LogOnly);
         assert_eq!(loaded.nonceless_voucher_lifetime, 1200);
         assert_eq!(loaded.tls_cert, dir.path().join("masa-tls.crt.pem"));
+        assert_eq!(loaded.metrics_addr(), Ok(None));
     }
 
     #[test]
@@ -436,6 +464,10 @@ mod tests {
             ),
             ("masa-url = \"has space\"\n", "masa-url"),
             ("listen = \"nowhere\"\nmasa-url = \"x:1\"\n", "listen"),
+            (
+                "masa-url = \"x:1\"\nmetrics-listen = \"localhost\"\n",
+                "metrics-listen",
+            ),
         ] {
             std::fs::write(&path, text).expect("write");
             let err = MasaConfig::load(&path).expect_err(text);

@@ -131,8 +131,11 @@ fn migrate_domain_ids(conn: &Connection) -> store::Result<()> {
 }
 
 /// The group-commit writer of the database at `path` (opened by [`open`] first).
-pub fn writer(path: &Path) -> Result<GroupCommit, crate::error::MasaError> {
-    Ok(GroupCommit::start(path)?)
+pub fn writer(
+    path: &Path,
+    metrics: brski_service::metrics::DbMetrics,
+) -> Result<GroupCommit, crate::error::MasaError> {
+    Ok(GroupCommit::start_metered(path, metrics)?)
 }
 
 /// A device the factory minted.

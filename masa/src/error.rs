@@ -168,7 +168,12 @@ impl Refusal {
         match self {
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::NotAcceptable(_) => "not-acceptable",
-            Self::Request(_) => "bad-request",
+            Self::Request(e) => match e.status() {
+                400 => "bad-request",
+                404 => "unknown-device",
+                // Not signed as required, or inconsistent (RFC 8995 §5.6: 403).
+                _ => "rejected-request",
+            },
             Self::UnknownDevice(_) | Self::ForeignIdevid(_) => "unknown-device",
             Self::NoncelessNotAllowed => "nonceless-refused",
             Self::OwnedByAnotherDomain(_) => "owned-by-another-domain",

@@ -35,6 +35,8 @@ pub struct InitOptions {
     pub dir: PathBuf,
     pub name: String,
     pub listen: SocketAddr,
+    /// `metrics-listen`: an address or `off`.
+    pub metrics_listen: String,
     pub masa_url: Option<String>,
     pub ownership: Ownership,
 }
@@ -88,6 +90,7 @@ pub fn tls_names(host: &str) -> (Vec<String>, Vec<IpAddr>) {
 /// issued by the vendor CA), the database and `masa.toml` (written last, so its presence means
 /// a complete directory). Refuses to overwrite an existing MASA.
 pub fn init(opts: &InitOptions) -> Result<PathBuf, MasaError> {
+    brski_service::metrics::parse_listen(&opts.metrics_listen).map_err(MasaError::Invalid)?;
     if opts.name.is_empty() || !opts.name.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(MasaError::Invalid(format!(
             "--name {:?} is not a host name",
@@ -144,7 +147,8 @@ pub fn init(opts: &InitOptions) -> Result<PathBuf, MasaError> {
 
     drop(db::open(&dir.join(names::DATABASE))?);
 
-    let config = MasaConfig::new(opts.listen, masa_url, opts.ownership);
+    let mut config = MasaConfig::new(opts.listen, masa_url, opts.ownership);
+    config.metrics_listen = opts.metrics_listen.clone();
     let path = dir.join(names::CONFIG);
     write_atomic(&path, config.render().as_bytes(), PUBLIC_MODE)?;
     Ok(path)

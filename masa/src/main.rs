@@ -72,6 +72,9 @@ struct InitArgs {
     /// HTTPS listen address.
     #[arg(long, default_value = config::DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Prometheus metrics listen address (plain HTTP, GET /metrics), or "off".
+    #[arg(long, default_value = config::DEFAULT_METRICS_LISTEN)]
+    metrics_listen: String,
     /// MASA URL put into IDevIDs (default: HOST:PORT from --name and the --listen port).
     #[arg(long)]
     masa_url: Option<String>,
@@ -178,6 +181,7 @@ async fn run(command: Command) -> Result<(), MasaError> {
                 dir: a.dir,
                 name: a.name,
                 listen: a.listen,
+                metrics_listen: a.metrics_listen,
                 masa_url: a.masa_url,
                 ownership: a.ownership,
             })?;

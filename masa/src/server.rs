@@ -31,7 +31,9 @@ use brski_common::pki::chain::{ChainError, TimeCheck, TrustPolicy, same_key, sub
 use brski_common::pki::ext::domain_id_base64;
 use brski_common::voucher::Assertion;
 use brski_service::https::{ConnInfo, outcome_logged};
-use brski_service::{files, https, notify};
+use brski_service::metrics::prometheus_client::metrics::counter::Counter;
+use brski_service::metrics::prometheus_client::registry::Registry;
+use brski_service::{files, https, metrics, notify};
 use der::{Decode, Encode};
 use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, StatusCode};
@@ -59,6 +61,42 @@ pub struct App {
     require_client_cert: bool,
     /// CRLs of registrar chains (RFC 8995 §5.5.3).
     revocation: brski_service::crl::Revocation,
+    metrics: VoucherMetrics,
+}
+
+/// Voucher requests (RFC 8995 §5.5) and what became of them.
+#[derive(Clone, Debug, Default)]
+struct VoucherMetrics {
+    requests: Counter,
+    issued: Counter,
+    /// Label `reason`: [`Refusal::outcome`], or `body-unreadable`.
+    refused: metrics::Counter1,
+}
+
+impl VoucherMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register(
+            "masa_voucher_requests",
+            "Voucher requests received (RFC 8995 section 5.5)",
+            m.requests.clone(),
+        );
+        registry.register(
+            "masa_vouchers_issued",
+            "Vouchers issued (RFC 8995 section 5.6)",
+            m.issued.clone(),
+        );
+        registry.register(
+            "masa_voucher_refusals",
+            "Voucher requests refused, by reason",
+            m.refused.clone(),
+        );
+        m
+    }
+
+    fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&[("reason", reason)]).inc();
+    }
 }
 
 /// A registrar voucher-request that passed every check that does not depend on ownership.
@@ -115,7 +153,11 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         brski_common::tls::certified_key(&tls_der, Arc::new(tls_key))?,
         cfg.require_client_cert,
     )?;
-    let store = Store::open(&cfg, true).await?;
+    let mut registry = metrics::registry();
+    let conns = metrics::ConnMetrics::register(&mut registry);
+    let db_metrics = metrics::DbMetrics::register(&mut registry);
+    let voucher_metrics = VoucherMetrics::register(&mut registry);
+    let store = Store::open_metered(&cfg, true, db_metrics).await?;
     tracing::info!(database = cfg.database.kind(), "state opened");
     let app = Arc::new(App {
         store,
@@ -129,7 +171,18 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         nonceless_lifetime: cfg.nonceless_lifetime(),
         require_client_cert: cfg.require_client_cert,
         revocation: brski_service::crl::Revocation::default(),
+        metrics: voucher_metrics,
     });
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    // Bound before the HTTPS listener, so that its address is logged once that one answers.
+    if let Some(addr) = cfg.metrics_addr().map_err(MasaError::Invalid)? {
+        let bound = metrics::spawn(addr, Arc::new(registry), None, async {
+            let _ = metrics_stopped.await;
+        })
+        .await
+        .map_err(|source| MasaError::Bind { addr, source })?;
+        tracing::info!(metrics_addr = %bound, "serving metrics on /metrics");
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| MasaError::Bind {
@@ -144,7 +197,16 @@ pub async fn serve(config: &Path) -> Result<(), MasaError> {
         brski_service::shutdown_signal().await;
         notify::stopping();
     };
-    https::serve(listener, Arc::new(tls), router(app), shutdown).await;
+    https::serve_metered(
+        listener,
+        Arc::new(tls),
+        router(app),
+        shutdown,
+        https::Limits::default(),
+        conns,
+    )
+    .await;
+    let _ = stop_metrics.send(());
     tracing::info!("database closed; stopped");
     Ok(())
 }
@@ -263,12 +325,17 @@ async fn request_voucher(State(app): State<Arc<App>>, req: Request) -> Response 
     let span = request_span(&req, "requestvoucher");
     let client = client_leaf(&req);
     async move {
+        app.metrics.requests.inc();
         let (headers, body) = match body_bytes(req).await {
             Ok(b) => b,
-            Err(resp) => return resp,
+            Err(resp) => {
+                app.metrics.refused("body-unreadable");
+                return resp;
+            }
         };
         match app.voucher(&headers, &body, client.as_deref()).await {
             Ok((format, encoding, bytes)) => {
+                app.metrics.issued.inc();
                 let mut resp = (
                     StatusCode::OK,
                     [(CONTENT_TYPE, HeaderValue::from_static(format.media_type()))],
@@ -284,7 +351,10 @@ async fn request_voucher(State(app): State<Arc<App>>, req: Request) -> Response 
                 // `voucher` logged "voucher issued".
                 outcome_logged(resp, StatusCode::OK)
             }
-            Err(refusal) => refuse(&refusal),
+            Err(refusal) => {
+                app.metrics.refused(refusal.outcome());
+                refuse(&refusal)
+            }
         }
     }
     .instrument(span)

@@ -10,6 +10,7 @@ use brski_common::audit::AuditEvent;
 use brski_common::brski::masa::chain_reaches;
 use brski_common::pki::chain::TimeCheck;
 use brski_service::config::Database;
+use brski_service::metrics::DbMetrics;
 use brski_service::postgres::{PgError, PgStore};
 use brski_service::store::{Connection, Db, GroupCommit, StoreError, StoreFault};
 use der::Decode;
@@ -31,11 +32,20 @@ impl Store {
     /// Open the database `cfg` names, bringing its schema up to date; `serving` starts the
     /// SQLite group-commit writer for `masa serve`.
     pub async fn open(cfg: &MasaConfig, serving: bool) -> Result<Self, MasaError> {
+        Self::open_metered(cfg, serving, DbMetrics::default()).await
+    }
+
+    /// [`Store::open`], the SQLite writer's commits observed in `metrics`.
+    pub async fn open_metered(
+        cfg: &MasaConfig,
+        serving: bool,
+        metrics: DbMetrics,
+    ) -> Result<Self, MasaError> {
         match &cfg.database {
             Database::Sqlite(path) => {
                 let db = db::open(path)?;
                 let writer = match serving {
-                    true => Some(db::writer(path)?),
+                    true => Some(db::writer(path, metrics)?),
                     false => None,
                 };
                 Ok(Self::Sqlite { db, writer })
@@ -453,7 +463,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("masa.db");
         let db = db::open(&path).expect("open");
-        let writer = Some(db::writer(&path).expect("writer"));
+        let writer = Some(db::writer(&path, DbMetrics::default()).expect("writer"));
         first_owner_race(&[Store::Sqlite { db, writer }]).await;
     }
 

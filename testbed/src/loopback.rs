@@ -482,6 +482,9 @@ impl Suite {
             "localhost",
             "--listen",
             &masa_addr.to_string(),
+            // Metrics on a free port: demos and tests run side by side on loopback.
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--ownership",
             &opts.ownership,
         ]))?;

@@ -342,6 +342,9 @@ impl Masa {
             path_str(&dir),
             "--listen",
             &listen,
+            // A port of its own: tests run side by side ([`Masa::metrics_addr`]).
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--ownership",
             ownership,
         ]);
@@ -512,6 +515,19 @@ impl Masa {
         std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
     }
 
+    /// The metrics listener's address, as `masa serve` logged it (bound before the HTTPS
+    /// listener, so known once that one answers).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.log()
+            .split("metrics_addr=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .trim_matches('"')
+            .parse()
+            .ok()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
@@ -666,4 +682,55 @@ impl Drop for Masa {
             let _ = child.wait();
         }
     }
+}
+
+/// `GET http://ADDR/PATH` on a metrics listener: status, Content-Type and body.
+pub async fn scrape_path(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .expect("metrics listener answers");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, resp.text().await.expect("body"))
+}
+
+/// `promtool check metrics` (Debian `prometheus`) on `scrape`, which must pass: the format
+/// and Prometheus' naming conventions.
+pub fn promtool_check(scrape: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(scrape.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{scrape}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of the sample `series` (name and labels as exposed) in `scrape`.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -296,6 +296,9 @@ impl Lab {
             MASA_ADDR,
             "--listen",
             &listen,
+            // Metrics on a free loopback port: several daemons may share a namespace.
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--ownership",
             ownership,
         ]))?;
