@@ -200,6 +200,9 @@ pub struct RegistrarConfig {
     /// §4.5) carrying the DTLS of the pledges behind them; empty or absent: none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub jpy_listen: String,
+    /// Address of the metrics listener (plain HTTP, `GET /metrics`), or `off`; absent: off.
+    #[serde(default = "metrics_off")]
+    pub metrics_listen: String,
     /// The owner's domain name.
     pub domain: String,
     /// Pledge acceptance policy.
@@ -257,6 +260,12 @@ pub struct RegistrarConfig {
     pub csr_attributes: CsrAttributes,
 }
 
+/// The metrics listen address `registrar init` writes: loopback (the MASA's is 9465).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+fn metrics_off() -> String {
+    "off".into()
+}
 fn default_retry_after() -> u32 {
     5
 }
@@ -302,6 +311,11 @@ impl RegistrarConfig {
             return Err("jpy-listen needs coaps-listen (JPY carries the CoAPS sessions)".into());
         }
         Ok(jpy)
+    }
+
+    /// The metrics listener address, `None` when `metrics-listen` is `off`.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, String> {
+        brski_service::metrics::parse_listen(&self.metrics_listen)
     }
 
     /// Load `registrar.toml`, check it ([`RegistrarConfig::validate`]) and resolve its paths
@@ -394,6 +408,13 @@ pub fn render(c: &RegistrarConfig) -> String {
          # JPY messages carry the DTLS of the pledges behind them. Empty: none.\n\
          jpy-listen = {}\n\n",
         toml_string(&c.jpy_listen)
+    ));
+    out.push_str(&format!(
+        "# Address of the Prometheus metrics listener (plain HTTP, GET /metrics), apart from the\n\
+         # pledges' listeners; loopback by default, as it has no authentication. \"off\" (or no\n\
+         # such key): none. Port 0 picks a free port, logged at start.\n\
+         metrics-listen = {}\n\n",
+        toml_string(&c.metrics_listen)
     ));
     out.push_str(&format!(
         "# The owner's domain name (registrar certificate subject and subjectAltName).\n\
@@ -663,6 +684,9 @@ impl RegistrarConfig {
         } else if let Err(e) = self.jpy_addr() {
             problems.push(e);
         }
+        if let Err(e) = self.metrics_addr() {
+            problems.push(e);
+        }
         if self.manufacturers.is_empty() {
             problems.push("at least one [[manufacturer]] is required".into());
         }
@@ -719,6 +743,7 @@ mod tests {
             listen: "127.0.0.1:8443".parse().expect("addr"),
             coaps_listen: "[::]:5684".into(),
             jpy_listen: String::new(),
+            metrics_listen: DEFAULT_METRICS_LISTEN.into(),
             domain: "example.com".into(),
             accept: Accept::Pending,
             retry_after: 7,
@@ -783,6 +808,7 @@ mod tests {
         for key in [
             "listen =",
             "coaps-listen =",
+            "metrics-listen =",
             "accept =",
             "retry-after =",
             "masa-ca =",
@@ -825,6 +851,21 @@ mod tests {
         assert_eq!(c.manufacturers[0].allow_expired_idevid, None);
         // No CoAPS listener unless one is configured.
         assert_eq!(c.coaps_addr(), Ok(None));
+        // No metrics listener unless one is configured.
+        assert_eq!(c.metrics_addr(), Ok(None));
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address_or_off() {
+        let mut c = sample();
+        assert_eq!(
+            c.metrics_addr(),
+            Ok(Some(DEFAULT_METRICS_LISTEN.parse().expect("addr")))
+        );
+        c.metrics_listen = "off".into();
+        assert_eq!(c.metrics_addr(), Ok(None));
+        c.metrics_listen = "localhost:9464".into();
+        assert!(c.validate().iter().any(|p| p.starts_with("metrics-listen")));
     }
 
     #[test]

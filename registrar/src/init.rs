@@ -33,6 +33,9 @@ pub struct InitArgs {
     /// JPY listen address for stateless constrained join proxies (CJP §4.4); none by default.
     #[arg(long, default_value = "", value_name = "ADDR")]
     pub jpy_listen: String,
+    /// Prometheus metrics listen address (plain HTTP, GET /metrics), or "off".
+    #[arg(long, default_value = crate::config::DEFAULT_METRICS_LISTEN, value_name = "ADDR")]
+    pub metrics_listen: String,
     /// What happens to a pledge of a known manufacturer that is not yet allowed: `pending`
     /// (wait for `registrar pledges allow`) or `auto` (accept every device, the reduced-security
     /// mode of RFC 8995 §7.3, never the default).
@@ -62,6 +65,7 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
             config_path.display()
         ));
     }
+    brski_service::metrics::parse_listen(&args.metrics_listen)?;
     // Read every input before writing anything.
     let mut vendors = Vec::new();
     for path in &args.vendor_ca {
@@ -157,6 +161,7 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
         listen: args.listen,
         coaps_listen: args.coaps_listen.clone(),
         jpy_listen: args.jpy_listen.clone(),
+        metrics_listen: args.metrics_listen.clone(),
         domain: domain.to_string(),
         accept: args.accept,
         retry_after: 5,

@@ -17,6 +17,7 @@ mod http;
 mod init;
 mod ldevid;
 mod masa_client;
+mod metrics;
 mod pg;
 mod pledges;
 mod proxy;

@@ -190,6 +190,8 @@ pub struct MasaClient {
     default: Endpoint,
     /// Configured MASAs by base URI (`https://authority/.well-known/brski`).
     per_masa: Vec<(String, Endpoint)>,
+    /// Round-trip latency of each request, by resource and outcome.
+    latency: crate::metrics::MasaLatency,
 }
 
 /// What the MASA answered, read up to [`MAX_ANSWER`].
@@ -213,7 +215,15 @@ impl MasaClient {
                 .iter()
                 .map(|(base, s)| Ok((base.clone(), Endpoint::new(s, timeout)?)))
                 .collect::<Result<_, ClientError>>()?,
+            latency: crate::metrics::MasaLatency::new_with_constructor(
+                brski_service::metrics::latency_histogram,
+            ),
         })
+    }
+
+    /// This client, its round trips observed in `latency`.
+    pub fn with_latency(self, latency: crate::metrics::MasaLatency) -> Self {
+        Self { latency, ..self }
     }
 
     fn endpoint(&self, base_uri: &str) -> &Endpoint {
@@ -223,8 +233,28 @@ impl MasaClient {
             .map_or(&self.default, |(_, e)| e)
     }
 
-    /// POST `body` to `{base}/{resource}` and read the answer, at most [`MAX_ANSWER`] bytes.
+    /// POST `body` to `{base}/{resource}` and read the answer, at most [`MAX_ANSWER`] bytes;
+    /// the round trip is observed in the latency histogram.
     async fn post(
+        &self,
+        base_uri: &str,
+        resource: &'static str,
+        content_type: &str,
+        accept: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Answer, MasaError> {
+        let start = std::time::Instant::now();
+        let answer = self
+            .round_trip(base_uri, resource, content_type, accept, body)
+            .await;
+        let outcome = if answer.is_ok() { "answered" } else { "failed" };
+        self.latency
+            .get_or_create(&[("resource", resource), ("outcome", outcome)])
+            .observe(start.elapsed().as_secs_f64());
+        answer
+    }
+
+    async fn round_trip(
         &self,
         base_uri: &str,
         resource: &str,

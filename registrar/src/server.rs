@@ -5,6 +5,7 @@
 use crate::config::RegistrarConfig;
 use crate::db;
 use crate::masa_client::MasaClient;
+use crate::metrics::RegistrarMetrics;
 use crate::steps::{Peer, Refusal};
 use crate::store::Store;
 use axum::Router;
@@ -66,6 +67,7 @@ pub struct Registrar {
     /// LDevIDs: the domain CA, with time checks and id-kp-clientAuth.
     pub ldevid_policy: TrustPolicy,
     pub shutting_down: AtomicBool,
+    pub metrics: RegistrarMetrics,
 }
 
 /// Why the registrar could not start.
@@ -325,8 +327,10 @@ impl Registrar {
         let any_expired_allowed = manufacturers
             .iter()
             .any(|m| m.idevid_policy.time == TimeCheck::IgnoreExpiry);
-        let masa = masa_client_for(&config, registrar_key.clone())?;
-        let store = Store::open(&config).await?;
+        let metrics = RegistrarMetrics::new();
+        let masa = masa_client_for(&config, registrar_key.clone())?
+            .with_latency(metrics.masa_latency.clone());
+        let store = Store::open_metered(&config, metrics.db.clone()).await?;
         tracing::info!(database = config.database.kind(), "state opened");
         Ok(Self {
             idevid_policy: TrustPolicy::new(all_anchors)
@@ -343,6 +347,7 @@ impl Registrar {
             store,
             config,
             shutting_down: AtomicBool::new(false),
+            metrics,
         })
     }
 
@@ -562,6 +567,24 @@ fn coaps_setup(
     Ok((identity, auth))
 }
 
+/// Before each scrape: the pledges waiting for approval, counted in the database (RFC 8995
+/// §7.3).
+fn pending_pledges_gauge(state: &Arc<Registrar>) -> brski_service::metrics::BeforeScrape {
+    let state = Arc::downgrade(state);
+    Arc::new(move || {
+        let state = state.clone();
+        Box::pin(async move {
+            let Some(s) = state.upgrade() else { return };
+            match s.store.list_pledges().await {
+                Ok(pledges) => s
+                    .metrics
+                    .set_pending_pledges(pledges.iter().filter(|p| p.state == "pending").count()),
+                Err(e) => tracing::warn!(error = %e, "metrics: pending pledges not counted"),
+            }
+        })
+    })
+}
+
 /// Run the HTTPS server and, when `coaps-listen` is set, the CoAPS server, until
 /// SIGTERM/SIGINT; then both drain their requests and the database is closed.
 pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
@@ -578,6 +601,23 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
         })?;
     let local = listener.local_addr().unwrap_or(listen);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_text = match state.config.metrics_addr().map_err(StartError::Invalid)? {
+        Some(addr) => {
+            let mut stop = stop_rx.clone();
+            brski_service::metrics::spawn(
+                addr,
+                state.metrics.registry.clone(),
+                Some(pending_pledges_gauge(&state)),
+                async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                },
+            )
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?
+            .to_string()
+        }
+        None => "off".to_string(),
+    };
     let mut coaps_local = None;
     let mut coaps_task = None;
     if let Some(addr) = coaps_addr {
@@ -603,14 +643,16 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
             Box::pin(async move { crate::coap::handle(&s, session, req).await })
         });
         let mut stop = stop_rx.clone();
+        let conns = state.metrics.conns.clone();
         coaps_task = Some(tokio::spawn(async move {
-            brski_service::coaps::serve_with_jpy(
+            brski_service::coaps::serve_jpy_metered(
                 socket,
                 jpy,
                 &identity,
                 auth,
                 handler,
                 brski_service::coaps::Limits::default(),
+                conns,
                 async move {
                     let _ = stop.wait_for(|stopped| *stopped).await;
                 },
@@ -619,17 +661,24 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
         }));
     }
     let coaps_text = coaps_local.map_or_else(|| "off".to_string(), |a| a.to_string());
-    tracing::info!(listen = %local, coaps = %coaps_text, domain = %state.config.domain, accept = state.config.accept.as_str(), "registrar serving");
+    tracing::info!(listen = %local, coaps = %coaps_text, metrics_addr = %metrics_text, domain = %state.config.domain, accept = state.config.accept.as_str(), "registrar serving");
     brski_service::notify::ready(&format!("serving on {local} (HTTPS), {coaps_text} (CoAPS)"));
     brski_service::notify::spawn_watchdog();
     let app = router(state.clone());
     let stopping = state.clone();
-    brski_service::https::serve(listener, tls, app, async move {
-        brski_service::shutdown_signal().await;
-        stopping.shutting_down.store(true, Ordering::Release);
-        brski_service::notify::stopping();
-        let _ = stop_tx.send(true);
-    })
+    brski_service::https::serve_metered(
+        listener,
+        tls,
+        app,
+        async move {
+            brski_service::shutdown_signal().await;
+            stopping.shutting_down.store(true, Ordering::Release);
+            brski_service::notify::stopping();
+            let _ = stop_tx.send(true);
+        },
+        brski_service::https::Limits::default(),
+        state.metrics.conns.clone(),
+    )
     .await;
     if let Some(task) = coaps_task {
         match task.await {

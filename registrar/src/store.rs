@@ -11,6 +11,7 @@ use crate::db::{
 use crate::pg;
 use crate::server::StartError;
 use brski_service::config::Database;
+use brski_service::metrics::DbMetrics;
 use brski_service::postgres::PgStore;
 use brski_service::store::{Db, GroupCommit, StoreFault};
 
@@ -46,6 +47,14 @@ impl Store {
     /// Open the database `config` names, bringing its schema up to date (SQLite: checking its
     /// integrity and starting the group-commit writer).
     pub async fn open(config: &RegistrarConfig) -> Result<Self, StartError> {
+        Self::open_metered(config, DbMetrics::default()).await
+    }
+
+    /// [`Store::open`], the SQLite writer's commits observed in `metrics`.
+    pub async fn open_metered(
+        config: &RegistrarConfig,
+        metrics: DbMetrics,
+    ) -> Result<Self, StartError> {
         match &config.database {
             Database::Sqlite(path) => {
                 let failed = |source| StartError::Database {
@@ -56,7 +65,7 @@ impl Store {
                 if !db.integrity_ok().map_err(failed)? {
                     return Err(StartError::Integrity(path.display().to_string()));
                 }
-                let writer = GroupCommit::start(path).map_err(failed)?;
+                let writer = GroupCommit::start_metered(path, metrics).map_err(failed)?;
                 Ok(Self::Sqlite { db, writer })
             }
             Database::Postgres(url) => {

@@ -278,10 +278,18 @@ async fn rfc8995_7_3_init_defaults_to_pending_and_auto_is_explained() {
     assert!(text.contains("accept = \"pending\""), "{text}");
     assert!(text.contains("RFC 8995 §7.3"), "{text}");
     // A config without `accept` is pending as well.
+    assert!(
+        text.contains("metrics-listen = \"127.0.0.1:9464\""),
+        "{text}"
+    );
+    // A port of its own for the metrics of this test's registrar.
     let without: String = text
         .lines()
         .filter(|l| !l.starts_with("accept ="))
-        .map(|l| format!("{l}\n"))
+        .map(|l| match l.starts_with("metrics-listen =") {
+            true => "metrics-listen = \"127.0.0.1:0\"\n".to_string(),
+            false => format!("{l}\n"),
+        })
         .collect();
     std::fs::write(dir.join("registrar.toml"), without).expect("write");
     let masa = start_masa(Arc::new(vendor), MasaMode::Issue).await;

@@ -519,6 +519,8 @@ impl Suite {
             &registrar_coaps_addr.to_string(),
             "--jpy-listen",
             &registrar_jpy_addr.to_string(),
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--accept",
             &opts.accept,
         ]))?;

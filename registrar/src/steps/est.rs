@@ -391,7 +391,9 @@ fn answer_issued(
 
 /// `/simpleenroll` (RFC 7030 §4.2.1, RFC 8995 §5.9.3; `/sen`, RFC 9148 §4.1).
 pub async fn simple_enroll(s: &Registrar, req: &EnrollRequest) -> Outcome {
-    answer_issued("simpleenroll", "enrolled", &req.peer, enroll(s, req).await)
+    let outcome = answer_issued("simpleenroll", "enrolled", &req.peer, enroll(s, req).await);
+    s.metrics.enrollment(req.peer.transport, &outcome);
+    outcome
 }
 
 /// An LDevID to answer: issued now, or `again` (the one issued for the same key before, whose
@@ -548,12 +550,14 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
 /// `/simplereenroll` (RFC 7030 §4.2.2; `/sren`, RFC 9148 §4.1): the client's current LDevID
 /// is renewed; the CSR subject must equal it.
 pub async fn simple_reenroll(s: &Registrar, req: &EnrollRequest) -> Outcome {
-    answer_issued(
+    let outcome = answer_issued(
         "simplereenroll",
         "renewed",
         &req.peer,
         reenroll(s, req).await,
-    )
+    );
+    s.metrics.renewal(req.peer.transport, &outcome);
+    outcome
 }
 
 async fn reenroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {

@@ -85,6 +85,12 @@ fn masa_url_for(s: &Registrar, checked: &CheckedPledgeRequest) -> Result<String,
 
 /// Relay a voucher for a pledge voucher-request, or say why not.
 pub async fn request_voucher(s: &Registrar, req: &VoucherRequest) -> Outcome {
+    let outcome = answer(s, req).await;
+    s.metrics.voucher_request(req.peer.transport, &outcome);
+    outcome
+}
+
+async fn answer(s: &Registrar, req: &VoucherRequest) -> Outcome {
     match handle(s, req).await {
         // Every outcome of `handle` logged its line.
         Ok(outcome) => outcome,

@@ -486,6 +486,13 @@ pub async fn init_registrar(dir: &Path, vendor_ca: &Path, extra: &[&str]) -> Soc
     } else {
         &["--coaps-listen", ""]
     };
+    // Metrics on a port of their own (init's default is a fixed loopback port): tests run
+    // side by side; the bound port is in the log ([`RegistrarProc::metrics_addr`]).
+    let metrics: &[&str] = if extra.contains(&"--metrics-listen") {
+        &[]
+    } else {
+        &["--metrics-listen", "127.0.0.1:0"]
+    };
     let out = tokio::process::Command::new(registrar_bin())
         .arg("init")
         .arg("--dir")
@@ -498,6 +505,7 @@ pub async fn init_registrar(dir: &Path, vendor_ca: &Path, extra: &[&str]) -> Soc
         .args(["--listen", &addr.to_string()])
         .args(accept)
         .args(coaps)
+        .args(metrics)
         .args(extra)
         .output()
         .await
@@ -662,6 +670,11 @@ impl RegistrarProc {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("registrar.log")).unwrap_or_default()
+    }
+
+    /// The metrics listener's address, as the start line logged it; `None` when off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        metrics_addr_in(&self.log())
     }
 
     pub fn base(&self) -> String {
@@ -1026,4 +1039,66 @@ pub async fn openssl<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The `metrics_addr=` a daemon's log names (at start), when it is an address.
+pub fn metrics_addr_in(log: &str) -> Option<SocketAddr> {
+    log.split("metrics_addr=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+/// `GET http://ADDR/PATH` on a metrics listener: status, Content-Type and body.
+pub async fn scrape_path(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .expect("metrics listener answers");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, resp.text().await.expect("body"))
+}
+
+/// `promtool check metrics` (Debian `prometheus`) on `scrape`, which must pass: the format
+/// and Prometheus' naming conventions.
+pub fn promtool_check(scrape: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(scrape.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{scrape}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of the sample `series` (name and labels as exposed) in `scrape`.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

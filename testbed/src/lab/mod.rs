@@ -318,6 +318,8 @@ impl Lab {
                 &format!("[::]:{REGISTRAR_PORT}"),
                 "--jpy-listen",
                 &format!("[::]:{REGISTRAR_JPY_PORT}"),
+                "--metrics-listen",
+                "127.0.0.1:0",
                 // The lab's pledges are enrolled at once (RFC 8995 §7.3 "accept all
                 // devices", explicit since `pending` is the default).
                 "--accept",
