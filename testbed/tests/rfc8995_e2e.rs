@@ -1,6 +1,6 @@
 //! RFC 8995 end to end with the real `masa`, `registrar` and `pledge` binaries on loopback,
-//! checked with independent tools (openssl, curl), and every rejection with its status or exit
-//! code.
+//! checked with independent tools (openssl, curl, promtool), and every rejection with its
+//! status or exit code.
 
 mod support;
 
@@ -60,6 +60,34 @@ fn rfc8995_happy_path_checked_with_openssl_and_curl() {
     assert_eq!(row["state"], "enrolled");
     assert_eq!(row["voucher_status"]["status"], true);
     assert_eq!(row["enrollstatus"]["status"], true);
+
+    // The metrics of both daemons pass promtool and count this one bootstrap.
+    let masa = scrape_metrics(&s.dir.join("masa.log"));
+    assert_eq!(
+        sample(&masa, "brski_masa_voucher_requests_total"),
+        Some(1.0),
+        "{masa}"
+    );
+    assert_eq!(
+        sample(&masa, "brski_masa_vouchers_issued_total"),
+        Some(1.0),
+        "{masa}"
+    );
+    let registrar = scrape_metrics(&s.dir.join("registrar.log"));
+    for family in ["voucher_requests", "enrollments"] {
+        let series =
+            format!("brski_registrar_{family}_total{{transport=\"https\",outcome=\"issued\"}}");
+        assert_eq!(sample(&registrar, &series), Some(1.0), "{registrar}");
+    }
+    assert_eq!(
+        sample(
+            &registrar,
+            "brski_registrar_masa_request_duration_seconds_count\
+             {resource=\"requestvoucher\",outcome=\"answered\"}"
+        ),
+        Some(1.0),
+        "{registrar}"
+    );
     let stopped = s.stop().expect("stop");
     assert!(
         stopped.iter().all(|(_, st)| st.success()),
