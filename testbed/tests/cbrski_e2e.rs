@@ -85,6 +85,17 @@ fn cbrski_pledge_enrolls_over_coaps_with_a_cose_voucher() {
         coaps_lines(&log, "requestvoucher")[0].contains("outcome=\"relayed\""),
         "{log}"
     );
+    // The registrar's metrics count the bootstrap under transport coaps, none under https.
+    let metrics = scrape_metrics(&s.dir.join("registrar.log"));
+    for family in ["voucher_requests", "enrollments"] {
+        let series = |transport: &str| {
+            format!(
+                "brski_registrar_{family}_total{{transport=\"{transport}\",outcome=\"issued\"}}"
+            )
+        };
+        assert_eq!(sample(&metrics, &series("coaps")), Some(1.0), "{metrics}");
+        assert_eq!(sample(&metrics, &series("https")), None, "{metrics}");
+    }
     let stopped = s.stop().expect("stop");
     assert!(stopped.iter().all(|(_, st)| st.success()), "{stopped:?}");
 }
