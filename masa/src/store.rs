@@ -52,7 +52,9 @@ impl Store {
             }
             Database::Postgres(url) => {
                 let ca = brski_service::files::read_certs_der(cfg.database_ca.as_deref())?;
-                Ok(Self::Postgres(pg::open(url, &ca).await?))
+                Ok(Self::Postgres(
+                    pg::open(url, &ca).await?.with_metrics(metrics),
+                ))
             }
         }
     }
@@ -149,11 +151,12 @@ impl Store {
                 })
             }
             Self::Postgres(pg) => {
+                let began = std::time::Instant::now();
                 let mut client = pg.client().await?;
                 let tx = client.transaction().await?;
                 let decided = issue.check_and_record(&mut PgTx(&tx)).await?;
                 if decided.is_ok() {
-                    tx.commit().await?;
+                    pg.commit(tx, began).await?;
                 }
                 Ok(decided)
             }

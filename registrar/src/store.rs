@@ -35,10 +35,11 @@ macro_rules! on_pg {
 /// Runs `$body` with `$tx` a PostgreSQL transaction, committed when `$body` succeeds.
 macro_rules! in_tx {
     ($pg:expr, |$tx:ident| $body:expr) => {{
+        let began = std::time::Instant::now();
         let mut client = $pg.client().await?;
         let $tx = client.transaction().await?;
         let value = $body.await?;
-        $tx.commit().await?;
+        $pg.commit($tx, began).await?;
         Ok(value)
     }};
 }
@@ -70,7 +71,9 @@ impl Store {
             }
             Database::Postgres(url) => {
                 let ca = brski_service::files::read_certs_der(config.database_ca.as_deref())?;
-                Ok(Self::Postgres(pg::open(url, &ca).await?))
+                Ok(Self::Postgres(
+                    pg::open(url, &ca).await?.with_metrics(metrics),
+                ))
             }
         }
     }

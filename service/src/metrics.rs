@@ -90,7 +90,8 @@ impl Drop for OpenGuard {
     }
 }
 
-/// Commits of the database writer: their latency and how many writes each carried.
+/// Committed write transactions (the SQLite group-commit writer's, PostgreSQL's): their
+/// latency and how many writes each carried.
 #[derive(Clone, Debug)]
 pub struct DbMetrics {
     pub commit_seconds: Histogram,
@@ -112,7 +113,7 @@ impl DbMetrics {
         let m = Self::default();
         registry.register(
             "db_commit_duration_seconds",
-            "Time of one database transaction of writes, from BEGIN to the end of COMMIT",
+            "Time of one database transaction of writes, from its start to the end of COMMIT",
             m.commit_seconds.clone(),
         );
         registry.register(

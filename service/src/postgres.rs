@@ -11,6 +11,7 @@
 //! transaction under an advisory lock, so that instances starting together apply each one
 //! exactly once and none serves on a half-migrated schema.
 
+use crate::metrics::DbMetrics;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -89,6 +90,8 @@ const POOL_SIZE: usize = 16;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Transactions committed by [`PgStore::commit`].
+    metrics: DbMetrics,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -119,7 +122,26 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| PgError::Pool(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            metrics: DbMetrics::default(),
+        })
+    }
+
+    /// This store, its transactions' commits observed in `metrics`.
+    pub fn with_metrics(self, metrics: DbMetrics) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// Commit `tx`, begun at `began`: its latency is observed (one write per transaction).
+    pub async fn commit(
+        &self,
+        tx: Transaction<'_>,
+        began: std::time::Instant,
+    ) -> Result<(), PgError> {
+        tx.commit().await?;
+        self.metrics.committed(began.elapsed(), 1);
+        Ok(())
     }
 
     /// A connection from the pool.
