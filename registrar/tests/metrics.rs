@@ -166,3 +166,62 @@ async fn scrape_counts_the_requests_made_and_passes_promtool() {
     );
     assert_eq!(scrape_path(addr, "/").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_listen_is_checked_by_init_check_config_and_serve() {
+    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let vendor = Vendor::new("Vendor");
+    let ca = vendor.write_ca(tmp.path());
+    let bad = tokio::process::Command::new(registrar_bin())
+        .arg("init")
+        .arg("--dir")
+        .arg(tmp.path().join("bad"))
+        .args(["--domain", "registrar.example", "--vendor-ca"])
+        .arg(&ca)
+        .args(["--metrics-listen", "localhost"])
+        .output()
+        .await
+        .expect("run init");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("metrics-listen \"localhost\""),
+        "{bad:?}"
+    );
+    assert!(!tmp.path().join("bad").join("registrar.toml").exists());
+
+    let dir = tmp.path().join("registrar");
+    let addr = init_registrar(&dir, &ca, &[]).await;
+    edit_config(&dir, |t| {
+        t.replace(
+            "metrics-listen = \"127.0.0.1:0\"",
+            "metrics-listen = \"metrics.example:9464\"",
+        )
+    });
+    let check = || async {
+        tokio::process::Command::new(registrar_bin())
+            .arg("check-config")
+            .arg("--config")
+            .arg(dir.join("registrar.toml"))
+            .output()
+            .await
+            .expect("run check-config")
+    };
+    let out = check().await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("metrics-listen \"metrics.example:9464\""),
+        "{stderr}"
+    );
+    // "off": no metrics listener, as the start line says.
+    edit_config(&dir, |t| {
+        t.replace(
+            "metrics-listen = \"metrics.example:9464\"",
+            "metrics-listen = \"off\"",
+        )
+    });
+    assert!(check().await.status.success());
+    let reg = RegistrarProc::start(&dir, addr).await;
+    assert!(reg.log().contains("metrics_addr=off"), "{}", reg.log());
+    assert_eq!(reg.metrics_addr(), None);
+}
