@@ -188,6 +188,15 @@ pub fn policy(db: &Db, serial: &str) -> Result<Option<Policy>> {
     })
 }
 
+/// How many pledges wait for approval (RFC 8995 §7.3: `pending` in `registrar pledges list`).
+pub fn pending_count(db: &Db) -> Result<i64> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached("SELECT COUNT(*) FROM pledges WHERE policy = ?1")?
+            .query_row(params![Policy::Pending.as_str()], |r| r.get(0))?)
+    })
+}
+
 /// Set the policy of `serial` (creating the row), e.g. from `registrar pledges allow`.
 pub fn set_policy(db: &Db, serial: &str, policy: Policy) -> Result<()> {
     db.write(|conn| {

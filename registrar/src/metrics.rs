@@ -99,9 +99,8 @@ impl RegistrarMetrics {
     }
 
     /// The number of pledges pending now.
-    pub fn set_pending_pledges(&self, n: usize) {
-        self.pending_pledges
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    pub fn set_pending_pledges(&self, n: i64) {
+        self.pending_pledges.set(n);
     }
 }
 

@@ -137,6 +137,18 @@ pub async fn policy(c: &impl GenericClient, serial: &str) -> Result<Option<Polic
     Ok(row.and_then(|r| Policy::parse(r.get::<_, &str>(0))))
 }
 
+/// How many pledges wait for approval (RFC 8995 §7.3).
+pub async fn pending_count(c: &impl GenericClient) -> Result<i64, PgError> {
+    let row = c
+        .query_one(
+            &c.prepare_cached("SELECT COUNT(*) FROM pledges WHERE policy = $1")
+                .await?,
+            &[&Policy::Pending.as_str()],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Set the policy of `serial` (creating the row).
 pub async fn set_policy(
     c: &impl GenericClient,

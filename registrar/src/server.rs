@@ -575,10 +575,8 @@ fn pending_pledges_gauge(state: &Arc<Registrar>) -> brski_service::metrics::Befo
         let state = state.clone();
         Box::pin(async move {
             let Some(s) = state.upgrade() else { return };
-            match s.store.list_pledges().await {
-                Ok(pledges) => s
-                    .metrics
-                    .set_pending_pledges(pledges.iter().filter(|p| p.state == "pending").count()),
+            match s.store.pending_count().await {
+                Ok(n) => s.metrics.set_pending_pledges(n),
                 Err(e) => tracing::warn!(error = %e, "metrics: pending pledges not counted"),
             }
         })

@@ -234,6 +234,14 @@ impl Store {
         }
     }
 
+    /// How many pledges wait for approval (RFC 8995 §7.3).
+    pub async fn pending_count(&self) -> R<i64> {
+        match self {
+            Self::Sqlite { db, .. } => Ok(db::pending_count(db)?),
+            Self::Postgres(p) => on_pg!(p, |c| pg::pending_count(&c)),
+        }
+    }
+
     pub async fn list_pledges(&self) -> R<Vec<PledgeSummary>> {
         match self {
             Self::Sqlite { db, .. } => Ok(db::list_pledges(db)?),
