@@ -4,6 +4,7 @@
 # the services' users, check-config, one pledge enrolled through `masa serve` and `registrar
 # serve`, `systemd-analyze verify` of the installed units, `man` of every page; then `dpkg -r`
 # must leave the state directories and `dpkg --purge` remove them. lintian's verdict is printed.
+# The installed daemons' metrics (init's loopback defaults) pass `promtool check metrics`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -102,6 +103,15 @@ pledge bootstrap --config "$work/pledge/PKG-0001/pledge.toml" ||
 runuser -u brski-registrar -- registrar pledges list \
   --config /var/lib/brski-registrar/registrar.toml | grep -q PKG-0001 ||
   fail "the registrar does not list PKG-0001"
+echo "== metrics of the installed daemons (promtool check metrics)"
+curl -fsS http://127.0.0.1:9464/metrics > "$work/registrar.prom"
+curl -fsS http://127.0.0.1:9465/metrics > "$work/masa.prom"
+promtool check metrics < "$work/registrar.prom"
+promtool check metrics < "$work/masa.prom"
+grep -qx 'brski_registrar_enrollments_total{transport="https",outcome="issued"} 1' \
+  "$work/registrar.prom" || fail "the registrar did not count one enrollment"
+grep -qx 'brski_masa_vouchers_issued_total 1' "$work/masa.prom" ||
+  fail "the MASA did not count one voucher"
 for pid in "${pids[@]}"; do kill "$pid"; wait "$pid" || true; done
 pids=()
 

@@ -224,13 +224,15 @@ impl MasaConfig {
             .into_iter()
             .map(|p| format!("{}: {p}", path.display()))
             .collect();
-        // Port free, in the words `masa serve` refuses with.
-        if let Err(source) = brski_service::config::port_free(c.listen, false) {
-            let addr = c.listen;
-            out.push(format!(
-                "listen: {}",
-                crate::error::MasaError::Bind { addr, source }
-            ));
+        // Ports free, in the words `masa serve` refuses with.
+        let metrics = c.metrics_addr().ok().flatten();
+        for (key, addr) in [("listen", Some(c.listen)), ("metrics-listen", metrics)] {
+            if let Some(addr) = addr {
+                if let Err(source) = brski_service::config::port_free(addr, false) {
+                    let refusal = crate::error::MasaError::Bind { addr, source };
+                    out.push(format!("{key}: {refusal}"));
+                }
+            }
         }
         c.resolve(path);
         let cert =

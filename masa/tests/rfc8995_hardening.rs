@@ -252,6 +252,8 @@ fn masa_toml_numeric_settings_are_range_checked_at_load() {
         dir.to_str().expect("utf-8"),
         "--listen",
         &format!("127.0.0.1:{}", support::free_port()),
+        "--metrics-listen",
+        "127.0.0.1:0",
     ]);
     assert!(out.status.success(), "{out:?}");
     let config = dir.join("masa.toml");
@@ -316,6 +318,8 @@ fn check_config_and_serve_name_a_listen_port_in_use() {
         dir.to_str().expect("utf-8"),
         "--listen",
         &listen,
+        "--metrics-listen",
+        "127.0.0.1:0",
     ]);
     assert!(out.status.success(), "{out:?}");
     let c = dir.join("masa.toml");

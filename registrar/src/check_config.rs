@@ -23,7 +23,11 @@ pub fn problems(path: &Path) -> Vec<String> {
         ("coaps-listen", c.coaps_addr()),
         ("jpy-listen", c.jpy_addr()),
     ];
-    let ports = std::iter::once(("listen", Some(c.listen), false)).chain(
+    let tcp = [
+        ("listen", Some(c.listen)),
+        ("metrics-listen", c.metrics_addr().ok().flatten()),
+    ];
+    let ports = tcp.into_iter().map(|(key, a)| (key, a, false)).chain(
         udp.into_iter()
             .filter_map(|(key, a)| a.ok().map(|a| (key, a, true))),
     );

@@ -624,6 +624,11 @@ async fn check_config_and_serve_name_a_coaps_port_in_use() {
     port_in_use("coaps-listen", true).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_and_serve_name_a_metrics_port_in_use() {
+    port_in_use("metrics-listen", false).await;
+}
+
 /// Our CoAPS client (`brski_service::coaps::client`) with `party` as its certificate; the
 /// registrar's chain accepted as presented.
 async fn session(addr: SocketAddr, party: &Party) -> coaps::client::Client {
