@@ -36,6 +36,15 @@ impl InspectArgs {
     }
 }
 
+/// A TPM handle in hex (`0x81020000`) or decimal.
+pub fn parse_handle(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("{s:?} is not a TPM handle (e.g. 0x81020000)"))
+}
+
 /// `generate man|bash|zsh|fish --out DIR`: the manual pages (one per subcommand) or a shell's
 /// completion script, rendered from the same clap definitions as `--help`, so that they never
 /// drift from it. Hidden from `--help`: it is for packagers (`scripts/package.sh`).
@@ -118,4 +127,19 @@ fn completion(
     Ok(vec![clap_complete::generate_to(
         shell, &mut cmd, name, out,
     )?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_handle;
+
+    #[test]
+    fn tpm_handles_parse_in_hex_or_decimal() {
+        assert_eq!(parse_handle("0x81020000"), Ok(0x8102_0000));
+        assert_eq!(parse_handle("0X81020001"), Ok(0x8102_0001));
+        assert_eq!(parse_handle("2164391936"), Ok(0x8102_0000));
+        for bad in ["", "0x", "0xzz", "-1", "0x100000000"] {
+            assert!(parse_handle(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -109,17 +109,8 @@ struct MintArgs {
     #[arg(long, value_name = "TCTI")]
     tpm: Option<String>,
     /// Persistent handle for the TPM IDevID key.
-    #[arg(long, value_name = "HANDLE", default_value = "0x81020000", value_parser = parse_handle, requires = "tpm")]
+    #[arg(long, value_name = "HANDLE", default_value = "0x81020000", value_parser = brski_common::cli::parse_handle, requires = "tpm")]
     tpm_handle: u32,
-}
-
-/// A TPM handle in hex (`0x81020000`) or decimal.
-fn parse_handle(s: &str) -> Result<u32, String> {
-    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(hex, 16),
-        None => s.parse(),
-    };
-    parsed.map_err(|_| format!("{s:?} is not a TPM handle (e.g. 0x81020000)"))
 }
 
 #[derive(Debug, Args)]
@@ -280,16 +271,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tpm_handles_parse_in_hex_or_decimal() {
-        assert_eq!(parse_handle("0x81020000"), Ok(0x8102_0000));
-        assert_eq!(parse_handle("0X81020001"), Ok(0x8102_0001));
-        assert_eq!(parse_handle("2164391936"), Ok(0x8102_0000));
-        for bad in ["", "0x", "0xzz", "-1", "0x100000000"] {
-            assert!(parse_handle(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn mint_tpm_command_line() {

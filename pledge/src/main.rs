@@ -6,6 +6,7 @@ mod daemon;
 mod discovery;
 mod enroll;
 mod error;
+mod est_client;
 mod identity;
 mod session;
 mod state;
@@ -68,6 +69,12 @@ enum Command {
         /// The pledge's configuration (`pledge.toml`).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// A plain EST client (RFC 7030) for hosts that already trust their EST server: no
+    /// voucher. Exit 0 on success, 2 when the server refused, 1 otherwise.
+    Est {
+        #[command(subcommand)]
+        op: est_client::EstOp,
     },
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
     Inspect(InspectArgs),
@@ -170,6 +177,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             };
         }
+        Command::Est { op } => {
+            brski_service::logging::init("pledge");
+            runtime().and_then(|rt| {
+                rt.block_on(est_client::run(&op))
+                    .map(|out| println!("{out}"))
+            })
+        }
         Command::Bootstrap(common) => {
             brski_service::logging::init("pledge");
             bootstrap_command(&common).map(|line| println!("{line}"))
@@ -191,6 +205,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// A TPM handle in hex or decimal (shared with `masa mint`).
+use brski_common::cli::parse_handle;
 
 /// The outcome of a subcommand that needs no configuration: its output, or one line on stderr.
 fn print_or_fail(result: Result<String, String>) -> ExitCode {
