@@ -26,6 +26,7 @@ pub fn problems(path: &Path) -> Vec<String> {
     let tcp = [
         ("listen", Some(c.listen)),
         ("metrics-listen", c.metrics_addr().ok().flatten()),
+        ("crl-listen", c.crl_addr().ok().flatten()),
     ];
     let ports = tcp.into_iter().map(|(key, a)| (key, a, false)).chain(
         udp.into_iter()

@@ -201,8 +201,19 @@ pub struct RegistrarConfig {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub jpy_listen: String,
     /// Address of the metrics listener (plain HTTP, `GET /metrics`), or `off`; absent: off.
-    #[serde(default = "metrics_off")]
+    #[serde(default = "off")]
     pub metrics_listen: String,
+    /// Address of the CRL listener (plain HTTP, `GET` at the path of `crl-url`, else `/crl`),
+    /// or `off`; absent: off.
+    #[serde(default = "off")]
+    pub crl_listen: String,
+    /// The CRL distribution point written into every LDevID (RFC 5280 §4.2.1.13), an
+    /// `http://` URL; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_url: Option<String>,
+    /// Hours from a CRL's thisUpdate to its nextUpdate (RFC 5280 §5.1.2.5).
+    #[serde(default = "default_crl_validity_hours")]
+    pub crl_validity_hours: u32,
     /// The owner's domain name.
     pub domain: String,
     /// Pledge acceptance policy.
@@ -263,9 +274,17 @@ pub struct RegistrarConfig {
 /// The metrics listen address `registrar init` writes: loopback (the MASA's is 9465).
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 
-fn metrics_off() -> String {
+fn off() -> String {
     "off".into()
 }
+fn default_crl_validity_hours() -> u32 {
+    24
+}
+
+/// The path of the CRL on `crl-listen` when `crl-url` names none.
+pub const DEFAULT_CRL_PATH: &str = "/crl";
+/// `crl-validity-hours`: an hour to a year.
+pub const CRL_VALIDITY_HOURS_RANGE: std::ops::RangeInclusive<u32> = 1..=8784;
 fn default_retry_after() -> u32 {
     5
 }
@@ -316,6 +335,19 @@ impl RegistrarConfig {
     /// The metrics listener address, `None` when `metrics-listen` is `off`.
     pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, String> {
         brski_service::metrics::parse_listen(&self.metrics_listen)
+    }
+
+    /// The CRL listener address, `None` when `crl-listen` is `off`.
+    pub fn crl_addr(&self) -> Result<Option<SocketAddr>, String> {
+        brski_service::config::listen_or_off("crl-listen", &self.crl_listen)
+    }
+
+    /// The path `crl-listen` serves the CRL at: that of `crl-url`, else [`DEFAULT_CRL_PATH`].
+    pub fn crl_path(&self) -> String {
+        match self.crl_url.as_deref().and_then(|u| crl_url_path(u).ok()) {
+            Some(path) => path.to_string(),
+            None => DEFAULT_CRL_PATH.into(),
+        }
     }
 
     /// Load `registrar.toml`, check it ([`RegistrarConfig::validate`]) and resolve its paths
@@ -415,6 +447,33 @@ pub fn render(c: &RegistrarConfig) -> String {
          # such key): none. Port 0 picks a free port, logged at start.\n\
          metrics-listen = {}\n\n",
         toml_string(&c.metrics_listen)
+    ));
+    out.push_str(&format!(
+        "# Address of the CRL listener (plain HTTP): the domain CA's CRL of the revoked and\n\
+         # superseded LDevIDs (RFC 5280 §5), at the path of crl-url (else /crl). \"off\" (or no\n\
+         # such key): none. The HTTPS listener serves it too, at /.well-known/est/crl.\n\
+         crl-listen = {}\n\n",
+        toml_string(&c.crl_listen)
+    ));
+    match &c.crl_url {
+        Some(url) => out.push_str(&format!(
+            "# The CRL distribution point written into every LDevID (RFC 5280 §4.2.1.13): the\n\
+             # http:// URL at which relying parties fetch the CRL (normally crl-listen's).\n\
+             crl-url = {}\n\n",
+            toml_string(url)
+        )),
+        None => out.push_str(
+            "# The CRL distribution point written into every LDevID (RFC 5280 §4.2.1.13): the\n\
+             # http:// URL at which relying parties fetch the CRL (normally crl-listen's).\n\
+             # Absent: LDevIDs name none.\n\
+             # crl-url = \"http://registrar.example:8080/crl\"\n\n",
+        ),
+    }
+    out.push_str(&format!(
+        "# Hours from a CRL's thisUpdate to its nextUpdate. A new CRL is signed after half of\n\
+         # them, or at the first fetch after a revocation.\n\
+         crl-validity-hours = {}\n\n",
+        c.crl_validity_hours
     ));
     out.push_str(&format!(
         "# The owner's domain name (registrar certificate subject and subjectAltName).\n\
@@ -653,6 +712,31 @@ pub const MASA_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=3600;
 /// stays far from the end of the X.509 GeneralizedTime range).
 pub const LDEVID_VALIDITY_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=36500;
 
+/// The path of `crl-url`, which must be an `http://` URL with a host and a path: relying
+/// parties fetch CRLs over plain HTTP (RFC 5280 §4.2.1.13; RFC 8995 §5.5.3 checks these).
+pub fn crl_url_path(url: &str) -> Result<&str, String> {
+    if url.is_empty() || !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be visible ASCII without spaces".into());
+    }
+    let rest = match url.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
+        _ => {
+            return Err(
+                "must be an http:// URL (relying parties fetch CRLs over plain HTTP)".into(),
+            );
+        }
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if authority.is_empty() {
+        return Err("has no host".into());
+    }
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    if path.is_empty() || path == "/" {
+        return Err("has no path (such as http://registrar.example:8080/crl)".into());
+    }
+    Ok(path)
+}
+
 fn out_of_range(key: &str, value: u32, range: &std::ops::RangeInclusive<u32>) -> Option<String> {
     (!range.contains(&value)).then(|| {
         format!(
@@ -687,6 +771,19 @@ impl RegistrarConfig {
         if let Err(e) = self.metrics_addr() {
             problems.push(e);
         }
+        if let Err(e) = self.crl_addr() {
+            problems.push(e);
+        }
+        if let Some(url) = &self.crl_url {
+            if let Err(e) = crl_url_path(url) {
+                problems.push(format!("crl-url {url:?}: {e}"));
+            }
+        }
+        problems.extend(out_of_range(
+            "crl-validity-hours",
+            self.crl_validity_hours,
+            &CRL_VALIDITY_HOURS_RANGE,
+        ));
         if self.manufacturers.is_empty() {
             problems.push("at least one [[manufacturer]] is required".into());
         }
@@ -744,6 +841,9 @@ mod tests {
             coaps_listen: "[::]:5684".into(),
             jpy_listen: String::new(),
             metrics_listen: DEFAULT_METRICS_LISTEN.into(),
+            crl_listen: "[::]:8080".into(),
+            crl_url: Some("http://registrar.example.com:8080/crl/domain.crl".into()),
+            crl_validity_hours: 12,
             domain: "example.com".into(),
             accept: Accept::Pending,
             retry_after: 7,

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS certificates (
     voucher_id     INTEGER,
     spki_sha256    TEXT,
     first_seen     TEXT,
-    revoked_reason TEXT
+    revoked_reason TEXT,
+    revoked_at     TEXT
 );
 CREATE INDEX IF NOT EXISTS certificates_pledge ON certificates(pledge_serial);
 -- The registrar voucher-request each voucher was obtained with (replayed to the MASA's
@@ -107,11 +108,13 @@ DROP TRIGGER IF EXISTS certificates_supersede;
 
 /// Columns added to a table after its first release: `ALTER TABLE ... ADD COLUMN` for a
 /// database that lacks them, then the indexes on them ([`migrate`]).
-const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
     ("certificates", "voucher_id", "INTEGER"),
     ("certificates", "spki_sha256", "TEXT"),
     ("certificates", "first_seen", "TEXT"),
     ("certificates", "revoked_reason", "TEXT"),
+    // When it was revoked or superseded: the CRL entry's revocationDate (RFC 5280 §5.1.2.6).
+    ("certificates", "revoked_at", "TEXT"),
     // `https` or `coaps`: the transport of the pledge's latest voucher request.
     ("pledges", "transport", "TEXT"),
 ];
@@ -800,11 +803,11 @@ pub async fn store_certificate(writer: &GroupCommit, c: &NewCertificate<'_>) -> 
             conn.prepare_cached(
                 "UPDATE certificates
                  SET superseded_by = COALESCE(superseded_by, ?1), revoked = 1,
-                     revoked_reason = 'superseded by ' || ?1
+                     revoked_reason = 'superseded by ' || ?1, revoked_at = ?4
                  WHERE pledge_serial = ?2 AND cert_serial != ?1
                    AND cert_serial IS NOT ?3 AND revoked = 0",
             )?
-            .execute(params![cert_serial, pledge_serial, renewed_from])?;
+            .execute(params![cert_serial, pledge_serial, renewed_from, issued_at])?;
             conn.prepare_cached(
                 "UPDATE certificates SET superseded_by = ?1 WHERE cert_serial = ?2",
             )?
@@ -829,11 +832,11 @@ pub async fn ldevid_seen(writer: &GroupCommit, cert_serial: &str) -> Result<()> 
                 .execute(params![cert_serial, t])?;
             if first > 0 {
                 conn.prepare_cached(
-                    "UPDATE certificates SET revoked = 1,
+                    "UPDATE certificates SET revoked = 1, revoked_at = ?2,
                          revoked_reason = 'superseded by ' || ?1 || ', which is in use'
                      WHERE superseded_by = ?1 AND revoked = 0",
                 )?
-                .execute(params![cert_serial])?;
+                .execute(params![cert_serial, t])?;
             }
             Ok(())
         })
@@ -996,7 +999,7 @@ pub fn enrolled_on_voucher(db: &Db, voucher_id: i64) -> Result<Option<StoredLdev
     })
 }
 
-/// Which LDevIDs `registrar ldevid revoke` revokes.
+/// Which LDevIDs `registrar certs revoke` revokes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RevokeWhat {
     /// One LDevID by its serial number (upper-case hex).
@@ -1005,7 +1008,7 @@ pub enum RevokeWhat {
     Pledge(String),
 }
 
-/// Revoke LDevIDs (`registrar ldevid revoke`); the serial numbers revoked now. A revoked
+/// Revoke LDevIDs (`registrar certs revoke`); the serial numbers revoked now. A revoked
 /// LDevID is refused in the TLS handshake from the next connection on.
 pub fn revoke(db: &Db, what: &RevokeWhat, reason: &str) -> Result<Vec<String>> {
     let (column, value) = match what {
@@ -1015,12 +1018,73 @@ pub fn revoke(db: &Db, what: &RevokeWhat, reason: &str) -> Result<Vec<String>> {
     db.write(|conn| {
         let revoked = conn
             .prepare(&format!(
-                "UPDATE certificates SET revoked = 1, revoked_reason = ?2
+                "UPDATE certificates SET revoked = 1, revoked_reason = ?2, revoked_at = ?3
                  WHERE {column} = ?1 AND revoked = 0 RETURNING cert_serial"
             ))?
-            .query_map(params![value, reason], |r| r.get(0))?
+            .query_map(params![value, reason, now()], |r| r.get(0))?
             .collect::<std::result::Result<Vec<String>, _>>()?;
         Ok(revoked)
+    })
+}
+
+/// An LDevID as `registrar certs list` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CertSummary {
+    pub cert_serial: String,
+    pub pledge_serial: String,
+    pub subject: String,
+    pub not_after: String,
+    pub issued_at: String,
+    pub first_seen: Option<String>,
+    pub superseded_by: Option<String>,
+    pub revoked: bool,
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+/// The columns [`CertSummary`] reads, in its order.
+pub const CERT_SUMMARY_COLUMNS: &str = "cert_serial, pledge_serial, subject, not_after, \
+     issued_at, first_seen, superseded_by, revoked, revoked_at, revoked_reason";
+
+fn cert_summary(r: &Row<'_>) -> brski_service::store::rusqlite::Result<CertSummary> {
+    Ok(CertSummary {
+        cert_serial: r.get(0)?,
+        pledge_serial: r.get(1)?,
+        subject: r.get(2)?,
+        not_after: r.get(3)?,
+        issued_at: r.get(4)?,
+        first_seen: r.get(5)?,
+        superseded_by: r.get(6)?,
+        revoked: r.get::<_, i64>(7)? != 0,
+        revoked_at: r.get(8)?,
+        revoked_reason: r.get(9)?,
+    })
+}
+
+/// The LDevIDs issued here, oldest first; only `pledge`'s when given.
+pub fn list_certificates(db: &Db, pledge: Option<&str>) -> Result<Vec<CertSummary>> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT {CERT_SUMMARY_COLUMNS} FROM certificates
+                 WHERE ?1 IS NULL OR pledge_serial = ?1 ORDER BY issued_at, cert_serial"
+            ))?
+            .query_map(params![pledge], cert_summary)?
+            .collect::<std::result::Result<Vec<_>, _>>()?)
+    })
+}
+
+/// The revoked LDevIDs that have not yet expired at `now`: the entries of the CRL (RFC 5280
+/// §3.3: an expired certificate may leave the list).
+pub fn revoked_certificates(db: &Db, now: OffsetDateTime) -> Result<Vec<CertSummary>> {
+    db.read(|conn| {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT {CERT_SUMMARY_COLUMNS} FROM certificates
+                 WHERE revoked != 0 AND not_after > ?1 ORDER BY cert_serial"
+            ))?
+            .query_map(params![rfc3339(now)], cert_summary)?
+            .collect::<std::result::Result<Vec<_>, _>>()?)
     })
 }
 
@@ -1216,7 +1280,7 @@ mod tests {
         let old = SCHEMA
             .replace("    transport   TEXT\n", "")
             .replace(
-                "    voucher_id     INTEGER,\n    spki_sha256    TEXT,\n    first_seen     TEXT,\n    revoked_reason TEXT\n",
+                "    voucher_id     INTEGER,\n    spki_sha256    TEXT,\n    first_seen     TEXT,\n    revoked_reason TEXT,\n    revoked_at     TEXT\n",
                 "",
             )
             .replace("updated_at  TEXT NOT NULL,\n    -- Columns", "updated_at  TEXT NOT NULL\n    -- Columns")

@@ -190,6 +190,33 @@ pub async fn cacerts(
     respond(est::cacerts(&s, &peer(&conn)), base64)
 }
 
+/// `GET /.well-known/est/crl`, and `GET` on `crl-listen`: the domain CA's CRL (RFC 5280 §5),
+/// DER as `application/pkix-crl` (RFC 2585 §4.2). 503 with Retry-After while the database
+/// cannot be read.
+pub async fn crl(State(s): State<Arc<Registrar>>) -> Response {
+    match s.current_crl().await {
+        Ok(der) => (
+            [(header::CONTENT_TYPE, crate::crl::PKIX_CRL)],
+            der.as_ref().clone(),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "CRL not served");
+            let retry = matches!(e, crate::crl::CrlFault::Store(_));
+            let status = if retry {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            text(
+                status,
+                &e.to_string(),
+                retry.then_some(u64::from(s.config.retry_after)),
+            )
+        }
+    }
+}
+
 /// `GET /.well-known/est/csrattrs` (RFC 7030 §4.5).
 pub async fn csrattrs(
     State(s): State<Arc<Registrar>>,

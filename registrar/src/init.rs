@@ -36,6 +36,13 @@ pub struct InitArgs {
     /// Prometheus metrics listen address (plain HTTP, GET /metrics), or "off".
     #[arg(long, default_value = crate::config::DEFAULT_METRICS_LISTEN, value_name = "ADDR")]
     pub metrics_listen: String,
+    /// CRL listen address (plain HTTP, the domain CA's CRL of revoked LDevIDs), or "off".
+    #[arg(long, default_value = "off", value_name = "ADDR")]
+    pub crl_listen: String,
+    /// The CRL distribution point to write into every LDevID (an http:// URL); none by
+    /// default.
+    #[arg(long, value_name = "URL")]
+    pub crl_url: Option<String>,
     /// What happens to a pledge of a known manufacturer that is not yet allowed: `pending`
     /// (wait for `registrar pledges allow`) or `auto` (accept every device, the reduced-security
     /// mode of RFC 8995 §7.3, never the default).
@@ -66,6 +73,10 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
         ));
     }
     brski_service::metrics::parse_listen(&args.metrics_listen)?;
+    brski_service::config::listen_or_off("crl-listen", &args.crl_listen)?;
+    if let Some(url) = &args.crl_url {
+        crate::config::crl_url_path(url).map_err(|e| format!("--crl-url {url:?}: {e}"))?;
+    }
     // Read every input before writing anything.
     let mut vendors = Vec::new();
     for path in &args.vendor_ca {
@@ -162,6 +173,9 @@ pub fn run(args: &InitArgs) -> Result<PathBuf, String> {
         coaps_listen: args.coaps_listen.clone(),
         jpy_listen: args.jpy_listen.clone(),
         metrics_listen: args.metrics_listen.clone(),
+        crl_listen: args.crl_listen.clone(),
+        crl_url: args.crl_url.clone(),
+        crl_validity_hours: 24,
         domain: domain.to_string(),
         accept: args.accept,
         retry_after: 5,

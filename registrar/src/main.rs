@@ -8,14 +8,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod announcer;
 mod audit;
+mod certs;
 mod check_config;
 mod cjp;
 mod coap;
 mod config;
+mod crl;
 mod db;
 mod http;
 mod init;
-mod ldevid;
 mod masa_client;
 mod metrics;
 mod pg;
@@ -73,8 +74,10 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// List, allow or deny pledges.
     Pledges(pledges::PledgesArgs),
-    /// Revoke LDevIDs: refused in the TLS handshake from then on.
-    Ldevid(ldevid::LdevidArgs),
+    /// List and revoke LDevIDs (refused in the TLS handshake and listed in the CRL from then
+    /// on); print the domain CA's CRL.
+    #[command(alias = "ldevid")]
+    Certs(certs::CertsArgs),
     /// Fetch nonceless vouchers ahead of time (RFC 8995 §7.2).
     Vouchers(vouchers::VouchersArgs),
     /// Decode an artifact (voucher, voucher-request, certificate, CSR, EST body, telemetry) to JSON.
@@ -132,7 +135,12 @@ async fn run(command: Command) -> Result<(), String> {
             proxy::run(&args).await
         }
         Command::Pledges(args) => pledges::run(&args).await.map(|out| println!("{out}")),
-        Command::Ldevid(args) => ldevid::run(&args).await.map(|out| println!("{out}")),
+        Command::Certs(args) => certs::run(&args).await.and_then(|out| {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&out)
+                .map_err(|e| format!("standard output: {e}"))
+        }),
         Command::Vouchers(args) => vouchers::run(&args).await.map(|out| println!("{out}")),
         Command::Inspect(args) => args.run().map(|out| println!("{out}")),
         Command::Generate(args) => args.run(Cli::command()).map(|out| println!("{out}")),

@@ -4,20 +4,21 @@
 //! [`crate::db`].
 
 use crate::db::{
-    ClientCert, EnrollGate, LdevidStatus, NewAuditCheck, NewCertificate, NewNoncelessVoucher,
-    NewTelemetry, NewVoucher, PledgeSummary, Policy, RevokeWhat, StatusReport, StoredCertRow,
-    StoredLdevid, StoredNonceless, StoredVoucher, TELEMETRY_PER_WINDOW, TELEMETRY_WINDOW_SECS,
-    TelemetryContext, TelemetryKind, TelemetryStored, VoucherWithRequest, audit_text,
-    ldevid_status_of, now, pledge_state, rfc3339,
+    CERT_SUMMARY_COLUMNS, CertSummary, ClientCert, EnrollGate, LdevidStatus, NewAuditCheck,
+    NewCertificate, NewNoncelessVoucher, NewTelemetry, NewVoucher, PledgeSummary, Policy,
+    RevokeWhat, StatusReport, StoredCertRow, StoredLdevid, StoredNonceless, StoredVoucher,
+    TELEMETRY_PER_WINDOW, TELEMETRY_WINDOW_SECS, TelemetryContext, TelemetryKind, TelemetryStored,
+    VoucherWithRequest, audit_text, ldevid_status_of, now, pledge_state, rfc3339,
 };
 use brski_service::postgres::{GenericClient, Migration, PgError, PgStore, Transaction};
 use time::OffsetDateTime;
 
 /// The schema, by version.
-pub const MIGRATIONS: [Migration; 1] = [Migration {
-    version: 1,
-    name: "pledges, vouchers, telemetry, certificates, audit checks, nonceless vouchers",
-    sql: "
+pub const MIGRATIONS: [Migration; 2] = [
+    Migration {
+        version: 1,
+        name: "pledges, vouchers, telemetry, certificates, audit checks, nonceless vouchers",
+        sql: "
 CREATE TABLE pledges (
     serial      TEXT PRIMARY KEY,
     policy      TEXT NOT NULL CHECK (policy IN ('auto', 'allowed', 'denied', 'pending')),
@@ -109,7 +110,13 @@ $$;
 CREATE TRIGGER telemetry_seen AFTER INSERT ON telemetry
     FOR EACH ROW EXECUTE FUNCTION telemetry_seen();
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "certificates.revoked_at: the CRL entries' revocationDate",
+        sql: "ALTER TABLE certificates ADD COLUMN revoked_at TEXT;",
+    },
+];
 
 /// The pool for `url`, its schema brought up to date.
 pub async fn open(url: &str, ca_certs: &[Vec<u8>]) -> Result<PgStore, PgError> {
@@ -502,12 +509,12 @@ pub async fn store_certificate(
         &tx.prepare_cached(
             "UPDATE certificates
          SET superseded_by = COALESCE(superseded_by, $1), revoked = true,
-             revoked_reason = 'superseded by ' || $1
+             revoked_reason = 'superseded by ' || $1, revoked_at = $4
          WHERE pledge_serial = $2 AND cert_serial != $1
            AND cert_serial IS DISTINCT FROM $3 AND NOT revoked",
         )
         .await?,
-        &[&c.cert_serial, &c.pledge_serial, &c.renewed_from],
+        &[&c.cert_serial, &c.pledge_serial, &c.renewed_from, &now()],
     )
     .await?;
     tx.execute(
@@ -534,12 +541,12 @@ pub async fn ldevid_seen(tx: &Transaction<'_>, cert_serial: &str) -> Result<(), 
     if first > 0 {
         tx.execute(
             &tx.prepare_cached(
-                "UPDATE certificates SET revoked = true,
+                "UPDATE certificates SET revoked = true, revoked_at = $2,
                  revoked_reason = 'superseded by ' || $1 || ', which is in use'
              WHERE superseded_by = $1 AND NOT revoked",
             )
             .await?,
-            &[&cert_serial],
+            &[&cert_serial, &now()],
         )
         .await?;
     }
@@ -595,13 +602,62 @@ pub async fn revoke(
     let rows = c
         .query(
             &format!(
-                "UPDATE certificates SET revoked = true, revoked_reason = $2
+                "UPDATE certificates SET revoked = true, revoked_reason = $2, revoked_at = $3
                  WHERE {column} = $1 AND NOT revoked RETURNING cert_serial"
             ),
-            &[value, &reason],
+            &[value, &reason, &now()],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+fn cert_summary(r: &tokio_postgres::Row) -> CertSummary {
+    CertSummary {
+        cert_serial: r.get(0),
+        pledge_serial: r.get(1),
+        subject: r.get(2),
+        not_after: r.get(3),
+        issued_at: r.get(4),
+        first_seen: r.get(5),
+        superseded_by: r.get(6),
+        revoked: r.get(7),
+        revoked_at: r.get(8),
+        revoked_reason: r.get(9),
+    }
+}
+
+/// [`crate::db::list_certificates`].
+pub async fn list_certificates(
+    c: &impl GenericClient,
+    pledge: Option<&str>,
+) -> Result<Vec<CertSummary>, PgError> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {CERT_SUMMARY_COLUMNS} FROM certificates
+                 WHERE $1::TEXT IS NULL OR pledge_serial = $1 ORDER BY issued_at, cert_serial"
+            ),
+            &[&pledge],
+        )
+        .await?;
+    Ok(rows.iter().map(cert_summary).collect())
+}
+
+/// [`crate::db::revoked_certificates`].
+pub async fn revoked_certificates(
+    c: &impl GenericClient,
+    now: OffsetDateTime,
+) -> Result<Vec<CertSummary>, PgError> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {CERT_SUMMARY_COLUMNS} FROM certificates
+                 WHERE revoked AND not_after > $1 ORDER BY cert_serial"
+            ),
+            &[&rfc3339(now)],
+        )
+        .await?;
+    Ok(rows.iter().map(cert_summary).collect())
 }
 
 async fn latest_status(

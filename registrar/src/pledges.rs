@@ -71,8 +71,13 @@ fn table(rows: &[PledgeSummary]) -> String {
             ]
         })
         .collect();
-    let mut widths: [usize; 10] = header.map(str::len);
-    for row in &cells {
+    columns(header, &cells)
+}
+
+/// `cells` under `header`, each column as wide as its widest cell, two spaces apart.
+pub fn columns<const N: usize>(header: [&str; N], cells: &[[String; N]]) -> String {
+    let mut widths: [usize; N] = header.map(str::len);
+    for row in cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
@@ -87,7 +92,7 @@ fn table(rows: &[PledgeSummary]) -> String {
             .to_string()
     };
     let mut out = line(&header.map(String::from));
-    for row in &cells {
+    for row in cells {
         out.push('\n');
         out.push_str(&line(row));
     }

@@ -68,6 +68,8 @@ pub struct Registrar {
     pub ldevid_policy: TrustPolicy,
     pub shutting_down: AtomicBool,
     pub metrics: RegistrarMetrics,
+    /// The latest CRL of the domain CA ([`crate::crl`]).
+    pub crl: crate::crl::CrlCache,
 }
 
 /// Why the registrar could not start.
@@ -120,7 +122,7 @@ pub fn open_db(path: &std::path::Path) -> Result<Db, StartError> {
 }
 
 /// Refuses, in the TLS handshake, an LDevID this registrar revoked or superseded (RFC 7030
-/// §4.2.2; `registrar ldevid revoke`): one read of the certificate's row by primary key. A
+/// §4.2.2; `registrar certs revoke`): one read of the certificate's row by primary key. A
 /// renewed LDevID whose successor has not been used yet passes; the handlers then let it
 /// renew and nothing else.
 #[derive(Debug)]
@@ -348,7 +350,16 @@ impl Registrar {
             config,
             shutting_down: AtomicBool::new(false),
             metrics,
+            crl: crate::crl::CrlCache::default(),
         })
+    }
+
+    /// The domain CA's current CRL (DER), built from the database when it has changed.
+    pub async fn current_crl(&self) -> Result<Arc<Vec<u8>>, crate::crl::CrlFault> {
+        let validity = time::Duration::hours(i64::from(self.config.crl_validity_hours));
+        self.crl
+            .current(&self.store, &self.domain_ca, &self.domain_ca_key, validity)
+            .await
     }
 
     /// The TLS and DTLS servers' check of LDevIDs.
@@ -527,6 +538,7 @@ pub fn router(state: Arc<Registrar>) -> Router {
         .route(paths::ENROLL_STATUS, post(crate::http::enroll_status))
         .route(paths::CACERTS, get(crate::http::cacerts))
         .route(paths::CSRATTRS, get(crate::http::csrattrs))
+        .route(crate::crl::EST_CRL_PATH, get(crate::http::crl))
         .route(paths::SIMPLE_ENROLL, post(crate::http::simple_enroll))
         .route(paths::SIMPLE_REENROLL, post(crate::http::simple_reenroll))
         .fallback(not_found)
@@ -616,6 +628,23 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
         }
         None => "off".to_string(),
     };
+    let crl_text = match state.config.crl_addr().map_err(StartError::Invalid)? {
+        Some(addr) => {
+            let mut stop = stop_rx.clone();
+            let app = Router::new()
+                .route(&state.config.crl_path(), get(crate::http::crl))
+                .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+                .with_state(state.clone());
+            let shutdown = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            brski_service::metrics::spawn_plain(addr, app, shutdown, "crl")
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?
+                .to_string()
+        }
+        None => "off".to_string(),
+    };
     let mut coaps_local = None;
     let mut coaps_task = None;
     if let Some(addr) = coaps_addr {
@@ -659,7 +688,7 @@ pub async fn serve(config: RegistrarConfig) -> Result<(), StartError> {
         }));
     }
     let coaps_text = coaps_local.map_or_else(|| "off".to_string(), |a| a.to_string());
-    tracing::info!(listen = %local, coaps = %coaps_text, metrics_addr = %metrics_text, domain = %state.config.domain, accept = state.config.accept.as_str(), "registrar serving");
+    tracing::info!(listen = %local, coaps = %coaps_text, metrics_addr = %metrics_text, crl_addr = %crl_text, domain = %state.config.domain, accept = state.config.accept.as_str(), "registrar serving");
     brski_service::notify::ready(&format!("serving on {local} (HTTPS), {coaps_text} (CoAPS)"));
     brski_service::notify::spawn_watchdog();
     let app = router(state.clone());

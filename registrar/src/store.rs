@@ -4,9 +4,9 @@
 
 use crate::config::RegistrarConfig;
 use crate::db::{
-    self, EnrollGate, LdevidStatus, NewAuditCheck, NewCertificate, NewNoncelessVoucher,
-    NewTelemetry, NewVoucher, PledgeSummary, Policy, RevokeWhat, StoredLdevid, StoredNonceless,
-    StoredVoucher, TelemetryContext, TelemetryStored, VoucherWithRequest,
+    self, CertSummary, EnrollGate, LdevidStatus, NewAuditCheck, NewCertificate,
+    NewNoncelessVoucher, NewTelemetry, NewVoucher, PledgeSummary, Policy, RevokeWhat, StoredLdevid,
+    StoredNonceless, StoredVoucher, TelemetryContext, TelemetryStored, VoucherWithRequest,
 };
 use crate::pg;
 use crate::server::StartError;
@@ -231,6 +231,20 @@ impl Store {
         match self {
             Self::Sqlite { db, .. } => Ok(db::revoke(db, what, reason)?),
             Self::Postgres(p) => on_pg!(p, |c| pg::revoke(&c, what, reason)),
+        }
+    }
+
+    pub async fn list_certificates(&self, pledge: Option<&str>) -> R<Vec<CertSummary>> {
+        match self {
+            Self::Sqlite { db, .. } => Ok(db::list_certificates(db, pledge)?),
+            Self::Postgres(p) => on_pg!(p, |c| pg::list_certificates(&c, pledge)),
+        }
+    }
+
+    pub async fn revoked_certificates(&self, now: time::OffsetDateTime) -> R<Vec<CertSummary>> {
+        match self {
+            Self::Sqlite { db, .. } => Ok(db::revoked_certificates(db, now)?),
+            Self::Postgres(p) => on_pg!(p, |c| pg::revoked_certificates(&c, now)),
         }
     }
 

@@ -368,7 +368,7 @@ async fn rfc7030_3_3_2_revoked_ldevid_is_refused_in_the_handshake() {
     )
     .await;
     // Revoking again, or an unknown serial: non-zero exit with the reason.
-    let out = registrar_cli(&s, &["ldevid", "revoke", &serial]).await;
+    let out = registrar_cli(&s, &["certs", "revoke", &serial]).await;
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),

@@ -372,6 +372,18 @@ async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_
         "# acp-node-name = \"0+{serial}@acp.example.net\"",
         "acp-node-name = \"12+{serial}@acp.example.net\"",
     );
+    // RFC 5280 §4.2.1.13: relying parties fetch the CRL over plain HTTP.
+    bad_config(
+        &dir,
+        "# crl-url = \"http://registrar.example:8080/crl\"",
+        "crl-url = \"https://registrar.example/crl\"",
+    );
+    bad_config(&dir, "crl-validity-hours = 24", "crl-validity-hours = 0");
+    bad_config(
+        &dir,
+        "crl-listen = \"off\"",
+        "crl-listen = \"crl.example:80\"",
+    );
     // A registrar key that is not the registrar certificate's.
     std::fs::copy(dir.join("domain-ca.key.pem"), dir.join("registrar.key.pem")).expect("copy");
     std::fs::remove_file(dir.join("manufacturers/0.crt.pem")).expect("rm");
@@ -386,6 +398,9 @@ async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_
         "[csr-attributes]: invalid AcpNodeName: \"12+SN-0001@acp.example.net\": acp-address is neither 32 hex digits nor \"0\" (RFC 8994 §6.2.2)",
         "is not the key of registrar-cert",
         "0.crt.pem",
+        "crl-url \"https://registrar.example/crl\": must be an http:// URL",
+        "crl-validity-hours = 0 is out of range 1..=8784",
+        "crl-listen \"crl.example:80\"",
     ] {
         assert_eq!(
             lines.iter().filter(|l| l.contains(needle)).count(),
@@ -393,7 +408,7 @@ async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_
             "one line with {needle:?}: {err}"
         );
     }
-    assert_eq!(lines.len(), 7, "six problems and the summary: {err}");
+    assert_eq!(lines.len(), 10, "nine problems and the summary: {err}");
 
     // A registrar certificate without id-kp-cmcRA, not issued by the domain CA.
     let mut t = check_config_fixture_cert(&vendor);

@@ -16,6 +16,18 @@ pub enum ConfigError {
     Invalid { path: PathBuf, reason: String },
 }
 
+/// The value of a listener key that may be `off` (`metrics-listen`, `crl-listen`): an
+/// address, or `None`.
+pub fn listen_or_off(key: &str, text: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    match text.trim() {
+        "off" => Ok(None),
+        other => other
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{key} {other:?}: {e} (an address:port, or \"off\")")),
+    }
+}
+
 /// Whether `addr` can be bound now (TCP, or UDP for CoAPS and JPY): `check-config`'s "ports
 /// free", bound and released at once as `serve` would bind them.
 pub fn port_free(addr: std::net::SocketAddr, udp: bool) -> std::io::Result<()> {

@@ -159,25 +159,14 @@ pub fn exposition(registry: &Registry, accept: Option<&str>) -> (&'static str, S
 
 /// The value of `metrics-listen`: an address, or `off`.
 pub fn parse_listen(text: &str) -> Result<Option<SocketAddr>, String> {
-    match text.trim() {
-        "off" => Ok(None),
-        other => other
-            .parse()
-            .map(Some)
-            .map_err(|e| format!("metrics-listen {other:?}: {e} (an address:port, or \"off\")")),
-    }
+    crate::config::listen_or_off("metrics-listen", text)
 }
 
-/// Serve `registry` on `listener` (plain HTTP/1.1: `GET /metrics`, 404 for any other path)
-/// until `shutdown` completes, running `before` ahead of each scrape.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    registry: Arc<Registry>,
-    before: Option<BeforeScrape>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+/// The metrics listener's routes: `GET /metrics` (running `before` ahead of each scrape), 404
+/// for any other path.
+pub fn router(registry: Arc<Registry>, before: Option<BeforeScrape>) -> axum::Router {
     use axum::routing::get;
-    let app = axum::Router::new()
+    axum::Router::new()
         .route(
             "/metrics",
             get(move |headers: http::HeaderMap| {
@@ -195,27 +184,39 @@ pub async fn serve(
                 }
             }),
         )
-        .fallback(|| async { (http::StatusCode::NOT_FOUND, "not found\n") });
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::warn!(error = %e, "metrics listener failed");
-    }
+        .fallback(|| async { (http::StatusCode::NOT_FOUND, "not found\n") })
 }
 
-/// Bind `addr` and serve `registry` on it in a task of its own (see [`serve`]); the bound
-/// address (port 0 picks a free one).
+/// Bind `addr` and serve `app` on it over plain HTTP/1.1 in a task of its own until
+/// `shutdown` completes (the metrics and CRL listeners, apart from the pledges' TLS); the
+/// bound address (port 0 picks a free one).
+pub async fn spawn_plain(
+    addr: SocketAddr,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    what: &'static str,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::warn!(error = %e, listener = what, "plain HTTP listener failed");
+        }
+    });
+    Ok(local)
+}
+
+/// Bind `addr` and serve `registry` on it ([`router`], [`spawn_plain`]).
 pub async fn spawn(
     addr: SocketAddr,
     registry: Arc<Registry>,
     before: Option<BeforeScrape>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    tokio::spawn(serve(listener, registry, before, shutdown));
-    Ok(local)
+    spawn_plain(addr, router(registry, before), shutdown, "metrics").await
 }
 
 #[cfg(test)]

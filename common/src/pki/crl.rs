@@ -6,7 +6,7 @@
 //! Fetching is the caller's; [`build_crl`] and [`distribution_point_extension`] issue the same.
 
 use super::chain::verified;
-use super::ext::{ExtError, find_extension};
+use super::ext::{ExtError, find_extension, key_identifier};
 use crate::keys::Signer;
 use const_oid::AssociatedOid;
 use der::asn1::{Ia5String, OctetString};
@@ -17,9 +17,10 @@ use x509_cert::Version;
 use x509_cert::certificate::Rfc5280;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::Extension;
-use x509_cert::ext::pkix::CrlDistributionPoints;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::crl::{CrlNumber, CrlReason};
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlDistributionPoints, SubjectKeyIdentifier};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
@@ -137,19 +138,15 @@ pub fn distribution_points(cert: &Certificate) -> Result<Vec<String>, ExtError> 
 /// A cRLDistributionPoints extension naming `uri` (RFC 5280 §4.2.1.13), to add to
 /// [`super::CertificateParams::extra_extensions`].
 pub fn distribution_point_extension(uri: &str) -> Result<Extension, CrlError> {
-    let bad = |e: der::Error| CrlError::Malformed(e.to_string());
+    let uri = Ia5String::new(uri).map_err(|e| CrlError::Malformed(e.to_string()))?;
     let dps = CrlDistributionPoints(vec![DistributionPoint {
         distribution_point: Some(DistributionPointName::FullName(vec![
-            GeneralName::UniformResourceIdentifier(Ia5String::new(uri).map_err(bad)?),
+            GeneralName::UniformResourceIdentifier(uri),
         ])),
         reasons: None,
         crl_issuer: None,
     }]);
-    Ok(Extension {
-        extn_id: CrlDistributionPoints::OID,
-        critical: false,
-        extn_value: OctetString::new(dps.to_der().map_err(bad)?).map_err(bad)?,
-    })
+    extension(CrlDistributionPoints::OID, &dps)
 }
 
 /// A CRL whose signature verified with its issuer's key.
@@ -248,6 +245,15 @@ fn x509_time(t: OffsetDateTime) -> Result<Time, CrlError> {
     Ok(Time::from(dt))
 }
 
+/// One entry of a CRL (RFC 5280 §5.3): the serial number (DER INTEGER contents), when it was
+/// revoked and, when known, why (reasonCode; absent means unspecified, §5.3.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlEntry {
+    pub serial: Vec<u8>,
+    pub revoked_at: OffsetDateTime,
+    pub reason: Option<CrlReason>,
+}
+
 /// A v2 CRL (RFC 5280 §5.1) by `issuer` (whose key `issuer_key` is) listing the certificates
 /// with `revoked` serial numbers (DER INTEGER contents) as revoked at `this_update`.
 pub fn build_crl(
@@ -257,26 +263,75 @@ pub fn build_crl(
     this_update: OffsetDateTime,
     next_update: Option<OffsetDateTime>,
 ) -> Result<Vec<u8>, CrlError> {
+    let entries: Vec<CrlEntry> = revoked
+        .iter()
+        .map(|serial| CrlEntry {
+            serial: serial.to_vec(),
+            revoked_at: this_update,
+            reason: None,
+        })
+        .collect();
+    build_crl_entries(issuer, issuer_key, &entries, this_update, next_update)
+}
+
+/// A v2 CRL (RFC 5280 §5.1) by `issuer` listing `entries`, with the two extensions a
+/// conforming issuer MUST include (§5.2): authorityKeyIdentifier (the issuer's SKI, or its
+/// method-1 key id) and cRLNumber (thisUpdate in seconds since 1970, so that it increases
+/// from one CRL to the next, and across several instances with synchronised clocks).
+pub fn build_crl_entries(
+    issuer: &Certificate,
+    issuer_key: &dyn Signer,
+    entries: &[CrlEntry],
+    this_update: OffsetDateTime,
+    next_update: Option<OffsetDateTime>,
+) -> Result<Vec<u8>, CrlError> {
     let malformed = |e: der::Error| CrlError::Malformed(e.to_string());
     let algorithm = issuer_key.algorithm().algorithm_identifier();
-    let revoked_certificates = revoked
+    let revoked_certificates = entries
         .iter()
-        .map(|serial| {
+        .map(|e| {
+            let crl_entry_extensions = e
+                .reason
+                .map(|reason| extension(CrlReason::OID, &reason))
+                .transpose()?
+                .map(|ext| vec![ext]);
             Ok(RevokedCert {
-                serial_number: SerialNumber::<Rfc5280>::new(serial).map_err(malformed)?,
-                revocation_date: x509_time(this_update)?,
-                crl_entry_extensions: None,
+                serial_number: SerialNumber::<Rfc5280>::new(&e.serial).map_err(malformed)?,
+                revocation_date: x509_time(e.revoked_at)?,
+                crl_entry_extensions,
             })
         })
         .collect::<Result<Vec<_>, CrlError>>()?;
+    let number = u64::try_from(this_update.unix_timestamp())
+        .map_err(|_| CrlError::Malformed(format!("{this_update} is before 1970")))?;
+    let issuer_tbs = issuer.tbs_certificate();
+    let key_id = match issuer_tbs
+        .get_extension::<SubjectKeyIdentifier>()
+        .map_err(malformed)?
+    {
+        Some((_, ski)) => ski.0.as_bytes().to_vec(),
+        None => key_identifier(issuer_tbs.subject_public_key_info()).to_vec(),
+    };
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(OctetString::new(key_id).map_err(malformed)?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    };
+    let crl_extensions = vec![
+        extension(AuthorityKeyIdentifier::OID, &aki)?,
+        extension(
+            CrlNumber::OID,
+            &CrlNumber(der::asn1::Uint::new(&number.to_be_bytes()).map_err(malformed)?),
+        )?,
+    ];
     let tbs = TbsCertList {
         version: Version::V2,
         signature: algorithm.clone(),
-        issuer: issuer.tbs_certificate().subject().clone(),
+        issuer: issuer_tbs.subject().clone(),
         this_update: x509_time(this_update)?,
         next_update: next_update.map(x509_time).transpose()?,
         revoked_certificates: (!revoked_certificates.is_empty()).then_some(revoked_certificates),
-        crl_extensions: None,
+        crl_extensions: Some(crl_extensions),
     };
     let tbs_der = tbs.to_der().map_err(malformed)?;
     let signature = issuer_key
@@ -289,4 +344,14 @@ pub fn build_crl(
     }
     .to_der()
     .map_err(malformed)
+}
+
+/// A non-critical extension holding `value`.
+fn extension(oid: der::oid::ObjectIdentifier, value: &impl Encode) -> Result<Extension, CrlError> {
+    let bad = |e: der::Error| CrlError::Malformed(e.to_string());
+    Ok(Extension {
+        extn_id: oid,
+        critical: false,
+        extn_value: OctetString::new(value.to_der().map_err(bad)?).map_err(bad)?,
+    })
 }

@@ -19,6 +19,7 @@ use brski_common::answer::Class;
 use brski_common::est::{AttrOrOid, CsrAttrs, RawOid, encode_certs_only, pop_linking_value};
 use brski_common::oid::{CHALLENGE_PASSWORD, EXTENSION_REQUEST};
 use brski_common::pki::chain::subject_string;
+use brski_common::pki::crl::distribution_point_extension;
 use brski_common::pki::csr::{challenge_password, requested_extensions, spki_der, verify_csr};
 use brski_common::pki::ext::serial_number;
 use brski_common::pki::ext::{cert_extensions, subject_alt_names};
@@ -314,6 +315,13 @@ async fn issue_and_store(
     let mut params =
         profile::ldevid(subject).map_err(|e| Refusal::internal("LDevID profile", e))?;
     params.subject_alt_names = alt_names.to_vec();
+    if let Some(url) = &s.config.crl_url {
+        // RFC 5280 §4.2.1.13: where relying parties find out that it was revoked.
+        params.extra_extensions.push(
+            distribution_point_extension(url)
+                .map_err(|e| Refusal::internal("the CRL distribution point", e))?,
+        );
+    }
     params.not_after = NotAfter::At(
         time::OffsetDateTime::now_utc()
             + time::Duration::days(i64::from(s.config.ldevid_validity_days)),
