@@ -12,7 +12,7 @@
 # (scripts/package.sh, scripts/package-test.sh).
 set -euo pipefail
 need=()
-for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin python3-venv postgresql haproxy prometheus dpkg-dev man-db lintian; do
+for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin python3-venv postgresql haproxy prometheus dpkg-dev man-db lintian libxml2-utils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -15,6 +15,8 @@
 //! (§6.7.1).
 
 use crate::loopback::{Binaries, StoreKind, Suite, SuiteOptions, run};
+use crate::plot::Sample;
+use crate::progress::{Counters, Progress};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use brski_common::brski::paths;
 use brski_common::brski::pledge::{
@@ -35,7 +37,7 @@ use brski_service::link::{Credentials, Link, ServerTrust, Transport};
 use der::{Decode, Encode};
 use http::Method;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +70,8 @@ pub struct BenchOptions {
     pub retries: usize,
     /// Faults injected once this many enrollments are done.
     pub faults: Faults,
+    /// Write the plot of the run's latencies (SVG) to this file.
+    pub plot: Option<PathBuf>,
 }
 
 /// What goes wrong during the load, once `after` enrollments are done.
@@ -102,6 +106,8 @@ struct Shared {
     retries: usize,
     /// Enrollments done so far.
     done: AtomicUsize,
+    /// Enrollments and failures so far, for the progress line.
+    progress: Arc<Counters>,
     /// Bootstraps started again after a failure, by what the failed attempt got.
     retried: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
 }
@@ -186,6 +192,7 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
         transport: opts.transport,
         retries: opts.retries,
         done: AtomicUsize::new(0),
+        progress: Arc::default(),
         retried: Default::default(),
     });
 
@@ -211,6 +218,7 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let steal_before = steal_and_total_ticks();
     let mut switches_after = [None; 3];
     let mut faults_done = Vec::new();
+    let progress = Progress::start(opts.pledges, shared.progress.clone());
     let load = std::thread::scope(|scope| {
         let injector = opts
             .faults
@@ -228,6 +236,7 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
         );
         // The injector gives up once every pledge is done, whatever happened.
         shared.done.store(usize::MAX, Ordering::Release);
+        progress.finish();
         if let Some(handle) = injector {
             faults_done = handle
                 .join()
@@ -295,14 +304,23 @@ pub fn bench(opts: &BenchOptions) -> Result<Value> {
     let mut lat = load.latencies_ms.clone();
     lat.sort_by(f64::total_cmp);
     let rate = load.ok as f64 / load.elapsed.as_secs_f64();
+    let store = match opts.store {
+        StoreKind::Sqlite => "sqlite",
+        StoreKind::Postgres => "postgres",
+    };
+    if let Some(file) = &opts.plot {
+        let title = format!(
+            "testbed bench: {} pledges over {}, {store}, concurrency {}",
+            opts.pledges,
+            opts.transport.name(),
+            opts.concurrency
+        );
+        crate::plot::write(file, &title, &load.samples)?;
+    }
     let workdir = if opts.keep {
         Some(tmp.keep().display().to_string())
     } else {
         None
-    };
-    let store = match opts.store {
-        StoreKind::Sqlite => "sqlite",
-        StoreKind::Postgres => "postgres",
     };
     Ok(json!({
         "transport": opts.transport.name(),
@@ -402,9 +420,21 @@ fn read_fleet(bundle: &Path) -> Result<(Vec<Certificate>, Vec<Device>)> {
     Ok((vec![ca], devices))
 }
 
-/// One pledge's outcome: its latency in milliseconds with its serial and its LDevID's serial
-/// number, or why it failed.
-type Outcome = Result<(f64, (String, String)), String>;
+/// One pledge's outcome: when it started and how long it took (none when the load itself
+/// failed), and its serial with its LDevID's serial number, or why it failed.
+struct Outcome {
+    sample: Option<Sample>,
+    result: Result<(String, String), String>,
+}
+
+impl Outcome {
+    fn load_failed(reason: String) -> Self {
+        Self {
+            sample: None,
+            result: Err(reason),
+        }
+    }
+}
 
 struct LoadResult {
     ok: usize,
@@ -413,6 +443,8 @@ struct LoadResult {
     failures: usize,
     reasons: Vec<String>,
     latencies_ms: Vec<f64>,
+    /// Every enrollment, successful or not, in the order they ended per thread.
+    samples: Vec<Sample>,
     elapsed: Duration,
 }
 
@@ -449,8 +481,8 @@ fn drive(
                 let out = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map(|rt| rt.block_on(run_pledges(&shared, &devices, &next, share)))
-                    .unwrap_or_else(|e| vec![Err(format!("load runtime: {e}"))]);
+                    .map(|rt| rt.block_on(run_pledges(&shared, &devices, &next, share, start)))
+                    .unwrap_or_else(|e| vec![Outcome::load_failed(format!("load runtime: {e}"))]);
                 let _ = sender.send(out);
                 drop(sender);
                 drop(hold.read());
@@ -463,7 +495,7 @@ fn drive(
         drop(held);
         for h in handles {
             if h.join().is_err() {
-                all.push(vec![Err("load thread panicked".to_string())]);
+                all.push(vec![Outcome::load_failed("load thread panicked".into())]);
             }
         }
         (elapsed, all)
@@ -474,13 +506,19 @@ fn drive(
         failures: 0,
         reasons: Vec::new(),
         latencies_ms: Vec::with_capacity(devices.len()),
+        samples: Vec::with_capacity(devices.len()),
         elapsed,
     };
     for o in outcomes.into_iter().flatten() {
-        match o {
-            Ok((ms, issued)) => {
+        if let Some(sample) = o.sample {
+            result.samples.push(sample);
+        }
+        match o.result {
+            Ok(issued) => {
                 result.ok += 1;
-                result.latencies_ms.push(ms);
+                result
+                    .latencies_ms
+                    .push(o.sample.map_or(0.0, |s| s.latency_ms));
                 result.issued.push(issued);
             }
             Err(reason) => {
@@ -495,12 +533,13 @@ fn drive(
 }
 
 /// `in_flight` pledges at a time on this thread's runtime, until the queue is empty; each
-/// outcome is the enrollment's latency in milliseconds or why it failed.
+/// outcome has the enrollment's start (since `load_start`) and latency, and what it got.
 async fn run_pledges(
     shared: &Arc<Shared>,
     devices: &Arc<Vec<Device>>,
     next: &Arc<AtomicUsize>,
     in_flight: usize,
+    load_start: Instant,
 ) -> Vec<Outcome> {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..in_flight {
@@ -523,16 +562,23 @@ async fn run_pledges(
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     r = enroll(&shared, device).await;
                 }
+                let sample = Sample {
+                    start_s: t.duration_since(load_start).as_secs_f64(),
+                    latency_ms: t.elapsed().as_secs_f64() * 1000.0,
+                    ok: r.is_ok(),
+                };
                 if r.is_ok() {
                     shared.done.fetch_add(1, Ordering::AcqRel);
+                    shared.progress.enrolled.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    shared.progress.failed.fetch_add(1, Ordering::Relaxed);
                 }
-                out.push(
-                    r.map(|ldevid| {
-                        let ms = t.elapsed().as_secs_f64() * 1000.0;
-                        (ms, (device.serial.clone(), ldevid))
-                    })
-                    .map_err(|e| format!("{}: {e:#}", device.serial)),
-                );
+                out.push(Outcome {
+                    sample: Some(sample),
+                    result: r
+                        .map(|ldevid| (device.serial.clone(), ldevid))
+                        .map_err(|e| format!("{}: {e:#}", device.serial)),
+                });
             }
             out
         });
@@ -541,7 +587,7 @@ async fn run_pledges(
     while let Some(joined) = workers.join_next().await {
         match joined {
             Ok(o) => all.extend(o),
-            Err(e) => all.push(Err(format!("load task failed: {e}"))),
+            Err(e) => all.push(Outcome::load_failed(format!("load task failed: {e}"))),
         }
     }
     all

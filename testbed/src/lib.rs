@@ -9,3 +9,5 @@ pub mod bench;
 pub mod cluster;
 pub mod lab;
 pub mod loopback;
+pub mod plot;
+pub mod progress;

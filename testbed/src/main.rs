@@ -49,7 +49,8 @@ enum Command {
     },
     /// Load benchmark: real `masa` and `registrar` on loopback, an in-process load generator
     /// acting as N pledges (full RFC 8995 flow each), then one `pledge bootstrap` measured.
-    /// Prints one JSON object per transport, one per line.
+    /// Prints one JSON object per transport, one per line. While stderr is a terminal, a
+    /// progress line there shows enrollments so far, the current rate, failures and the time.
     Bench {
         /// How many pledges enroll.
         #[arg(long, default_value_t = 1000)]
@@ -91,6 +92,12 @@ enum Command {
         /// Stop PostgreSQL for 3 s once this many enrollments are done (postgres runs).
         #[arg(long)]
         restart_db_after: Option<usize>,
+        /// Draw the run's latencies into this SVG file: each enrollment's latency against when
+        /// it started (failures in red), and their distribution with p50 and p99. Several runs
+        /// (lists in --store, --transport, --concurrency) write one file each, the values that
+        /// vary added before `.svg`: `lat.svg` becomes `lat-coaps-c8.svg` and so on.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<std::path::PathBuf>,
     },
     /// The network-namespace lab (root): pledges with only IPv6 link-local addresses find a
     /// join proxy and enroll through it.
@@ -150,54 +157,69 @@ fn main() -> ExitCode {
             retries,
             kill_after,
             restart_db_after,
-        } => store
-            .iter()
-            .flat_map(|s| transport.iter().map(move |t| (s, t)))
-            .flat_map(|(s, t)| concurrency.iter().map(move |&c| (s, t, c)))
-            .try_for_each(|(store, name, concurrency)| {
-                let transport = Transport::parse(name).ok_or_else(|| {
-                    anyhow::anyhow!("transport {name:?} is not one of https, coaps")
-                })?;
-                let store = match store.as_str() {
-                    "postgres" => testbed::loopback::StoreKind::Postgres,
-                    _ => testbed::loopback::StoreKind::Sqlite,
-                };
-                let postgres = store == testbed::loopback::StoreKind::Postgres;
-                let clustered = postgres && transport == Transport::Https;
-                let report = testbed::bench::bench(&testbed::bench::BenchOptions {
-                    pledges,
-                    concurrency,
-                    threads,
-                    skip_pledge,
-                    keep,
-                    transport,
-                    store,
-                    instances: if clustered { instances } else { 1 },
-                    retries,
-                    faults: testbed::bench::Faults {
-                        after: kill_after.or(restart_db_after).unwrap_or(0),
-                        kill_instances: clustered && instances > 1 && kill_after.is_some(),
-                        restart_database: postgres && restart_db_after.is_some(),
-                    },
-                })?;
-                println!("{report}");
-                let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
-                if failures > 0 || report["daemons_stopped_cleanly"] != true {
-                    bail!("{name}: {failures} failures (see failure_reasons)");
-                }
-                let c = &report["consistency"];
-                if !c.is_null()
-                    && (c["ldevids_told_missing_from_dump"] != 0
-                        || c["ldevids_told_twice"] != 0
-                        || c["masa_audit_entries_without_voucher"] != 0)
-                {
-                    bail!("{name}: the database does not hold what the pledges were told: {c}");
-                }
-                if report["pledge_bootstrap"]["ok"] == false {
-                    bail!("{name}: pledge bootstrap failed");
-                }
-                Ok(())
-            }),
+            plot,
+        } => {
+            // Which values vary between the runs: they name each run's plot.
+            let several = [store.len(), transport.len(), concurrency.len()].map(|n| n > 1);
+            store
+                .iter()
+                .flat_map(|s| transport.iter().map(move |t| (s, t)))
+                .flat_map(|(s, t)| concurrency.iter().map(move |&c| (s, t, c)))
+                .try_for_each(|(store, name, concurrency)| {
+                    let plot = plot.as_deref().map(|base| {
+                        let parts = [store.clone(), name.clone(), format!("c{concurrency}")];
+                        let parts: Vec<String> = parts
+                            .into_iter()
+                            .zip(several)
+                            .filter_map(|(part, varies)| varies.then_some(part))
+                            .collect();
+                        testbed::plot::run_path(base, &parts)
+                    });
+                    let transport = Transport::parse(name).ok_or_else(|| {
+                        anyhow::anyhow!("transport {name:?} is not one of https, coaps")
+                    })?;
+                    let store = match store.as_str() {
+                        "postgres" => testbed::loopback::StoreKind::Postgres,
+                        _ => testbed::loopback::StoreKind::Sqlite,
+                    };
+                    let postgres = store == testbed::loopback::StoreKind::Postgres;
+                    let clustered = postgres && transport == Transport::Https;
+                    let report = testbed::bench::bench(&testbed::bench::BenchOptions {
+                        pledges,
+                        concurrency,
+                        threads,
+                        skip_pledge,
+                        keep,
+                        transport,
+                        store,
+                        instances: if clustered { instances } else { 1 },
+                        retries,
+                        faults: testbed::bench::Faults {
+                            after: kill_after.or(restart_db_after).unwrap_or(0),
+                            kill_instances: clustered && instances > 1 && kill_after.is_some(),
+                            restart_database: postgres && restart_db_after.is_some(),
+                        },
+                        plot,
+                    })?;
+                    println!("{report}");
+                    let failures = report["failures"].as_u64().unwrap_or(u64::MAX);
+                    if failures > 0 || report["daemons_stopped_cleanly"] != true {
+                        bail!("{name}: {failures} failures (see failure_reasons)");
+                    }
+                    let c = &report["consistency"];
+                    if !c.is_null()
+                        && (c["ldevids_told_missing_from_dump"] != 0
+                            || c["ldevids_told_twice"] != 0
+                            || c["masa_audit_entries_without_voucher"] != 0)
+                    {
+                        bail!("{name}: the database does not hold what the pledges were told: {c}");
+                    }
+                    if report["pledge_bootstrap"]["ok"] == false {
+                        bail!("{name}: pledge bootstrap failed");
+                    }
+                    Ok(())
+                })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

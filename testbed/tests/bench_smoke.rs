@@ -1,6 +1,7 @@
 //! Smoke test of `testbed bench`: a small run of the load benchmark against the real daemons
 //! (binaries built by `cargo test --workspace`), over HTTPS and over CoAPS in one invocation,
-//! prints one JSON object per transport with the documented fields and no failures.
+//! prints one JSON object per transport with the documented fields and no failures; `--plot`
+//! draws each run's latencies into an SVG file.
 
 mod support;
 
@@ -76,14 +77,48 @@ fn check(report: &serde_json::Value) {
     assert_eq!(report["daemons_stopped_cleanly"], true);
 }
 
-/// `--concurrency 1,8`: one report per concurrency, each on fresh daemons.
+/// `--concurrency 1,8`: one report per concurrency, each on fresh daemons; `--plot` draws one
+/// SVG per run, named after its concurrency, with a dot per enrollment.
 #[test]
 fn bench_runs_each_concurrency_given() {
-    let reports =
-        support::bench_reports(&["--pledges", "16", "--concurrency", "1,8", "--skip-pledge"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plot = dir.path().join("lat.svg");
+    let plot = plot.to_str().expect("UTF-8 path");
+    let reports = support::bench_reports(&[
+        "--pledges",
+        "16",
+        "--concurrency",
+        "1,8",
+        "--skip-pledge",
+        "--plot",
+        plot,
+    ]);
     assert_eq!(reports.len(), 2, "{reports:?}");
     for (report, concurrency) in reports.iter().zip([1, 8]) {
         assert_eq!(report["concurrency"], concurrency, "{report}");
         assert_eq!(report["enrollments"], 16, "{report}");
+        let file = dir.path().join(format!("lat-c{concurrency}.svg"));
+        let svg =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        testbed::plot::check_tags(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
+        assert_eq!(svg.matches("<circle ").count(), 16, "{svg}");
+        assert!(svg.contains("latency (ms)"), "{svg}");
+        // xmllint (Debian libxml2-utils, scripts/install-deps.sh) parses it as XML.
+        if let Ok(out) = std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg(&file)
+            .output()
+        {
+            assert!(
+                out.status.success(),
+                "xmllint {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
+    assert!(
+        !dir.path().join("lat.svg").exists(),
+        "one file per run only"
+    );
 }

@@ -7,6 +7,7 @@ use super::{
     serial, tail,
 };
 use crate::loopback::Binaries;
+use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use der::Decode;
 use std::time::{Duration, Instant};
@@ -153,18 +154,21 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
     }
     let t0 = Instant::now();
     lab.start_pledges()?;
+    // Enrolled (state written) and failed (exited non-zero) so far, on stderr's terminal.
+    let progress = Progress::start(n, Default::default());
     let registrar_log = lab.log("registrar");
     match name {
         "masa-outage" => {
             while t0.elapsed() < OUTAGE {
+                progress.set(enrolled_count(lab), 0);
                 std::thread::sleep(Duration::from_millis(200));
             }
             let early = enrolled_count(lab);
             ipn(MASA_NS, &["link", "set", "wan0", "up"])?;
-            println!(
+            progress.println(&format!(
                 "masa-outage: link up again after {:.1}s; {early} pledges enrolled during the outage",
                 t0.elapsed().as_secs_f64()
-            );
+            ));
             if early > 0 {
                 bail!("{early} pledges enrolled while the MASA was unreachable");
             }
@@ -179,10 +183,10 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
             set_lan(false, n)?;
             std::thread::sleep(Duration::from_secs(3));
             set_lan(true, n)?;
-            println!(
+            progress.println(&format!(
                 "link-flap: pledge LAN down for 3 s at {:.1}s, {before}/{n} pledges enrolled then",
                 t0.elapsed().as_secs_f64()
-            );
+            ));
         }
         "registrar-restart" => {
             wait_until(
@@ -194,16 +198,16 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
             if let Some(r) = lab.registrar.as_mut() {
                 r.kill()?;
             }
-            println!(
+            progress.println(&format!(
                 "registrar-restart: registrar SIGKILLed at {:.1}s, {before}/{n} pledges enrolled then",
                 t0.elapsed().as_secs_f64()
-            );
+            ));
             std::thread::sleep(Duration::from_secs(1));
             lab.start_registrar()?;
-            println!(
+            progress.println(&format!(
                 "registrar-restart: registrar serving again at {:.1}s",
                 t0.elapsed().as_secs_f64()
-            );
+            ));
         }
         _ => {}
     }
@@ -216,11 +220,20 @@ fn drive(lab: &mut Lab, name: &str) -> Result<bool> {
                 statuses[i] = p.exited().map(|s| (s, t0.elapsed()));
             }
         }
+        let exited = |ok: bool| {
+            statuses
+                .iter()
+                .flatten()
+                .filter(|(s, _)| s.success() == ok)
+                .count()
+        };
+        progress.set(exited(true), exited(false));
         if statuses.iter().all(Option::is_some) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    progress.finish();
     for p in &mut lab.pledges {
         if p.exited().is_none() {
             let _ = p.kill();
