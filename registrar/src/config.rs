@@ -715,21 +715,9 @@ pub const LDEVID_VALIDITY_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=36500;
 /// The path of `crl-url`, which must be an `http://` URL with a host and a path: relying
 /// parties fetch CRLs over plain HTTP (RFC 5280 §4.2.1.13; RFC 8995 §5.5.3 checks these).
 pub fn crl_url_path(url: &str) -> Result<&str, String> {
-    if url.is_empty() || !url.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("must be visible ASCII without spaces".into());
-    }
-    let rest = match url.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
-        _ => {
-            return Err(
-                "must be an http:// URL (relying parties fetch CRLs over plain HTTP)".into(),
-            );
-        }
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if authority.is_empty() {
-        return Err("has no host".into());
-    }
+    let (_, path) = brski_service::crl::http_uri_parts(url).map_err(|e| {
+        format!("must be an http:// URL (relying parties fetch CRLs over plain HTTP): {e}")
+    })?;
     let path = path.split(['?', '#']).next().unwrap_or_default();
     if path.is_empty() || path == "/" {
         return Err("has no path (such as http://registrar.example:8080/crl)".into());

@@ -97,14 +97,16 @@ impl Revocation {
 
 /// GET `uri` (http only, RFC 5280 §4.2.1.13: a DER CRL) within [`FETCH_TIMEOUT`] and
 /// [`MAX_CRL`].
-async fn fetch(uri: &str) -> Result<Vec<u8>, String> {
+/// The authority and path of an `http://` URI (scheme in any case; RFC 3986 §3), the path
+/// `/` when absent: where a CRL distribution point (RFC 5280 §4.2.1.13) is fetched.
+pub fn http_uri_parts(uri: &str) -> Result<(&str, &str), String> {
     let rest = uri
         .get(7..)
         .filter(|_| {
             uri.get(..7)
                 .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
         })
-        .ok_or("not an http URI")?;
+        .ok_or("not an http:// URI")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, "/"),
@@ -115,6 +117,11 @@ async fn fetch(uri: &str) -> Result<Vec<u8>, String> {
     if !path.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("the path is not visible ASCII".into());
     }
+    Ok((authority, path))
+}
+
+async fn fetch(uri: &str) -> Result<Vec<u8>, String> {
+    let (authority, path) = http_uri_parts(uri)?;
     let addr = if authority.starts_with('[')
         || authority
             .rsplit_once(':')

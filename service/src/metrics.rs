@@ -209,6 +209,46 @@ pub async fn spawn_plain(
     Ok(local)
 }
 
+/// The value of the sample `series` (name and labels as exposed) in the exposition `scrape`.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `promtool check metrics` (Debian `prometheus`) on `scrape`: the exposition format and
+/// Prometheus' naming conventions. For tests: `Err` says what promtool said.
+#[doc(hidden)]
+pub fn promtool_check(scrape: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("promtool (apt-get install prometheus): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(scrape.as_bytes())
+            .map_err(|e| format!("writing to promtool: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("promtool: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "promtool check metrics: {}{}\n{scrape}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 /// Bind `addr` and serve `registry` on it ([`router`], [`spawn_plain`]).
 pub async fn spawn(
     addr: SocketAddr,
@@ -222,6 +262,15 @@ pub async fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_is_found_by_its_whole_series() {
+        let scrape = "# TYPE x counter\nx_total{a=\"1\"} 3\nx_total{a=\"12\"} 7\nx_total 2.5\n";
+        assert_eq!(sample(scrape, "x_total{a=\"1\"}"), Some(3.0));
+        assert_eq!(sample(scrape, "x_total{a=\"12\"}"), Some(7.0));
+        assert_eq!(sample(scrape, "x_total"), Some(2.5));
+        assert_eq!(sample(scrape, "x"), None);
+    }
 
     #[test]
     fn listen_is_an_address_or_off() {

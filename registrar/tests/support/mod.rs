@@ -1069,36 +1069,11 @@ pub async fn scrape_path(addr: SocketAddr, path: &str) -> (u16, String, String) 
     (status, content_type, resp.text().await.expect("body"))
 }
 
-/// `promtool check metrics` (Debian `prometheus`) on `scrape`, which must pass: the format
-/// and Prometheus' naming conventions.
+/// `promtool check metrics` on `scrape`, which must pass.
 pub fn promtool_check(scrape: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (apt-get install prometheus)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(scrape.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}\n{scrape}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    brski_service::metrics::promtool_check(scrape).unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// The value of the sample `series` (name and labels as exposed) in `scrape`.
-pub fn sample(scrape: &str, series: &str) -> Option<f64> {
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
+/// The value of one series in a scrape.
+#[allow(unused_imports)]
+pub use brski_service::metrics::sample;

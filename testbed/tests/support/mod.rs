@@ -220,7 +220,6 @@ pub fn bench_reports(args: &[&str]) -> Vec<serde_json::Value> {
 /// A scrape of the metrics listener of the daemon logging to `log` (the address it logged as
 /// `metrics_addr=`), by curl; checked by `promtool check metrics` (Debian `prometheus`).
 pub fn scrape_metrics(log: &Path) -> String {
-    use std::io::Write;
     let text = std::fs::read_to_string(log).expect("daemon log");
     let addr = text
         .split("metrics_addr=")
@@ -232,33 +231,10 @@ pub fn scrape_metrics(log: &Path) -> String {
         output(Command::new("curl").args(["-sS", "--fail", &format!("http://{addr}/metrics")]));
     assert!(out.status.success(), "curl /metrics: {}", stderr(&out));
     let scrape = String::from_utf8(out.stdout).expect("utf-8 scrape");
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (apt-get install prometheus)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(scrape.as_bytes())
-        .expect("write to promtool");
-    let checked = child.wait_with_output().expect("promtool");
-    assert!(
-        checked.status.success(),
-        "promtool check metrics: {}{}\n{scrape}",
-        String::from_utf8_lossy(&checked.stdout),
-        stderr(&checked)
-    );
+    brski_service::metrics::promtool_check(&scrape).unwrap_or_else(|e| panic!("{e}"));
     scrape
 }
 
-/// The value of the sample `series` (name and labels as exposed) in `scrape`.
-pub fn sample(scrape: &str, series: &str) -> Option<f64> {
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-}
+/// The value of one series in a scrape.
+#[allow(unused_imports)]
+pub use brski_service::metrics::sample;
