@@ -113,18 +113,35 @@ struct Accepted {
     nonceless: bool,
 }
 
-fn first_cert(path: &Path) -> Result<Certificate, MasaError> {
-    files::read_certs(path)?
+/// The first certificate of the file that `key` of masa.toml names; errors name the key, in
+/// the words of `masa check-config`.
+fn first_cert(key: &str, path: &Path) -> Result<Certificate, MasaError> {
+    files::read_certs(path)
+        .map_err(|e| MasaError::Invalid(format!("{key}: {e}")))?
         .into_iter()
         .next()
-        .ok_or_else(|| MasaError::Invalid(format!("{}: no certificate", path.display())))
+        .ok_or_else(|| MasaError::Invalid(format!("{key}: {}: no certificate", path.display())))
 }
 
-fn check_key_matches(cert: &Certificate, key: &SoftwareKey, what: &str) -> Result<(), MasaError> {
+/// The private key in the file that `key` of masa.toml names; errors name the key.
+fn key_file(key: &str, path: &Path) -> Result<SoftwareKey, MasaError> {
+    files::read_key(path).map_err(|e| MasaError::Invalid(format!("{key}: {e}")))
+}
+
+/// `{what}-key` must be the key of `{what}-cert`, in the words of `masa check-config`.
+fn check_key_matches(
+    cert: &Certificate,
+    key: &SoftwareKey,
+    what: &str,
+    files: (&Path, &Path),
+) -> Result<(), MasaError> {
     let spki = cert.tbs_certificate().subject_public_key_info().to_der()?;
     if spki != key.public_key_spki() {
+        let (cert_file, key_file) = files;
         return Err(MasaError::Invalid(format!(
-            "the {what} key is not the key of the {what} certificate"
+            "{what}-key: {} is not the key of {}",
+            key_file.display(),
+            cert_file.display()
         )));
     }
     Ok(())
@@ -133,14 +150,20 @@ fn check_key_matches(cert: &Certificate, key: &SoftwareKey, what: &str) -> Resul
 /// `masa serve`: run until SIGTERM/SIGINT, then drain in-flight requests and close the database.
 pub async fn serve(config: &Path) -> Result<(), MasaError> {
     let cfg = MasaConfig::load(config)?;
-    let vendor_ca = first_cert(&cfg.vendor_ca_cert)?;
-    let signer_cert = first_cert(&cfg.signer_cert)?;
-    let signer = files::read_key(&cfg.signer_key)?;
-    check_key_matches(&signer_cert, &signer, "voucher signer")?;
-    let tls_chain = files::read_certs(&cfg.tls_cert)?;
-    let tls_key = files::read_key(&cfg.tls_key)?;
+    let vendor_ca = first_cert("vendor-ca-cert", &cfg.vendor_ca_cert)?;
+    let signer_cert = first_cert("signer-cert", &cfg.signer_cert)?;
+    let signer = key_file("signer-key", &cfg.signer_key)?;
+    check_key_matches(
+        &signer_cert,
+        &signer,
+        "signer",
+        (&cfg.signer_cert, &cfg.signer_key),
+    )?;
+    let tls_chain = files::read_certs(&cfg.tls_cert)
+        .map_err(|e| MasaError::Invalid(format!("tls-cert: {e}")))?;
+    let tls_key = key_file("tls-key", &cfg.tls_key)?;
     if let Some(leaf) = tls_chain.first() {
-        check_key_matches(leaf, &tls_key, "TLS")?;
+        check_key_matches(leaf, &tls_key, "tls", (&cfg.tls_cert, &cfg.tls_key))?;
     }
     let tls_der = tls_chain
         .iter()

@@ -246,16 +246,7 @@ async fn rfc8366bis_8_4_empty_nonce_is_refused_400_under_first_owner() {
 fn masa_toml_numeric_settings_are_range_checked_at_load() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("m");
-    let out = support::masa(&[
-        "init",
-        "--dir",
-        dir.to_str().expect("utf-8"),
-        "--listen",
-        &format!("127.0.0.1:{}", support::free_port()),
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    init(&dir, &format!("127.0.0.1:{}", support::free_port()));
     let config = dir.join("masa.toml");
     let c = config.to_str().expect("utf-8");
 
@@ -305,6 +296,20 @@ fn masa_toml_numeric_settings_are_range_checked_at_load() {
     assert!(lines[1].contains("signer-key"), "{lines:?}");
 }
 
+/// `masa init` in `dir`, listening on `listen`, metrics on a free port.
+fn init(dir: &std::path::Path, listen: &str) {
+    let out = support::masa(&[
+        "init",
+        "--dir",
+        dir.to_str().expect("utf-8"),
+        "--listen",
+        listen,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+}
+
 #[test]
 fn check_config_and_serve_name_a_listen_port_in_use() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -312,16 +317,7 @@ fn check_config_and_serve_name_a_listen_port_in_use() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = held.local_addr().expect("addr");
     let listen = addr.to_string();
-    let out = support::masa(&[
-        "init",
-        "--dir",
-        dir.to_str().expect("utf-8"),
-        "--listen",
-        &listen,
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    init(&dir, &listen);
     let c = dir.join("masa.toml");
     let c = c.to_str().expect("utf-8");
     let out = support::masa(&["check-config", "--config", c]);
@@ -341,6 +337,48 @@ fn check_config_and_serve_name_a_listen_port_in_use() {
     drop(held);
     let out = support::masa(&["check-config", "--config", c]);
     assert!(out.status.success(), "the port is free again: {out:?}");
+}
+
+/// A problem with a file is named by its key, in the same words from check-config and serve.
+#[test]
+fn check_config_and_serve_name_the_key_of_a_bad_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("m");
+    init(&dir, "127.0.0.1:0");
+    let c = dir.join("masa.toml");
+    let c = c.to_str().expect("utf-8");
+    let toml = std::fs::read_to_string(c).expect("masa.toml");
+    let file_of = |key: &str| {
+        let line = toml
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("{key} in masa.toml"));
+        dir.join(line.split('"').nth(1).expect("quoted path"))
+    };
+    // One planted problem at a time: a missing certificate, then a key of another certificate.
+    let signer_cert = file_of("signer-cert");
+    let saved = std::fs::read(&signer_cert).expect("read");
+    std::fs::remove_file(&signer_cert).expect("rm");
+    let tls_key = file_of("tls-key");
+    for (key, undo) in [("signer-cert: ", true), ("tls-key: ", false)] {
+        if !undo {
+            std::fs::write(&signer_cert, &saved).expect("restore");
+            std::fs::copy(file_of("signer-key"), &tls_key).expect("copy");
+        }
+        let out = support::masa(&["check-config", "--config", c]);
+        assert!(!out.status.success(), "{out:?}");
+        let stdout = text(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with(key), "{lines:?}");
+        let out = support::masa(&["serve", "--config", c]);
+        assert!(!out.status.success(), "{out:?}");
+        assert!(
+            text(&out.stderr).contains(lines[0]),
+            "serve: {out:?}, check-config said {:?}",
+            lines[0]
+        );
+    }
 }
 
 #[test]

@@ -7,7 +7,6 @@
 use crate::config::RegistrarConfig;
 use crate::db::{CertSummary, RevokeWhat};
 use crate::store::Store;
-use brski_service::files::read_key;
 use std::path::PathBuf;
 
 /// `registrar certs ...`.
@@ -143,9 +142,10 @@ pub async fn run(args: &CertsArgs) -> Result<Vec<u8>, String> {
                 .into_bytes())
         }
         CertsAction::Crl { der, out } => {
-            let ca =
-                crate::server::first_cert(&config.domain_ca_cert).map_err(|e| e.to_string())?;
-            let key = read_key(&config.domain_ca_key).map_err(|e| e.to_string())?;
+            let ca = crate::server::first_cert("domain-ca-cert", &config.domain_ca_cert)
+                .map_err(|e| e.to_string())?;
+            let key = crate::server::key_file("domain-ca-key", &config.domain_ca_key)
+                .map_err(|e| e.to_string())?;
             let now = time::OffsetDateTime::now_utc();
             let rows = store
                 .revoked_certificates(now)

@@ -2,11 +2,11 @@
 //! as `registrar serve` would use them, each problem reported on its own line.
 
 use crate::config::RegistrarConfig;
-use crate::server::{StartError, first_cert, key_matches};
+use crate::server::{StartError, first_cert, key_file, key_matches};
 use brski_common::oid::ID_KP_CMC_RA;
 use brski_common::pki::chain::signed_by;
 use brski_common::pki::ext::has_eku;
-use brski_service::files::{read_certs, read_key};
+use brski_service::files::read_certs;
 use std::path::Path;
 
 /// The problems of the configuration at `path`; empty when `registrar serve` can start with it.
@@ -40,10 +40,14 @@ pub fn problems(path: &Path) -> Vec<String> {
         }
     }
 
-    let registrar_cert = first_cert(&c.registrar_cert).map_err(|e| problem(e.to_string()));
-    let registrar_key = read_key(&c.registrar_key).map_err(|e| problem(e.to_string()));
-    let domain_ca = first_cert(&c.domain_ca_cert).map_err(|e| problem(e.to_string()));
-    let domain_ca_key = read_key(&c.domain_ca_key).map_err(|e| problem(e.to_string()));
+    let registrar_cert =
+        first_cert("registrar-cert", &c.registrar_cert).map_err(|e| problem(e.to_string()));
+    let registrar_key =
+        key_file("registrar-key", &c.registrar_key).map_err(|e| problem(e.to_string()));
+    let domain_ca =
+        first_cert("domain-ca-cert", &c.domain_ca_cert).map_err(|e| problem(e.to_string()));
+    let domain_ca_key =
+        key_file("domain-ca-key", &c.domain_ca_key).map_err(|e| problem(e.to_string()));
     if let (Ok(cert), Ok(key)) = (&registrar_cert, &registrar_key) {
         if !key_matches(cert, key) {
             problem(format!(

@@ -96,11 +96,18 @@ pub enum StartError {
     },
 }
 
-pub(crate) fn first_cert(path: &std::path::Path) -> Result<Certificate, StartError> {
-    read_certs(path)?
+/// The first certificate of the file that `key` of registrar.toml names; errors name the key.
+pub(crate) fn first_cert(key: &str, path: &std::path::Path) -> Result<Certificate, StartError> {
+    read_certs(path)
+        .map_err(|e| StartError::Invalid(format!("{key}: {e}")))?
         .into_iter()
         .next()
-        .ok_or_else(|| StartError::Invalid(format!("{}: no certificate", path.display())))
+        .ok_or_else(|| StartError::Invalid(format!("{key}: {}: no certificate", path.display())))
+}
+
+/// The private key in the file that `key` of registrar.toml names; errors name the key.
+pub(crate) fn key_file(key: &str, path: &std::path::Path) -> Result<SoftwareKey, StartError> {
+    read_key(path).map_err(|e| StartError::Invalid(format!("{key}: {e}")))
 }
 
 pub(crate) fn key_matches(cert: &Certificate, key: &SoftwareKey) -> bool {
@@ -214,7 +221,7 @@ fn masa_client_for(
         chain: {
             let mut c = own.chain;
             c.push(
-                first_cert(&config.domain_ca_cert)?
+                first_cert("domain-ca-cert", &config.domain_ca_cert)?
                     .to_der()
                     .map_err(|e| StartError::Invalid(format!("domain CA: {e}")))?,
             );
@@ -267,10 +274,10 @@ impl Registrar {
     /// Load keys, certificates and anchors named by `config`, open the database and build the
     /// MASA client.
     pub async fn load(config: RegistrarConfig) -> Result<Self, StartError> {
-        let registrar_cert = first_cert(&config.registrar_cert)?;
-        let registrar_key = Arc::new(read_key(&config.registrar_key)?);
-        let domain_ca = first_cert(&config.domain_ca_cert)?;
-        let domain_ca_key = read_key(&config.domain_ca_key)?;
+        let registrar_cert = first_cert("registrar-cert", &config.registrar_cert)?;
+        let registrar_key = Arc::new(key_file("registrar-key", &config.registrar_key)?);
+        let domain_ca = first_cert("domain-ca-cert", &config.domain_ca_cert)?;
+        let domain_ca_key = key_file("domain-ca-key", &config.domain_ca_key)?;
         if !key_matches(&registrar_cert, &registrar_key) {
             return Err(StartError::Invalid(format!(
                 "{} is not the key of {}",

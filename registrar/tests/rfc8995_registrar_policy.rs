@@ -316,14 +316,19 @@ fn bad_config(dir: &std::path::Path, from: &str, to: &str) {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_each() {
-    let tmp = TempDir::new().expect("tempdir");
-    let vendor = Vendor::new("Vendor");
+/// `registrar init` in `tmp` for `vendor`'s devices: its directory and registrar.toml.
+async fn initialised(tmp: &TempDir, vendor: &Vendor) -> (std::path::PathBuf, std::path::PathBuf) {
     let ca_file = vendor.write_ca(tmp.path());
     let dir = tmp.path().join("registrar");
     init_registrar(&dir, &ca_file, &[]).await;
     let config = dir.join("registrar.toml");
+    (dir, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_each() {
+    let (tmp, vendor) = (TempDir::new().expect("tempdir"), Vendor::new("Vendor"));
+    let (dir, config) = initialised(&tmp, &vendor).await;
     let check = || async {
         tokio::process::Command::new(registrar_bin())
             .arg("check-config")
@@ -420,6 +425,49 @@ async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_
         "{err}"
     );
     assert!(err.contains("is not issued by the domain CA"), "{err}");
+}
+
+/// A problem with a file is named by its key, in the same words from check-config and serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_and_serve_name_the_key_of_a_bad_file() {
+    let tmp = TempDir::new().expect("tempdir");
+    let (dir, config) = initialised(&tmp, &Vendor::new("Vendor")).await;
+    let run = |cmd: &'static str| {
+        let config = config.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                tokio::process::Command::new(registrar_bin())
+                    .arg(cmd)
+                    .arg("--config")
+                    .arg(&config)
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .expect("it ends")
+            .expect(cmd)
+        }
+    };
+    std::fs::remove_file(dir.join("domain-ca.crt.pem")).expect("rm");
+    let out = run("check-config").await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let line = err
+        .lines()
+        .find_map(|l| {
+            l.split_once("check-config: domain-ca-cert: ")
+                .map(|(_, w)| w)
+        })
+        .unwrap_or_else(|| panic!("a domain-ca-cert line: {err}"));
+    let line = format!("domain-ca-cert: {line}");
+    let serve = run("serve").await;
+    assert!(!serve.status.success());
+    assert!(
+        String::from_utf8_lossy(&serve.stderr).contains(&line),
+        "serve: {}, check-config said {line:?}",
+        String::from_utf8_lossy(&serve.stderr)
+    );
 }
 
 /// An IDevID-profile certificate (no id-kp-cmcRA) from the vendor CA, as PEM.
