@@ -9,10 +9,12 @@
 # haproxy balances several instances of each daemon in the testbed's cluster (testbed bench
 # --instances); prometheus provides promtool, which checks the daemons' metrics scrapes;
 # dpkg-dev (dpkg-shlibdeps), man-db and lintian build, read and check the Debian packages
-# (scripts/package.sh, scripts/package-test.sh).
+# (scripts/package.sh, scripts/package-test.sh); libxml2-utils (xmllint) checks the SVG of
+# `testbed bench --plot`; valgrind counts the daemons' instructions
+# (scripts/bench-instructions.sh).
 set -euo pipefail
 need=()
-for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin python3-venv postgresql haproxy prometheus dpkg-dev man-db lintian libxml2-utils; do
+for pkg in openssl curl systemd iproute2 procps swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config libssl-dev libcoap3-bin python3-venv postgresql haproxy prometheus dpkg-dev man-db lintian libxml2-utils valgrind; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -218,6 +218,25 @@ pub fn run(cmd: &mut Command) -> Result<Output> {
     Ok(out)
 }
 
+/// The environment variable naming a command every [`Daemon`] is started under, its words
+/// split on whitespace (no quoting), e.g. `valgrind --tool=callgrind` (used by
+/// `scripts/bench-instructions.sh`). The child keeps the wrapper's process ID, so the wrapper
+/// must run the daemon in its own process, as valgrind does, and pass SIGTERM on.
+pub const WRAP_DAEMONS_ENV: &str = "BRSKI_WRAP_DAEMONS";
+
+/// How many times longer a wrapped daemon may take to start and to stop: code runs 20 to 100
+/// times slower under valgrind.
+const WRAPPED_SLOWDOWN: u32 = 50;
+
+/// The words of `$BRSKI_WRAP_DAEMONS` (empty when unset).
+fn daemon_wrapper() -> Vec<String> {
+    std::env::var(WRAP_DAEMONS_ENV)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
 /// A daemon started as a child process, stopped with SIGTERM when dropped.
 #[derive(Debug)]
 pub struct Daemon {
@@ -225,6 +244,8 @@ pub struct Daemon {
     pub child: Child,
     pub addr: SocketAddr,
     pub log: PathBuf,
+    /// How many times longer than natively its start and stop may take (1 unless wrapped).
+    slowdown: u32,
 }
 
 impl Daemon {
@@ -241,7 +262,7 @@ impl Daemon {
         addr: SocketAddr,
         log: PathBuf,
     ) -> Result<Self> {
-        Self::start_as(name, program, args, addr, log, true)
+        Self::start_as(name, program, args, addr, log, true, &daemon_wrapper())
     }
 
     /// [`Daemon::start`] for a daemon listening on UDP at `addr`: `READY=1` only (there is no
@@ -253,7 +274,7 @@ impl Daemon {
         addr: SocketAddr,
         log: PathBuf,
     ) -> Result<Self> {
-        Self::start_as(name, program, args, addr, log, false)
+        Self::start_as(name, program, args, addr, log, false, &daemon_wrapper())
     }
 
     fn start_as(
@@ -263,13 +284,27 @@ impl Daemon {
         addr: SocketAddr,
         log: PathBuf,
         tcp: bool,
+        wrapper: &[String],
     ) -> Result<Self> {
-        let timeout = Duration::from_secs(20);
+        let slowdown = if wrapper.is_empty() {
+            1
+        } else {
+            WRAPPED_SLOWDOWN
+        };
+        let timeout = Duration::from_secs(20) * slowdown;
         let start = Instant::now();
         let notify = NotifySocket::bind(&log).with_context(|| format!("starting {name}"))?;
         let file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut child = Command::new(program)
+        let mut command = match wrapper.split_first() {
+            Some((wrap, wrap_args)) => {
+                let mut c = Command::new(wrap);
+                c.args(wrap_args).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let mut child = command
             .args(args)
             .env("NOTIFY_SOCKET", &notify.path)
             .stdin(Stdio::null())
@@ -300,11 +335,14 @@ impl Daemon {
             child,
             addr,
             log,
+            slowdown,
         })
     }
 
-    /// Send SIGTERM and wait for the exit status (SIGKILL after `grace`).
+    /// Send SIGTERM and wait for the exit status (SIGKILL after `grace`, stretched for a
+    /// wrapped daemon).
     pub fn stop(&mut self, grace: Duration) -> Result<std::process::ExitStatus> {
+        let grace = grace * self.slowdown;
         signal(&self.child, "TERM")?;
         let start = Instant::now();
         loop {
@@ -892,6 +930,28 @@ time.sleep(30)
         .expect("start");
         assert!(TcpStream::connect(addr).is_ok());
         assert!(!log.with_extension("notify").exists());
+        d.kill().expect("kill");
+    }
+
+    #[test]
+    fn a_wrapped_daemon_runs_under_the_wrapper_with_longer_timeouts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port().expect("free port");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        // env(1) runs the daemon in its own process, as valgrind does.
+        let mut d = Daemon::start_as(
+            "wrapped-child",
+            Path::new("python3"),
+            &["-c", READY_CHILD, &port.to_string()],
+            addr,
+            dir.path().join("child.log"),
+            true,
+            &["env".into(), "WRAPPED=1".into()],
+        )
+        .expect("start");
+        assert_eq!(d.slowdown, WRAPPED_SLOWDOWN);
+        let environ = std::fs::read(format!("/proc/{}/environ", d.child.id())).expect("environ");
+        assert!(environ.split(|&b| b == 0).any(|v| v == b"WRAPPED=1"));
         d.kill().expect("kill");
     }
 
