@@ -4,7 +4,7 @@
 use crate::enroll;
 use crate::error::{Failure, Step};
 use crate::identity::Identity;
-use crate::session::{Credentials, Exchange, ServerTrust, Session, Transport};
+use crate::session::{ClientCert, Credentials, Exchange, ServerTrust, Session, Transport};
 use crate::state::{Enrollment, LdevidKey, StateDir, StateFile};
 use crate::timing::VOUCHER_RETRY_CAP;
 use brski_common::brski::paths;
@@ -89,21 +89,39 @@ pub async fn bootstrap(id: &Identity, options: &Options) -> Result<Outcome, Fail
     attempt(id, &state, options).await.map(Outcome::Enrolled)
 }
 
-/// Credentials trusting only `anchors` for a server carrying id-kp-cmcRA (an EST server found
-/// dynamically, RFC 8995 §5.6.2, RFC 7030 §3.6.1), authenticating with `chain` and `key`.
+/// A server trusted only under `anchors` and carrying id-kp-cmcRA (an EST server found
+/// dynamically, RFC 8995 §5.6.2, RFC 7030 §3.6.1).
+fn anchored_server(anchors: Vec<Certificate>, time: TimeCheck) -> ServerTrust {
+    ServerTrust::Anchored(
+        TrustPolicy::new(anchors)
+            .with_time(time)
+            .with_required_eku(ID_KP_CMC_RA),
+    )
+}
+
+/// Credentials for an [`anchored_server`], authenticating with `chain` and `key`.
 pub fn anchored_credentials(
     chain: &[Vec<u8>],
     key: Arc<dyn Signer>,
     anchors: Vec<Certificate>,
     time: TimeCheck,
 ) -> Credentials {
-    let policy = TrustPolicy::new(anchors)
-        .with_time(time)
-        .with_required_eku(ID_KP_CMC_RA);
     Credentials {
-        chain: chain.to_vec(),
-        key,
-        server: ServerTrust::Anchored(policy),
+        client: Some(ClientCert {
+            chain: chain.to_vec(),
+            key,
+        }),
+        server: anchored_server(anchors, time),
+        source_port: 0,
+    }
+}
+
+/// Credentials for an [`anchored_server`] without a client certificate (RFC 7030 §4.1.1:
+/// `/cacerts` needs no client authentication).
+pub fn anonymous_credentials(anchors: Vec<Certificate>, time: TimeCheck) -> Credentials {
+    Credentials {
+        client: None,
+        server: anchored_server(anchors, time),
         source_port: 0,
     }
 }
@@ -155,8 +173,10 @@ async fn run(id: &Identity, state: &StateDir, options: &Options) -> Result<Summa
     // RFC 8995 §5.1 (cBRSKI §6.1): TLS or DTLS with the IDevID; the registrar's certificate
     // accepted provisionally.
     let provisional = Credentials {
-        chain: id.idevid_chain_der.clone(),
-        key: idevid_key.clone(),
+        client: Some(ClientCert {
+            chain: id.idevid_chain_der.clone(),
+            key: idevid_key.clone(),
+        }),
         server: ServerTrust::Provisional,
         source_port: 0,
     };

@@ -91,8 +91,23 @@ pub fn check_cacerts(
 }
 
 /// RFC 8995 §5.9.2: ask for the CSR attributes. `None` when the registrar has none (204, 404)
-/// or sends something unusable (logged; the registrar then judges the CSR it gets).
+/// or sends something unusable (logged; the registrar then judges the CSR it gets), or
+/// refuses (logged: the CSR is then made with the defaults).
 pub async fn csrattrs(session: &mut Session) -> Result<Option<CsrAttrs>, Failure> {
+    match csrattrs_answer(session).await? {
+        Ok(attrs) => Ok(attrs),
+        Err(refused) => {
+            tracing::warn!(step = "csrattrs", reason = %refused, "no CSR attributes; using defaults");
+            Ok(None)
+        }
+    }
+}
+
+/// GET /csrattrs (RFC 7030 §4.5): the attributes, `None` when the server has none (204, 404)
+/// or sends something unusable (logged), or the refusal of any other status.
+pub async fn csrattrs_answer(
+    session: &mut Session,
+) -> Result<Result<Option<CsrAttrs>, Failure>, Failure> {
     let r = session
         .send(&Exchange::get(
             Step::CsrAttrs,
@@ -100,7 +115,7 @@ pub async fn csrattrs(session: &mut Session) -> Result<Option<CsrAttrs>, Failure
             Some(media_type::CSRATTRS),
         ))
         .await?;
-    match r.status {
+    Ok(match r.status {
         200 => {
             let parsed = if r.body.first() == Some(&0x30) {
                 CsrAttrs::from_der(&r.body)
@@ -116,11 +131,8 @@ pub async fn csrattrs(session: &mut Session) -> Result<Option<CsrAttrs>, Failure
             }
         }
         204 | 404 => Ok(None),
-        status => {
-            tracing::warn!(step = "csrattrs", status, reason = %r.reason(), "no CSR attributes; using defaults");
-            Ok(None)
-        }
-    }
+        _ => expect_ok(Step::CsrAttrs, &r).map(|()| None),
+    })
 }
 
 /// The LDevID key algorithm: what the CSR attributes ask for when this pledge can make it

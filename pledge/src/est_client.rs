@@ -2,9 +2,9 @@
 //! EST server, with no voucher: the most common use of EST. It shares the pledge's EST steps
 //! ([`crate::enroll`]) and link; the server is authenticated with an explicit trust anchor
 //! database (RFC 7030 §3.6.1) and must carry id-kp-cmcRA, the client with its certificate
-//! (§3.3.2), whose key is in a file or a TPM 2.0.
+//! (§3.3.2), whose key is in a file or a TPM 2.0, or not at all (§4.1.1: `/cacerts`).
 
-use crate::bootstrap::{anchored_credentials, describe};
+use crate::bootstrap::{anchored_credentials, anonymous_credentials, describe};
 use crate::enroll::{self, CsrRequest};
 use crate::error::{Failure, Step};
 use crate::session::{Session, Transport};
@@ -70,20 +70,16 @@ pub struct ServerArgs {
     #[arg(long, value_name = "FILE")]
     trust_anchor: PathBuf,
     /// The client's certificate (PEM; its chain may follow), for TLS client authentication
-    /// (RFC 7030 §3.3.2).
+    /// (RFC 7030 §3.3.2), with --key or --tpm. Without it the client does not authenticate,
+    /// which is enough for /cacerts (§4.1.1; over HTTPS).
     #[arg(long, value_name = "FILE")]
-    cert: PathBuf,
+    cert: Option<PathBuf>,
     /// The client certificate's private key (PEM).
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "tpm",
-        conflicts_with = "tpm"
-    )]
+    #[arg(long, value_name = "FILE", requires = "cert", conflicts_with = "tpm")]
     key: Option<PathBuf>,
     /// The client certificate's key is in the TPM at this TCTI (`device:/dev/tpmrm0`; build
     /// with --features tpm); new keys are made there too.
-    #[arg(long, value_name = "TCTI")]
+    #[arg(long, value_name = "TCTI", requires = "cert")]
     tpm: Option<String>,
     /// Persistent handle of the client certificate's key in the TPM.
     #[arg(long, value_name = "HANDLE", value_parser = crate::parse_handle, requires = "tpm")]
@@ -108,11 +104,20 @@ pub struct OutArgs {
     new_tpm_handle: Option<u32>,
 }
 
-/// A connected client: the session, and the certificate it authenticated with.
+/// A connected client: the session, and the certificate it authenticated with, if any.
 struct Client {
     session: Session,
-    cert: Certificate,
+    cert: Option<Certificate>,
     tpm: Option<String>,
+}
+
+impl Client {
+    /// The certificate it authenticated with, which `what` needs.
+    fn cert(&self, what: &str) -> Result<&Certificate, Failure> {
+        self.cert
+            .as_ref()
+            .ok_or_else(|| config(format!("{what} needs --cert and --key (or --tpm)")))
+    }
 }
 
 fn config(e: impl std::fmt::Display) -> Failure {
@@ -133,11 +138,20 @@ impl ServerArgs {
                 self.trust_anchor.display()
             )));
         }
-        let chain = read_certs(&self.cert).map_err(config)?;
+        let Some(cert_path) = &self.cert else {
+            let credentials = anonymous_credentials(anchors, TimeCheck::Now);
+            let session = Session::open(&target, transport, &credentials).await?;
+            return Ok(Client {
+                session,
+                cert: None,
+                tpm: None,
+            });
+        };
+        let chain = read_certs(cert_path).map_err(config)?;
         let cert = chain
             .first()
             .cloned()
-            .ok_or_else(|| config(format!("{}: no certificate", self.cert.display())))?;
+            .ok_or_else(|| config(format!("{}: no certificate", cert_path.display())))?;
         let spki = cert
             .tbs_certificate()
             .subject_public_key_info()
@@ -150,7 +164,7 @@ impl ServerArgs {
                     return Err(config(format!(
                         "{}: the key does not belong to {}",
                         path.display(),
-                        self.cert.display()
+                        cert_path.display()
                     )));
                 }
                 Arc::new(key)
@@ -172,7 +186,7 @@ impl ServerArgs {
         let session = Session::open(&target, transport, &credentials).await?;
         Ok(Client {
             session,
-            cert,
+            cert: Some(cert),
             tpm: self.tpm.clone(),
         })
     }
@@ -199,7 +213,7 @@ pub async fn run(op: &EstOp) -> Result<String, Failure> {
         }
         EstOp::Csrattrs { server } => {
             let mut c = server.connect().await?;
-            Ok(match enroll::csrattrs(&mut c.session).await? {
+            Ok(match enroll::csrattrs_answer(&mut c.session).await?? {
                 Some(attrs) => attrs
                     .oids()
                     .map(ToString::to_string)
@@ -218,7 +232,11 @@ pub async fn run(op: &EstOp) -> Result<String, Failure> {
                 Some(dn) => {
                     Name::from_str(dn).map_err(|e| config(format!("--subject {dn:?}: {e}")))?
                 }
-                None => c.cert.tbs_certificate().subject().clone(),
+                None => c
+                    .cert("enroll without --subject")?
+                    .tbs_certificate()
+                    .subject()
+                    .clone(),
             };
             let step = (Step::SimpleEnroll, paths::SIMPLE_ENROLL);
             obtain(&mut c, step, subject, Vec::new(), out, server.max_wait).await
@@ -226,9 +244,9 @@ pub async fn run(op: &EstOp) -> Result<String, Failure> {
         EstOp::Reenroll { server, out } => {
             let mut c = server.connect().await?;
             // RFC 7030 §4.2.2: the same Subject and SubjectAltName as the certificate renewed.
-            let subject = c.cert.tbs_certificate().subject().clone();
-            let san = c
-                .cert
+            let renewed = c.cert("reenroll")?;
+            let subject = renewed.tbs_certificate().subject().clone();
+            let san = renewed
                 .tbs_certificate()
                 .extensions()
                 .into_iter()

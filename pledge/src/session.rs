@@ -12,7 +12,7 @@
 use crate::error::{Failure, Step};
 use crate::timing::pending_wait;
 use brski_service::https_client::{Response, Target};
-pub use brski_service::link::{Credentials, ServerTrust, Transport};
+pub use brski_service::link::{ClientCert, Credentials, ServerTrust, Transport};
 use brski_service::link::{Link, LinkError};
 use http::Method;
 use std::sync::atomic::{AtomicU16, Ordering};

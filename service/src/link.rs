@@ -48,12 +48,19 @@ pub enum ServerTrust {
     Anchored(TrustPolicy),
 }
 
+/// A client certificate chain (IDevID or LDevID first, DER) and its key.
+#[derive(Clone, Debug)]
+pub struct ClientCert {
+    pub chain: Vec<Vec<u8>>,
+    pub key: Arc<dyn Signer>,
+}
+
 /// The pledge's credentials on a link, and how it judges the registrar.
 #[derive(Clone, Debug)]
 pub struct Credentials {
-    /// The pledge's chain (IDevID or LDevID first), DER.
-    pub chain: Vec<Vec<u8>>,
-    pub key: Arc<dyn Signer>,
+    /// The certificate the client authenticates with; none only over HTTPS and with an
+    /// anchored server (RFC 7030 §4.1.1: `/cacerts` needs no client authentication).
+    pub client: Option<ClientCert>,
     pub server: ServerTrust,
     /// Over CoAPS, the UDP port to send from when free (0: any; see
     /// [`coaps::client::ClientConfig::source_port`]).
@@ -104,38 +111,49 @@ impl LinkError {
 impl Credentials {
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>, LinkError> {
         let unusable = |e: tls::TlsError| LinkError::Credentials(e.to_string());
-        let client = tls::certified_key(&self.chain, self.key.clone()).map_err(unusable)?;
-        let config = match &self.server {
-            ServerTrust::Provisional => tls::provisional_client_config(client),
-            ServerTrust::Anchored(policy) => tls::client_config(
-                Some(client),
+        let client = match &self.client {
+            Some(c) => Some(tls::certified_key(&c.chain, c.key.clone()).map_err(unusable)?),
+            None => None,
+        };
+        let config = match (&self.server, client) {
+            (ServerTrust::Provisional, Some(client)) => tls::provisional_client_config(client),
+            (ServerTrust::Provisional, None) => {
+                return Err(LinkError::Credentials(
+                    "a provisional connection needs a client certificate (RFC 8995 §5.1)".into(),
+                ));
+            }
+            (ServerTrust::Anchored(policy), client) => tls::client_config(
+                client,
                 Arc::new(tls::AnchoredServerVerifier::new(policy.clone())),
             ),
         };
         config.map(Arc::new).map_err(unusable)
     }
 
-    fn dtls(&self) -> coaps::client::ClientConfig {
+    fn dtls(&self) -> Result<coaps::client::ClientConfig, LinkError> {
+        let client = self.client.as_ref().ok_or_else(|| {
+            LinkError::Credentials("over CoAPS this client needs a client certificate".into())
+        })?;
         // A key in software goes to OpenSSL as it is; one held in a TPM signs the digests
         // OpenSSL hands it.
-        let key = match self.key.pkcs8_der() {
+        let key = match client.key.pkcs8_der() {
             Some(der) => coaps::IdentityKey::Pkcs8(der.to_vec()),
-            None => coaps::IdentityKey::Signer(self.key.clone()),
+            None => coaps::IdentityKey::Signer(client.key.clone()),
         };
         let server_check = match &self.server {
             ServerTrust::Provisional => coaps::client::provisional(),
             ServerTrust::Anchored(policy) => coaps::client::anchored(policy.clone()),
         };
-        coaps::client::ClientConfig {
+        Ok(coaps::client::ClientConfig {
             identity: coaps::Identity {
-                chain: self.chain.clone(),
+                chain: client.chain.clone(),
                 key,
             },
             server_check,
             path_mtu: 1024,
             call: coaps::call::CallLimits::default(),
             source_port: self.source_port,
-        }
+        })
     }
 }
 
@@ -178,7 +196,7 @@ impl Link {
                 Ok(Self::Https { tls, conn })
             }
             Transport::Coaps => {
-                let config = credentials.dtls();
+                let config = credentials.dtls()?;
                 let addr = resolve(target).await?;
                 let client = coaps::client::Client::connect(addr, &config, timeout).await?;
                 Ok(Self::Coaps { config, client })

@@ -33,7 +33,7 @@ use brski_common::pki::ext::idevid_issuer;
 use brski_common::telemetry::StatusTelemetry;
 use brski_common::voucher::PledgeExpectations;
 use brski_service::https_client::{Response, Scheme, Target};
-use brski_service::link::{Credentials, Link, ServerTrust, Transport};
+use brski_service::link::{ClientCert, Credentials, Link, ServerTrust, Transport};
 use der::{Decode, Encode};
 use http::Method;
 use serde_json::{Value, json};
@@ -652,8 +652,10 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<String> {
     let coaps = shared.transport == Transport::Coaps;
     // RFC 8995 §5.1 (cBRSKI §6.1): provisional TLS or DTLS with the IDevID.
     let provisional = Credentials {
-        chain: d.chain_der.clone(),
-        key: d.key.clone(),
+        client: Some(ClientCert {
+            chain: d.chain_der.clone(),
+            key: d.key.clone(),
+        }),
         server: ServerTrust::Provisional,
         source_port: 0,
     };
@@ -781,8 +783,10 @@ async fn enroll(shared: &Shared, d: &Device) -> Result<String> {
 
     // §5.9.4: success reported on a new connection with the LDevID.
     let anchored = Credentials {
-        chain: vec![ldevid.to_der()?],
-        key: Arc::new(key) as Arc<dyn Signer>,
+        client: Some(ClientCert {
+            chain: vec![ldevid.to_der()?],
+            key: Arc::new(key) as Arc<dyn Signer>,
+        }),
         server: ServerTrust::Anchored(domain.with_required_eku(ID_KP_CMC_RA)),
         source_port: 0,
     };

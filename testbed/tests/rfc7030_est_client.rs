@@ -218,6 +218,66 @@ fn pledge_est_refuses_a_server_outside_its_trust_anchors() {
     );
 }
 
+/// `pledge est OP --server ... --trust-anchor ANCHOR EXTRA...`: no client certificate.
+fn anonymous(s: &Suite, op: &str, anchor: &Path, extra: &[&str]) -> Output {
+    output(
+        Command::new(&s.bin.pledge)
+            .args(["est", op, "--server", &s.registrar_url(), "--trust-anchor"])
+            .arg(anchor)
+            .args(extra),
+    )
+}
+
+/// RFC 7030 §4.1.1: /cacerts without client authentication; the server is still held to the
+/// trust anchors, and what needs a client certificate is refused by the server or, for a
+/// renewal, by the client itself.
+#[test]
+fn pledge_est_fetches_cacerts_without_a_client_certificate() {
+    let (tmp, s) = started(&SuiteOptions::default());
+    let domain_ca = s.registrar_dir.join("domain-ca.crt.pem");
+    let cacerts = tmp.path().join("cacerts.pem");
+    let out = anonymous(&s, "cacerts", &domain_ca, &["--out", path(&cacerts)]);
+    assert!(out.status.success(), "cacerts: {}", stderr(&out));
+    assert_eq!(support::cert(&cacerts), support::cert(&domain_ca));
+
+    let vendor_ca = s.masa_dir.join("vendor-ca.crt.pem");
+    let out = anonymous(&s, "cacerts", &vendor_ca, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid peer certificate: UnknownIssuer"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = anonymous(&s, "csrattrs", &domain_ca, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("registrar answered 401"),
+        "{}",
+        stderr(&out)
+    );
+
+    let new_cert = tmp.path().join("new.crt.pem");
+    let out = anonymous(
+        &s,
+        "reenroll",
+        &domain_ca,
+        &[
+            "--out-cert",
+            path(&new_cert),
+            "--out-key",
+            path(&tmp.path().join("k.pem")),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reenroll needs --cert and --key (or --tpm)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!new_cert.exists());
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8")
 }
