@@ -39,6 +39,10 @@ for deb in "${debs[@]}"; do
   echo "== $(basename "$deb"): $(du -k "$deb" | cut -f1) KiB"
   dpkg-deb --field "$deb" Package Version Depends | sed 's/^/   /'
 done
+# The pledge uses DT_RELR relocations (pledge/build.rs): glibc provides them from 2.36.
+pledge_deb=$(printf '%s\n' "${debs[@]}" | grep '/brski-pledge_')
+dpkg-deb --field "$pledge_deb" Depends | grep -q 'libc6 (>= 2\.3[6-9]\|libc6 (>= 2\.[4-9]' ||
+  fail "brski-pledge does not depend on libc6 (>= 2.36): $(dpkg-deb --field "$pledge_deb" Depends)"
 
 echo "== lintian"
 if command -v lintian >/dev/null; then

@@ -109,6 +109,17 @@ for name in masa registrar pledge; do
   printf 'Source: brski-suite\n\nPackage: %s\nArchitecture: any\n' "$pkg" > "$work/src/debian/control"
   depends=$(cd "$work/src" && dpkg-shlibdeps -O -e "$root/usr/bin/$name" 2>/dev/null |
     sed -n 's/^shlibs:Depends=//p')
+  # A binary linked with packed relative relocations (DT_RELR, the pledge) needs glibc's
+  # GLIBC_ABI_DT_RELR version, which has no symbol, so dpkg-shlibdeps does not see it: glibc
+  # 2.36 is the first to provide it.
+  if readelf -V "$root/usr/bin/$name" | grep -q 'GLIBC_ABI_DT_RELR'; then
+    libc=$(sed -n 's/.*libc6 (>= \([^)]*\)).*/\1/p' <<<"$depends")
+    if [ -z "$libc" ]; then
+      depends="libc6 (>= 2.36), $depends"
+    elif dpkg --compare-versions "$libc" lt 2.36; then
+      depends=${depends/"libc6 (>= $libc)"/"libc6 (>= 2.36)"}
+    fi
+  fi
   size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
   {
     echo "Package: $pkg"
