@@ -7,9 +7,9 @@
 
 use crate::db::CertSummary;
 use crate::store::Store;
+use axum::body::Bytes;
 use brski_common::keys::Signer;
 use brski_common::pki::crl::{CrlEntry, CrlError, build_crl_entries};
-use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use x509_cert::Certificate;
@@ -88,7 +88,7 @@ struct Built {
     /// What it lists: (serial, revoked_at, reason) of each row.
     listed: Vec<(String, Option<String>, Option<String>)>,
     this_update: OffsetDateTime,
-    der: Arc<Vec<u8>>,
+    der: Bytes,
 }
 
 fn listed(rows: &[CertSummary]) -> Vec<(String, Option<String>, Option<String>)> {
@@ -116,7 +116,7 @@ impl std::fmt::Debug for CrlCache {
 }
 
 impl CrlCache {
-    /// The current CRL (DER): the cached one while it lists what the database says is revoked
+    /// The current CRL (DER, shared with the cache, not copied): the cached one while it lists what the database says is revoked
     /// and less than half of `validity` has passed since its thisUpdate; a new one otherwise.
     pub async fn current(
         &self,
@@ -124,7 +124,7 @@ impl CrlCache {
         ca: &Certificate,
         ca_key: &dyn Signer,
         validity: Duration,
-    ) -> Result<Arc<Vec<u8>>, CrlFault> {
+    ) -> Result<Bytes, CrlFault> {
         let now = OffsetDateTime::now_utc();
         let rows = store.revoked_certificates(now).await?;
         let now_listed = listed(&rows);
@@ -134,7 +134,7 @@ impl CrlCache {
                 return Ok(b.der.clone());
             }
         }
-        let der = Arc::new(build(ca, ca_key, &rows, now, validity)?);
+        let der = Bytes::from(build(ca, ca_key, &rows, now, validity)?);
         *built = Some(Built {
             listed: now_listed,
             this_update: now,

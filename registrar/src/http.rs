@@ -195,11 +195,7 @@ pub async fn cacerts(
 /// cannot be read.
 pub async fn crl(State(s): State<Arc<Registrar>>) -> Response {
     match s.current_crl().await {
-        Ok(der) => (
-            [(header::CONTENT_TYPE, crate::crl::PKIX_CRL)],
-            der.as_ref().clone(),
-        )
-            .into_response(),
+        Ok(der) => ([(header::CONTENT_TYPE, crate::crl::PKIX_CRL)], der).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "CRL not served");
             let retry = matches!(e, crate::crl::CrlFault::Store(_));

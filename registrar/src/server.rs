@@ -362,7 +362,7 @@ impl Registrar {
     }
 
     /// The domain CA's current CRL (DER), built from the database when it has changed.
-    pub async fn current_crl(&self) -> Result<Arc<Vec<u8>>, crate::crl::CrlFault> {
+    pub async fn current_crl(&self) -> Result<axum::body::Bytes, crate::crl::CrlFault> {
         let validity = time::Duration::hours(i64::from(self.config.crl_validity_hours));
         self.crl
             .current(&self.store, &self.domain_ca, &self.domain_ca_key, validity)

@@ -6,7 +6,7 @@
 //! Fetching is the caller's; [`build_crl`] and [`distribution_point_extension`] issue the same.
 
 use super::chain::verified;
-use super::ext::{ExtError, find_extension, key_identifier};
+use super::ext::{ExtError, find_extension, subject_key_id};
 use crate::keys::Signer;
 use const_oid::AssociatedOid;
 use der::asn1::{Ia5String, OctetString};
@@ -20,7 +20,7 @@ use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::crl::{CrlNumber, CrlReason};
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlDistributionPoints, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlDistributionPoints};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
@@ -305,13 +305,7 @@ pub fn build_crl_entries(
     let number = u64::try_from(this_update.unix_timestamp())
         .map_err(|_| CrlError::Malformed(format!("{this_update} is before 1970")))?;
     let issuer_tbs = issuer.tbs_certificate();
-    let key_id = match issuer_tbs
-        .get_extension::<SubjectKeyIdentifier>()
-        .map_err(malformed)?
-    {
-        Some((_, ski)) => ski.0.as_bytes().to_vec(),
-        None => key_identifier(issuer_tbs.subject_public_key_info()).to_vec(),
-    };
+    let key_id = subject_key_id(issuer).map_err(|e| CrlError::Malformed(e.to_string()))?;
     let aki = AuthorityKeyIdentifier {
         key_identifier: Some(OctetString::new(key_id).map_err(malformed)?),
         authority_cert_issuer: None,

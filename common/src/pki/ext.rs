@@ -185,6 +185,14 @@ fn synthesised_idevid_issuer(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
     out
 }
 
+/// The key identifier of `cert`'s key, as an authorityKeyIdentifier of what it issues names it
+/// (RFC 5280 §4.2.1.1): its subjectKeyIdentifier, or the method-1 key id when it has none.
+pub fn subject_key_id(cert: &Certificate) -> Result<Vec<u8>, ExtError> {
+    Ok(subject_key_identifier(cert)?.unwrap_or_else(|| {
+        key_identifier(cert.tbs_certificate().subject_public_key_info()).to_vec()
+    }))
+}
+
 /// RFC 5280 §4.2.1.2 method 1: SHA-1 over the subjectPublicKey BIT STRING value (without tag,
 /// length and unused-bits octet).
 pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> [u8; 20] {

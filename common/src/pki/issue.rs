@@ -5,7 +5,7 @@
 //! result checked: the signature must verify with the issuer key and the certificate must
 //! re-encode to the bytes that were signed (what a verifier hashes).
 
-use super::ext::key_identifier;
+use super::ext::{key_identifier, subject_key_id};
 use super::name::NameError;
 use crate::keys::{KeyError, Signer};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -211,7 +211,10 @@ pub fn issue(
                 return Err(PkiError::IssuerKeyMismatch);
             }
             check_issuer(ca, params)?;
-            (tbs.subject().clone(), Some(issuer_key_id(ca)?))
+            (
+                tbs.subject().clone(),
+                Some(subject_key_id(ca).map_err(|e| PkiError::MalformedIssuer(e.to_string()))?),
+            )
         }
     };
 
@@ -285,17 +288,6 @@ fn check_issuer(ca: &Certificate, params: &CertificateParams) -> Result<(), PkiE
 }
 
 /// The key identifier for the AKI: the issuer's SKI, else SHA-1 of its key (RFC 5280 §4.2.1.1).
-fn issuer_key_id(ca: &Certificate) -> Result<Vec<u8>, PkiError> {
-    let tbs = ca.tbs_certificate();
-    match tbs
-        .get_extension::<SubjectKeyIdentifier>()
-        .map_err(|e| PkiError::MalformedIssuer(e.to_string()))?
-    {
-        Some((_, ski)) => Ok(ski.0.as_bytes().to_vec()),
-        None => Ok(key_identifier(tbs.subject_public_key_info()).to_vec()),
-    }
-}
-
 fn serial_number(bytes: &[u8]) -> Result<SerialNumber, PkiError> {
     if bytes.iter().all(|&b| b == 0) {
         return Err(PkiError::InvalidSerial);
