@@ -271,8 +271,8 @@ const MAX_BATCH: usize = 256;
 /// returns only after the transaction holding the write is committed (`synchronous=FULL`), so
 /// durability is that of a transaction per write; a write that fails is undone alone (a
 /// savepoint each, or SQLite's own statement atomicity for [`GroupCommit::write_statement`]).
-/// While one transaction commits the next writes queue up, and under concurrent load the
-/// writer begins one at most every [`COMMIT_INTERVAL`].
+/// While one transaction runs and commits (its fsync) the next writes queue up, and the next
+/// transaction takes all of them: batches grow with the load, and no write waits for more.
 #[derive(Clone)]
 pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
@@ -360,26 +360,13 @@ impl GroupCommit {
     }
 }
 
-/// Under concurrent load (the previous transaction held more than one write, or more than
-/// one is waiting) the writer begins a transaction at most once per `COMMIT_INTERVAL`,
-/// letting the writes queue meanwhile: every commit is an fsync, which costs CPU time and
-/// takes a millisecond or more, and a few milliseconds of commit latency are small beside an
-/// enrollment's round trips. A lone write is committed at once.
-const COMMIT_INTERVAL: Duration = Duration::from_millis(8);
-
+/// The writer: each transaction takes every write that queued while the previous one ran and
+/// committed, and never waits for more (a wait would add its delay to each write of a request
+/// at moderate load, and under heavy load the queue fills during each fsync anyway).
 fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>, metrics: &DbMetrics) {
-    let mut concurrent = false;
-    let mut last_begin: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         drain(&queue, &mut batch);
-        if concurrent || batch.len() > 1 {
-            let since = last_begin.map_or(Duration::ZERO, |t| t.elapsed());
-            std::thread::sleep(COMMIT_INTERVAL.saturating_sub(since));
-            drain(&queue, &mut batch);
-        }
-        concurrent = batch.len() > 1;
-        last_begin = Some(Instant::now());
         let mut rest = batch.into_iter();
         while rest.len() > 0 {
             run_batch(&conn, &mut rest, metrics);
