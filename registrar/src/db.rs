@@ -505,42 +505,9 @@ pub struct NewTelemetry<'a> {
     pub body: &'a [u8],
     pub client_cert: ClientCert,
     pub peer: &'a str,
-}
-
-/// Store a telemetry report, linked to the latest voucher of the serial; the trigger
-/// `telemetry_seen` updates the pledge's `last_seen` in the same statement. Unlimited: the
-/// handlers use [`store_telemetry_limited`].
-#[cfg(test)]
-pub async fn store_telemetry(writer: &GroupCommit, t: &NewTelemetry<'_>) -> Result<()> {
-    let received = now();
-    let serial = t.serial.to_string();
-    let kind = t.kind.as_str();
-    let status = i64::from(t.status);
-    let reason = t.reason.map(str::to_string);
-    let body = t.body.to_vec();
-    let client_cert = t.client_cert.as_str();
-    let peer = t.peer.to_string();
-    writer
-        .write_statement(move |conn: &Connection| {
-            conn.prepare_cached(
-                "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
-                                        voucher_id, peer, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6,
-                         (SELECT MAX(id) FROM vouchers WHERE serial = ?1), ?7, ?8)",
-            )?
-            .execute(params![
-                serial,
-                kind,
-                status,
-                reason,
-                body,
-                client_cert,
-                peer,
-                received
-            ])?;
-            Ok(())
-        })
-        .await
+    /// The LDevID that authenticated the report, when this is its first use: recorded as
+    /// [`ldevid_seen`] does, in the same transaction (one commit for the request).
+    pub ldevid_first_use: Option<&'a str>,
 }
 
 /// At most this many telemetry reports are stored per serial and kind within
@@ -588,10 +555,11 @@ pub enum TelemetryStored {
     },
 }
 
-/// Store a telemetry report as [`store_telemetry`] does, unless [`TELEMETRY_PER_WINDOW`]
-/// reports of the same serial and kind were stored in the last [`TELEMETRY_WINDOW_SECS`]; the
-/// count and the insert are one statement of the single writer, so concurrent reports cannot
-/// exceed the limit.
+/// Store a telemetry report, linked to the latest voucher of the serial (the trigger
+/// `telemetry_seen` updates the pledge's `last_seen` in the same statement), unless
+/// [`TELEMETRY_PER_WINDOW`] reports of the same serial and kind were stored in the last
+/// [`TELEMETRY_WINDOW_SECS`]; the count and the insert are one job of the single writer, so
+/// concurrent reports cannot exceed the limit.
 pub async fn store_telemetry_limited(
     writer: &GroupCommit,
     t: &NewTelemetry<'_>,
@@ -606,38 +574,46 @@ pub async fn store_telemetry_limited(
     let body = t.body.to_vec();
     let client_cert = t.client_cert.as_str();
     let peer = t.peer.to_string();
-    writer
-        .write_statement(move |conn: &Connection| {
-            let (recent, oldest): (i64, Option<String>) = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM telemetry
+    let first_use = t.ldevid_first_use.map(str::to_string);
+    let write = move |conn: &Connection| {
+        if let Some(cert_serial) = &first_use {
+            mark_ldevid_seen(conn, cert_serial)?;
+        }
+        let (recent, oldest): (i64, Option<String>) = conn
+            .prepare_cached(
+                "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM telemetry
                      WHERE serial = ?1 AND kind = ?2 AND received_at >= ?3",
-                )?
-                .query_row(params![serial, kind, cutoff], |r| {
-                    Ok((r.get("n")?, r.get("oldest")?))
-                })?;
-            if recent >= TELEMETRY_PER_WINDOW {
-                return Ok(rate_limited(oldest.as_deref(), now_t));
-            }
-            conn.prepare_cached(
-                "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
+            )?
+            .query_row(params![serial, kind, cutoff], |r| {
+                Ok((r.get("n")?, r.get("oldest")?))
+            })?;
+        if recent >= TELEMETRY_PER_WINDOW {
+            return Ok(rate_limited(oldest.as_deref(), now_t));
+        }
+        conn.prepare_cached(
+            "INSERT INTO telemetry (serial, kind, status, reason, body, client_cert,
                                         voucher_id, peer, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6,
                          (SELECT MAX(id) FROM vouchers WHERE serial = ?1), ?7, ?8)",
-            )?
-            .execute(params![
-                serial,
-                kind,
-                status,
-                reason,
-                body,
-                client_cert,
-                peer,
-                received
-            ])?;
-            Ok(TelemetryStored::Stored)
-        })
-        .await
+        )?
+        .execute(params![
+            serial,
+            kind,
+            status,
+            reason,
+            body,
+            client_cert,
+            peer,
+            received
+        ])?;
+        Ok(TelemetryStored::Stored)
+    };
+    // One statement (SQLite undoes it alone) unless the first use is recorded too.
+    if t.ldevid_first_use.is_some() {
+        writer.write(write).await
+    } else {
+        writer.write_statement(write).await
+    }
 }
 
 /// The refusal of a report beyond [`TELEMETRY_PER_WINDOW`]: the window's oldest report,
@@ -821,26 +797,29 @@ pub async fn store_certificate(writer: &GroupCommit, c: &NewCertificate<'_>) -> 
 /// §4.2.2): from now on the LDevID it renewed is revoked. Writes only the first time.
 pub async fn ldevid_seen(writer: &GroupCommit, cert_serial: &str) -> Result<()> {
     let cert_serial = cert_serial.to_string();
-    let t = now();
     writer
-        .write(move |conn: &Connection| {
-            let first = conn
-                .prepare_cached(
-                    "UPDATE certificates SET first_seen = ?2
-                     WHERE cert_serial = ?1 AND first_seen IS NULL",
-                )?
-                .execute(params![cert_serial, t])?;
-            if first > 0 {
-                conn.prepare_cached(
-                    "UPDATE certificates SET revoked = 1, revoked_at = ?2,
-                         revoked_reason = 'superseded by ' || ?1 || ', which is in use'
-                     WHERE superseded_by = ?1 AND revoked = 0",
-                )?
-                .execute(params![cert_serial, t])?;
-            }
-            Ok(())
-        })
+        .write(move |conn: &Connection| mark_ldevid_seen(conn, &cert_serial))
         .await
+}
+
+/// The statements of [`ldevid_seen`], in the caller's transaction.
+fn mark_ldevid_seen(conn: &Connection, cert_serial: &str) -> Result<()> {
+    let t = now();
+    let first = conn
+        .prepare_cached(
+            "UPDATE certificates SET first_seen = ?2
+             WHERE cert_serial = ?1 AND first_seen IS NULL",
+        )?
+        .execute(params![cert_serial, t])?;
+    if first > 0 {
+        conn.prepare_cached(
+            "UPDATE certificates SET revoked = 1, revoked_at = ?2,
+                 revoked_reason = 'superseded by ' || ?1 || ', which is in use'
+             WHERE superseded_by = ?1 AND revoked = 0",
+        )?
+        .execute(params![cert_serial, t])?;
+    }
+    Ok(())
 }
 
 /// What the database says about a certificate presented as an LDevID.
@@ -1330,7 +1309,7 @@ mod tests {
         record_seen(&writer, "P1", "[fe80::1]:1", "coaps", Policy::Auto)
             .await
             .expect("seen");
-        store_telemetry(
+        store_telemetry_limited(
             &writer,
             &NewTelemetry {
                 serial: "P1",
@@ -1340,6 +1319,7 @@ mod tests {
                 body: b"{}",
                 client_cert: ClientCert::Ldevid,
                 peer: "[fe80::2]:2",
+                ldevid_first_use: None,
             },
         )
         .await
@@ -1477,7 +1457,7 @@ mod tests {
             may_enroll(&db, "P1", "bb").expect("gate"),
             (Some(Policy::Auto), EnrollGate::OtherIdevid)
         );
-        store_telemetry(
+        store_telemetry_limited(
             &writer,
             &NewTelemetry {
                 serial: "P1",
@@ -1487,6 +1467,7 @@ mod tests {
                 body: b"{}",
                 client_cert: ClientCert::Idevid,
                 peer: "peer",
+                ldevid_first_use: None,
             },
         )
         .await

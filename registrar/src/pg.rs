@@ -391,6 +391,9 @@ pub async fn store_telemetry_limited(
     let received = rfc3339(now_t);
     let cutoff = rfc3339(now_t - time::Duration::seconds(TELEMETRY_WINDOW_SECS));
     let kind = t.kind.as_str();
+    if let Some(cert_serial) = t.ldevid_first_use {
+        ldevid_seen(tx, cert_serial).await?;
+    }
     tx.execute(
         &tx.prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
             .await?,
@@ -848,6 +851,7 @@ mod tests {
             body: b"{}",
             client_cert: ClientCert::Idevid,
             peer: "127.0.0.1:1",
+            ldevid_first_use: None,
         }
     }
 

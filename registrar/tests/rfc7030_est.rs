@@ -91,6 +91,22 @@ async fn enroll_status(
     .await
 }
 
+/// `old` (held with `key`) is refused in the handshake as revoked by its successor `new`'s
+/// first use (RFC 7030 §4.2.2).
+async fn assert_superseded_in_use(
+    s: &Setup,
+    old: &Certificate,
+    key: &Arc<SoftwareKey>,
+    new: &Certificate,
+) {
+    let reason = format!(
+        "LDevID {} is revoked: superseded by {}, which is in use",
+        cert_serial_hex(old),
+        cert_serial_hex(new)
+    );
+    assert_refused_in_tls(s, old, key, &reason).await;
+}
+
 /// The handshake with `cert` fails, and the registrar logged `reason` as why.
 async fn assert_refused_in_tls(
     s: &Setup,
@@ -323,20 +339,33 @@ async fn rfc7030_4_2_2_lost_renewal_answer_renews_again() {
         enroll_status(&s, &l3, &k3).await.expect("status").status,
         200
     );
-    assert_refused_in_tls(
-        &s,
-        &l1,
-        &k1,
-        &format!(
-            "LDevID {} is revoked: superseded by {}, which is in use",
-            cert_serial_hex(&l1),
-            cert_serial_hex(&l3)
-        ),
-    )
-    .await;
+    assert_superseded_in_use(&s, &l1, &k1, &l3).await;
     let entry = s.reg.pledge("SN-LOST").await.expect("listed");
     assert_eq!(entry["ldevid_serial"], cert_serial_hex(&l3));
     assert_eq!(entry["certificates"], 3);
+}
+
+/// An LDevID's first use is recorded with the report it authenticates (one write), and also
+/// when that report is refused before it is stored: either way the LDevID it renewed is
+/// revoked (RFC 7030 §4.2.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc7030_4_2_2_first_use_is_recorded_even_by_a_refused_report() {
+    let s = setup().await;
+    let (_, k1, l1) = enrolled(&s, "SN-FIRST-USE").await;
+    let k2 = Arc::new(key());
+    let a = renew(&s, &l1, &k1, &*k2).await.expect("renew");
+    assert_eq!(a.status, 200, "{}", a.text());
+    let l2 = single_cert(&a.body);
+    let a = send(
+        ldevid_client(&l2, &k2)
+            .post(s.reg.url(paths::ENROLL_STATUS))
+            .header(reqwest::header::CONTENT_TYPE, JSON)
+            .body("{\"version\": "),
+    )
+    .await
+    .expect("sent");
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_superseded_in_use(&s, &l1, &k1, &l2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

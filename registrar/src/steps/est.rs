@@ -154,27 +154,38 @@ pub async fn ldevid_holder(
     der: &[u8],
     purpose: LdevidUse,
 ) -> Result<(String, LdevidStatus), Refusal> {
+    let (pledge_serial, status, first_use) =
+        ldevid_holder_unrecorded(s, cert, der, purpose).await?;
+    if let Some(cert_serial) = first_use {
+        s.store
+            .ldevid_seen(&cert_serial)
+            .await
+            .map_err(|e| Refusal::store("recording the LDevID's first use", e))?;
+    }
+    Ok((pledge_serial, status))
+}
+
+/// [`ldevid_holder`] without the write: the LDevID's serial comes back when this is its first
+/// use, for the caller to record in its own write (one commit for the request).
+pub async fn ldevid_holder_unrecorded(
+    s: &Registrar,
+    cert: &Certificate,
+    der: &[u8],
+    purpose: LdevidUse,
+) -> Result<(String, LdevidStatus, Option<String>), Refusal> {
     let cert_serial = cert_serial_hex(cert);
     let status = s
         .store
         .ldevid_status(&cert_serial, der)
         .await
         .map_err(|e| Refusal::store("looking up the LDevID", e))?;
-    let pledge_serial = match &status {
+    let (pledge_serial, first_use) = match &status {
         LdevidStatus::Current {
             pledge_serial,
             seen,
-        } => {
-            if !seen {
-                s.store
-                    .ldevid_seen(&cert_serial)
-                    .await
-                    .map_err(|e| Refusal::store("recording the LDevID's first use", e))?;
-            }
-            pledge_serial.clone()
-        }
+        } => (pledge_serial.clone(), (!seen).then_some(cert_serial)),
         LdevidStatus::Renewed { pledge_serial, .. } if purpose == LdevidUse::Renewal => {
-            pledge_serial.clone()
+            (pledge_serial.clone(), None)
         }
         LdevidStatus::Renewed { successor, .. } => {
             return Err(Refusal::new(
@@ -203,7 +214,7 @@ pub async fn ldevid_holder(
             ));
         }
     };
-    Ok((pledge_serial, status))
+    Ok((pledge_serial, status, first_use))
 }
 
 /// `/cacerts` (RFC 7030 §4.1; `/crts`, RFC 9148 §4.1): the domain CA as certs-only CMS, to

@@ -69,23 +69,26 @@ pub async fn report(s: &Registrar, req: &ReportRequest) -> Outcome {
     }
 }
 
-/// The pledge's serial number and the kind of certificate it authenticated with.
-pub async fn pledge_identity(s: &Registrar, peer: &Peer) -> Result<(String, ClientCert), Refusal> {
+/// The pledge's serial number, the kind of certificate it authenticated with, and the LDevID's
+/// serial when this is the LDevID's first use (recorded with the report, RFC 7030 §4.2.2).
+pub async fn pledge_identity(
+    s: &Registrar,
+    peer: &Peer,
+) -> Result<(String, ClientCert, Option<String>), Refusal> {
     match &*s.classify(peer)? {
         Client::Idevid { chain } => s
             .idevid_serial(chain)
-            .map(|serial| (serial, ClientCert::Idevid))
+            .map(|serial| (serial, ClientCert::Idevid, None))
             .ok_or_else(|| Refusal::new(Class::Forbidden, "IDevID subject has no serialNumber")),
         Client::Ldevid { cert, der } => {
-            super::est::ldevid_holder(s, cert, der, super::est::LdevidUse::Other)
+            super::est::ldevid_holder_unrecorded(s, cert, der, super::est::LdevidUse::Other)
                 .await
-                .map(|(serial, _)| (serial, ClientCert::Ldevid))
+                .map(|(serial, _, first_use)| (serial, ClientCert::Ldevid, first_use))
         }
     }
 }
 
 async fn store(s: &Registrar, req: &ReportRequest) -> Result<(), Refusal> {
-    let kind = req.kind;
     let cbor = match &req.content_format {
         None => false,
         Some(Declared {
@@ -106,7 +109,51 @@ async fn store(s: &Registrar, req: &ReportRequest) -> Result<(), Refusal> {
             ));
         }
     };
-    let (serial, client_cert) = pledge_identity(s, &req.peer).await?;
+    let (serial, client_cert, first_use) = pledge_identity(s, &req.peer).await?;
+    let mut recorded = false;
+    let taken = take(
+        s,
+        req,
+        cbor,
+        Identity {
+            serial,
+            client_cert,
+            first_use: first_use.as_deref(),
+        },
+        &mut recorded,
+    )
+    .await;
+    if let (Some(cert_serial), false) = (&first_use, recorded) {
+        // Refused before its write: the LDevID's first use is recorded all the same.
+        if let Err(e) = s.store.ldevid_seen(cert_serial).await {
+            tracing::error!(%cert_serial, error = %e, "recording the LDevID's first use");
+        }
+    }
+    taken
+}
+
+/// Who sent a report, from [`pledge_identity`].
+struct Identity<'a> {
+    serial: String,
+    client_cert: ClientCert,
+    first_use: Option<&'a str>,
+}
+
+/// Check and store the report of `who`; `recorded` is set once the write that also records
+/// the LDevID's first use has committed.
+async fn take(
+    s: &Registrar,
+    req: &ReportRequest,
+    cbor: bool,
+    who: Identity<'_>,
+    recorded: &mut bool,
+) -> Result<(), Refusal> {
+    let Identity {
+        serial,
+        client_cert,
+        first_use,
+    } = who;
+    let kind = req.kind;
     let body = &req.body;
     if body.len() > MAX_BODY_BYTES {
         return Err(Refusal::new(
@@ -177,9 +224,11 @@ async fn store(s: &Registrar, req: &ReportRequest) -> Result<(), Refusal> {
             body: stored_body,
             client_cert,
             peer: &peer,
+            ldevid_first_use: first_use,
         })
         .await
         .map_err(|e| Refusal::store("storing telemetry", e))?;
+    *recorded = true;
     if let TelemetryStored::RateLimited { retry_after } = stored {
         return Err(Refusal {
             retry_after: Some(retry_after),
