@@ -263,8 +263,8 @@ fn missing(public: &TpmtPublic, bits: &[(u32, &'static str)]) -> Option<String> 
 }
 
 /// The attestation key is a restricted signing key that cannot leave its TPM (restricted,
-/// sign, fixedTPM): such a key signs only structures the TPM made itself (TPM 2.0 Part 1
-/// §25.2.3), so a certify or quote it signed is genuine.
+/// sign, fixedTPM): such a key signs only structures the TPM made itself (TPM 2.0 Part 1,
+/// "restricted signing key"), so a certify or quote it signed is genuine.
 pub fn check_signer_restricted(public: &TpmtPublic) -> Result<(), AttestError> {
     let needed = [
         (attr::RESTRICTED, "restricted"),

@@ -418,6 +418,59 @@ fn bundle_in_a_csr_attribute_round_trips() {
 }
 
 #[test]
+fn two_attestation_attributes_or_two_values_are_refused() {
+    use crate::keys::{SignatureAlgorithm, SoftwareKey};
+    use crate::pki::csr::{CsrParams, build_csr, parse_csr};
+    let bundle = TpmEvidence {
+        certify: Some(certify("certify-ecc", "ldevid")),
+        quote: Some(quote()),
+    }
+    .to_bundle(Vec::new())
+    .expect("bundle");
+    let attribute = bundle.to_attribute().expect("attribute");
+    let key = SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256).expect("key");
+    let subject = "CN=pledge".parse().expect("name");
+    let csr = |attributes| {
+        let params = CsrParams {
+            attributes,
+            ..CsrParams::default()
+        };
+        parse_csr(&build_csr(&subject, &key, &params).expect("csr")).expect("parses")
+    };
+    let other = TpmEvidence {
+        certify: Some(certify("certify-rsa", "ldevid")),
+        quote: None,
+    }
+    .to_bundle(Vec::new())
+    .expect("bundle")
+    .to_attribute()
+    .expect("attribute");
+    // build_csr refuses a second attribute of one type, so add it to the parsed request.
+    let mut twice = csr(vec![attribute.clone()]);
+    twice
+        .info
+        .attributes
+        .insert(other.clone())
+        .expect("a second attribute");
+    assert_eq!(
+        AttestationBundle::from_csr(&twice),
+        Err(BundleError::DuplicateAttribute)
+    );
+    let mut two_values = attribute;
+    for value in other.values.iter() {
+        two_values
+            .values
+            .insert(value.clone())
+            .expect("a second value");
+    }
+    assert_eq!(
+        AttestationBundle::from_csr(&csr(vec![two_values])),
+        Err(BundleError::AttributeValues(2))
+    );
+    assert_eq!(AttestationBundle::from_csr(&csr(Vec::new())), Ok(None));
+}
+
+#[test]
 fn draft_sample_csr_attribute_is_read() {
     let der = crate::test_vectors::bytes("csr-attestation/sample-tcgAttestTpmCertify.csr.pem");
     let req = crate::pki::csr::parse_csr(&der).expect("parses");
@@ -502,6 +555,32 @@ fn malformed_bundles_are_errors() {
     ];
     assert!(matches!(
         AttestationBundle::from_der(&not_oid),
+        Err(BundleError::Malformed(_))
+    ));
+    // A statement with a hint decodes; with a fourth field after the hint it does not.
+    let hint = [
+        0x30, 0x0c, 0x30, 0x0a, 0x30, 0x08, 0x06, 0x01, 0x2a, 0x05, 0x00, 0x16, 0x01, 0x68,
+    ];
+    let read = AttestationBundle::from_der(&hint).expect("hint shape");
+    assert_eq!(read.attestations[0].hint.as_deref(), Some("h"));
+    let four = [
+        0x30, 0x0f, 0x30, 0x0d, 0x30, 0x0b, 0x06, 0x01, 0x2a, 0x05, 0x00, 0x16, 0x01, 0x68, 0x02,
+        0x01, 0x01,
+    ];
+    assert!(matches!(
+        AttestationBundle::from_der(&four),
+        Err(BundleError::Malformed(_))
+    ));
+    // certs may hold certificates and other formats ([3]), not attribute certificates ([2]).
+    let other_cert = [
+        0x30, 0x0d, 0x30, 0x07, 0x30, 0x05, 0x06, 0x01, 0x2a, 0x05, 0x00, 0x30, 0x02, 0xa3, 0x00,
+    ];
+    let read = AttestationBundle::from_der(&other_cert).expect("other certificate format");
+    assert!(matches!(read.certs.as_slice(), [BundleCert::Other(_)]));
+    let mut attr_cert = other_cert;
+    attr_cert[13] = 0xa2;
+    assert!(matches!(
+        AttestationBundle::from_der(&attr_cert),
         Err(BundleError::Malformed(_))
     ));
     // A certify statement that is not the TCG SEQUENCE.

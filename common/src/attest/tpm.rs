@@ -114,7 +114,7 @@ pub enum TpmError {
     },
 }
 
-/// A big-endian cursor over TPM marshalled bytes (Part 1 §9: no padding, sizes first).
+/// A big-endian cursor over TPM marshalled bytes (no padding, sizes before contents).
 struct Reader<'a> {
     data: &'a [u8],
     structure: &'static str,
@@ -445,7 +445,7 @@ impl TpmtSignature {
     }
 }
 
-/// MAX_ECC_KEY_BYTES: P-521 coordinates and scalars (§10.3.3).
+/// MAX_ECC_KEY_BYTES: P-521 coordinates and scalars.
 const MAX_ECC_BYTES: usize = 66;
 
 /// The key of a TPMT_PUBLIC (TPMU_PUBLIC_PARMS + TPMU_PUBLIC_ID, §12.2.3).
@@ -619,7 +619,7 @@ fn sym_def_object(r: &mut Reader<'_>) -> Result<(), TpmError> {
     Ok(())
 }
 
-/// TPMT_RSA_SCHEME / TPMT_ECC_SCHEME (§11.2.4, §11.2.5.6): the scheme, then its hash (and
+/// TPMT_RSA_SCHEME / TPMT_ECC_SCHEME (§11.2.4, §11.2.5): the scheme, then its hash (and
 /// ECDAA's count) unless the scheme has no details.
 fn asym_scheme(r: &mut Reader<'_>) -> Result<u16, TpmError> {
     let scheme = r.u16("scheme")?;
