@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod answer;
+pub mod attest;
 pub mod audit;
 pub mod brski;
 #[cfg(feature = "cli")]

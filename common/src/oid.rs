@@ -28,3 +28,17 @@ pub const CHALLENGE_PASSWORD: Oid = Oid::new_unwrap("1.2.840.113549.1.9.7");
 pub const EXTENSION_REQUEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.14");
 /// id-aa-attestation (draft-ietf-lamps-csr-attestation §4.3).
 pub const ID_AA_ATTESTATION: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.59");
+/// tcg-attest-tpm-certify: a TPM2_Certify statement in an AttestationBundle (TCG arc
+/// tcg-attest 2.23.133.20; TPM appendix of draft-ietf-lamps-csr-attestation ≤ -21).
+pub const TCG_ATTEST_TPM_CERTIFY: Oid = Oid::new_unwrap("2.23.133.20.1");
+/// This project's private arc: the UUID OID `2.25.99194508980389381633711711611798982350`
+/// (UUID 4aa02ae2-5b07-4b19-9be1-cf7eab308ece; ITU-T X.667 lets anyone name things under a
+/// fresh UUID without registration). Its arcs exceed `const_oid`'s 32 bits, so OIDs under it
+/// are given as DER content octets (`est::RawOid`).
+pub const BRSKI_SUITE_ARC: &str = "2.25.99194508980389381633711711611798982350";
+/// `{ BRSKI_SUITE_ARC 1 }`: this suite's TPM2_Quote statement (`attest::TpmQuoteStatement`),
+/// as DER content octets; no TCG or IETF document defines one.
+pub const TPM_QUOTE_STATEMENT: &[u8] = &[
+    0x69, 0x81, 0x95, 0xa0, 0x95, 0xb8, 0xcb, 0xb0, 0xba, 0xac, 0xb3, 0x9b, 0xf0, 0xf3, 0xef, 0xea,
+    0xd9, 0xc2, 0x9d, 0x4e, 0x01,
+];
