@@ -2,9 +2,9 @@
 //!
 //! Organised by concept: [`voucher`] (data model and codecs), [`envelope`] (CMS, JWS and COSE
 //! signing), [`keys`] (the [`keys::Signer`] trait), [`pki`] (certificates and chains), [`est`]
-//! (RFC 7030 encodings), [`telemetry`] and [`audit`]; [`answer`] maps a step's outcome to HTTP
-//! and CoAP codes. Protocol logic takes bytes and returns bytes or typed errors; sockets live
-//! in the daemons.
+//! (RFC 7030 encodings), [`attest`] (TPM 2.0 evidence in a CSR), [`telemetry`] and [`audit`];
+//! [`answer`] maps a step's outcome to HTTP and CoAP codes. Protocol logic takes bytes and
+//! returns bytes or typed errors; sockets live in the daemons.
 #![forbid(unsafe_code)]
 
 pub mod answer;
