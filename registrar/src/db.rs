@@ -222,31 +222,57 @@ pub async fn record_seen(
     transport: &str,
     policy_if_new: Policy,
 ) -> Result<Policy> {
-    let (serial, peer, t) = (serial.to_string(), peer.to_string(), now());
-    let transport = transport.to_string();
-    // One statement: an `allowed` or `denied` decision is kept, any other stored policy (or
-    // none) becomes `policy_if_new`.
-    let stored: String = writer
+    let (serial, peer, transport) = (serial.to_string(), peer.to_string(), transport.to_string());
+    writer
         .write_statement(move |conn: &Connection| {
-            Ok(conn
-                .prepare_cached(
-                    "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer,
-                                          updated_at, transport)
-                     VALUES (?1, ?2, ?3, ?3, ?4, ?3, ?5)
-                     ON CONFLICT(serial) DO UPDATE SET
-                         policy = CASE WHEN policy IN ('allowed', 'denied') THEN policy ELSE ?2 END,
-                         first_seen = COALESCE(first_seen, ?3), last_seen = ?3, last_peer = ?4,
-                         updated_at = ?3, transport = ?5
-                     RETURNING policy",
-                )?
-                .query_row(
-                    params![serial, policy_if_new.as_str(), t, peer, transport],
-                    |r| r.get(0),
-                )?)
+            upsert_seen(conn, &serial, &peer, &transport, policy_if_new)
         })
-        .await?;
+        .await
+}
+
+/// The one statement of [`record_seen`], in the caller's transaction: an `allowed` or `denied`
+/// decision is kept, any other stored policy (or none) becomes `policy_if_new`.
+fn upsert_seen(
+    conn: &Connection,
+    serial: &str,
+    peer: &str,
+    transport: &str,
+    policy_if_new: Policy,
+) -> Result<Policy> {
+    let stored: String = conn
+        .prepare_cached(
+            "INSERT INTO pledges (serial, policy, first_seen, last_seen, last_peer,
+                                  updated_at, transport)
+             VALUES (?1, ?2, ?3, ?3, ?4, ?3, ?5)
+             ON CONFLICT(serial) DO UPDATE SET
+                 policy = CASE WHEN policy IN ('allowed', 'denied') THEN policy ELSE ?2 END,
+                 first_seen = COALESCE(first_seen, ?3), last_seen = ?3, last_peer = ?4,
+                 updated_at = ?3, transport = ?5
+             RETURNING policy",
+        )?
+        .query_row(
+            params![serial, policy_if_new.as_str(), now(), peer, transport],
+            |r| r.get(0),
+        )?;
     Policy::parse(&stored)
         .ok_or_else(|| StoreError::Unexpected(format!("unknown pledge policy {stored:?}")))
+}
+
+/// The policy [`record_seen`] would store for a pledge whose stored policy is `stored`.
+pub fn policy_when_seen(stored: Option<Policy>, policy_if_new: Policy) -> Policy {
+    match stored {
+        Some(decided @ (Policy::Allowed | Policy::Denied)) => decided,
+        _ => policy_if_new,
+    }
+}
+
+/// A pledge's request as [`record_seen`] records it, carried by a later write of the same
+/// request (one commit for the request).
+#[derive(Clone, Copy, Debug)]
+pub struct Sighting<'a> {
+    pub peer: &'a str,
+    pub transport: &'a str,
+    pub policy_if_new: Policy,
 }
 
 /// A voucher relayed to a pledge.
@@ -297,10 +323,12 @@ pub struct NewVoucher<'a> {
     /// The registrar voucher-request the voucher answered (absent for a stored nonceless
     /// voucher relayed without asking the MASA).
     pub rvr: Option<&'a [u8]>,
+    /// The request that obtained the voucher, recorded with it as [`record_seen`] does.
+    pub sighting: Option<Sighting<'a>>,
 }
 
-/// Store a voucher about to be relayed, with its registrar voucher-request, in one step (the
-/// pledge's `last_seen` was set by [`record_seen`] when its request arrived).
+/// Store a voucher about to be relayed, with its registrar voucher-request and the sighting of
+/// the request, in one step.
 pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i64> {
     let t = now();
     let serial = v.serial.to_string();
@@ -312,8 +340,14 @@ pub async fn store_voucher(writer: &GroupCommit, v: &NewVoucher<'_>) -> Result<i
     let masa_url = v.masa_url.to_string();
     let voucher = v.voucher.to_vec();
     let rvr = v.rvr.map(<[u8]>::to_vec);
+    let sighting = v
+        .sighting
+        .map(|g| (g.peer.to_string(), g.transport.to_string(), g.policy_if_new));
     writer
-        .write_statement(move |conn: &Connection| {
+        .write(move |conn: &Connection| {
+            if let Some((peer, transport, policy_if_new)) = &sighting {
+                upsert_seen(conn, &serial, peer, transport, *policy_if_new)?;
+            }
             conn.prepare_cached(
                 "INSERT INTO vouchers (serial, idevid_sha256, nonce, request_format,
                                        content_type, assertion, masa_url, voucher, created_at)
@@ -1445,6 +1479,7 @@ mod tests {
             masa_url: "masa.example",
             voucher: b"v",
             rvr: Some(b"rvr"),
+            sighting: None,
         };
         store_voucher(&writer, &voucher("aa"))
             .await

@@ -229,6 +229,9 @@ pub async fn voucher_for_nonce(
 
 /// [`crate::db::store_voucher`], in the caller's transaction.
 pub async fn store_voucher(tx: &Transaction<'_>, v: &NewVoucher<'_>) -> Result<i64, PgError> {
+    if let Some(g) = v.sighting {
+        record_seen(tx, v.serial, g.peer, g.transport, g.policy_if_new).await?;
+    }
     let row = tx
         .query_one(
             &tx.prepare_cached(
@@ -897,6 +900,7 @@ mod tests {
                 masa_url: "https://masa",
                 voucher: b"v",
                 rvr: Some(b"rvr"),
+                sighting: None,
             },
         )
         .await

@@ -522,6 +522,14 @@ async fn rfc8995_7_2_a_nonceless_voucher_fetched_ahead_is_relayed_when_the_masa_
     // Another serial has no stored voucher: 502 as before.
     let q = Pledge::new("SN-OTHER", s.vendor.mint("SN-OTHER", Some(&closed)));
     assert_eq!(s.ask(&q).await.status, 502);
+    // Refused with no voucher to carry its sighting, the new pledge is recorded all the same;
+    // the relayed one was recorded with its voucher.
+    for (serial, vouchers) in [("SN-OTHER", 0), ("SN-OFFLINE", 1)] {
+        let entry = s.reg.pledge(serial).await.expect("listed");
+        assert_eq!(entry["transport"], "https", "{entry}");
+        assert!(entry["last_seen"].is_string(), "{entry}");
+        assert_eq!(entry["vouchers"], vouchers, "{entry}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 
 use super::{Accepts, Declared, Media, Outcome, Payload, Peer, Refusal, Relayed, unfinished};
 use crate::config::UseNonceless;
-use crate::db::{NewVoucher, Policy};
+use crate::db::{self, NewVoucher, Policy, Sighting};
 use crate::masa_client::MasaError;
 use crate::server::ManufacturerAnchors;
 use crate::server::Registrar;
@@ -179,16 +179,34 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
         accept,
     };
 
-    // Pledge policy (RFC 8995 §5.3): denied → 404; pending → 202 until allowed.
+    // Pledge policy (RFC 8995 §5.3): denied → 404; pending → 202 until allowed. A pledge that
+    // may go on has its sighting recorded with the voucher (one commit for the request), or
+    // after the refusal when there is none; any other at once, which also decides its policy.
     let if_new = match s.config.accept {
         crate::config::Accept::Auto => Policy::Auto,
         crate::config::Accept::Pending => Policy::Pending,
     };
-    let policy = s
+    let sighting = Sighting {
+        peer: &peer,
+        transport: transport.as_str(),
+        policy_if_new: if_new,
+    };
+    let stored = s
         .store
-        .record_seen(&serial, &peer, transport.as_str(), if_new)
+        .policy(&serial)
         .await
-        .map_err(|e| Refusal::store("recording the pledge", e))?;
+        .map_err(|e| Refusal::store("reading the pledge policy", e))?;
+    let (policy, carried) = match db::policy_when_seen(stored, if_new) {
+        go_on @ (Policy::Auto | Policy::Allowed) => (go_on, Some(sighting)),
+        _ => {
+            let now_stored = s
+                .store
+                .record_seen(&serial, &peer, transport.as_str(), if_new)
+                .await
+                .map_err(|e| Refusal::store("recording the pledge", e))?;
+            (now_stored, None)
+        }
+    };
     match policy {
         Policy::Denied => {
             return Err(Refusal::new(
@@ -206,108 +224,127 @@ async fn handle(s: &Registrar, req: &VoucherRequest) -> Result<Outcome, Refusal>
         }
         Policy::Auto | Policy::Allowed => {}
     }
-
-    // An idempotent retry: the voucher already relayed for this nonce (RFC 8995 §5.6).
-    let nonce = checked
-        .request
-        .nonce
-        .as_ref()
-        .map(|n| n.json_string().into_owned());
-    if let Some(n) = &nonce {
-        let stored = s
-            .store
-            .voucher_for_nonce(&serial, &idevid_sha256, n)
-            .await
-            .map_err(|e| Refusal::store("reading stored vouchers", e))?;
-        if let Some(v) = stored {
-            if accept.allows(Media::from_media_type(&v.content_type)) {
-                tracing::info!(%serial, %peer, transport = transport.as_str(), status = transport.status(Class::Changed), voucher_id = v.id, outcome = "resent", "requestvoucher");
-                return Ok(relay(&v.content_type, &v.voucher));
-            }
-        }
-    }
-
-    let masa_url = masa_url_for(s, &checked)?;
-    let base = masa_base_uri(&masa_url)
-        .map_err(|e| Refusal::new(Class::Forbidden, format!("IDevID MASA URL: {e}")))?;
-    // RFC 7.2: a stored nonceless voucher instead of asking the MASA, when so configured.
-    if s.config.use_nonceless_vouchers == UseNonceless::Always {
-        if let Some(relayed) = relay_stored_nonceless(s, &checked, manufacturer, &ctx).await? {
-            return Ok(relayed);
-        }
-    }
-    let rvr = sign_registrar_voucher_request(
-        &checked,
-        time::OffsetDateTime::now_utc(),
-        &*s.registrar_key,
-        &s.registrar_chain,
-    )
-    .map_err(|e| Refusal::internal("signing the registrar voucher-request", e))?;
-    tracing::debug!(%serial, %peer, %masa_url, format = format.media_type(), "requesting voucher from MASA");
-    let answer = match s
-        .masa
-        .request_voucher(&base, format, accept.to_header().as_deref(), rvr.clone())
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(%serial, %masa_url, error = %e, outcome = "masa-failed", "requestvoucher");
-            if e.is_unreachable()
-                && s.config.use_nonceless_vouchers == UseNonceless::WhenMasaUnreachable
-            {
-                if let Some(relayed) =
-                    relay_stored_nonceless(s, &checked, manufacturer, &ctx).await?
-                {
-                    return Ok(relayed);
+    let mut recorded = carried.is_none();
+    let relayed: Result<Outcome, Refusal> = async {
+        // An idempotent retry: the voucher already relayed for this nonce (RFC 8995 §5.6).
+        let nonce = checked
+            .request
+            .nonce
+            .as_ref()
+            .map(|n| n.json_string().into_owned());
+        if let Some(n) = &nonce {
+            let stored = s
+                .store
+                .voucher_for_nonce(&serial, &idevid_sha256, n)
+                .await
+                .map_err(|e| Refusal::store("reading stored vouchers", e))?;
+            if let Some(v) = stored {
+                if accept.allows(Media::from_media_type(&v.content_type)) {
+                    tracing::info!(%serial, %peer, transport = transport.as_str(), status = transport.status(Class::Changed), voucher_id = v.id, outcome = "resent", "requestvoucher");
+                    return Ok(relay(&v.content_type, &v.voucher));
                 }
             }
-            // RFC 8995 §5.6: the MASA's own answer reaches the pledge.
-            return Ok(masa_refusal(&e).into());
         }
-    };
-    let (_, voucher_bytes) = signed_body(answer.format, &answer.body);
-    let voucher = check_voucher_for_relay(
-        answer.format,
-        &voucher_bytes,
-        &checked,
-        &manufacturer.voucher_policy,
-        &s.registrar_chain,
-    )
-    .map_err(|e| {
-        tracing::warn!(%serial, %masa_url, error = %e, outcome = "voucher-rejected", "requestvoucher");
-        Refusal::new(Class::BadGateway, format!("voucher from the MASA rejected: {e}"))
-    })?;
-    if voucher.created_on.is_none() {
-        // RFC 8366bis §8.4: created-on is optional; relayed, and noted.
-        tracing::info!(%serial, %masa_url, "voucher from the MASA has no created-on");
+
+        let masa_url = masa_url_for(s, &checked)?;
+        let base = masa_base_uri(&masa_url)
+            .map_err(|e| Refusal::new(Class::Forbidden, format!("IDevID MASA URL: {e}")))?;
+        // RFC 7.2: a stored nonceless voucher instead of asking the MASA, when so configured.
+        if s.config.use_nonceless_vouchers == UseNonceless::Always {
+            if let Some(relayed) =
+                relay_stored_nonceless(s, &checked, manufacturer, &ctx, carried).await?
+            {
+                recorded = true;
+                return Ok(relayed);
+            }
+        }
+        let rvr = sign_registrar_voucher_request(
+            &checked,
+            time::OffsetDateTime::now_utc(),
+            &*s.registrar_key,
+            &s.registrar_chain,
+        )
+        .map_err(|e| Refusal::internal("signing the registrar voucher-request", e))?;
+        tracing::debug!(%serial, %peer, %masa_url, format = format.media_type(), "requesting voucher from MASA");
+        let answer = match s
+            .masa
+            .request_voucher(&base, format, accept.to_header().as_deref(), rvr.clone())
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(%serial, %masa_url, error = %e, outcome = "masa-failed", "requestvoucher");
+                if e.is_unreachable()
+                    && s.config.use_nonceless_vouchers == UseNonceless::WhenMasaUnreachable
+                {
+                    if let Some(relayed) =
+                        relay_stored_nonceless(s, &checked, manufacturer, &ctx, carried).await?
+                    {
+                        recorded = true;
+                        return Ok(relayed);
+                    }
+                }
+                // RFC 8995 §5.6: the MASA's own answer reaches the pledge.
+                return Ok(masa_refusal(&e).into());
+            }
+        };
+        let (_, voucher_bytes) = signed_body(answer.format, &answer.body);
+        let voucher = check_voucher_for_relay(
+            answer.format,
+            &voucher_bytes,
+            &checked,
+            &manufacturer.voucher_policy,
+            &s.registrar_chain,
+        )
+        .map_err(|e| {
+            tracing::warn!(%serial, %masa_url, error = %e, outcome = "voucher-rejected", "requestvoucher");
+            Refusal::new(Class::BadGateway, format!("voucher from the MASA rejected: {e}"))
+        })?;
+        if voucher.created_on.is_none() {
+            // RFC 8366bis §8.4: created-on is optional; relayed, and noted.
+            tracing::info!(%serial, %masa_url, "voucher from the MASA has no created-on");
+        }
+        let assertion = voucher.assertion.map(|a| a.as_str());
+        let id = s
+            .store
+            .store_voucher(&NewVoucher {
+                serial: &serial,
+                idevid_sha256: &idevid_sha256,
+                nonce: nonce.as_deref(),
+                request_format: format.media_type(),
+                content_type: &answer.content_type,
+                assertion,
+                masa_url: &masa_url,
+                voucher: &voucher_bytes,
+                rvr: Some(&rvr),
+                sighting: carried,
+            })
+            .await
+            .map_err(|e| Refusal::store("storing the voucher", e))?;
+        recorded = true;
+        tracing::info!(
+            %serial,
+            %peer,
+            %masa_url,
+            transport = transport.as_str(), status = transport.status(Class::Changed),
+            voucher_id = id,
+            assertion = assertion.unwrap_or("none"),
+            outcome = "relayed",
+            "requestvoucher"
+        );
+        Ok(relay(&answer.content_type, &voucher_bytes))
     }
-    let assertion = voucher.assertion.map(|a| a.as_str());
-    let id = s
-        .store
-        .store_voucher(&NewVoucher {
-            serial: &serial,
-            idevid_sha256: &idevid_sha256,
-            nonce: nonce.as_deref(),
-            request_format: format.media_type(),
-            content_type: &answer.content_type,
-            assertion,
-            masa_url: &masa_url,
-            voucher: &voucher_bytes,
-            rvr: Some(&rvr),
-        })
-        .await
-        .map_err(|e| Refusal::store("storing the voucher", e))?;
-    tracing::info!(
-        %serial,
-        %peer,
-        %masa_url,
-        transport = transport.as_str(), status = transport.status(Class::Changed),
-        voucher_id = id,
-        assertion = assertion.unwrap_or("none"),
-        outcome = "relayed",
-        "requestvoucher"
-    );
-    Ok(relay(&answer.content_type, &voucher_bytes))
+    .await;
+    if !recorded {
+        if let Err(e) = s
+            .store
+            .record_seen(&serial, &peer, transport.as_str(), if_new)
+            .await
+        {
+            tracing::error!(%serial, error = %e, "recording the pledge");
+        }
+    }
+    relayed
 }
 
 /// What is needed to store a relayed voucher.
@@ -340,6 +377,7 @@ async fn relay_stored_nonceless(
     checked: &CheckedPledgeRequest,
     manufacturer: &ManufacturerAnchors,
     ctx: &RelayContext<'_>,
+    sighting: Option<Sighting<'_>>,
 ) -> Result<Option<Outcome>, Refusal> {
     let stored = s
         .store
@@ -381,6 +419,7 @@ async fn relay_stored_nonceless(
                 masa_url: &v.masa_url,
                 voucher: &v.voucher,
                 rvr: None,
+                sighting,
             })
             .await
             .map_err(|e| Refusal::store("storing the voucher", e))?;
