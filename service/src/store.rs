@@ -360,27 +360,13 @@ impl GroupCommit {
     }
 }
 
-/// The writer: each transaction takes every write that queued while the previous one ran and
-/// committed, and never waits for more (a wait would add its delay to each write of a request
-/// at moderate load, and under heavy load the queue fills during each fsync anyway).
+/// The writer: each transaction takes the first write waiting and every one that queued before
+/// its COMMIT begins (while the previous transaction committed, and while this one ran), and
+/// never waits for more: a wait would add its delay to each write of a request at moderate
+/// load, and under heavy load the queue fills during each fsync anyway.
 fn run_writer(conn: Connection, queue: mpsc::Receiver<Job>, metrics: &DbMetrics) {
     while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        drain(&queue, &mut batch);
-        let mut rest = batch.into_iter();
-        while rest.len() > 0 {
-            run_batch(&conn, &mut rest, metrics);
-        }
-    }
-}
-
-/// Move the writes waiting in `queue` into `batch`, up to [`MAX_BATCH`].
-fn drain(queue: &mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
-    while batch.len() < MAX_BATCH {
-        match queue.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
+        run_batch(&conn, first, &queue, metrics);
     }
 }
 
@@ -392,21 +378,23 @@ fn fail_all(finishes: Vec<Finish>, error: &str) {
     }
 }
 
-/// One transaction for jobs taken from `jobs`; dropping a job unanswered tells its caller it was
-/// not committed. A failed one-statement write after which SQLite rolled back the whole
-/// transaction (it does so for a few errors, e.g. SQLITE_FULL) ends it: the writes before it
-/// are answered as not committed, the jobs left go to the next transaction.
-fn run_batch(conn: &Connection, jobs: &mut std::vec::IntoIter<Job>, metrics: &DbMetrics) {
+/// One transaction for `first` and the jobs in `queue`, up to [`MAX_BATCH`]; dropping a job
+/// unanswered tells its caller it was not committed. A failed one-statement write after which
+/// SQLite rolled back the whole transaction (it does so for a few errors, e.g. SQLITE_FULL) ends
+/// it: the writes before it are answered as not committed, the jobs still queued go to the next
+/// transaction.
+fn run_batch(conn: &Connection, first: Job, queue: &mpsc::Receiver<Job>, metrics: &DbMetrics) {
     let began = Instant::now();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Nothing ran. The first job is dropped, so its caller hears that it was not
         // committed (and the writer always makes progress); the rest try again.
         tracing::warn!(error = %e, "database writer: BEGIN failed");
-        drop(jobs.next());
+        drop(first);
         return;
     }
     let mut finishes: Vec<Finish> = Vec::new();
-    for job in jobs.by_ref() {
+    let mut first = Some(first);
+    while let Some(job) = first.take().or_else(|| queue.try_recv().ok()) {
         if job.savepoint
             && let Err(e) = conn.execute_batch("SAVEPOINT write")
         {
@@ -510,6 +498,42 @@ mod tests {
             Ok(rows)
         })
         .expect("select")
+    }
+
+    /// Writes that queue while a transaction runs join it instead of waiting for the next
+    /// one: one commit of three writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_while_a_transaction_runs_join_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path, SCHEMA).expect("open");
+        let mut registry = crate::metrics::registry();
+        let writer =
+            GroupCommit::start_metered(&path, DbMetrics::register(&mut registry)).expect("writer");
+        let (running, is_running) = std::sync::mpsc::channel();
+        let first = writer.clone();
+        let slow = tokio::spawn(async move {
+            first
+                .write(move |conn: &Connection| {
+                    running.send(()).expect("test waits");
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(conn.execute("INSERT INTO t (k, v) VALUES ('slow', 0)", [])?)
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || is_running.recv().expect("slow write ran"))
+            .await
+            .expect("join");
+        let (a, b) = tokio::join!(insert(&writer, "a", 1), insert(&writer, "b", 2));
+        assert_eq!((a.expect("a"), b.expect("b")), (1, 1));
+        assert_eq!(slow.await.expect("join").expect("slow"), 1);
+        assert_eq!(rows(&db).len(), 3);
+        let (_, text) = crate::metrics::exposition(&registry, None);
+        assert!(
+            text.contains("brski_db_commit_batch_size_count 1\n")
+                && text.contains("brski_db_commit_batch_size_sum 3.0\n"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
