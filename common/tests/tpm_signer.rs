@@ -8,7 +8,6 @@
 //! missing (scripts/install-deps.sh installs them).
 
 use brski_common::envelope::{self, Format};
-use brski_common::keys::tpm::swtpm::Swtpm;
 use brski_common::keys::tpm::{
     self, IDEVID_AUTH_POLICY_SHA256, IDEVID_HANDLE, LDEVID_HANDLES, TpmConfig, TpmCurve, TpmError,
     TpmSigner,
@@ -28,74 +27,11 @@ use x509_cert::Certificate;
 
 const PAYLOAD: &[u8] = br#"{"ietf-voucher-request:voucher":{"assertion":"proximity","serial-number":"TPM-0001","nonce":"62a2e7693d82fcda2624de58fb6722e5"}}"#;
 
+mod tpm_support;
+use tpm_support::{Tpm, hex_handle};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// A swtpm in its own temporary state directory.
-struct Tpm {
-    sim: Swtpm,
-    _dir: tempfile::TempDir,
-}
-
-impl Tpm {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let sim = Swtpm::start(dir.path().join("state"))
-            .expect("swtpm is required for the TPM tests (apt-get install swtpm swtpm-tools)");
-        Self { sim, _dir: dir }
-    }
-
-    fn config(&self) -> TpmConfig {
-        self.sim.config()
-    }
-
-    /// Run a tpm2-tools command against this TPM and return its standard output; the command
-    /// must succeed.
-    fn tool(&self, tool: &str, args: &[&str]) -> String {
-        let out = self.tool_output(tool, args);
-        assert!(
-            out.status.success(),
-            "{tool} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 tool output")
-    }
-
-    fn tool_output(&self, tool: &str, args: &[&str]) -> std::process::Output {
-        Command::new(tool)
-            .args(args)
-            .arg("-T")
-            .arg(self.sim.tcti())
-            .output()
-            .unwrap_or_else(|e| panic!("tpm2-tools are required for the TPM tests: {tool}: {e}"))
-    }
-
-    /// The handles tpm2_getcap lists for `capability`.
-    fn handles(&self, capability: &str) -> Vec<u32> {
-        self.tool("tpm2_getcap", &[capability])
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("- 0x"))
-            .map(|h| u32::from_str_radix(h.trim(), 16).expect("hex handle"))
-            .collect()
-    }
-
-    /// Make a primary key with tpm2_createprimary (`-G alg`, `-a attributes`) and persist it
-    /// at `handle` with tpm2_evictcontrol.
-    fn tools_key(&self, hierarchy: &str, alg: &str, attributes: &str, handle: u32) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = dir.path().join("key.ctx");
-        let ctx = ctx.to_str().expect("utf-8 path");
-        self.tool(
-            "tpm2_createprimary",
-            &["-C", hierarchy, "-G", alg, "-a", attributes, "-c", ctx],
-        );
-        self.tool(
-            "tpm2_evictcontrol",
-            &["-C", "o", "-c", ctx, &hex_handle(handle)],
-        );
-        self.tool("tpm2_flushcontext", &["-t"]);
-    }
-}
 
 /// The `value:` of a `key:` block in tpm2_readpublic's YAML output.
 fn field<'a>(text: &'a str, key: &str) -> &'a str {
@@ -105,10 +41,6 @@ fn field<'a>(text: &'a str, key: &str) -> &'a str {
         .nth(1)
         .and_then(|l| l.trim().strip_prefix("value: "))
         .unwrap_or_else(|| panic!("no {key} in tpm2_readpublic output:\n{text}"))
-}
-
-fn hex_handle(handle: u32) -> String {
-    format!("{handle:#010x}")
 }
 
 /// The SPKI `tpm2_readpublic -f pem` writes for `handle`.

@@ -23,13 +23,18 @@
 //! The owner and endorsement hierarchies and the keys are used with empty authorization values
 //! (the state of a TPM that has not been taken ownership of with a password).
 
+mod attest;
 mod error;
 mod public;
 #[doc(hidden)]
 pub mod swtpm;
 
+pub use attest::{IAK_HANDLE, TpmKeyInfo, certify, create_iak_key, quote, read_key};
 pub use error::TpmError;
-pub use public::{IDEVID_AUTH_POLICY_SHA256, IDEVID_UNIQUE, LDEVID_UNIQUE};
+pub use public::{
+    IAK_AUTH_POLICY_SHA256, IDEVID_AUTH_POLICY_SHA256, IDEVID_UNIQUE, LDEVID_UNIQUE,
+    TCG_IDEVID_AUTH_POLICY_SHA256,
+};
 
 use super::{KeyError, SignatureAlgorithm, Signer};
 use error::{RC0_NV_DEFINED, RcClass, classify, describe, raw_rc};
@@ -203,6 +208,23 @@ fn load_persistent(
         .map_err(|e| tss_error(config, "read the public area", Some(handle), e))
 }
 
+/// The public area and TPM Name of the persistent object at `handle` (`TPM2_ReadPublic` twice:
+/// once for the ESYS handle, once for the area).
+fn read_public_at(
+    config: &TpmConfig,
+    handle: u32,
+) -> Result<(tss_esapi::structures::Public, Vec<u8>), TpmError> {
+    persistent_handle(handle)?;
+    with_tpm(config, |ctx| {
+        let object = load_persistent(ctx, config, handle)?;
+        let read = ctx.read_public(KeyHandle::from(object));
+        close(ctx, object);
+        let (public, name, _) =
+            read.map_err(|e| tss_error(config, "read the public area", Some(handle), e))?;
+        Ok((public, name.value().to_vec()))
+    })
+}
+
 /// Release an ESYS handle of a persistent object (no TPM command). A failure leaves the handle
 /// to the context, which closes it when dropped.
 fn close(ctx: &mut Context, mut object: ObjectHandle) {
@@ -233,15 +255,7 @@ impl TpmSigner {
     /// The existing key at the persistent `handle`: an unrestricted ECDSA signing key on P-256
     /// or P-384. Two TPM commands (`TPM2_ReadPublic` twice).
     pub fn open(config: &TpmConfig, handle: u32) -> Result<Self, TpmError> {
-        persistent_handle(handle)?;
-        let (public, name) = with_tpm(config, |ctx| {
-            let object = load_persistent(ctx, config, handle)?;
-            let read = ctx.read_public(KeyHandle::from(object));
-            close(ctx, object);
-            let (public, name, _) =
-                read.map_err(|e| tss_error(config, "read the public area", Some(handle), e))?;
-            Ok((public, name.value().to_vec()))
-        })?;
+        let (public, name) = read_public_at(config, handle)?;
         Self::from_public(config, handle, &public, name)
     }
 
@@ -429,23 +443,13 @@ pub fn create_idevid_key(
             ),
         });
     }
-    let persistent = owner_persistent_handle(handle)?;
-    let template = public::idevid_p256_template().map_err(|e| TpmError::Other {
-        tcti: config.tcti.clone(),
-        operation: "build the IDevID template",
-        reason: describe(&e),
-    })?;
-    let (public, name) = with_tpm(config, |ctx| {
-        create_and_persist(
-            ctx,
-            config,
-            Hierarchy::Endorsement,
-            &template,
-            handle,
-            persistent,
-            false,
-        )
-    })?;
+    let (public, name) = create_primary_at(
+        config,
+        handle,
+        Hierarchy::Endorsement,
+        public::idevid_p256_template(),
+        "build the IDevID template",
+    )?;
     TpmSigner::from_public(config, handle, &public, name)
 }
 
@@ -457,29 +461,20 @@ pub fn create_ldevid_key(config: &TpmConfig, handle: u32) -> Result<TpmSigner, T
     if handle == IDEVID_HANDLE {
         return Err(TpmError::ReservedHandle(handle));
     }
-    let persistent = owner_persistent_handle(handle)?;
+    owner_persistent_handle(handle)?;
     let mut nonce = [0u8; 16];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| TpmError::Other {
         tcti: config.tcti.clone(),
         operation: "draw the LDevID nonce",
         reason: "no randomness".into(),
     })?;
-    let template = public::ldevid_template(handle, &nonce).map_err(|e| TpmError::Other {
-        tcti: config.tcti.clone(),
-        operation: "build the LDevID template",
-        reason: describe(&e),
-    })?;
-    let (public, name) = with_tpm(config, |ctx| {
-        create_and_persist(
-            ctx,
-            config,
-            Hierarchy::Owner,
-            &template,
-            handle,
-            persistent,
-            true,
-        )
-    })?;
+    let (public, name) = create_primary_at(
+        config,
+        handle,
+        Hierarchy::Owner,
+        public::ldevid_template(handle, &nonce),
+        "build the LDevID template",
+    )?;
     TpmSigner::from_public(config, handle, &public, name)
 }
 
@@ -513,6 +508,30 @@ fn evict_loaded(
             Err(tss_error(config, "evict", Some(handle), e))
         }
     }
+}
+
+/// Create a primary key from `template` under `hierarchy` and persist it at `handle`. The
+/// Endorsement hierarchy's keys come from fixed templates, so the key already at `handle` is
+/// kept when it is this very key; an Owner key replaces whatever was there.
+fn create_primary_at(
+    config: &TpmConfig,
+    handle: u32,
+    hierarchy: Hierarchy,
+    template: tss_esapi::Result<tss_esapi::structures::Public>,
+    building: &'static str,
+) -> Result<(tss_esapi::structures::Public, Vec<u8>), TpmError> {
+    let persistent = owner_persistent_handle(handle)?;
+    let template = template.map_err(|e| TpmError::Other {
+        tcti: config.tcti.clone(),
+        operation: building,
+        reason: describe(&e),
+    })?;
+    let replace = hierarchy == Hierarchy::Owner;
+    with_tpm(config, |ctx| {
+        create_and_persist(
+            ctx, config, hierarchy, &template, handle, persistent, replace,
+        )
+    })
 }
 
 /// `TPM2_CreatePrimary` under `hierarchy`, then persist at `handle` and flush the transient.

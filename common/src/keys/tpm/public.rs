@@ -17,20 +17,49 @@ use tss_esapi::structures::{
 
 /// authPolicy of the IDevID template H-2 (ECC NIST P-256, SHA-256) of TCG "TPM 2.0 Keys for
 /// Device Identity and Attestation" v1.00 r12 (SPEC §8.2).
-pub const IDEVID_AUTH_POLICY_SHA256: [u8; 32] = [
+pub const TCG_IDEVID_AUTH_POLICY_SHA256: [u8; 32] = [
     0xad, 0x6b, 0x3a, 0x22, 0x84, 0xfd, 0x69, 0x8a, 0x07, 0x10, 0xbf, 0x5c, 0xc1, 0xb9, 0xbd, 0xf1,
     0x5e, 0x25, 0x32, 0xe3, 0xf6, 0x01, 0xfa, 0x4b, 0x93, 0xa6, 0xa8, 0xfa, 0x8d, 0xe5, 0x79, 0xea,
 ];
+
+/// authPolicy of this suite's IDevID: `PolicyOR(TCG H-2 authPolicy, PolicyCommandCode(
+/// TPM_CC_Certify))` (TPM 2.0 Part 1 §19.7: the policy of the OR's first branch still works).
+///
+/// The second branch lets the key be the object of TPM2_Certify (which needs the ADMIN role,
+/// Part 3 §18.2: a policy session, as adminWithPolicy is set). The manufacturer needs that to
+/// prove, with the IAK, that the IDevID lives in the IAK's TPM; the TCG policy alone does not
+/// say how it is satisfied. Certifying a key discloses nothing and changes nothing.
+pub const IDEVID_AUTH_POLICY_SHA256: [u8; 32] = [
+    0xeb, 0x7f, 0x88, 0xdc, 0x59, 0xcb, 0x72, 0xb9, 0xe0, 0x29, 0x41, 0x34, 0x4b, 0x0c, 0x43, 0xd8,
+    0x9a, 0x92, 0x1b, 0x5c, 0xe4, 0x93, 0x43, 0x55, 0x76, 0xa3, 0x22, 0x22, 0x2e, 0x42, 0xb3, 0x96,
+];
+
+/// The policy digest after `TPM2_PolicyCommandCode(TPM_CC_Certify)` from the empty policy: the
+/// second branch of [`IDEVID_AUTH_POLICY_SHA256`].
+pub const CERTIFY_POLICY_SHA256: [u8; 32] = [
+    0x04, 0x8e, 0x9a, 0x3a, 0xce, 0x08, 0x58, 0x3f, 0x79, 0xf3, 0x44, 0xff, 0x78, 0x5b, 0xbe, 0xa9,
+    0xf0, 0x7a, 0xc7, 0xfa, 0x33, 0x25, 0xb3, 0xd4, 0x9a, 0x21, 0xdd, 0x51, 0x94, 0xc6, 0x58, 0x50,
+];
+
+/// authPolicy of the IAK template (ECC NIST P-256, SHA-256) of the TCG DevID specification
+/// (SPEC §8.2).
+pub const IAK_AUTH_POLICY_SHA256: [u8; 32] = [
+    0x54, 0x37, 0x18, 0x23, 0x26, 0xe4, 0x14, 0xfc, 0xa7, 0x97, 0xd5, 0xf1, 0x74, 0x61, 0x5a, 0x16,
+    0x41, 0xf6, 0x12, 0x55, 0x79, 0x7c, 0x3a, 0x2b, 0x22, 0xc2, 0x2d, 0x12, 0x0b, 0x2d, 0x1e, 0x07,
+];
+
+/// `unique` of the IAK template: ASCII "IAK" in both coordinates.
+pub const IAK_UNIQUE: &[u8] = b"IAK";
 
 /// `unique` of the IDevID template: ASCII "IDEVID" in both coordinates.
 pub const IDEVID_UNIQUE: &[u8] = b"IDEVID";
 /// Prefix of the LDevID `unique.x`.
 pub const LDEVID_UNIQUE: &[u8] = b"LDEVID";
 
-/// The IDevID template H-2 of the TCG DevID specification (SPEC §8.2): ECC NIST P-256, nameAlg SHA-256, fixedTPM,
-/// fixedParent, sensitiveDataOrigin, userWithAuth, adminWithPolicy, sign; not restricted,
-/// not decrypt; scheme ECDSA-SHA256; authPolicy [`IDEVID_AUTH_POLICY_SHA256`]; unique
-/// "IDEVID". Created with `TPM2_CreatePrimary` in the Endorsement hierarchy, the same template
+/// The IDevID template H-2 of the TCG DevID specification (SPEC §8.2): ECC NIST P-256, nameAlg
+/// SHA-256, fixedTPM, fixedParent, sensitiveDataOrigin, userWithAuth, adminWithPolicy, sign; not
+/// restricted, not decrypt; scheme ECDSA-SHA256; unique "IDEVID"; authPolicy
+/// [`IDEVID_AUTH_POLICY_SHA256`], which adds a certify branch to the TCG one. Created with `TPM2_CreatePrimary` in the Endorsement hierarchy, the same template
 /// always yields the same key (until the endorsement seed changes).
 pub(crate) fn idevid_p256_template() -> tss_esapi::Result<Public> {
     let attributes = ObjectAttributesBuilder::new()
@@ -47,6 +76,29 @@ pub(crate) fn idevid_p256_template() -> tss_esapi::Result<Public> {
         EccPoint::new(
             EccParameter::try_from(IDEVID_UNIQUE)?,
             EccParameter::try_from(IDEVID_UNIQUE)?,
+        ),
+    )
+}
+
+/// The IAK template of the TCG DevID specification (SPEC §8.2), P-256: as the IDevID's but
+/// restricted (it signs only structures the TPM makes: TPM2_Certify, TPM2_Quote), authPolicy
+/// [`IAK_AUTH_POLICY_SHA256`], unique "IAK".
+pub(crate) fn iak_p256_template() -> tss_esapi::Result<Public> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_admin_with_policy(true)
+        .with_restricted(true)
+        .with_sign_encrypt(true)
+        .build()?;
+    ecc_signing_template(
+        attributes,
+        Digest::try_from(IAK_AUTH_POLICY_SHA256.as_slice())?,
+        EccPoint::new(
+            EccParameter::try_from(IAK_UNIQUE)?,
+            EccParameter::try_from(IAK_UNIQUE)?,
         ),
     )
 }
@@ -95,7 +147,7 @@ fn ecc_signing_template(
                 .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
                 .with_is_signing_key(true)
                 .with_is_decryption_key(false)
-                .with_restricted(false)
+                .with_restricted(attributes.restricted())
                 .build()?,
         )
         .with_ecc_unique_identifier(unique)
@@ -261,6 +313,54 @@ mod tests {
         assert_eq!(parameters.ecc_curve(), EccCurve::NistP256);
         assert_eq!(unique.x().value(), b"IDEVID");
         assert_eq!(unique.y().value(), b"IDEVID");
+    }
+
+    fn sha256(parts: &[&[u8]]) -> Vec<u8> {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for p in parts {
+            ctx.update(p);
+        }
+        ctx.finish().as_ref().to_vec()
+    }
+
+    /// TPM 2.0 Part 3 §23.11 (PolicyCommandCode: H(old ‖ TPM_CC_PolicyCommandCode ‖ code)) and
+    /// §23.6 (PolicyOR: H(0…0 ‖ TPM_CC_PolicyOR ‖ digests)).
+    #[test]
+    fn idevid_auth_policy_is_the_tcg_policy_or_certify() {
+        let certify = sha256(&[&[0; 32], &0x16Cu32.to_be_bytes(), &0x148u32.to_be_bytes()]);
+        assert_eq!(certify, CERTIFY_POLICY_SHA256);
+        let or = sha256(&[
+            &[0; 32],
+            &0x171u32.to_be_bytes(),
+            &TCG_IDEVID_AUTH_POLICY_SHA256,
+            &CERTIFY_POLICY_SHA256,
+        ]);
+        assert_eq!(or, IDEVID_AUTH_POLICY_SHA256);
+    }
+
+    #[test]
+    fn tcg_devid_iak_template_is_restricted_signing() {
+        let t = iak_p256_template().expect("template");
+        let Public::Ecc {
+            object_attributes: a,
+            auth_policy,
+            parameters,
+            unique,
+            ..
+        } = &t
+        else {
+            panic!("not ECC")
+        };
+        assert!(a.fixed_tpm() && a.fixed_parent() && a.sensitive_data_origin());
+        assert!(a.user_with_auth() && a.admin_with_policy() && a.sign_encrypt());
+        assert!(a.restricted() && !a.decrypt());
+        assert_eq!(parameters.ecc_curve(), EccCurve::NistP256);
+        assert_eq!(auth_policy.value(), IAK_AUTH_POLICY_SHA256);
+        assert_eq!(unique.x().value(), b"IAK");
+        assert!(matches!(
+            signing_key_info(&t),
+            Err(KeyProblem::Unusable(r)) if r.contains("restricted")
+        ));
     }
 
     #[test]
