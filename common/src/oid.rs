@@ -22,6 +22,14 @@ pub const ID_ON_HARDWARE_MODULE_NAME: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.8.4")
 pub const ID_ON_ACP_NODE_NAME: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.8.10");
 /// TCG hwType for a TPM 2.0 (TCG EK Credential Profile; SPEC 8.2).
 pub const TCG_TPM2_HW_TYPE: Oid = Oid::new_unwrap("2.23.133.1.2");
+/// tcg-cap-verifiedTPMResidency: the key was verified to be in a TPM (TCG "TPM 2.0 Keys for
+/// Device Identity and Attestation", certificate policies; SPEC §8.2).
+pub const TCG_CAP_VERIFIED_TPM_RESIDENCY: Oid = Oid::new_unwrap("2.23.133.11.1.1");
+/// tcg-cap-verifiedTPMFixed: the key was verified to be fixedTPM (SPEC §8.2).
+pub const TCG_CAP_VERIFIED_TPM_FIXED: Oid = Oid::new_unwrap("2.23.133.11.1.2");
+/// tcg-cap-verifiedTPMRestricted: the key was verified to be a restricted TPM key, the IAK's
+/// policy (SPEC §8.2).
+pub const TCG_CAP_VERIFIED_TPM_RESTRICTED: Oid = Oid::new_unwrap("2.23.133.11.1.3");
 /// challengePassword (RFC 2985 §5.4.1), used in CsrAttrs to ask for tls-unique PoP (RFC 7030 §3.5).
 pub const CHALLENGE_PASSWORD: Oid = Oid::new_unwrap("1.2.840.113549.1.9.7");
 /// extensionRequest (RFC 2985 §5.4.2).

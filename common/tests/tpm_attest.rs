@@ -81,6 +81,12 @@ fn iak_certifies_the_idevid_through_its_policy() {
     let idevid_info = tpm::read_key(&config, IDEVID_HANDLE).expect("read IDevID");
     assert_eq!(name, &idevid_info.name);
 
+    // The manufacturer's check in one call.
+    assert_eq!(
+        tpm::prove_same_tpm(&config, IDEVID_HANDLE, IAK_HANDLE).expect("same TPM"),
+        iak
+    );
+
     // Other qualifying data, or another key than the certified one, is refused.
     assert!(matches!(
         attest::appraise_certify(
@@ -138,6 +144,7 @@ fn certify_of_a_key_with_a_foreign_policy_is_refused() {
     tpm::create_iak_key(&config, IAK_HANDLE).expect("IAK");
     // The IAK itself is adminWithPolicy with the TCG IAK policy.
     let err = tpm::certify(&config, IAK_HANDLE, IAK_HANDLE, b"x").expect_err("foreign policy");
+    assert!(tpm::prove_same_tpm(&config, IAK_HANDLE, IAK_HANDLE).is_err());
     assert!(
         matches!(&err, TpmError::UnusableKey { handle: IAK_HANDLE, reason, .. } if reason.contains("certify branch")),
         "{err}"
@@ -158,6 +165,13 @@ fn certify_of_a_key_with_a_foreign_policy_is_refused() {
         attest::appraise_certify(&statement, &signer, ldevid.public_key_spki(), b"q"),
         Err(AttestError::SignerNotRestricted(_))
     ));
+    // And the manufacturer's check refuses an unrestricted "IAK".
+    let err =
+        tpm::prove_same_tpm(&config, LDEVID_HANDLES[0], IDEVID_HANDLE).expect_err("not an IAK");
+    assert!(
+        matches!(&err, TpmError::UnusableKey { reason, .. } if reason.contains("not a restricted signing key")),
+        "{err}"
+    );
 }
 
 /// TPM2_Quote by the IAK, appraised against reference values and checked by tpm2_checkquote

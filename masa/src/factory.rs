@@ -25,6 +25,7 @@ const PUBLIC_MODE: u32 = 0o644;
 pub mod pledge_names {
     pub const IDEVID_CERT: &str = "idevid.crt.pem";
     pub const IDEVID_KEY: &str = "idevid.key.pem";
+    pub const IAK_CERT: &str = "iak.crt.pem";
     pub const MANUFACTURER_CA: &str = "manufacturer-ca.crt.pem";
     pub const CONFIG: &str = "pledge.toml";
 }
@@ -173,42 +174,61 @@ pub struct TpmTarget {
     /// Persistent handle to put the key at (`masa mint --tpm-handle`, default 0x81020000: the
     /// TCG DevID guidance leaves the handle to the platform).
     pub handle: u32,
+    /// Persistent handle of the IAK (`masa mint --iak-handle`, default 0x81020003).
+    pub iak_handle: u32,
 }
 
-/// The IDevID key: a software key, or the public key of a key made inside a TPM.
+/// The IDevID key: a software key, or the public keys of the IDevID and IAK made inside a TPM.
 enum IdevidKey {
     Software(SoftwareKey),
-    Tpm { spki: Vec<u8> },
+    Tpm(TpmDeviceKeys),
+}
+
+/// The SubjectPublicKeyInfos of the keys `masa mint --tpm` made.
+#[derive(Debug)]
+struct TpmDeviceKeys {
+    idevid: Vec<u8>,
+    iak: Vec<u8>,
 }
 
 impl IdevidKey {
     fn public_key_spki(&self) -> &[u8] {
         match self {
             Self::Software(k) => k.public_key_spki(),
-            Self::Tpm { spki } => spki,
+            Self::Tpm(keys) => &keys.idevid,
         }
     }
 }
 
-/// The IDevID key made inside the TPM from the TCG IDevID template (non-restricted ECDSA P-256
-/// signing key in the Endorsement hierarchy, SPEC §8.2), persisted at `target.handle`; its
-/// public key.
+/// The IDevID key (TCG IDevID template: non-restricted ECDSA P-256 signing key in the
+/// Endorsement hierarchy, SPEC §8.2) and the IAK (TCG IAK template: restricted) made inside the
+/// TPM and persisted at `target`'s handles, after the IAK has certified the IDevID key
+/// (TPM2_Certify, appraised here): the two are in one TPM.
 #[cfg(feature = "tpm")]
-async fn tpm_idevid_key(target: &TpmTarget) -> Result<Vec<u8>, MasaError> {
-    use brski_common::keys::tpm::{TpmConfig, TpmCurve, create_idevid_key};
+async fn tpm_device_keys(target: &TpmTarget) -> Result<TpmDeviceKeys, MasaError> {
+    use brski_common::keys::tpm::{
+        TpmConfig, TpmCurve, create_iak_key, create_idevid_key, prove_same_tpm,
+    };
     let target = target.clone();
     tokio::task::spawn_blocking(move || {
         let config = TpmConfig::new(&target.tcti).map_err(|e| MasaError::Invalid(e.to_string()))?;
-        let key = create_idevid_key(&config, target.handle, TpmCurve::P256)
+        let idevid = create_idevid_key(&config, target.handle, TpmCurve::P256)
             .map_err(|e| MasaError::Invalid(format!("IDevID key: {e}")))?;
-        Ok(key.public_key_spki().to_vec())
+        create_iak_key(&config, target.iak_handle)
+            .map_err(|e| MasaError::Invalid(format!("IAK: {e}")))?;
+        let iak = prove_same_tpm(&config, target.handle, target.iak_handle)
+            .map_err(|e| MasaError::Invalid(format!("IDevID key: {e}")))?;
+        Ok(TpmDeviceKeys {
+            idevid: idevid.public_key_spki().to_vec(),
+            iak: iak.spki,
+        })
     })
     .await
-    .map_err(|e| MasaError::Invalid(format!("IDevID key: {e}")))?
+    .map_err(|e| MasaError::Invalid(format!("TPM keys: {e}")))?
 }
 
 #[cfg(not(feature = "tpm"))]
-async fn tpm_idevid_key(_target: &TpmTarget) -> Result<Vec<u8>, MasaError> {
+async fn tpm_device_keys(_target: &TpmTarget) -> Result<TpmDeviceKeys, MasaError> {
     Err(MasaError::Invalid(
         "--tpm: this masa was built without TPM support (build with --features tpm)".into(),
     ))
@@ -290,20 +310,38 @@ async fn mint_with(
     }
     let key = match &opts.tpm {
         None => IdevidKey::Software(new_key()?),
-        Some(target) => IdevidKey::Tpm {
-            spki: tpm_idevid_key(target).await?,
-        },
+        Some(target) => IdevidKey::Tpm(tpm_device_keys(target).await?),
     };
-    let hardware_module = opts
-        .tpm
-        .as_ref()
-        .map(|_| (brski_common::oid::TCG_TPM2_HW_TYPE, opts.serial.as_bytes()));
+    let hardware_module = (brski_common::oid::TCG_TPM2_HW_TYPE, opts.serial.as_bytes());
+    let mut idevid_profile = profile::idevid(
+        &opts.serial,
+        Some(&cfg.masa_url),
+        opts.tpm.as_ref().map(|_| hardware_module),
+    )?;
+    if opts.tpm.is_some() {
+        // The IAK's certify showed the key is fixedTPM (SPEC §8.2).
+        idevid_profile
+            .extra_extensions
+            .push(profile::certificate_policies(&[
+                brski_common::oid::TCG_CAP_VERIFIED_TPM_RESIDENCY,
+                brski_common::oid::TCG_CAP_VERIFIED_TPM_FIXED,
+            ])?);
+    }
     let idevid = issue(
-        &profile::idevid(&opts.serial, Some(&cfg.masa_url), hardware_module)?,
+        &idevid_profile,
         key.public_key_spki(),
         Some(vendor_ca),
         vendor_key,
     )?;
+    let iak = match &key {
+        IdevidKey::Tpm(keys) => Some(issue(
+            &profile::iak(&opts.serial, hardware_module)?,
+            &keys.iak,
+            Some(vendor_ca),
+            vendor_key,
+        )?),
+        IdevidKey::Software(_) => None,
+    };
     let device = db::Device {
         serial: opts.serial.clone(),
         idevid_issuer: idevid_issuer(&idevid),
@@ -314,13 +352,15 @@ async fn mint_with(
         idevid_cert: pledge_names::IDEVID_CERT.into(),
         idevid_key: match key {
             IdevidKey::Software(_) => Some(pledge_names::IDEVID_KEY.into()),
-            IdevidKey::Tpm { .. } => None,
+            IdevidKey::Tpm(_) => None,
         },
         tpm: opts.tpm.as_ref().map(|t| TpmKey {
             tcti: t.tcti.clone(),
             idevid_handle: t.handle,
             ldevid_handles: None,
+            iak_handle: Some(t.iak_handle),
         }),
+        iak_cert: iak.as_ref().map(|_| pledge_names::IAK_CERT.into()),
         manufacturer_anchor: pledge_names::MANUFACTURER_CA.into(),
         state_dir: None,
         registrar: opts.registrar.clone(),
@@ -341,6 +381,9 @@ async fn mint_with(
                 write_key(&out.join(pledge_names::IDEVID_KEY), key)?;
             }
             write_cert(&out.join(pledge_names::IDEVID_CERT), &idevid)?;
+            if let Some(iak) = &iak {
+                write_cert(&out.join(pledge_names::IAK_CERT), iak)?;
+            }
             write_cert(&out.join(pledge_names::MANUFACTURER_CA), vendor_ca)?;
             let path = out.join(pledge_names::CONFIG);
             write_atomic(&path, pledge_toml.as_bytes(), PUBLIC_MODE)?;
@@ -437,8 +480,9 @@ mod tests {
         let target = TpmTarget {
             tcti: "device:/dev/tpmrm0".into(),
             handle: 0x8102_0000,
+            iak_handle: 0x8102_0003,
         };
-        let err = tpm_idevid_key(&target).await.expect_err("not built");
+        let err = tpm_device_keys(&target).await.expect_err("not built");
         assert!(
             matches!(&err, MasaError::Invalid(m) if m.contains("--features tpm")),
             "{err}"
@@ -452,8 +496,9 @@ mod tests {
         let target = TpmTarget {
             tcti: "swtpm:host=127.0.0.1,port=1".into(),
             handle: 0x8102_0000,
+            iak_handle: 0x8102_0003,
         };
-        let err = tpm_idevid_key(&target).await.expect_err("no TPM");
+        let err = tpm_device_keys(&target).await.expect_err("no TPM");
         assert!(
             matches!(&err, MasaError::Invalid(m) if m.contains("no TPM reachable at TCTI swtpm:host=127.0.0.1,port=1")),
             "{err}"

@@ -111,6 +111,9 @@ struct MintArgs {
     /// Persistent handle for the TPM IDevID key.
     #[arg(long, value_name = "HANDLE", default_value = "0x81020000", value_parser = brski_common::cli::parse_handle, requires = "tpm")]
     tpm_handle: u32,
+    /// Persistent handle for the IAK (the TPM's attestation key, certified beside the IDevID).
+    #[arg(long, value_name = "HANDLE", default_value = "0x81020003", value_parser = brski_common::cli::parse_handle, requires = "tpm")]
+    iak_handle: u32,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +194,7 @@ async fn run(command: Command) -> Result<(), MasaError> {
                 tpm: a.tpm.map(|tcti| factory::TpmTarget {
                     tcti,
                     handle: a.tpm_handle,
+                    iak_handle: a.iak_handle,
                 }),
             })
             .await?;

@@ -79,6 +79,11 @@ pub fn check_handles(t: &TpmKey) -> Result<(), String> {
             t.idevid_handle
         ));
     }
+    if let Some(iak) = t.iak_handle.filter(|h| [a, b, t.idevid_handle].contains(h)) {
+        return Err(format!(
+            "tpm: iak-handle {iak:#010x} must differ from idevid-handle and ldevid-handles"
+        ));
+    }
     Ok(())
 }
 
@@ -446,8 +451,12 @@ mod tests {
             tcti: "device:/dev/tpmrm0".into(),
             idevid_handle: 0x8102_0000,
             ldevid_handles: None,
+            iak_handle: Some(0x8102_0003),
         };
         assert_eq!(check_handles(&t), Ok(()));
+        t.ldevid_handles = Some([0x8102_0003, 0x8102_0004]);
+        assert!(check_handles(&t).is_err_and(|e| e.contains("iak-handle 0x81020003")));
+        t.iak_handle = None;
         t.ldevid_handles = Some([0x8102_0003, 0x8102_0004]);
         assert_eq!(check_handles(&t), Ok(()));
         for bad in [[0x8102_0003, 0x8102_0003], [0x8102_0000, 0x8102_0004]] {

@@ -137,6 +137,11 @@ pub struct TpmKey {
     /// 0x81020001 and 0x81020002).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ldevid_handles: Option<[u32; 2]>,
+    /// Persistent handle of the IAK (e.g. 0x81020003), which certifies the LDevID key and
+    /// quotes the PCRs for the registrar (attested enrollment). Without it the pledge sends no
+    /// evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iak_handle: Option<u32>,
 }
 
 /// `pledge.toml`: what the factory gives a pledge.
@@ -153,6 +158,10 @@ pub struct PledgeConfig {
     /// The IDevID key in a TPM instead of a file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm: Option<TpmKey>,
+    /// The IAK certificate (PEM; the chain up to, not including, the manufacturer CA may
+    /// follow), sent with the attestation evidence. Needs `[tpm] iak-handle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iak_cert: Option<PathBuf>,
     /// The manufacturer's trust anchor for vouchers (8995 §9.1.3).
     pub manufacturer_anchor: PathBuf,
     /// Where enrollment results are written (default: the configuration file's directory).
@@ -188,6 +197,7 @@ impl PledgeConfig {
         let mut c: Self = load(path)?;
         c.idevid_cert = resolve(path, &c.idevid_cert);
         c.idevid_key = c.idevid_key.map(|k| resolve(path, &k));
+        c.iak_cert = c.iak_cert.map(|k| resolve(path, &k));
         c.manufacturer_anchor = resolve(path, &c.manufacturer_anchor);
         c.state_dir = Some(resolve(
             path,
@@ -197,6 +207,13 @@ impl PledgeConfig {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 reason: "either idevid-key or [tpm] is required".into(),
+            });
+        }
+        let iak_handle = c.tpm.as_ref().and_then(|t| t.iak_handle);
+        if c.iak_cert.is_some() != iak_handle.is_some() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                reason: "iak-cert and [tpm] iak-handle go together".into(),
             });
         }
         Ok(c)
@@ -248,6 +265,7 @@ mod pledge_example_tests {
                 tcti: "device:/dev/tpmrm0".into(),
                 idevid_handle: 0x8102_0000,
                 ldevid_handles: Some([0x8102_0001, 0x8102_0002]),
+                iak_handle: Some(0x8102_0003),
             })
         );
     }

@@ -13,8 +13,12 @@ mod support;
 use brski_common::envelope::{self, Format};
 use brski_common::keys::Signer;
 use brski_common::keys::tpm::swtpm::Swtpm;
-use brski_common::keys::tpm::{IDEVID_HANDLE, LDEVID_HANDLES, TpmSigner};
+use brski_common::keys::tpm::{IAK_HANDLE, IDEVID_HANDLE, LDEVID_HANDLES, TpmSigner};
+use brski_common::oid::{
+    TCG_CAP_VERIFIED_TPM_FIXED, TCG_CAP_VERIFIED_TPM_RESIDENCY, TCG_CAP_VERIFIED_TPM_RESTRICTED,
+};
 use brski_common::pki::chain::TrustPolicy;
+use brski_common::pki::ext::{certificate_policies, hardware_module_name};
 use der::Encode;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -225,6 +229,7 @@ fn bootstrap_with_keys_in_the_tpm(transport: &str, serial: &str) {
         .expect("HardwareModuleName");
     assert_eq!(hmn.hw_type, brski_common::oid::TCG_TPM2_HW_TYPE);
     assert_eq!(hmn.hw_serial_num.as_bytes(), serial.as_bytes());
+    check_iak_certificate(&sim, &dir, &idevid);
 
     // libtpms self-tests ECDSA on the first TPM2_Sign after start-up and asks for a retry;
     // sign once directly so that the count below is the bootstrap's own.
@@ -307,10 +312,10 @@ fn bootstrap_with_keys_in_the_tpm(transport: &str, serial: &str) {
     // The registrar saw the LDevID's TLS client authentication (enrollstatus, RFC 8995 §5.9.4).
     let row = pledge_row(&s, serial).expect("row");
     assert_eq!(row["enrollstatus"]["status"], true, "{row}");
-    // Nothing but the IDevID and one LDevID key is left in the TPM.
+    // Nothing but the IDevID, one LDevID key and the IAK is left in the TPM.
     assert_eq!(
         persistent_handles(&sim.tcti()),
-        vec![IDEVID_HANDLE, LDEVID_HANDLES[0]]
+        vec![IDEVID_HANDLE, LDEVID_HANDLES[0], IAK_HANDLE]
     );
     s.stop().expect("stop");
 }
@@ -497,7 +502,7 @@ fn rfc7030_4_2_2_renewal_rotates_the_tpm_ldevid_slots() {
         persistent.contains(&IDEVID_HANDLE) && persistent.contains(handle),
         "{persistent:x?}"
     );
-    assert!(persistent.len() <= 3, "{persistent:x?}");
+    assert!(persistent.len() <= 4, "{persistent:x?}");
     let (previous, previous_handle) = &seen[1];
     if persistent.contains(previous_handle) {
         assert_ne!(
@@ -525,6 +530,53 @@ fn json_spki(reference: &serde_json::Value) -> Vec<u8> {
 }
 
 /// SIGTERM `pledge run` and wait for its clean exit.
+/// `masa mint --tpm` made the IAK beside the IDevID (SPEC §8.2): its certificate is for the
+/// key tpm2_readpublic shows at the IAK handle, names the IDevID's device (serialNumber,
+/// HardwareModuleName), carries the TCG residency policies, and OpenSSL verifies it against
+/// the manufacturer CA. The IDevID carries tcg-cap-verifiedTPMResidency and -Fixed.
+fn check_iak_certificate(sim: &Swtpm, dir: &Path, idevid: &Certificate) {
+    let iak_path = dir.join("iak.crt.pem");
+    let iak = cert(&iak_path);
+    assert_eq!(readpublic_spki(&sim.tcti(), IAK_HANDLE), spki(&iak));
+    assert_eq!(
+        iak.tbs_certificate().subject(),
+        idevid.tbs_certificate().subject()
+    );
+    assert_eq!(
+        hardware_module_name(&iak).expect("SAN"),
+        hardware_module_name(idevid).expect("SAN")
+    );
+    assert_eq!(
+        certificate_policies(&iak).expect("policies"),
+        vec![
+            TCG_CAP_VERIFIED_TPM_RESIDENCY,
+            TCG_CAP_VERIFIED_TPM_RESTRICTED
+        ]
+    );
+    assert_eq!(
+        certificate_policies(idevid).expect("policies"),
+        vec![TCG_CAP_VERIFIED_TPM_RESIDENCY, TCG_CAP_VERIFIED_TPM_FIXED]
+    );
+    let verify = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(dir.join("manufacturer-ca.crt.pem"))
+        .arg(&iak_path)
+        .output()
+        .expect("openssl");
+    assert!(
+        verify.status.success(),
+        "openssl verify of the IAK certificate: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let pledge_toml = std::fs::read_to_string(dir.join("pledge.toml")).expect("pledge.toml");
+    assert!(
+        pledge_toml.contains("iak-cert = \"iak.crt.pem\"")
+            && pledge_toml.contains("iak-handle = 2164391939"),
+        "{pledge_toml}"
+    );
+}
+
 fn stop_pledge(child: &mut std::process::Child) {
     testbed::loopback::signal(child, "TERM").expect("SIGTERM");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -339,6 +339,17 @@ pub fn hardware_module_name_in(
     Ok(None)
 }
 
+/// The policy identifiers of the certificate's certificatePolicies (RFC 5280 §4.2.1.4), e.g.
+/// the TCG residency policies of an IAK or IDevID certificate (SPEC §8.2); none without the
+/// extension.
+pub fn certificate_policies(cert: &Certificate) -> Result<Vec<ObjectIdentifier>, ExtError> {
+    Ok(
+        decode_ext::<x509_cert::ext::pkix::CertificatePolicies>(cert_extensions(cert))?
+            .map(|p| p.0.into_iter().map(|i| i.policy_identifier).collect())
+            .unwrap_or_default(),
+    )
+}
+
 /// Whether the certificate's extKeyUsage lists `eku` (RFC 5280 §4.2.1.12), e.g. id-kp-cmcRA for
 /// a registrar (RFC 8995 §5.5.4). A missing or malformed extension lists nothing.
 pub fn has_eku(cert: &Certificate, eku: ObjectIdentifier) -> bool {

@@ -5,14 +5,21 @@
 
 use super::issue::{CertificateParams, NotAfter, PkiError};
 use super::name::build_name;
-use crate::oid::{ID_KP_CLIENT_AUTH, ID_KP_CMC_RA, ID_KP_SERVER_AUTH, ID_ON_ACP_NODE_NAME};
+use crate::oid::{
+    ID_KP_CLIENT_AUTH, ID_KP_CMC_RA, ID_KP_SERVER_AUTH, ID_ON_ACP_NODE_NAME,
+    TCG_CAP_VERIFIED_TPM_RESIDENCY, TCG_CAP_VERIFIED_TPM_RESTRICTED,
+};
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc4519;
+use der::Encode;
 use der::asn1::{Ia5String, OctetString};
 use std::net::IpAddr;
 use time::Duration;
+use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::name::{GeneralName, HardwareModuleName, OtherName};
-use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+use x509_cert::ext::pkix::{
+    BasicConstraints, CertificatePolicies, KeyUsage, KeyUsages, certpolicy::PolicyInformation,
+};
 use x509_cert::name::Name;
 
 /// Default lifetime of the manufacturer CA.
@@ -95,6 +102,45 @@ pub fn idevid(
             .push(hardware_module_name(hw_type, hw_serial_num)?);
     }
     Ok(p)
+}
+
+/// IAK certificate of a device (TCG "TPM 2.0 Keys for Device Identity and Attestation", SPEC
+/// §8.2): the IDevID's subject serialNumber and HardwareModuleName, so that a verifier can tell
+/// both name one device; keyUsage digitalSignature; certificatePolicies
+/// tcg-cap-verifiedTPMResidency and tcg-cap-verifiedTPMRestricted; notAfter
+/// `99991231235959Z` like the IDevID.
+pub fn iak(
+    serial_number: &str,
+    hardware_module: (ObjectIdentifier, &[u8]),
+) -> Result<CertificateParams, PkiError> {
+    let mut p = idevid(serial_number, None, Some(hardware_module))?;
+    p.extra_extensions.push(certificate_policies(&[
+        TCG_CAP_VERIFIED_TPM_RESIDENCY,
+        TCG_CAP_VERIFIED_TPM_RESTRICTED,
+    ])?);
+    Ok(p)
+}
+
+/// A non-critical certificatePolicies extension naming `policies`, without qualifiers
+/// (RFC 5280 §4.2.1.4).
+pub fn certificate_policies(policies: &[ObjectIdentifier]) -> Result<Extension, PkiError> {
+    let value = CertificatePolicies(
+        policies
+            .iter()
+            .map(|&policy_identifier| PolicyInformation {
+                policy_identifier,
+                policy_qualifiers: None,
+            })
+            .collect(),
+    );
+    let der = value
+        .to_der()
+        .map_err(|e| PkiError::Encoding(e.to_string()))?;
+    Ok(Extension {
+        extn_id: const_oid::db::rfc5280::ID_CE_CERTIFICATE_POLICIES,
+        critical: false,
+        extn_value: OctetString::new(der).map_err(|e| PkiError::Encoding(e.to_string()))?,
+    })
 }
 
 /// A subjectAltName otherName carrying a HardwareModuleName (RFC 4108 §5).

@@ -901,6 +901,7 @@ pub fn pledge_dir(world: &World, serial: &str, format: &str, registrar: Option<&
         idevid_cert: "idevid.crt.pem".into(),
         idevid_key: Some("idevid.key.pem".into()),
         tpm: None,
+        iak_cert: None,
         manufacturer_anchor: "manufacturer-ca.crt.pem".into(),
         state_dir: None,
         registrar: registrar.map(str::to_string),

@@ -379,3 +379,35 @@ fn read_pcrs(
     }
     Ok(values)
 }
+
+/// The manufacturer's check (SPEC §8.2): the IAK at `iak` certifies the key at `object` over
+/// 32 fresh random octets, and the result is appraised as a verifier would
+/// ([`crate::attest::appraise_certify`]: signed by the IAK, a restricted key; the certified key
+/// is `object`'s, fixedTPM, fixedParent, sensitiveDataOrigin). Both keys are then in one TPM.
+/// Returns the IAK. A certify that is not accepted is [`TpmError::UnusableKey`] of `object`.
+pub fn prove_same_tpm(config: &TpmConfig, object: u32, iak: u32) -> Result<TpmKeyInfo, TpmError> {
+    let iak_key = read_key(config, iak)?;
+    let certified = read_key(config, object)?;
+    let mut qualifying_data = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut qualifying_data).map_err(|_| TpmError::Other {
+        tcti: config.tcti.clone(),
+        operation: "draw the qualifying data",
+        reason: "no randomness".into(),
+    })?;
+    let statement = certify(config, object, iak, &qualifying_data)?;
+    let refused = |e: crate::attest::AttestError| TpmError::UnusableKey {
+        tcti: config.tcti.clone(),
+        handle: object,
+        reason: format!("the IAK at {iak:#010x} does not prove it is in its TPM: {e}"),
+    };
+    let public = crate::attest::TpmtPublic::decode(&iak_key.public).map_err(|e| {
+        refused(crate::attest::AttestError::Malformed {
+            part: "IAK TPMT_PUBLIC",
+            error: e,
+        })
+    })?;
+    let signer = crate::attest::SignerKey::with_public(&iak_key.spki, public).map_err(refused)?;
+    crate::attest::appraise_certify(&statement, &signer, &certified.spki, &qualifying_data)
+        .map_err(refused)?;
+    Ok(iak_key)
+}

@@ -29,7 +29,9 @@ mod public;
 #[doc(hidden)]
 pub mod swtpm;
 
-pub use attest::{IAK_HANDLE, TpmKeyInfo, certify, create_iak_key, quote, read_key};
+pub use attest::{
+    IAK_HANDLE, TpmKeyInfo, certify, create_iak_key, prove_same_tpm, quote, read_key,
+};
 pub use error::TpmError;
 pub use public::{
     IAK_AUTH_POLICY_SHA256, IDEVID_AUTH_POLICY_SHA256, IDEVID_UNIQUE, LDEVID_UNIQUE,
