@@ -111,6 +111,11 @@ pub fn pem_block(text: &str, labels: &[&str]) -> Result<Vec<u8>, InputError> {
         .ok_or_else(|| InputError::NoPemBlock(labels.join(" or ")))
 }
 
+/// Standard base64 with padding (RFC 4648 §4), on one line.
+pub fn to_base64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
 /// Encode DER as a PEM document with `label`, 64-column lines.
 pub fn to_pem(label: &str, der: &[u8]) -> String {
     let b64 = B64.encode(der);

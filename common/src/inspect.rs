@@ -180,6 +180,7 @@ pub fn cert_summary(cert: &Certificate) -> Value {
 /// The decoders for each kind of artifact, tried in turn.
 mod decoders {
     use super::cert_summary;
+    use crate::attest::{AttestationBundle, Attested, TpmEvidence, TpmsAttest};
     use crate::envelope::Format;
     use crate::telemetry::StatusTelemetry;
     use crate::voucher::{Voucher, VoucherRequest};
@@ -315,8 +316,71 @@ mod decoders {
             if let Ok(id) = pki::ext::domain_id_base64(cert) {
                 m.insert("domain-id".into(), json!(id));
             }
+            if let Ok(policies) = pki::ext::certificate_policies(cert) {
+                if !policies.is_empty() {
+                    let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
+                    m.insert("certificate-policies".into(), json!(names));
+                }
+            }
         }
         v
+    }
+
+    /// An AttestationBundle (draft-ietf-lamps-csr-attestation §4.1): its statements, TPM ones
+    /// decoded (type, qualifying data, what was certified or quoted), and its certificates.
+    fn attestation_bundle(bundle: &AttestationBundle) -> Value {
+        let statements: Vec<Value> = bundle
+            .attestations
+            .iter()
+            .map(|s| json!({"type": s.stmt_type.to_string()}))
+            .collect();
+        let mut v = json!({
+            "statements": statements,
+            "certificates": bundle.x509_certs().map(certificate).collect::<Vec<_>>(),
+        });
+        match TpmEvidence::from_bundle(bundle) {
+            Ok(evidence) => {
+                if let Some(c) = &evidence.certify {
+                    v["tpm-certify"] = tpms_attest(c.tpms_attest.as_bytes());
+                }
+                if let Some(q) = &evidence.quote {
+                    v["tpm-quote"] = tpms_attest(q.tpms_attest.as_bytes());
+                }
+            }
+            Err(e) => v["error"] = json!(e.to_string()),
+        }
+        v
+    }
+
+    fn tpms_attest(bytes: &[u8]) -> Value {
+        match TpmsAttest::decode(bytes) {
+            Err(e) => json!({"error": e.to_string()}),
+            Ok(info) => {
+                let mut v = json!({
+                    "qualifying-data": hex::encode(&info.extra_data),
+                    "signer": hex::encode(&info.qualified_signer),
+                    "reset-count": info.clock_info.reset_count,
+                });
+                match &info.attested {
+                    Attested::Certify { name, .. } => {
+                        v["certified-name"] = json!(hex::encode(name))
+                    }
+                    Attested::Quote {
+                        pcr_select,
+                        pcr_digest,
+                    } => {
+                        let banks: Vec<Value> = pcr_select
+                            .0
+                            .iter()
+                            .map(|b| json!({"hash": format!("{:?}", b.hash), "pcrs": b.pcrs}))
+                            .collect();
+                        v["pcrs"] = json!(banks);
+                        v["pcr-digest"] = json!(hex::encode(pcr_digest));
+                    }
+                }
+                v
+            }
+        }
     }
 
     /// A binary (DER or CBOR) artifact that is not a signed envelope.
@@ -332,17 +396,28 @@ mod decoders {
             let extensions: Vec<String> = pki::csr::requested_extensions(&req)
                 .map(|exts| exts.iter().map(|e| e.extn_id.to_string()).collect())
                 .unwrap_or_default();
-            return Some(json!({"artifact": "csr", "content": {
+            let mut content = json!({
                 "subject": req.info.subject.to_string(),
                 "requested-extensions": extensions,
                 "challenge-password": pki::csr::challenge_password(&req).ok().flatten().is_some(),
                 "signature": verdict,
-            }}));
+            });
+            match AttestationBundle::from_csr(&req) {
+                Ok(Some(bundle)) => content["attestation"] = attestation_bundle(&bundle),
+                Ok(None) => {}
+                Err(e) => content["attestation"] = json!({"error": e.to_string()}),
+            }
+            return Some(json!({"artifact": "csr", "content": content}));
         }
         if let Ok(certs) = est::decode_certs_only(item) {
             return Some(json!({"artifact": "est-certs-only", "content": {
                 "certificates": certs.iter().map(certificate).collect::<Vec<_>>(),
             }}));
+        }
+        if let Ok(bundle) = AttestationBundle::from_der(item) {
+            return Some(
+                json!({"artifact": "attestation-bundle", "content": attestation_bundle(&bundle)}),
+            );
         }
         if let Ok(attrs) = est::CsrAttrs::from_der(item) {
             let items: Vec<String> = attrs.oids().map(|o| o.to_string()).collect();

@@ -275,3 +275,18 @@ fn quote_of_a_pcr_beyond_the_bank_is_an_error() {
         "{err}"
     );
 }
+
+/// extend_pcr does what tpm2_pcrread then shows: SHA-256(old ‖ digest).
+#[test]
+fn extend_pcr_is_what_tpm2_pcrread_reads() {
+    let tpm = Tpm::start();
+    tpm::extend_pcr(&tpm.config(), 23, &[7; 32]).expect("extend");
+    let out = tpm.file("pcr23");
+    tpm.tool("tpm2_pcrread", &["sha256:23", "-o", &out]);
+    let expected = attest::HashAlg::Sha256.digest(&[[0u8; 32], [7u8; 32]].concat());
+    assert_eq!(std::fs::read(&out).expect("read"), expected);
+    assert!(matches!(
+        tpm::extend_pcr(&tpm.config(), 99, &[0; 32]),
+        Err(TpmError::Unsupported { .. })
+    ));
+}

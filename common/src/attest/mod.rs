@@ -9,6 +9,7 @@
 //! itself (its certificate chain, the device it names) is the caller's.
 
 pub mod bundle;
+pub mod enroll;
 pub mod tpm;
 
 pub use bundle::{
@@ -72,6 +73,20 @@ pub enum AttestError {
     PcrDigestNotAccepted,
     #[error("PCR reference set is invalid: {0}")]
     InvalidPcrSet(String),
+    #[error("the CSR carries no attestation evidence (id-aa-attestation)")]
+    MissingEvidence,
+    #[error("the evidence carries no IAK certificate")]
+    MissingIakCertificate,
+    #[error("the IAK certificate does not chain to the manufacturer: {0}")]
+    IakChain(String),
+    #[error(
+        "the IAK certificate does not say the IAK is restricted (tcg-cap-verifiedTPMRestricted)"
+    )]
+    IakNotRestricted,
+    #[error("the IAK certificate names another device than the IDevID ({0} differs)")]
+    OtherDevice(String),
+    #[error("the session has no channel binding to derive the qualifying data from")]
+    NoChannelBinding,
 }
 
 impl AttestError {
@@ -98,6 +113,12 @@ impl AttestError {
             Self::PcrSelectionNotAccepted => "pcr_selection",
             Self::PcrDigestNotAccepted => "pcr_digest",
             Self::InvalidPcrSet(_) => "pcr_reference_set",
+            Self::MissingEvidence => "evidence",
+            Self::MissingIakCertificate => "iak_certificate",
+            Self::IakChain(_) => "iak_chain",
+            Self::IakNotRestricted => "iak_restricted",
+            Self::OtherDevice(_) => "same_device",
+            Self::NoChannelBinding => "channel_binding",
         }
     }
 }

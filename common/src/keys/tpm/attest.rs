@@ -411,3 +411,26 @@ pub fn prove_same_tpm(config: &TpmConfig, object: u32, iak: u32) -> Result<TpmKe
         .map_err(refused)?;
     Ok(iak_key)
 }
+
+/// TPM2_PCR_Extend (TPM 2.0 Part 3 §22.2) of the SHA-256 bank's PCR `pcr` with `digest`, under
+/// the PCR's empty authValue: what a boot loader does when it measures the next stage. The
+/// testbed uses it to give a software TPM a boot to attest.
+pub fn extend_pcr(config: &TpmConfig, pcr: u16, digest: &[u8; 32]) -> Result<(), TpmError> {
+    let handle = tss_esapi::handles::PcrHandle::try_from(u32::from(pcr)).map_err(|_| {
+        TpmError::Unsupported {
+            tcti: config.tcti.clone(),
+            what: format!("PCR {pcr}"),
+        }
+    })?;
+    let mut values = tss_esapi::structures::DigestValues::new();
+    values.set(
+        HashingAlgorithm::Sha256,
+        Digest::try_from(digest.as_slice()).map_err(|e| tss_error(config, "extend", None, e))?,
+    );
+    with_tpm(config, |ctx| {
+        ctx.execute_with_session(Some(AuthSession::Password), |ctx| {
+            ctx.pcr_extend(handle, values.clone())
+        })
+        .map_err(|e| tss_error(config, "extend the PCR", None, e))
+    })
+}

@@ -30,7 +30,7 @@ mod public;
 pub mod swtpm;
 
 pub use attest::{
-    IAK_HANDLE, TpmKeyInfo, certify, create_iak_key, prove_same_tpm, quote, read_key,
+    IAK_HANDLE, TpmKeyInfo, certify, create_iak_key, extend_pcr, prove_same_tpm, quote, read_key,
 };
 pub use error::TpmError;
 pub use public::{
