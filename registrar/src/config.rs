@@ -28,6 +28,87 @@ impl Accept {
     }
 }
 
+/// What the registrar does about attestation for one manufacturer's pledges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttestationMode {
+    /// Nothing asked, nothing appraised.
+    #[default]
+    Off,
+    /// Evidence asked for and appraised; the LDevID is issued whatever the result, which is
+    /// stored with it.
+    Record,
+    /// Evidence asked for; without valid evidence nothing is issued (403 naming the failed
+    /// check) and the refusal is stored.
+    Require,
+}
+
+impl AttestationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Record => "record",
+            Self::Require => "require",
+        }
+    }
+}
+
+/// The PCR reference file of a manufacturer (TOML):
+///
+/// ```toml
+/// pcrs = [0, 1, 2, 3, 4, 5, 6, 7]   # SHA-256 bank, asked for in /csrattrs
+/// [[set]]
+/// name = "firmware 1.4"
+/// values = ["<64 hex digits>", ...] # one per PCR, in ascending PCR order
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct PcrReferenceFile {
+    pcrs: Vec<u16>,
+    #[serde(default, rename = "set")]
+    sets: Vec<PcrReferenceSet>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct PcrReferenceSet {
+    name: String,
+    values: Vec<String>,
+}
+
+/// Read a PCR reference file; the error names the file and what is wrong.
+pub fn load_pcr_policy(path: &Path) -> Result<brski_common::attest::enroll::PcrPolicy, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("pcr-reference {}: {e}", path.display()))?;
+    let file: PcrReferenceFile =
+        toml::from_str(&text).map_err(|e| format!("pcr-reference {}: {e}", path.display()))?;
+    let bad = |what: String| format!("pcr-reference {}: {what}", path.display());
+    if file.pcrs.is_empty() {
+        return Err(bad("pcrs is empty".into()));
+    }
+    if let Some(p) = file.pcrs.iter().find(|p| **p > 23) {
+        return Err(bad(format!(
+            "PCR {p} is beyond the 24 of a TPM 2.0 PC bank"
+        )));
+    }
+    if file.sets.is_empty() {
+        return Err(bad("no [[set]] of accepted values".into()));
+    }
+    let sets = file
+        .sets
+        .into_iter()
+        .map(|s| {
+            let values = s
+                .values
+                .iter()
+                .map(|v| hex::decode(v).map_err(|e| bad(format!("set {:?}: {e}", s.name))))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((s.name, values))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    brski_common::attest::enroll::PcrPolicy::new(file.pcrs, sets).map_err(|e| bad(e.to_string()))
+}
+
 /// One manufacturer whose IDevIDs may connect (RFC 8995 §5.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -54,6 +135,18 @@ pub struct Manufacturer {
     /// Where this manufacturer's IDevIDs carry the serial number (RFC 8995 §2.3.1).
     #[serde(default, skip_serializing_if = "is_default_serial_source")]
     pub serial_number_from: brski_common::pki::ext::SerialNumberSource,
+    /// Attested enrollment of this manufacturer's pledges (SPEC §9): `off` (default),
+    /// `record` or `require`.
+    #[serde(default, skip_serializing_if = "is_attestation_off")]
+    pub attestation: AttestationMode,
+    /// PCR reference values (TOML, see `attestation::load_pcr_policy`): the PCRs the
+    /// pledge is to quote and the accepted sets of their values. Absent: no quote is asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcr_reference: Option<PathBuf>,
+}
+
+fn is_attestation_off(m: &AttestationMode) -> bool {
+    *m == AttestationMode::Off
 }
 
 fn is_default_serial_source(s: &brski_common::pki::ext::SerialNumberSource) -> bool {
@@ -377,6 +470,7 @@ impl RegistrarConfig {
         for m in &mut c.manufacturers {
             m.ca = resolve(path, &m.ca);
             m.voucher_ca = m.voucher_ca.take().map(|p| resolve(path, &p));
+            m.pcr_reference = m.pcr_reference.take().map(|p| resolve(path, &p));
         }
         for m in &mut c.masas {
             m.ca = m.ca.take().map(|p| resolve(path, &p));
@@ -637,7 +731,11 @@ pub fn render(c: &RegistrarConfig) -> String {
          #   allow-expired-idevid this manufacturer's value of allow-expired-idevid (§2.6.2);\n\
          #   serial-number-from   where its IDevIDs carry the serial number (§2.3.1):\n\
          #                        \"subject-serial-number\" (default), \"subject-common-name\"\n\
-         #                        or \"hardware-module-name\" (the SAN's hwSerialNum).\n",
+         #                        or \"hardware-module-name\" (the SAN's hwSerialNum);\n\
+         #   attestation          attested enrollment: \"off\" (default), \"record\" (ask for\n\
+         #                        TPM evidence, issue anyway, store the appraisal) or \"require\"\n\
+         #                        (no LDevID without valid evidence);\n\
+         #   pcr-reference        TOML file of the PCRs to quote and the accepted values.\n",
     );
     for m in &c.manufacturers {
         out.push_str(&format!("[[manufacturer]]\nca = {}\n", path(&m.ca)));
@@ -665,6 +763,18 @@ pub fn render(c: &RegistrarConfig) -> String {
                 "serial-number-from = {}\n",
                 toml_string(m.serial_number_from.as_str())
             ));
+        }
+        if is_attestation_off(&m.attestation) {
+            out.push_str("# attestation = \"require\"\n");
+        } else {
+            out.push_str(&format!(
+                "attestation = {}\n",
+                toml_string(m.attestation.as_str())
+            ));
+        }
+        match &m.pcr_reference {
+            Some(p) => out.push_str(&format!("pcr-reference = {}\n", path(p))),
+            None => out.push_str("# pcr-reference = \"manufacturers/pcr-reference.toml\"\n"),
         }
         out.push('\n');
     }
@@ -856,6 +966,8 @@ mod tests {
                     allow_expired_idevid: Some(false),
                     serial_number_from:
                         brski_common::pki::ext::SerialNumberSource::HardwareModuleName,
+                    attestation: AttestationMode::Require,
+                    pcr_reference: Some("manufacturers/0.pcrs.toml".into()),
                 },
                 Manufacturer {
                     ca: "manufacturers/1.crt.pem".into(),

@@ -96,6 +96,22 @@ CREATE TABLE IF NOT EXISTS nonceless_vouchers (
     fetched_at    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nonceless_vouchers_serial ON nonceless_vouchers(serial);
+-- Appraisals of attested enrollments (SPEC §9): one row per CSR appraised, with the evidence
+-- and, when one was issued, the LDevID.
+CREATE TABLE IF NOT EXISTS attestations (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial       TEXT NOT NULL,
+    mode         TEXT NOT NULL CHECK (mode IN ('record', 'require')),
+    accepted     INTEGER NOT NULL CHECK (accepted IN (0, 1)),
+    failed_check TEXT,
+    reason       TEXT,
+    passed       TEXT NOT NULL,
+    pcr_set      TEXT,
+    evidence     BLOB,
+    cert_serial  TEXT,
+    appraised_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attestations_serial ON attestations(serial);
 -- A telemetry report is also a sighting of the pledge (one statement stores both).
 CREATE TRIGGER IF NOT EXISTS telemetry_seen AFTER INSERT ON telemetry BEGIN
     UPDATE pledges SET first_seen = COALESCE(first_seen, NEW.received_at),
@@ -772,6 +788,87 @@ pub struct NewCertificate<'a> {
     pub voucher_id: Option<i64>,
     /// SHA-256 (hex) of the SubjectPublicKeyInfo it certifies.
     pub spki_sha256: &'a str,
+    /// The appraisal of the CSR's attestation evidence, stored with the LDevID.
+    pub attestation: Option<NewAttestation<'a>>,
+}
+
+/// The appraisal of one CSR's attestation evidence (SPEC §9).
+#[derive(Clone, Debug)]
+pub struct NewAttestation<'a> {
+    pub serial: &'a str,
+    /// `record` or `require`.
+    pub mode: &'a str,
+    pub accepted: bool,
+    /// The stable name of the check that failed.
+    pub failed_check: Option<&'static str>,
+    pub reason: Option<String>,
+    /// The checks passed, in order, comma-separated.
+    pub passed: String,
+    /// The accepted PCR set the quote matched.
+    pub pcr_set: Option<&'a str>,
+    /// The DER AttestationBundle.
+    pub evidence: Option<&'a [u8]>,
+    /// The LDevID issued, if one was.
+    pub cert_serial: Option<&'a str>,
+}
+
+/// [`NewAttestation`] owned, for a write job.
+#[derive(Clone, Debug)]
+struct AttestationRow {
+    serial: String,
+    mode: String,
+    accepted: bool,
+    failed_check: Option<&'static str>,
+    reason: Option<String>,
+    passed: String,
+    pcr_set: Option<String>,
+    evidence: Option<Vec<u8>>,
+    cert_serial: Option<String>,
+}
+
+impl From<&NewAttestation<'_>> for AttestationRow {
+    fn from(a: &NewAttestation<'_>) -> Self {
+        Self {
+            serial: a.serial.to_string(),
+            mode: a.mode.to_string(),
+            accepted: a.accepted,
+            failed_check: a.failed_check,
+            reason: a.reason.clone(),
+            passed: a.passed.clone(),
+            pcr_set: a.pcr_set.map(str::to_string),
+            evidence: a.evidence.map(<[u8]>::to_vec),
+            cert_serial: a.cert_serial.map(str::to_string),
+        }
+    }
+}
+
+fn insert_attestation(conn: &Connection, a: &AttestationRow) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO attestations (serial, mode, accepted, failed_check, reason, passed, pcr_set,
+                                   evidence, cert_serial, appraised_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        a.serial,
+        a.mode,
+        a.accepted,
+        a.failed_check,
+        a.reason,
+        a.passed,
+        a.pcr_set,
+        a.evidence,
+        a.cert_serial,
+        now()
+    ])?;
+    Ok(())
+}
+
+/// Store the appraisal of evidence whose CSR got no LDevID (refused under `require`).
+pub async fn store_attestation(writer: &GroupCommit, a: &NewAttestation<'_>) -> Result<()> {
+    let row = AttestationRow::from(a);
+    writer
+        .write(move |conn: &Connection| insert_attestation(conn, &row))
+        .await
 }
 
 /// Store an issued LDevID, in one transaction with what it does to the pledge's others
@@ -789,9 +886,13 @@ pub async fn store_certificate(writer: &GroupCommit, c: &NewCertificate<'_>) -> 
     let renewed_from = c.renewed_from.map(str::to_string);
     let voucher_id = c.voucher_id;
     let spki_sha256 = c.spki_sha256.to_string();
+    let attestation = c.attestation.as_ref().map(AttestationRow::from);
     let issued_at = now();
     writer
         .write(move |conn: &Connection| {
+            if let Some(a) = &attestation {
+                insert_attestation(conn, a)?;
+            }
             conn.prepare_cached(
                 "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before,
                                            not_after, der, issued_at, renewed_from,
@@ -1128,10 +1229,101 @@ pub struct PledgeSummary {
     pub last_peer: Option<String>,
     /// The transport of the latest voucher request: `https` or `coaps`.
     pub transport: Option<String>,
+    /// The latest appraisal of attestation evidence (SPEC §9).
+    pub attestation: Option<AttestationSummary>,
     /// How many vouchers, telemetry reports and LDevIDs are stored for this serial.
     pub vouchers: i64,
     pub telemetry_reports: i64,
     pub certificates: i64,
+}
+
+/// An appraisal of attestation evidence as `pledges list` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AttestationSummary {
+    pub mode: String,
+    pub accepted: bool,
+    pub failed_check: Option<String>,
+    pub reason: Option<String>,
+    /// The checks passed, in order.
+    pub passed: Vec<String>,
+    pub pcr_set: Option<String>,
+    /// The LDevID issued on it.
+    pub cert_serial: Option<String>,
+    pub appraised_at: String,
+    /// The DER AttestationBundle, base64 (`registrar inspect` decodes it).
+    pub evidence: Option<String>,
+}
+
+impl AttestationSummary {
+    /// The summary of a stored row (`passed` comma-separated, `evidence` DER).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_row(
+        mode: String,
+        accepted: bool,
+        failed_check: Option<String>,
+        reason: Option<String>,
+        passed: &str,
+        pcr_set: Option<String>,
+        cert_serial: Option<String>,
+        appraised_at: String,
+        evidence: Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            mode,
+            accepted,
+            failed_check,
+            reason,
+            passed: passed
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect(),
+            pcr_set,
+            cert_serial,
+            appraised_at,
+            evidence: evidence.map(|e| brski_common::input::to_base64(&e)),
+        }
+    }
+
+    /// `accepted`, with the PCR set; or `refused: CHECK`; `(recorded)` when it did not stop
+    /// the enrollment.
+    pub fn text(&self) -> String {
+        if self.accepted {
+            match &self.pcr_set {
+                Some(set) => format!("accepted ({set})"),
+                None => "accepted".into(),
+            }
+        } else {
+            let check = self.failed_check.as_deref().unwrap_or("?");
+            match self.cert_serial {
+                Some(_) => format!("failed: {check} (recorded)"),
+                None => format!("refused: {check}"),
+            }
+        }
+    }
+}
+
+fn latest_attestation(conn: &Connection, serial: &str) -> Result<Option<AttestationSummary>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT mode, accepted, failed_check, reason, passed, pcr_set, cert_serial,
+                    appraised_at, evidence
+             FROM attestations WHERE serial = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![serial], |r| {
+            Ok(AttestationSummary::from_row(
+                r.get("mode")?,
+                r.get::<_, i64>("accepted")? != 0,
+                r.get("failed_check")?,
+                r.get("reason")?,
+                &r.get::<_, String>("passed")?,
+                r.get("pcr_set")?,
+                r.get("cert_serial")?,
+                r.get("appraised_at")?,
+                r.get("evidence")?,
+            ))
+        })
+        .optional()?)
 }
 
 fn latest_status(
@@ -1187,7 +1379,8 @@ pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
         let serials: Vec<String> = conn
             .prepare_cached(
                 "SELECT serial FROM pledges UNION SELECT serial FROM telemetry
-                 UNION SELECT pledge_serial FROM certificates ORDER BY 1",
+                 UNION SELECT pledge_serial FROM certificates
+                 UNION SELECT serial FROM attestations ORDER BY 1",
             )?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
@@ -1241,6 +1434,7 @@ pub fn list_pledges(db: &Db) -> Result<Vec<PledgeSummary>> {
                 })
                 .optional()?;
             out.push(PledgeSummary {
+                attestation: latest_attestation(conn, &serial)?,
                 audit_log,
                 state: state.to_string(),
                 policy,
@@ -1333,6 +1527,7 @@ mod tests {
             renewed_from: None,
             voucher_id: Some(1),
             spki_sha256: "00",
+            attestation: None,
         }
     }
 
@@ -1362,6 +1557,55 @@ mod tests {
         let p1 = list.iter().find(|p| p.serial == "P1").expect("P1");
         assert_eq!(p1.last_peer.as_deref(), Some("[fe80::2]:2"));
         assert_eq!(p1.transport.as_deref(), Some("coaps"));
+    }
+
+    /// SPEC §9: a refusal is stored alone; an issued LDevID's appraisal with it; `pledges
+    /// list` shows the latest, with the evidence.
+    #[tokio::test]
+    async fn attestation_appraisals_are_stored_and_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (db, writer) = setup(&dir);
+        let refused = NewAttestation {
+            serial: "P1",
+            mode: "require",
+            accepted: false,
+            failed_check: Some("pcr_digest"),
+            reason: Some("no accepted set".into()),
+            passed: "evidence,iak_chain".into(),
+            pcr_set: None,
+            evidence: Some(b"bundle"),
+            cert_serial: None,
+        };
+        store_attestation(&writer, &refused).await.expect("refusal");
+        let p1 = list_pledges(&db).expect("list");
+        let a = p1[0].attestation.clone().expect("appraisal");
+        assert_eq!(p1[0].serial, "P1");
+        assert_eq!(a.text(), "refused: pcr_digest");
+        assert_eq!(a.passed, vec!["evidence", "iak_chain"]);
+        assert_eq!(a.evidence.as_deref(), Some("YnVuZGxl"));
+        assert_eq!(p1[0].certificates, 0);
+
+        let mut issued = certificate("C1", b"der");
+        issued.attestation = Some(NewAttestation {
+            mode: "record",
+            accepted: true,
+            failed_check: None,
+            reason: None,
+            pcr_set: Some("fw-1"),
+            cert_serial: Some("C1"),
+            ..refused
+        });
+        store_certificate(&writer, &issued).await.expect("issued");
+        let a = list_pledges(&db).expect("list")[0]
+            .attestation
+            .clone()
+            .expect("appraisal");
+        assert_eq!(a.text(), "accepted (fw-1)");
+        assert_eq!(a.cert_serial.as_deref(), Some("C1"));
+        let rows: i64 = db
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM attestations", [], |r| r.get(0))?))
+            .expect("count");
+        assert_eq!(rows, 2);
     }
 
     fn current(seen: bool) -> LdevidStatus {

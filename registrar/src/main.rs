@@ -7,6 +7,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod announcer;
+mod attestation;
 mod audit;
 mod certs;
 mod check_config;

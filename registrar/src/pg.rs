@@ -4,17 +4,17 @@
 //! [`crate::db`].
 
 use crate::db::{
-    CERT_SUMMARY_COLUMNS, CertSummary, ClientCert, EnrollGate, LdevidStatus, NewAuditCheck,
-    NewCertificate, NewNoncelessVoucher, NewTelemetry, NewVoucher, PledgeSummary, Policy,
-    RevokeWhat, StatusReport, StoredCertRow, StoredLdevid, StoredNonceless, StoredVoucher,
-    TELEMETRY_PER_WINDOW, TELEMETRY_WINDOW_SECS, TelemetryContext, TelemetryKind, TelemetryStored,
-    VoucherWithRequest, audit_text, ldevid_status_of, now, pledge_state, rfc3339,
+    AttestationSummary, CERT_SUMMARY_COLUMNS, CertSummary, ClientCert, EnrollGate, LdevidStatus,
+    NewAttestation, NewAuditCheck, NewCertificate, NewNoncelessVoucher, NewTelemetry, NewVoucher,
+    PledgeSummary, Policy, RevokeWhat, StatusReport, StoredCertRow, StoredLdevid, StoredNonceless,
+    StoredVoucher, TELEMETRY_PER_WINDOW, TELEMETRY_WINDOW_SECS, TelemetryContext, TelemetryKind,
+    TelemetryStored, VoucherWithRequest, audit_text, ldevid_status_of, now, pledge_state, rfc3339,
 };
 use brski_service::postgres::{GenericClient, Migration, PgError, PgStore, Transaction};
 use time::OffsetDateTime;
 
 /// The schema, by version.
-pub const MIGRATIONS: [Migration; 2] = [
+pub const MIGRATIONS: [Migration; 3] = [
     Migration {
         version: 1,
         name: "pledges, vouchers, telemetry, certificates, audit checks, nonceless vouchers",
@@ -115,6 +115,26 @@ CREATE TRIGGER telemetry_seen AFTER INSERT ON telemetry
         version: 2,
         name: "certificates.revoked_at: the CRL entries' revocationDate",
         sql: "ALTER TABLE certificates ADD COLUMN revoked_at TEXT;",
+    },
+    Migration {
+        version: 3,
+        name: "attestations: appraisals of attested enrollments",
+        sql: "
+CREATE TABLE attestations (
+    id           BIGSERIAL PRIMARY KEY,
+    serial       TEXT NOT NULL,
+    mode         TEXT NOT NULL CHECK (mode IN ('record', 'require')),
+    accepted     BOOLEAN NOT NULL,
+    failed_check TEXT,
+    reason       TEXT,
+    passed       TEXT NOT NULL,
+    pcr_set      TEXT,
+    evidence     BYTEA,
+    cert_serial  TEXT,
+    appraised_at TEXT NOT NULL
+);
+CREATE INDEX attestations_serial ON attestations (serial);
+",
     },
 ];
 
@@ -485,11 +505,43 @@ pub async fn may_enroll(
     ))
 }
 
+/// [`crate::db::store_attestation`], in the caller's transaction.
+pub async fn store_attestation(
+    tx: &Transaction<'_>,
+    a: &NewAttestation<'_>,
+) -> Result<(), PgError> {
+    tx.execute(
+        &tx.prepare_cached(
+            "INSERT INTO attestations (serial, mode, accepted, failed_check, reason, passed,
+                                   pcr_set, evidence, cert_serial, appraised_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .await?,
+        &[
+            &a.serial,
+            &a.mode,
+            &a.accepted,
+            &a.failed_check,
+            &a.reason,
+            &a.passed,
+            &a.pcr_set,
+            &a.evidence,
+            &a.cert_serial,
+            &now(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// [`crate::db::store_certificate`], in the caller's transaction.
 pub async fn store_certificate(
     tx: &Transaction<'_>,
     c: &NewCertificate<'_>,
 ) -> Result<(), PgError> {
+    if let Some(a) = &c.attestation {
+        store_attestation(tx, a).await?;
+    }
     tx.execute(
         &tx.prepare_cached(
             "INSERT INTO certificates (cert_serial, pledge_serial, subject, not_before, not_after,
@@ -695,7 +747,8 @@ pub async fn list_pledges(c: &impl GenericClient) -> Result<Vec<PledgeSummary>, 
         .query(
             &c.prepare_cached(
                 "SELECT serial FROM pledges UNION SELECT serial FROM telemetry
-             UNION SELECT pledge_serial FROM certificates ORDER BY 1",
+             UNION SELECT pledge_serial FROM certificates
+             UNION SELECT serial FROM attestations ORDER BY 1",
             )
             .await?,
             &[],
@@ -764,7 +817,32 @@ pub async fn list_pledges(c: &impl GenericClient) -> Result<Vec<PledgeSummary>, 
                 &[&serial],
             )
             .await?;
+        let attestation = c
+            .query_opt(
+                &c.prepare_cached(
+                    "SELECT mode, accepted, failed_check, reason, passed, pcr_set, cert_serial,
+                        appraised_at, evidence
+                 FROM attestations WHERE serial = $1 ORDER BY id DESC LIMIT 1",
+                )
+                .await?,
+                &[&serial],
+            )
+            .await?
+            .map(|r| {
+                AttestationSummary::from_row(
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get::<_, &str>(4),
+                    r.get(5),
+                    r.get(6),
+                    r.get(7),
+                    r.get(8),
+                )
+            });
         out.push(PledgeSummary {
+            attestation,
             state: pledge_state(&policy, ldevid_serial.is_some()).to_string(),
             policy,
             voucher_assertion,
@@ -977,6 +1055,7 @@ mod tests {
             renewed_from,
             voucher_id: Some(id),
             spki_sha256: "cc",
+            attestation: None,
         };
         for (serial, from) in [("C1", None), ("C2", Some("C1"))] {
             let tx = c.transaction().await.expect("tx");

@@ -53,8 +53,9 @@ fn table(rows: &[PledgeSummary]) -> String {
         "AUDIT_LOG",
         "LAST_SEEN",
         "TRANSPORT",
+        "ATTESTATION",
     ];
-    let cells: Vec<[String; 10]> = rows
+    let cells: Vec<[String; 11]> = rows
         .iter()
         .map(|r| {
             [
@@ -68,6 +69,10 @@ fn table(rows: &[PledgeSummary]) -> String {
                 r.audit_log.clone().unwrap_or_else(|| "-".into()),
                 r.last_seen.clone().unwrap_or_else(|| "-".into()),
                 r.transport.clone().unwrap_or_else(|| "-".into()),
+                r.attestation
+                    .as_ref()
+                    .map(|a| a.text())
+                    .unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();

@@ -42,6 +42,10 @@ pub struct ManufacturerAnchors {
     pub voucher_policy: TrustPolicy,
     /// Where its IDevIDs carry the serial number (RFC 8995 §2.3.1).
     pub serial_number_from: brski_common::pki::ext::SerialNumberSource,
+    /// Attested enrollment of its pledges (SPEC §9).
+    pub attestation: crate::attestation::AttestationMode,
+    /// The PCRs its pledges quote and the accepted values (empty: no quote asked).
+    pub pcr_policy: brski_common::attest::enroll::PcrPolicy,
 }
 
 /// Everything the handlers share.
@@ -319,6 +323,10 @@ impl Registrar {
             let allow_expired = m
                 .allow_expired_idevid
                 .unwrap_or(config.allow_expired_idevid);
+            let pcr_policy = match &m.pcr_reference {
+                Some(p) => crate::attestation::load_pcr_policy(p).map_err(StartError::Invalid)?,
+                None => Default::default(),
+            };
             manufacturers.push(ManufacturerAnchors {
                 idevid_policy: TrustPolicy::new(anchors.clone())
                     .with_time(idevid_time(allow_expired)),
@@ -327,6 +335,8 @@ impl Registrar {
                 masa_url: m.masa_url.clone(),
                 masa_url_overrides: m.masa_url_overrides,
                 serial_number_from: m.serial_number_from,
+                attestation: m.attestation,
+                pcr_policy,
             });
         }
         let all_anchors: Vec<Certificate> = manufacturers
@@ -476,12 +486,18 @@ impl Registrar {
         {
             return serial_number_from(leaf, SerialNumberSource::SubjectSerialNumber);
         }
-        let pool = presented.get(1..).unwrap_or_default();
-        let m = self
-            .manufacturers
-            .iter()
-            .find(|m| chains_to(leaf, pool, &m.idevid_policy))?;
+        let m = self.idevid_manufacturer(presented)?;
         serial_number_from(leaf, m.serial_number_from)
+    }
+
+    /// The manufacturer whose anchors the IDevID chain `presented` (end entity first)
+    /// validates to.
+    pub fn idevid_manufacturer(&self, presented: &[Certificate]) -> Option<&ManufacturerAnchors> {
+        let leaf = presented.first()?;
+        let pool = presented.get(1..).unwrap_or_default();
+        self.manufacturers
+            .iter()
+            .find(|m| chains_to(leaf, pool, &m.idevid_policy))
     }
 
     /// The manufacturer whose anchor is `anchor` (the last certificate of a validated IDevID

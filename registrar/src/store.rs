@@ -199,6 +199,13 @@ impl Store {
         }
     }
 
+    pub async fn store_attestation(&self, a: &db::NewAttestation<'_>) -> R<()> {
+        match self {
+            Self::Sqlite { writer, .. } => Ok(db::store_attestation(writer, a).await?),
+            Self::Postgres(p) => in_tx!(p, |tx| pg::store_attestation(&tx, a)),
+        }
+    }
+
     pub async fn ldevid_seen(&self, cert_serial: &str) -> R<()> {
         match self {
             Self::Sqlite { writer, .. } => Ok(db::ldevid_seen(writer, cert_serial).await?),

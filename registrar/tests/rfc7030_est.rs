@@ -13,9 +13,7 @@ use brski_common::pki::csr::{CsrParams, build_csr};
 use brski_common::pki::ext::subject_alt_names;
 use brski_common::pki::profile;
 use brski_common::telemetry::StatusTelemetry;
-use brski_service::https_client::{Connection, Target};
 use std::sync::Arc;
-use std::time::Duration;
 use support::*;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
@@ -501,34 +499,6 @@ async fn rfc7030_4_2_1_csr_with_rsa_512_key_is_refused_naming_the_key() {
         s.reg.pledge("SN-RSA512").await.expect("listed")["certificates"],
         0
     );
-}
-
-/// One EST connection of the pledge `p` (its IDevID), whose channel binding the test reads.
-async fn est_connection(s: &Setup, chain: &[Vec<u8>], key: Arc<SoftwareKey>) -> Connection {
-    let signer: Arc<dyn Signer> = key;
-    let ck = brski_common::tls::certified_key(chain, signer).expect("certified key");
-    let config = brski_common::tls::client_config(Some(ck), Arc::new(Recording::default()))
-        .expect("client config");
-    let target = Target::parse(&s.reg.base()).expect("target");
-    Connection::connect(&target, Arc::new(config), Duration::from_secs(10))
-        .await
-        .expect("connect")
-}
-
-/// POST a CSR on `conn`; (status, reason or body).
-async fn post_csr(conn: &mut Connection, path: &str, csr_der: &[u8]) -> (u16, Vec<u8>) {
-    let r = conn
-        .request(
-            http::Method::POST,
-            path,
-            Some(PKCS10),
-            None,
-            brski_common::est::encode_base64_body(csr_der).as_bytes(),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("request");
-    (r.status, r.body)
 }
 
 fn csr_der(subject: &Name, key: &dyn Signer, params: CsrParams) -> Vec<u8> {

@@ -62,17 +62,32 @@ pub fn csr_attrs(config: &CsrAttributes, names: &[GeneralName]) -> Result<CsrAtt
     Ok(CsrAttrs(attrs))
 }
 
-/// What `/csrattrs` asks of the pledge `serial` enrolling with its IDevID: the names of
-/// `[csr-attributes]` (403 when the serial cannot form them).
-fn enrollment_attrs(s: &Registrar, serial: &str) -> Result<(CsrAttrs, Vec<GeneralName>), Refusal> {
+/// What `/csrattrs` asks of the pledge `serial` enrolling with its IDevID chain `chain`: the
+/// names of `[csr-attributes]` (403 when the serial cannot form them), and TPM evidence when
+/// its manufacturer's `attestation` is on (SPEC §9).
+fn enrollment_attrs(
+    s: &Registrar,
+    serial: &str,
+    chain: &[Certificate],
+) -> Result<(CsrAttrs, Vec<GeneralName>), Refusal> {
     let names = crate::config::csr_alt_names(&s.config.csr_attributes, serial).map_err(|e| {
         Refusal::new(
             Class::Forbidden,
             format!("serial number {serial:?} cannot form the [csr-attributes] names: {e}"),
         )
     })?;
-    let attrs = csr_attrs(&s.config.csr_attributes, &names)
+    let mut attrs = csr_attrs(&s.config.csr_attributes, &names)
         .map_err(|e| Refusal::internal("encoding the CSR attributes", e))?;
+    if let Some(request) = s
+        .idevid_manufacturer(chain)
+        .and_then(crate::attestation::request)
+    {
+        attrs.0.extend(
+            request
+                .to_attrs()
+                .map_err(|e| Refusal::internal("encoding the evidence request", e))?,
+        );
+    }
     Ok((attrs, names))
 }
 
@@ -99,7 +114,7 @@ async fn attrs_for_client(
             let serial = s.idevid_serial(chain).ok_or_else(|| {
                 Refusal::new(Class::Forbidden, "IDevID subject has no serialNumber")
             })?;
-            enrollment_attrs(s, &serial)
+            enrollment_attrs(s, &serial, chain)
         }
         Client::Ldevid { cert, der } => {
             ldevid_holder(s, cert, der, LdevidUse::Renewal).await?;
@@ -313,7 +328,9 @@ enum Origin<'a> {
 }
 
 /// Issue an LDevID for `subject`, `alt_names` and the CSR's key (RFC 8995 §5.9.3) and store it
-/// ([`db::store_certificate`] says what it does to the pledge's others).
+/// ([`db::store_certificate`] says what it does to the pledge's others), with the appraisal of
+/// the CSR's evidence. Evidence that proved the key TPM-resident puts the TCG policies
+/// tcg-cap-verifiedTPMResidency and -Fixed into the LDevID (SPEC §8.2).
 async fn issue_and_store(
     s: &Registrar,
     pledge_serial: &str,
@@ -321,6 +338,7 @@ async fn issue_and_store(
     alt_names: &[GeneralName],
     csr: &CertReq,
     origin: Origin<'_>,
+    verdict: Option<&crate::attestation::Verdict>,
 ) -> Result<Certificate, Refusal> {
     let spki = spki_der(csr).map_err(|e| Refusal::new(Class::BadRequest, e))?;
     let mut params =
@@ -331,6 +349,15 @@ async fn issue_and_store(
         params.extra_extensions.push(
             distribution_point_extension(url)
                 .map_err(|e| Refusal::internal("the CRL distribution point", e))?,
+        );
+    }
+    if verdict.is_some_and(crate::attestation::Verdict::proved_residency) {
+        params.extra_extensions.push(
+            profile::certificate_policies(&[
+                brski_common::oid::TCG_CAP_VERIFIED_TPM_RESIDENCY,
+                brski_common::oid::TCG_CAP_VERIFIED_TPM_FIXED,
+            ])
+            .map_err(|e| Refusal::internal("the TCG certificate policies", e))?,
         );
     }
     params.not_after = NotAfter::At(
@@ -361,6 +388,7 @@ async fn issue_and_store(
                 Origin::Renewal(_) => None,
             },
             spki_sha256: &fingerprint(&spki),
+            attestation: verdict.map(|v| v.record(pledge_serial, Some(&cert_serial))),
         })
         .await
         .map_err(|e| Refusal::store("storing the LDevID", e))?;
@@ -509,7 +537,7 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
             .into());
         }
     };
-    let (attrs, names) = enrollment_attrs(s, &serial)?;
+    let (attrs, names) = enrollment_attrs(s, &serial, chain)?;
     let csr = checked_csr(req, &attrs)?;
     let idevid_subject = idevid.tbs_certificate().subject();
     if s.config.csr_subject_must_match_idevid && !same_name(&csr.info.subject, idevid_subject) {
@@ -550,6 +578,23 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
             .map_err(|e| Refusal::internal("ldevid-subject template", e))?,
         None => csr.info.subject.clone(),
     };
+    // SPEC §9: the evidence that the CSR's key is in the device's TPM, as the manufacturer
+    // of the IDevID asks.
+    let verdict = s
+        .idevid_manufacturer(chain)
+        .and_then(|m| crate::attestation::appraise(m, idevid, &csr, &req.peer));
+    if let Some(v) = &verdict {
+        if let Some(refusal) = v.refusal() {
+            s.store
+                .store_attestation(&v.record(&serial, None))
+                .await
+                .map_err(|e| Refusal::store("recording the attestation refusal", e))?;
+            return Err(refusal.into());
+        }
+        if let Err(e) = &v.appraisal.result {
+            tracing::warn!(%serial, check = e.check(), reason = %e, "attestation failed; issuing (attestation = \"record\")");
+        }
+    }
     let cert = issue_and_store(
         s,
         &serial,
@@ -557,6 +602,7 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
         &names,
         &csr,
         Origin::Voucher(voucher_id),
+        verdict.as_ref(),
     )
     .await?;
     Ok(Issued {
@@ -651,6 +697,7 @@ async fn reenroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome>
         &names,
         &csr,
         Origin::Renewal(&current_serial),
+        None,
     )
     .await?;
     Ok(Issued {

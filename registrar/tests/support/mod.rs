@@ -18,6 +18,7 @@ use brski_common::pki::chain::{TimeCheck, TrustPolicy};
 use brski_common::pki::{self, CertificateParams, issue, name_from_parts, profile, self_signed};
 use brski_common::tls;
 use brski_common::voucher::{Assertion, PledgeExpectations};
+use brski_service::https_client::{Connection, Target};
 use der::{Decode, Encode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -1077,3 +1078,31 @@ pub fn promtool_check(scrape: &str) {
 /// The value of one series in a scrape.
 #[allow(unused_imports)]
 pub use brski_service::metrics::sample;
+
+/// One EST connection of the pledge `p` (its IDevID), whose channel binding the test reads.
+pub async fn est_connection(s: &Setup, chain: &[Vec<u8>], key: Arc<SoftwareKey>) -> Connection {
+    let signer: Arc<dyn Signer> = key;
+    let ck = brski_common::tls::certified_key(chain, signer).expect("certified key");
+    let config = brski_common::tls::client_config(Some(ck), Arc::new(Recording::default()))
+        .expect("client config");
+    let target = Target::parse(&s.reg.base()).expect("target");
+    Connection::connect(&target, Arc::new(config), Duration::from_secs(10))
+        .await
+        .expect("connect")
+}
+
+/// POST a CSR on `conn`; (status, reason or body).
+pub async fn post_csr(conn: &mut Connection, path: &str, csr_der: &[u8]) -> (u16, Vec<u8>) {
+    let r = conn
+        .request(
+            http::Method::POST,
+            path,
+            Some("application/pkcs10"),
+            None,
+            brski_common::est::encode_base64_body(csr_der).as_bytes(),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("request");
+    (r.status, r.body)
+}
