@@ -499,10 +499,31 @@ async fn est(
             }
             _ => new_ldevid_key(id, alg, None)?,
         };
+        let evidence_request = enroll::evidence_request(attrs.as_ref());
+        let attest;
+        let evidence: Option<&enroll::Evidence<'_>> =
+            match (&evidence_request, id.iak(), key.tpm_handle()) {
+                (Some(request), Some((tcti, iak)), Some(handle)) => {
+                    attest = move |binding: &[u8]| {
+                        crate::tpm::attestation(tcti, iak, handle, &id.iak_chain, request, binding)
+                    };
+                    Some(&attest)
+                }
+                (Some(_), _, _) => {
+                    tracing::warn!(
+                        step = "simpleenroll",
+                        "the registrar asks for TPM attestation evidence, which this pledge cannot \
+                         make (it needs its LDevID key in a TPM, iak-cert and [tpm] iak-handle)"
+                    );
+                    None
+                }
+                (None, _, _) => None,
+            };
         let request = enroll::CsrRequest {
             subject: idevid.tbs_certificate().subject(),
             key: signer.as_ref(),
             extensions: enroll::requested_extensions(attrs.as_ref()),
+            evidence,
         };
         tracing::info!(step = "simpleenroll", algorithm = ?signer.algorithm(), "requesting the LDevID");
         let enrolled = enroll::enroll(

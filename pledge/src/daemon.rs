@@ -228,6 +228,8 @@ async fn renew(
         subject: enrollment.ldevid.tbs_certificate().subject(),
         key: signer.as_ref(),
         extensions: san_extension(enrollment),
+        // The registrar asks for evidence at enrollment only (SPEC §9).
+        evidence: None,
     };
     tracing::info!(serial = %id.serial, step = "simplereenroll", "renewing the LDevID");
     let certs = enroll::enroll(

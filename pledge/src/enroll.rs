@@ -3,6 +3,7 @@
 
 use crate::error::{Failure, Step};
 use crate::session::{Exchange, Session, Transport};
+use brski_common::attest::enroll::EvidenceRequest;
 use brski_common::brski::paths;
 use brski_common::est::{self, CsrAttrs, RequestedKey, media_type};
 use brski_common::keys::{SignatureAlgorithm, Signer, SoftwareKey};
@@ -167,16 +168,35 @@ pub struct CsrRequest<'a> {
     pub subject: &'a Name,
     pub key: &'a dyn Signer,
     pub extensions: Vec<Extension>,
+    /// The attestation evidence for the session whose channel binding it is given (SPEC §9),
+    /// when the registrar asks for it and the pledge can make it.
+    pub evidence: Option<&'a Evidence<'a>>,
 }
+
+/// Makes the `id-aa-attestation` attribute for a CSR sent on the session with this channel
+/// binding.
+pub type Evidence<'a> =
+    dyn Fn(&[u8]) -> Result<x509_cert::attr::Attribute, Failure> + Send + Sync + 'a;
 
 /// A DER PKCS#10 request; with `channel_binding`, linked to the TLS connection it is sent on
 /// by its challengePassword (RFC 7030 §3.5, the RFC 9266 `tls-exporter` in place of
 /// tls-unique).
 pub fn csr(request: &CsrRequest<'_>, channel_binding: Option<&[u8]>) -> Result<Vec<u8>, Failure> {
+    let mut attributes = Vec::new();
+    if let Some(evidence) = request.evidence {
+        let binding = channel_binding.ok_or_else(|| {
+            Failure::Internal(
+                "attestation evidence needs the session's channel binding (RFC 9266), which \
+                 this connection does not have"
+                    .into(),
+            )
+        })?;
+        attributes.push(evidence(binding)?);
+    }
     let params = CsrParams {
         extensions: request.extensions.clone(),
         challenge_password: channel_binding.map(est::pop_linking_value),
-        ..CsrParams::default()
+        attributes,
     };
     build_csr(request.subject, request.key, &params)
         .map_err(|e| Failure::Internal(format!("CSR: {e}")))
@@ -186,6 +206,18 @@ pub fn csr(request: &CsrRequest<'_>, channel_binding: Option<&[u8]>) -> Result<V
 /// RFC 8994 §6.2.2: e.g. a subjectAltName with the ACP node name).
 pub fn requested_extensions(attrs: Option<&CsrAttrs>) -> Vec<Extension> {
     attrs.map(CsrAttrs::extension_templates).unwrap_or_default()
+}
+
+/// The attestation evidence `/csrattrs` asks for (SPEC §9), if any; an unreadable request is
+/// logged and ignored (the registrar decides what a CSR without evidence gets).
+pub fn evidence_request(attrs: Option<&CsrAttrs>) -> Option<EvidenceRequest> {
+    match EvidenceRequest::from_csr_attrs(attrs?) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(step = "csrattrs", error = %e, "unreadable attestation request; sending no evidence");
+            None
+        }
+    }
 }
 
 /// The longest wait between two attempts while the registrar answers 202 (RFC 7030 §4.2.3):

@@ -296,6 +296,7 @@ async fn obtain(
         subject: &subject,
         key: signer.as_ref(),
         extensions,
+        evidence: None,
     };
     let certs = enroll::enroll(
         &mut c.session,

@@ -37,6 +37,9 @@ pub struct Identity {
     pub transport: Transport,
     /// No registrar configured: find join proxies by discovery (RFC 8995 §4.1).
     pub discover: bool,
+    /// The IAK certificate and its chain (`iak-cert`), sent with attestation evidence; empty
+    /// when the pledge has no IAK.
+    pub iak_chain: Vec<Certificate>,
 }
 
 /// Where the IDevID private key is (IEEE 802.1AR §6.2.3: ideally never outside a TPM).
@@ -107,6 +110,21 @@ struct IdevidChain {
     chain_der: Vec<Vec<u8>>,
     /// The IDevID's SubjectPublicKeyInfo (DER).
     spki: Vec<u8>,
+}
+
+/// The IAK certificate chain (`iak-cert`), when there is one.
+fn iak_chain(config: &PledgeConfig) -> Result<Vec<Certificate>, String> {
+    let Some(path) = &config.iak_cert else {
+        return Ok(Vec::new());
+    };
+    let chain = read_certs(path).map_err(|e| problem("iak-cert", e))?;
+    if chain.is_empty() {
+        return Err(problem(
+            "iak-cert",
+            format!("{}: no certificate", path.display()),
+        ));
+    }
+    Ok(chain)
 }
 
 /// The IDevID chain (`idevid-cert`), its DER, and the IDevID's public key.
@@ -317,6 +335,7 @@ pub fn problems(config_path: &Path) -> Vec<String> {
     };
     found.extend(idevid_key(&config, spki.as_deref()).err());
     found.extend(manufacturer(&config).err());
+    found.extend(iak_chain(&config).err());
     found.extend(check_state_dir(&config).err());
     match registrar_target(&config, None) {
         Ok(reach) => found.extend(voucher_format(&config, reach.transport).err()),
@@ -350,7 +369,9 @@ impl Identity {
             discover,
         } = registrar_target(&config, registrar).map_err(at)?;
         let format = voucher_format(&config, transport).map_err(at)?;
+        let iak_chain = iak_chain(&config).map_err(at)?;
         Ok(Self {
+            iak_chain,
             config,
             serial,
             idevid_chain,
@@ -416,6 +437,17 @@ impl Identity {
                     .map_err(|e| Failure::Config(format!("IDevID: {e}")))?;
                 crate::tpm::open(&t.tcti, t.idevid_handle, &spki, "IDevID")
             }
+        }
+    }
+
+    /// The TCTI and IAK handle when the pledge can attest (SPEC §9): keys in a TPM, an IAK
+    /// and its certificate.
+    pub fn iak(&self) -> Option<(&str, u32)> {
+        match &self.idevid_key {
+            IdevidKey::Tpm(t) if !self.iak_chain.is_empty() => {
+                t.iak_handle.map(|h| (t.tcti.as_str(), h))
+            }
+            _ => None,
         }
     }
 

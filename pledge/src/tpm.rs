@@ -8,8 +8,11 @@
 //! fix it without restarting the daemon.
 
 use crate::error::Failure;
+use brski_common::attest::enroll::EvidenceRequest;
 use brski_common::keys::Signer;
 use std::sync::Arc;
+use x509_cert::Certificate;
+use x509_cert::attr::Attribute;
 
 /// Default LDevID handles (the same as `brski_common::keys::tpm::LDEVID_HANDLES`, which only
 /// exists with the `tpm` feature).
@@ -27,6 +30,8 @@ pub fn next_slot(handles: [u32; 2], current: u32) -> u32 {
 #[cfg(feature = "tpm")]
 mod imp {
     use super::*;
+    use brski_common::attest::enroll::qualifying_data;
+    use brski_common::attest::{BundleCert, TpmEvidence};
     use brski_common::keys::tpm::{self, TpmConfig, TpmError, TpmSigner};
 
     pub(super) fn failure(e: TpmError) -> Failure {
@@ -79,6 +84,39 @@ mod imp {
             Err(e) => Err(failure(e)),
         }
     }
+
+    /// The `id-aa-attestation` attribute for a CSR of the key at `key` sent on the session
+    /// whose channel binding is `channel_binding` (SPEC §9): TPM2_Certify of the key by the
+    /// IAK at `iak` and, when `request` names PCRs, TPM2_Quote of them, both over the
+    /// qualifying data of the session, with `iak_chain`.
+    pub fn attestation(
+        tcti: &str,
+        iak: u32,
+        key: u32,
+        iak_chain: &[Certificate],
+        request: &EvidenceRequest,
+        channel_binding: &[u8],
+    ) -> Result<Attribute, Failure> {
+        let config = config(tcti)?;
+        let qualifying = qualifying_data(channel_binding);
+        let certify = tpm::certify(&config, key, iak, &qualifying).map_err(failure)?;
+        let quote = if request.quote_pcrs.is_empty() {
+            None
+        } else {
+            Some(tpm::quote(&config, iak, &qualifying, &request.quote_pcrs).map_err(failure)?)
+        };
+        let certs = iak_chain
+            .iter()
+            .map(|c| BundleCert::X509(Box::new(c.clone())))
+            .collect();
+        TpmEvidence {
+            certify: Some(certify),
+            quote,
+        }
+        .to_bundle(certs)
+        .and_then(|b| b.to_attribute())
+        .map_err(|e| Failure::Internal(format!("attestation evidence: {e}")))
+    }
 }
 
 #[cfg(not(feature = "tpm"))]
@@ -106,9 +144,20 @@ mod imp {
     pub fn evict(_: &str, _: u32) -> Result<bool, Failure> {
         Err(not_built())
     }
+
+    pub fn attestation(
+        _: &str,
+        _: u32,
+        _: u32,
+        _: &[Certificate],
+        _: &EvidenceRequest,
+        _: &[u8],
+    ) -> Result<Attribute, Failure> {
+        Err(not_built())
+    }
 }
 
-pub use imp::{check_tcti, create_ldevid, evict, open};
+pub use imp::{attestation, check_tcti, create_ldevid, evict, open};
 
 #[cfg(test)]
 mod tests {
