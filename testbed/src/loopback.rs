@@ -727,6 +727,33 @@ impl Suite {
         Ok(())
     }
 
+    /// Attested enrollment for the suite's manufacturer (SPEC §9): `mode` (`record` or
+    /// `require`) and, when given, the PCR reference file's text, written beside
+    /// `registrar.toml`. Before [`Self::start_registrar`].
+    pub fn set_attestation(&self, mode: &str, pcr_reference: Option<&str>) -> Result<()> {
+        let toml = self.registrar_config();
+        let text = std::fs::read_to_string(&toml)?;
+        let mut edited = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("# attestation = ") {
+                edited.push(format!("attestation = \"{mode}\""));
+            } else if line.starts_with("# pcr-reference = ") && pcr_reference.is_some() {
+                edited.push("pcr-reference = \"pcr-reference.toml\"".to_string());
+            } else {
+                edited.push(line.to_string());
+            }
+        }
+        ensure!(
+            edited.iter().any(|l| l.starts_with("attestation = ")),
+            "registrar.toml has no manufacturer to set attestation for"
+        );
+        if let Some(reference) = pcr_reference {
+            std::fs::write(self.registrar_dir.join("pcr-reference.toml"), reference)?;
+        }
+        std::fs::write(&toml, edited.join("\n") + "\n")?;
+        Ok(())
+    }
+
     /// `masa mint` a pledge with `serial` into `dir/pledges/<serial>`; returns its pledge.toml.
     pub fn mint(&self, serial: &str) -> Result<PathBuf> {
         self.mint_with(serial, &[])
@@ -877,6 +904,62 @@ fn ldevid_tpm_handle(state_dir: &Path) -> Result<Option<u32>> {
 pub fn start_swtpm(state_dir: &Path) -> Result<brski_common::keys::tpm::swtpm::Swtpm> {
     brski_common::keys::tpm::swtpm::Swtpm::start(state_dir)
         .map_err(|e| anyhow!("{e} (swtpm state {})", state_dir.display()))
+}
+
+/// The testbed's simulated measured boot (SPEC §9): what a device's firmware would measure
+/// into its TPM before the pledge runs, as (PCR, what was measured). PCR 0 holds the firmware,
+/// PCR 7 the secure-boot policy.
+pub const SIMULATED_BOOT: [(u16, &str); 2] = [
+    (0, "testbed firmware 1.0"),
+    (7, "testbed secure boot policy: vendor keys only"),
+];
+
+/// The PCRs the testbed's registrar asks its pledges to quote: those of the PC Client profile
+/// that record the boot (firmware, its configuration, option ROMs, boot loader, secure-boot
+/// policy), without PCR 6, which records wake events and so differs from boot to boot.
+pub const QUOTED_PCRS: [u16; 7] = [0, 1, 2, 3, 4, 5, 7];
+
+/// Extend the [`SIMULATED_BOOT`] measurements (SHA-256 of each text) into the TPM at
+/// `config`, as firmware does at boot.
+#[cfg(feature = "tpm")]
+pub fn simulate_boot(config: &brski_common::keys::tpm::TpmConfig) -> Result<()> {
+    for (pcr, measured) in SIMULATED_BOOT {
+        let digest = sha256(measured.as_bytes());
+        brski_common::keys::tpm::extend_pcr(config, pcr, &digest)
+            .map_err(|e| anyhow!("simulated boot: {e}"))?;
+    }
+    Ok(())
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&brski_common::attest::HashAlg::Sha256.digest(data));
+    out
+}
+
+/// The registrar's PCR reference file for devices that booted as [`SIMULATED_BOOT`]
+/// describes (one accepted set, `testbed-fw-1.0`): each PCR of [`QUOTED_PCRS`] starts at zero
+/// and is extended once per measurement into it.
+pub fn simulated_boot_reference() -> String {
+    let values: Vec<String> = QUOTED_PCRS
+        .iter()
+        .map(|pcr| {
+            let value = SIMULATED_BOOT
+                .iter()
+                .filter(|(p, _)| p == pcr)
+                .fold([0u8; 32], |acc, (_, m)| {
+                    sha256(&[acc, sha256(m.as_bytes())].concat())
+                });
+            format!("\"{}\"", hex::encode(value))
+        })
+        .collect();
+    let pcrs: Vec<String> = QUOTED_PCRS.iter().map(u16::to_string).collect();
+    format!(
+        "# PCR reference values of the testbed's simulated boot (SHA-256 bank).\n\
+         pcrs = [{}]\n\n[[set]]\nname = \"testbed-fw-1.0\"\nvalues = [\n  {},\n]\n",
+        pcrs.join(", "),
+        values.join(",\n  ")
+    )
 }
 
 #[cfg(test)]

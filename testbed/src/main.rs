@@ -42,6 +42,11 @@ enum Command {
         /// --features tpm).
         #[arg(long)]
         tpm: bool,
+        /// Attested enrollment (with --tpm): each software TPM gets a simulated measured boot,
+        /// the registrar requires TPM evidence (the IAK certifies the LDevID key and quotes
+        /// PCRs 0-5 and 7 against its reference values), and `registrar pledges list` is shown.
+        #[arg(long, requires = "tpm")]
+        attest: bool,
         /// The pledges' transport: `https` (RFC 8995) or `coaps` (EST over CoAP and DTLS,
         /// RFC 9148 and cBRSKI, with COSE vouchers).
         #[arg(long, default_value = "https", value_parser = ["https", "coaps"])]
@@ -142,8 +147,9 @@ fn main() -> ExitCode {
             pledges,
             keep,
             tpm,
+            attest,
             transport,
-        } => demo(pledges, keep, tpm, &transport),
+        } => demo(pledges, keep, tpm, attest, &transport),
         Command::Lab { action } => lab(action),
         Command::Bench {
             pledges,
@@ -288,12 +294,14 @@ type Tpms = Vec<brski_common::keys::tpm::swtpm::Swtpm>;
 #[cfg(not(feature = "tpm"))]
 type Tpms = Vec<()>;
 
-/// Mint `serial`, into a fresh swtpm of its own when `tpm`.
+/// Mint `serial`, into a fresh swtpm of its own when `tpm`, which then goes through the
+/// testbed's simulated measured boot when `attest`.
 #[cfg(feature = "tpm")]
 fn mint_demo_pledge(
     suite: &Suite,
     serial: &str,
     tpm: bool,
+    attest: bool,
     tpms: &mut Tpms,
 ) -> Result<std::path::PathBuf> {
     if !tpm {
@@ -301,6 +309,9 @@ fn mint_demo_pledge(
     }
     let sim = testbed::loopback::start_swtpm(&suite.dir.join("swtpm").join(serial))?;
     let config = suite.mint_tpm(serial, &sim.tcti())?;
+    if attest {
+        testbed::loopback::simulate_boot(&sim.config())?;
+    }
     tpms.push(sim);
     Ok(config)
 }
@@ -310,6 +321,7 @@ fn mint_demo_pledge(
     suite: &Suite,
     serial: &str,
     tpm: bool,
+    _attest: bool,
     _tpms: &mut Tpms,
 ) -> Result<std::path::PathBuf> {
     if tpm {
@@ -318,7 +330,7 @@ fn mint_demo_pledge(
     suite.mint(serial)
 }
 
-fn demo(pledges: usize, keep: bool, tpm: bool, transport: &str) -> Result<()> {
+fn demo(pledges: usize, keep: bool, tpm: bool, attest: bool, transport: &str) -> Result<()> {
     if pledges == 0 {
         bail!("--pledges must be at least 1");
     }
@@ -333,6 +345,12 @@ fn demo(pledges: usize, keep: bool, tpm: bool, transport: &str) -> Result<()> {
         ..SuiteOptions::default()
     };
     let mut suite = Suite::create(bin, &dir, &options)?;
+    if attest {
+        suite.set_attestation(
+            "require",
+            Some(&testbed::loopback::simulated_boot_reference()),
+        )?;
+    }
     suite.start_masa()?;
     suite.start_registrar()?;
     println!(
@@ -345,10 +363,16 @@ fn demo(pledges: usize, keep: bool, tpm: bool, transport: &str) -> Result<()> {
     let mut configs = Vec::new();
     let mut tpms = Tpms::new();
     for s in &serials {
-        configs.push(mint_demo_pledge(&suite, s, tpm, &mut tpms)?);
+        configs.push(mint_demo_pledge(&suite, s, tpm, attest, &mut tpms)?);
     }
     if tpm {
         println!("{} software TPMs started, one per pledge", tpms.len());
+    }
+    if attest {
+        println!(
+            "attested enrollment required: TPM2_Certify of the LDevID key and TPM2_Quote of PCRs \
+             0-5 and 7 by each pledge's IAK"
+        );
     }
     // Bootstrap all pledges at once, each with the real `pledge` binary.
     let mut running = Vec::new();
@@ -392,6 +416,18 @@ fn demo(pledges: usize, keep: bool, tpm: bool, transport: &str) -> Result<()> {
             e.ldevid_subject,
             e.ldevid_issuer,
             took.as_secs_f64()
+        );
+    }
+    if attest {
+        // The registrar's record of each appraisal, as an operator sees it.
+        let out = testbed::loopback::run(
+            std::process::Command::new(&suite.bin.registrar)
+                .args(["pledges", "list", "--config"])
+                .arg(suite.registrar_config()),
+        )?;
+        println!(
+            "registrar pledges list:\n{}",
+            String::from_utf8_lossy(&out.stdout).trim_end()
         );
     }
     let stopped = suite.stop()?;

@@ -54,3 +54,29 @@ fn demo_with_tpm_keys_enrolls_over_https_and_coaps() {
         assert_eq!(in_tpm, 2, "{out}");
     }
 }
+
+/// `testbed demo --tpm --attest` (SPEC §9): every pledge's evidence is appraised and accepted,
+/// and the registrar's `pledges list`, which the demo prints, shows it.
+#[cfg(feature = "tpm")]
+#[test]
+fn demo_with_attestation_shows_each_accepted_appraisal() {
+    let out = demo(&["--tpm", "--attest"]);
+    assert!(out.contains("ATTESTATION"), "{out}");
+    let accepted = out
+        .lines()
+        .filter(|l| l.starts_with("DEMO-") && l.ends_with("accepted (testbed-fw-1.0)"))
+        .count();
+    assert_eq!(accepted, 2, "{out}");
+}
+
+/// `--attest` needs `--tpm`.
+#[test]
+fn demo_attest_without_tpm_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_testbed"))
+        .args(["demo", "--pledges", "1", "--attest"])
+        .output()
+        .expect("run testbed demo --attest");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tpm"), "{stderr}");
+}

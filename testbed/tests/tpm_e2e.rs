@@ -10,6 +10,7 @@
 
 mod support;
 
+use brski_common::attest::{AttestationBundle, TpmEvidence};
 use brski_common::envelope::{self, Format};
 use brski_common::keys::Signer;
 use brski_common::keys::tpm::swtpm::Swtpm;
@@ -318,6 +319,142 @@ fn bootstrap_with_keys_in_the_tpm(transport: &str, serial: &str) {
         vec![IDEVID_HANDLE, LDEVID_HANDLES[0], IAK_HANDLE]
     );
     s.stop().expect("stop");
+}
+
+/// TPM 2.0 Part 2 §6.5.2: TPM_CC_Certify, TPM_CC_Quote, TPM_CC_PCR_Read.
+const TPM_CC_CERTIFY: u32 = 0x148;
+const TPM_CC_QUOTE: u32 = 0x158;
+const TPM_CC_PCR_READ: u32 = 0x17e;
+
+/// SPEC §9 end to end with the real binaries: the testbed's simulated measured boot, a
+/// registrar requiring attestation against its PCR reference file, and a pledge whose IAK
+/// certifies its LDevID key and quotes PCRs 0-5 and 7 in the CSR. The registrar's record shows the
+/// accepted appraisal, and tpm2_checkquote (tpm2-tools) verifies the pledge's quote with the
+/// IAK certificate's key and the PCR values it reported.
+#[test]
+fn attested_enrollment_with_the_pledge_over_https() {
+    attested_enrollment("https", "ATT-0001");
+}
+
+/// The same over CoAPS (RFC 9148): the pledge makes its first CSR without asking `/att`
+/// (cBRSKI §6.7), the registrar refuses it for lacking evidence (4.00), the pledge asks and
+/// sends evidence bound to the DTLS session.
+#[test]
+fn attested_enrollment_with_the_pledge_over_coaps() {
+    attested_enrollment("coaps", "ATT-0002");
+}
+
+fn attested_enrollment(transport: &str, serial: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sim = start_swtpm(tmp.path());
+    let counter = CommandCounter::start(sim.port());
+    let (_suite_dir, mut s) = suite(&SuiteOptions {
+        transport: transport.into(),
+        ..SuiteOptions::default()
+    });
+    s.set_attestation(
+        "require",
+        Some(&testbed::loopback::simulated_boot_reference()),
+    )
+    .expect("attestation");
+    s.start_masa().expect("masa serve");
+    s.start_registrar().expect("registrar serve");
+    let config = s
+        .mint_tpm(serial, &counter.tcti())
+        .expect("masa mint --tpm");
+    testbed::loopback::simulate_boot(&sim.config()).expect("simulated boot");
+    TpmSigner::open(&sim.config(), IDEVID_HANDLE)
+        .expect("open")
+        .sign(b"warm-up")
+        .expect("warm-up signature");
+    counter.take();
+
+    let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
+    assert!(out.status.success(), "bootstrap: {}", stderr(&out));
+    let codes = counter.take();
+    let count = |cc: u32| codes.iter().filter(|c| **c == cc).count();
+    eprintln!(
+        "{transport}: TPM commands in one attested bootstrap: {} in all, {} TPM2_Certify, {} \
+         TPM2_Quote, {} TPM2_PCR_Read, {} TPM2_Sign",
+        codes.len(),
+        count(TPM_CC_CERTIFY),
+        count(TPM_CC_QUOTE),
+        count(TPM_CC_PCR_READ),
+        count(TPM_CC_SIGN)
+    );
+    // One CSR with evidence: one certify, one quote (over CoAPS the first CSR, made before
+    // /att was asked, carries none).
+    assert_eq!(count(TPM_CC_CERTIFY), 1);
+    assert_eq!(count(TPM_CC_QUOTE), 1);
+
+    let row = pledge_row(&s, serial).expect("row");
+    let a = &row["attestation"];
+    assert_eq!(a["accepted"], true, "{row}");
+    assert_eq!(a["mode"], "require");
+    assert_eq!(a["pcr_set"], "testbed-fw-1.0", "{row}");
+    assert_eq!(row["enrollstatus"]["status"], true, "{row}");
+    let dir = config.parent().expect("dir");
+    let ldevid = cert(&dir.join("ldevid.crt.pem"));
+    assert_eq!(
+        certificate_policies(&ldevid).expect("policies"),
+        vec![TCG_CAP_VERIFIED_TPM_RESIDENCY, TCG_CAP_VERIFIED_TPM_FIXED],
+        "the LDevID says its key is TPM-resident"
+    );
+
+    // tpm2_checkquote on the quote the pledge sent, from the evidence the registrar stored.
+    let der = base64_decode(a["evidence"].as_str().expect("evidence"));
+    let bundle = AttestationBundle::from_der(&der).expect("bundle");
+    let quote = TpmEvidence::from_bundle(&bundle)
+        .expect("statements")
+        .quote
+        .expect("quote");
+    let info =
+        brski_common::attest::TpmsAttest::decode(quote.tpms_attest.as_bytes()).expect("info");
+    let work = tmp.path();
+    let iak = cert(&dir.join("iak.crt.pem"));
+    std::fs::write(
+        work.join("iak.pem"),
+        brski_common::input::to_pem("PUBLIC KEY", &spki(&iak)),
+    )
+    .expect("write");
+    std::fs::write(work.join("quote.attest"), quote.tpms_attest.as_bytes()).expect("write");
+    std::fs::write(work.join("quote.sig"), quote.signature.as_bytes()).expect("write");
+    let values: Vec<u8> = quote
+        .pcr_values
+        .as_ref()
+        .expect("values")
+        .iter()
+        .flat_map(|v| v.as_bytes().to_vec())
+        .collect();
+    std::fs::write(work.join("quote.pcrs"), values).expect("write");
+    run(Command::new("tpm2_checkquote")
+        .current_dir(work)
+        .args([
+            "-u",
+            "iak.pem",
+            "-m",
+            "quote.attest",
+            "-s",
+            "quote.sig",
+            "-f",
+            "quote.pcrs",
+            "-l",
+            "sha256:0,1,2,3,4,5,7",
+            "-g",
+            "sha256",
+            "-q",
+        ])
+        .arg(hex::encode(&info.extra_data)))
+    .expect("tpm2_checkquote verifies the pledge's quote");
+    s.stop().expect("stop");
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    brski_common::input::pem_block(
+        &format!("-----BEGIN X-----\n{text}\n-----END X-----\n"),
+        &["X"],
+    )
+    .expect("base64")
 }
 
 #[test]
