@@ -271,8 +271,9 @@ const MAX_BATCH: usize = 256;
 /// returns only after the transaction holding the write is committed (`synchronous=FULL`), so
 /// durability is that of a transaction per write; a write that fails is undone alone (a
 /// savepoint each, or SQLite's own statement atomicity for [`GroupCommit::write_statement`]).
-/// While one transaction runs and commits (its fsync) the next writes queue up, and the next
-/// transaction takes all of them: batches grow with the load, and no write waits for more.
+/// A transaction takes the first queued write and every write that queues before its COMMIT
+/// begins (up to [`MAX_BATCH`]); those that queue during the COMMIT (its fsync) go to the next
+/// one. Batches grow with the load, and no write waits for more.
 #[derive(Clone)]
 pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
