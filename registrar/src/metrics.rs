@@ -1,7 +1,8 @@
 //! The registrar's Prometheus metrics (served by [`brski_service::metrics`] on
 //! `metrics-listen`): voucher requests (RFC 8995 §5.5), enrollments and renewals (RFC 7030
-//! §4.2) by transport and outcome, pending pledges (RFC 8995 §7.3), and MASA round trips
-//! (RFC 8995 §5.4); with the shared connection and database families.
+//! §4.2) by transport and outcome, appraisals of attestation evidence (SPEC §9), pending
+//! pledges (RFC 8995 §7.3), and MASA round trips (RFC 8995 §5.4); with the shared connection
+//! and database families.
 
 use crate::steps::{Outcome, Transport};
 use brski_common::answer::Class;
@@ -25,6 +26,7 @@ pub struct RegistrarMetrics {
     voucher_requests: Counter2,
     enrollments: Counter2,
     renewals: Counter2,
+    attestations: Counter2,
     pending_pledges: Gauge,
 }
 
@@ -65,6 +67,13 @@ impl RegistrarMetrics {
             "simplereenroll requests (RFC 7030 section 4.2.2) by transport and outcome",
             renewals.clone(),
         );
+        let attestations = Counter2::default();
+        registry.register(
+            "registrar_attestations",
+            "Appraisals of the attestation evidence of CSRs, by the manufacturer's attestation \
+             mode and result: accepted, or the check that failed",
+            attestations.clone(),
+        );
         let pending_pledges = Gauge::default();
         registry.register(
             "registrar_pending_pledges",
@@ -79,6 +88,7 @@ impl RegistrarMetrics {
             voucher_requests,
             enrollments,
             renewals,
+            attestations,
             pending_pledges,
         }
     }
@@ -96,6 +106,14 @@ impl RegistrarMetrics {
     /// A `/simplereenroll` over `transport` ended with `outcome`.
     pub fn renewal(&self, transport: Transport, outcome: &Outcome) {
         count(&self.renewals, transport, outcome);
+    }
+
+    /// An appraisal under `mode` ended with `result`: `accepted`, or the stable name of the
+    /// failed check (a closed set, `AttestError::check`).
+    pub fn attestation(&self, mode: &'static str, result: &'static str) {
+        self.attestations
+            .get_or_create(&[("mode", mode), ("result", result)])
+            .inc();
     }
 
     /// The number of pledges pending now.

@@ -218,6 +218,13 @@ fn raw_csr(subject: &Name, key: &dyn Signer, attributes: Vec<Attribute>) -> Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attested_enrollment_is_accepted_recorded_and_shown() {
     let lab = Lab::new("ATT-OK").await;
+    // First a CSR without evidence, refused.
+    let software = brski_common::keys::SoftwareKey::generate(SignatureAlgorithm::EcdsaP256Sha256)
+        .expect("key");
+    let mut first = lab.connect().await;
+    let refused = lab.csr(&software, vec![]);
+    assert_eq!(lab.enroll(&mut first, &refused).await.0, 400);
+
     let key = lab.ldevid(0);
     let mut conn = lab.connect().await;
     let binding = conn.channel_binding().expect("binding").to_vec();
@@ -260,7 +267,20 @@ async fn attested_enrollment_is_accepted_recorded_and_shown() {
             .expect("bundle")
             .expect("some")
     );
-    // The table shows it.
+    // The metrics count both appraisals.
+    let addr = lab.s.reg.metrics_addr().expect("metrics_addr= in the log");
+    let (_, _, scrape) = scrape_path(addr, "/metrics").await;
+    promtool_check(&scrape);
+    let count = |result: &str| {
+        sample(
+            &scrape,
+            &format!("brski_registrar_attestations_total{{mode=\"require\",result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!(count("accepted"), Some(1.0), "{scrape}");
+    assert_eq!(count("evidence"), Some(1.0), "{scrape}");
+
+    // The table shows the latest.
     let table = pledges_cmd(&lab.s.tmp.path().join("registrar"), &["list"]).await;
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(

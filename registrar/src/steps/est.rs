@@ -584,6 +584,10 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
         .idevid_manufacturer(chain)
         .and_then(|m| crate::attestation::appraise(m, idevid, &csr, &req.peer));
     if let Some(v) = &verdict {
+        s.metrics.attestation(
+            v.mode.as_str(),
+            v.appraisal.failed_check().unwrap_or("accepted"),
+        );
         if let Some(refusal) = v.refusal() {
             s.store
                 .store_attestation(&v.record(&serial, None))
