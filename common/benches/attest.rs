@@ -1,7 +1,7 @@
 //! The registrar's appraisal of attestation evidence (SPEC §9), one thread: what each attested
 //! enrollment adds to the registrar's CPU. Measured on the real swtpm evidence of
 //! `vectors/tpm-attest/` (ECDSA P-256 IAK): the IAK certificate's chain (a software vendor CA,
-//! P-256), the TPM2_Certify statement (signature, qualifying data, certified key and its
+//! P-256; a different certificate each time, as for a new pledge), the TPM2_Certify statement (signature, qualifying data, certified key and its
 //! attributes) and the TPM2_Quote statement (signature, reported PCR values, PCR digest
 //! against one accepted set), and all three as `appraise_enrollment` runs them.
 //!
@@ -86,17 +86,28 @@ fn main() {
         &ca_key,
     )
     .expect("CA");
-    let hmn = (brski_common::oid::TCG_TPM2_HW_TYPE, b"BENCH-1".as_slice());
-    let iak_cert = issue(
-        &profile::iak("BENCH-1", hmn).expect("params"),
-        &iak_spki,
-        Some(&ca),
-        &ca_key,
-    )
-    .expect("IAK certificate");
+    // One IAK certificate per device, more than the memory of verified signatures holds
+    // (`pki::chain`, 4096): each validation verifies its signature, as for a new pledge.
+    let iak_certs: Vec<_> = (0..2 * 4096)
+        .map(|i| {
+            let serial = format!("BENCH-{i}");
+            let hmn = (brski_common::oid::TCG_TPM2_HW_TYPE, serial.as_bytes());
+            issue(
+                &profile::iak(&serial, hmn).expect("params"),
+                &iak_spki,
+                Some(&ca),
+                &ca_key,
+            )
+            .expect("IAK certificate")
+        })
+        .collect();
     let policy = TrustPolicy::new(vec![ca]);
-
-    let chain = || validate_chain(&iak_cert, &[], &policy).is_ok();
+    let next = std::cell::Cell::new(0usize);
+    let chain = || {
+        let i = next.get();
+        next.set((i + 1) % iak_certs.len());
+        validate_chain(&iak_certs[i], &[], &policy).is_ok()
+    };
     let certify_ok =
         || attest::appraise_certify(&certify, &signer, &ldevid_spki, &qualifying).is_ok();
     let quote_ok = || attest::appraise_quote(&quote, &signer, &qualifying, &accepted) == Ok(0);
