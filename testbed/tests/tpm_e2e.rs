@@ -244,12 +244,13 @@ fn bootstrap_with_keys_in_the_tpm(transport: &str, serial: &str) {
     let out = output(&mut s.pledge("bootstrap", &config).expect("cmd"));
     let took = started_at.elapsed();
     assert!(out.status.success(), "bootstrap: {}", stderr(&out));
-    let signs = counter
-        .take()
-        .into_iter()
-        .filter(|c| *c == TPM_CC_SIGN)
-        .count();
-    eprintln!("TPM2_Sign commands in one bootstrap: {signs}; bootstrap took {took:?}");
+    let codes = counter.take();
+    let signs = codes.iter().filter(|c| **c == TPM_CC_SIGN).count();
+    eprintln!(
+        "{transport}: TPM commands in one bootstrap: {} in all, {signs} TPM2_Sign; bootstrap \
+         took {took:?}",
+        codes.len()
+    );
     // IDevID (D)TLS CertificateVerify, voucher-request, CSR, LDevID (D)TLS CertificateVerify
     // (enrollstatus on a new connection).
     assert_eq!(signs, 4, "TPM signatures per bootstrap");
