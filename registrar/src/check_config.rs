@@ -93,6 +93,11 @@ pub fn problems(path: &Path) -> Vec<String> {
             Ok(_) => {}
             Err(e) => problem(format!("manufacturer ca: {e}")),
         }
+        if let Some(p) = &m.pcr_reference {
+            if let Err(e) = crate::config::load_pcr_policy(p) {
+                problem(e);
+            }
+        }
     }
     if let Some(masa_ca) = &c.masa_ca {
         match read_certs(masa_ca) {

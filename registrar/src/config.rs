@@ -907,6 +907,12 @@ impl RegistrarConfig {
             if m.masa_url_overrides && m.masa_url.is_none() {
                 problems.push("manufacturer masa-url-overrides = true needs a masa-url".into());
             }
+            if m.pcr_reference.is_some() && m.attestation == AttestationMode::Off {
+                problems.push(
+                    "manufacturer pcr-reference needs attestation = \"record\" or \"require\""
+                        .into(),
+                );
+            }
         }
         for m in &self.masas {
             if let Err(e) = brski_common::pki::ext::masa_base_uri(&m.url) {

@@ -470,6 +470,69 @@ async fn check_config_and_serve_name_the_key_of_a_bad_file() {
     );
 }
 
+/// SPEC §9: a PCR reference file that does not parse, and a pcr-reference without
+/// attestation, are named by check-config and refuse serve, in the same words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_and_serve_name_a_bad_pcr_reference() {
+    let tmp = TempDir::new().expect("tempdir");
+    let (dir, config) = initialised(&tmp, &Vendor::new("Vendor")).await;
+    let run = |cmd: &'static str| {
+        let config = config.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                tokio::process::Command::new(registrar_bin())
+                    .arg(cmd)
+                    .arg("--config")
+                    .arg(&config)
+                    .kill_on_drop(true)
+                    .output(),
+            )
+            .await
+            .expect("it ends")
+            .expect(cmd)
+        }
+    };
+    let pcrs = dir.join("pcrs.toml");
+    std::fs::write(
+        &pcrs,
+        "pcrs = [0, 99]\n[[set]]\nname = \"x\"\nvalues = []\n",
+    )
+    .expect("write");
+    let reference = format!("pcr-reference = {:?}", pcrs.display().to_string());
+    for (attestation, words) in [
+        (
+            "attestation = \"require\"",
+            "PCR 99 is beyond the 24 of a TPM 2.0 PC bank".to_string(),
+        ),
+        (
+            "# attestation = \"require\"",
+            "manufacturer pcr-reference needs attestation = \"record\" or \"require\"".to_string(),
+        ),
+    ] {
+        let reference = reference.clone();
+        edit_config(&dir, move |t| {
+            t.lines()
+                .map(|l| match l {
+                    l if l.contains("attestation = ") => attestation.to_string(),
+                    l if l.contains("pcr-reference = ") => reference.clone(),
+                    l => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        });
+        let out = run("check-config").await;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains(&words), "check-config: {err}");
+        let serve = run("serve").await;
+        assert!(!serve.status.success());
+        let serve_err = String::from_utf8_lossy(&serve.stderr);
+        assert!(serve_err.contains(&words), "serve: {serve_err}");
+    }
+}
+
 /// An IDevID-profile certificate (no id-kp-cmcRA) from the vendor CA, as PEM.
 fn check_config_fixture_cert(vendor: &Vendor) -> String {
     pem(std::slice::from_ref(
