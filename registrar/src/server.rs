@@ -490,6 +490,20 @@ impl Registrar {
         serial_number_from(leaf, m.serial_number_from)
     }
 
+    /// The manufacturer of the IDevID chain `presented` when it wants attestation (SPEC §9);
+    /// without a chain check when no manufacturer does.
+    pub fn attesting_manufacturer(
+        &self,
+        presented: &[Certificate],
+    ) -> Option<&ManufacturerAnchors> {
+        let on =
+            |m: &&ManufacturerAnchors| m.attestation != crate::attestation::AttestationMode::Off;
+        if !self.manufacturers.iter().any(|m| on(&m)) {
+            return None;
+        }
+        self.idevid_manufacturer(presented).filter(on)
+    }
+
     /// The manufacturer whose anchors the IDevID chain `presented` (end entity first)
     /// validates to.
     pub fn idevid_manufacturer(&self, presented: &[Certificate]) -> Option<&ManufacturerAnchors> {

@@ -427,28 +427,28 @@ async fn registrar_toml_values_out_of_range_refuse_start_and_check_config_lists_
     assert!(err.contains("is not issued by the domain CA"), "{err}");
 }
 
+/// `registrar CMD --config CONFIG`, which must end within a minute.
+async fn run_with_config(cmd: &'static str, config: std::path::PathBuf) -> std::process::Output {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(registrar_bin())
+            .arg(cmd)
+            .arg("--config")
+            .arg(&config)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("it ends")
+    .expect(cmd)
+}
+
 /// A problem with a file is named by its key, in the same words from check-config and serve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_and_serve_name_the_key_of_a_bad_file() {
     let tmp = TempDir::new().expect("tempdir");
     let (dir, config) = initialised(&tmp, &Vendor::new("Vendor")).await;
-    let run = |cmd: &'static str| {
-        let config = config.clone();
-        async move {
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                tokio::process::Command::new(registrar_bin())
-                    .arg(cmd)
-                    .arg("--config")
-                    .arg(&config)
-                    .kill_on_drop(true)
-                    .output(),
-            )
-            .await
-            .expect("it ends")
-            .expect(cmd)
-        }
-    };
+    let run = |cmd: &'static str| run_with_config(cmd, config.clone());
     std::fs::remove_file(dir.join("domain-ca.crt.pem")).expect("rm");
     let out = run("check-config").await;
     assert!(!out.status.success());
@@ -476,23 +476,7 @@ async fn check_config_and_serve_name_the_key_of_a_bad_file() {
 async fn check_config_and_serve_name_a_bad_pcr_reference() {
     let tmp = TempDir::new().expect("tempdir");
     let (dir, config) = initialised(&tmp, &Vendor::new("Vendor")).await;
-    let run = |cmd: &'static str| {
-        let config = config.clone();
-        async move {
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                tokio::process::Command::new(registrar_bin())
-                    .arg(cmd)
-                    .arg("--config")
-                    .arg(&config)
-                    .kill_on_drop(true)
-                    .output(),
-            )
-            .await
-            .expect("it ends")
-            .expect(cmd)
-        }
-    };
+    let run = |cmd: &'static str| run_with_config(cmd, config.clone());
     let pcrs = dir.join("pcrs.toml");
     std::fs::write(
         &pcrs,

@@ -14,7 +14,7 @@
 use super::{Declared, Media, Outcome, Payload, Peer, Refusal, base_type, unfinished};
 use crate::config::CsrAttributes;
 use crate::db::{self, EnrollGate, LdevidStatus, NewCertificate, Policy, StoredLdevid};
-use crate::server::{Client, Registrar};
+use crate::server::{Client, ManufacturerAnchors, Registrar};
 use brski_common::answer::Class;
 use brski_common::est::{AttrOrOid, CsrAttrs, RawOid, encode_certs_only, pop_linking_value};
 use brski_common::oid::{CHALLENGE_PASSWORD, EXTENSION_REQUEST};
@@ -62,13 +62,13 @@ pub fn csr_attrs(config: &CsrAttributes, names: &[GeneralName]) -> Result<CsrAtt
     Ok(CsrAttrs(attrs))
 }
 
-/// What `/csrattrs` asks of the pledge `serial` enrolling with its IDevID chain `chain`: the
-/// names of `[csr-attributes]` (403 when the serial cannot form them), and TPM evidence when
-/// its manufacturer's `attestation` is on (SPEC §9).
+/// What `/csrattrs` asks of the pledge `serial` enrolling with its IDevID: the names of
+/// `[csr-attributes]` (403 when the serial cannot form them), and TPM evidence when its
+/// manufacturer (`attesting`, [`Registrar::attesting_manufacturer`]) wants it (SPEC §9).
 fn enrollment_attrs(
     s: &Registrar,
     serial: &str,
-    chain: &[Certificate],
+    attesting: Option<&ManufacturerAnchors>,
 ) -> Result<(CsrAttrs, Vec<GeneralName>), Refusal> {
     let names = crate::config::csr_alt_names(&s.config.csr_attributes, serial).map_err(|e| {
         Refusal::new(
@@ -78,10 +78,7 @@ fn enrollment_attrs(
     })?;
     let mut attrs = csr_attrs(&s.config.csr_attributes, &names)
         .map_err(|e| Refusal::internal("encoding the CSR attributes", e))?;
-    if let Some(request) = s
-        .idevid_manufacturer(chain)
-        .and_then(crate::attestation::request)
-    {
+    if let Some(request) = attesting.and_then(crate::attestation::request) {
         attrs.0.extend(
             request
                 .to_attrs()
@@ -114,7 +111,7 @@ async fn attrs_for_client(
             let serial = s.idevid_serial(chain).ok_or_else(|| {
                 Refusal::new(Class::Forbidden, "IDevID subject has no serialNumber")
             })?;
-            enrollment_attrs(s, &serial, chain)
+            enrollment_attrs(s, &serial, s.attesting_manufacturer(chain))
         }
         Client::Ldevid { cert, der } => {
             ldevid_holder(s, cert, der, LdevidUse::Renewal).await?;
@@ -537,7 +534,8 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
             .into());
         }
     };
-    let (attrs, names) = enrollment_attrs(s, &serial, chain)?;
+    let attesting = s.attesting_manufacturer(chain);
+    let (attrs, names) = enrollment_attrs(s, &serial, attesting)?;
     let csr = checked_csr(req, &attrs)?;
     let idevid_subject = idevid.tbs_certificate().subject();
     if s.config.csr_subject_must_match_idevid && !same_name(&csr.info.subject, idevid_subject) {
@@ -580,9 +578,7 @@ async fn enroll(s: &Registrar, req: &EnrollRequest) -> Result<Issued, Outcome> {
     };
     // SPEC §9: the evidence that the CSR's key is in the device's TPM, as the manufacturer
     // of the IDevID asks.
-    let verdict = s
-        .idevid_manufacturer(chain)
-        .and_then(|m| crate::attestation::appraise(m, idevid, &csr, &req.peer));
+    let verdict = attesting.and_then(|m| crate::attestation::appraise(m, idevid, &csr, &req.peer));
     if let Some(v) = &verdict {
         s.metrics.attestation(
             v.mode.as_str(),
